@@ -1,0 +1,258 @@
+"""Connection settings: DSS ``config`` dicts (llm.json params + resolved presets) → validated dataclasses.
+
+DSS may hand INT params as floats and leaves unset params out or empty, so every reader casts and defaults
+here, once. Secrets live only in ``AuthConfig`` fields marked ``repr=False``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from .errors import ConfigurationError, CredentialMissingError
+from .redaction import register_secret
+
+AuthKind = Literal["oauth", "pat", "keypair"]
+OAuthMode = Literal["auto", "direct", "exchange"]
+ChatProtocolName = Literal["auto", "openai_chat", "text_generation"]
+EmbedProtocolName = Literal["encode", "predict"]
+FAMILIES = ("auto", "llama2", "zephyr", "mistral", "phi2", "falcon", "chatml", "raw")
+
+OAUTH_PRESET_PARAM = "oauth_preset"
+SERVICE_PRESET_PARAM = "service_preset"
+OAUTH_CREDENTIAL_KEY = "snowflake_oauth"
+
+DEFAULT_READ_TIMEOUT = 55.0  # below the ingress's 60 s request budget (spcs-protocol.md §0.7)
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Who calls the endpoint and how. ``identity`` keys token caches and never contains a secret."""
+
+    kind: AuthKind
+    account_url: str | None = None
+    role: str | None = None
+    oauth_mode: OAuthMode = "auto"
+    user: str | None = None
+    pat_exchange: bool = False
+    oauth_token: str | None = field(default=None, repr=False)
+    pat: str | None = field(default=None, repr=False)
+    private_key_pem: str | None = field(default=None, repr=False)
+    private_key_passphrase: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        for secret in (self.oauth_token, self.pat, self.private_key_pem, self.private_key_passphrase):
+            register_secret(secret)
+
+    def require_account_url(self, purpose: str) -> str:
+        if not self.account_url:
+            raise ConfigurationError(
+                f"A Snowflake account URL is needed for {purpose}.",
+                fix="Set 'Snowflake account URL' (https://<account>.snowflakecomputing.com) in the preset or the model.",
+            )
+        return self.account_url
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """Where requests go and how patiently."""
+
+    base_url: str
+    route: str
+    connect_timeout: float = 10.0
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    max_parallelism: int = 4
+    max_attempts: int = 6
+    max_retry_seconds: float = 120.0
+
+    @property
+    def host(self) -> str:
+        return urlparse(self.base_url).hostname or ""
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/{self.route}"
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    instance_family: str = "GPU_NV_S"
+    credits_per_hour: float | None = None
+    dollars_per_credit: float = 3.0
+
+
+@dataclass(frozen=True)
+class ChatModelConfig:
+    endpoint: EndpointConfig
+    auth: AuthConfig
+    cost: CostConfig
+    protocol: ChatProtocolName = "auto"
+    family: str = "auto"
+    tokenizer: str | None = None
+    default_max_tokens: int = 512
+
+
+@dataclass(frozen=True)
+class EmbeddingModelConfig:
+    endpoint: EndpointConfig
+    auth: AuthConfig
+    cost: CostConfig
+    protocol: EmbedProtocolName = "encode"
+    rows_per_request: int = 64
+    max_request_bytes: int = 1_000_000
+    tokenizer: str | None = None
+
+
+def _text(config: dict, key: str) -> str | None:
+    value = config.get(key)
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def _number(config: dict, key: str, default: float, *, minimum: float, cast: type = float) -> Any:
+    raw = config.get(key)
+    if raw in (None, ""):
+        return cast(default)
+    try:
+        value = cast(float(raw))
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"Setting '{key}' must be a number, got {raw!r}.") from None
+    if value < minimum:
+        raise ConfigurationError(f"Setting '{key}' must be at least {minimum}, got {value}.")
+    return value
+
+
+def _choice(config: dict, key: str, allowed: tuple[str, ...], default: str) -> str:
+    value = _text(config, key) or default
+    if value not in allowed:
+        raise ConfigurationError(f"Setting '{key}' must be one of {', '.join(allowed)}; got {value!r}.")
+    return value
+
+
+def normalise_url(value: str, *, what: str) -> str:
+    """Accept a bare host or a URL; return ``https://host[:port][/path]`` without a trailing slash."""
+    text = value.strip()
+    if "://" not in text:
+        text = "https://" + text
+    parsed = urlparse(text)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigurationError(f"The {what} {value!r} is not a host name or an http(s) URL.")
+    return text.rstrip("/")
+
+
+def parse_endpoint(config: dict, *, default_route: str) -> EndpointConfig:
+    raw = _text(config, "endpoint")
+    if not raw:
+        raise ConfigurationError(
+            "No endpoint is set.",
+            fix="Paste the ingress host from SHOW ENDPOINTS IN SERVICE <service> (or `spcs-llm deploy`'s output) "
+            "into 'Endpoint'.",
+        )
+    url = normalise_url(raw, what="endpoint")
+    parsed = urlparse(url)
+    route = _text(config, "route")
+    base = f"{parsed.scheme}://{parsed.netloc}"
+    if parsed.path.strip("/") and not route:
+        route = parsed.path.strip("/")
+    elif parsed.path.strip("/"):
+        base = url
+    return EndpointConfig(
+        base_url=base,
+        route=(route or default_route).strip("/"),
+        connect_timeout=_number(config, "connect_timeout", 10.0, minimum=0.1),
+        read_timeout=_number(config, "read_timeout", DEFAULT_READ_TIMEOUT, minimum=0.1),
+        max_parallelism=_number(config, "max_parallelism", 4, minimum=1, cast=int),
+        max_attempts=_number(config, "max_attempts", 6, minimum=1, cast=int),
+        max_retry_seconds=_number(config, "max_retry_seconds", 120.0, minimum=0),
+    )
+
+
+def parse_auth(config: dict) -> AuthConfig:
+    """Read the chosen preset: per-user OAuth, or a service account (PAT or key pair)."""
+    auth_type = _choice(config, "auth_type", ("oauth", "service"), "oauth")
+    model_account = _text(config, "account_url")
+    if auth_type == "oauth":
+        preset = config.get(OAUTH_PRESET_PARAM) or {}
+        token = preset.get(OAUTH_CREDENTIAL_KEY)
+        if isinstance(token, dict):  # tolerate a nested credential value
+            token = token.get("access_token") or token.get("token")
+        if not token or not str(token).strip():
+            raise CredentialMissingError(
+                "No Snowflake OAuth token is available for your DSS user (the credential is missing or expired)."
+            )
+        account = _text(preset, "account_url") or model_account
+        return AuthConfig(
+            kind="oauth",
+            account_url=normalise_url(account, what="account URL") if account else None,
+            role=_text(preset, "role"),
+            oauth_mode=_choice(preset, "oauth_mode", ("auto", "direct", "exchange"), "auto"),  # type: ignore[arg-type]
+            oauth_token=str(token).strip(),
+        )
+    preset = config.get(SERVICE_PRESET_PARAM) or {}
+    if not preset:
+        raise ConfigurationError(
+            "The model uses a service account but no service-account preset is selected.",
+            fix="Pick a 'Snowflake service account' preset in the model's settings.",
+        )
+    kind = _choice(preset, "service_auth", ("pat", "keypair"), "pat")
+    account = _text(preset, "account_url") or model_account
+    common = dict(
+        account_url=normalise_url(account, what="account URL") if account else None,
+        role=_text(preset, "role"),
+        user=_text(preset, "user"),
+    )
+    if kind == "pat":
+        pat = _text(preset, "pat")
+        if not pat:
+            raise ConfigurationError(
+                "The service-account preset has no programmatic access token.",
+                fix="Paste the token_secret of ALTER USER … ADD PROGRAMMATIC ACCESS TOKEN into the preset's 'PAT'.",
+            )
+        return AuthConfig(kind="pat", pat=pat, pat_exchange=bool(preset.get("pat_exchange")), **common)
+    key = _text(preset, "private_key")
+    if not key or not common["user"]:
+        raise ConfigurationError(
+            "Key-pair authentication needs both a user and a PEM private key.",
+            fix="Fill 'User' and 'Private key (PEM)' in the service-account preset.",
+        )
+    return AuthConfig(
+        kind="keypair", private_key_pem=key, private_key_passphrase=_text(preset, "private_key_passphrase"), **common
+    )
+
+
+def parse_cost(config: dict) -> CostConfig:
+    override = _number(config, "credits_per_hour", 0.0, minimum=0.0)
+    return CostConfig(
+        instance_family=_text(config, "instance_family") or "GPU_NV_S",
+        credits_per_hour=override or None,
+        dollars_per_credit=_number(config, "dollars_per_credit", 3.0, minimum=0.0),
+    )
+
+
+def parse_chat_config(config: dict) -> ChatModelConfig:
+    return ChatModelConfig(
+        endpoint=parse_endpoint(config, default_route="__call__"),
+        auth=parse_auth(config),
+        cost=parse_cost(config),
+        protocol=_choice(config, "protocol", ("auto", "openai_chat", "text_generation"), "auto"),  # type: ignore[arg-type]
+        family=_choice(config, "model_family", FAMILIES, "auto"),
+        tokenizer=_text(config, "tokenizer"),
+        default_max_tokens=_number(config, "default_max_tokens", 512, minimum=1, cast=int),
+    )
+
+
+def parse_embedding_config(config: dict) -> EmbeddingModelConfig:
+    protocol = _choice(config, "protocol", ("encode", "predict"), "encode")
+    cost = parse_cost({"instance_family": "CPU_X64_S", **{k: v for k, v in config.items() if v not in (None, "")}})
+    return EmbeddingModelConfig(
+        endpoint=parse_endpoint(config, default_route="encode" if protocol == "encode" else "predict"),
+        auth=parse_auth(config),
+        cost=cost,
+        protocol=protocol,  # type: ignore[arg-type]
+        rows_per_request=_number(config, "rows_per_request", 64, minimum=1, cast=int),
+        max_request_bytes=_number(config, "max_request_bytes", 1_000_000, minimum=1024, cast=int),
+        tokenizer=_text(config, "tokenizer"),
+    )

@@ -1,0 +1,80 @@
+"""Typed errors. Every message says what happened and names the fix; none carries a secret."""
+
+from __future__ import annotations
+
+from .redaction import redact
+
+
+class SpcsLlmError(Exception):
+    """Base class. ``fix`` is the action that resolves the problem, shown to the DSS user."""
+
+    default_fix = ""
+
+    def __init__(self, message: str, *, fix: str | None = None, status: int | None = None):
+        self.message = redact(message)
+        self.fix = redact(fix if fix is not None else self.default_fix)
+        self.status = status
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.message} Fix: {self.fix}" if self.fix else self.message
+
+
+class ConfigurationError(SpcsLlmError):
+    default_fix = "Correct the model's settings in the Custom LLM connection."
+
+
+class CredentialMissingError(SpcsLlmError):
+    default_fix = (
+        "Authorise your Snowflake credential in DSS: Profile & Settings → Credentials → the spcs-llm preset → Authorize."
+    )
+
+
+class AuthenticationError(SpcsLlmError):
+    default_fix = (
+        "Re-authorise in Profile & Settings → Credentials (OAuth), or check the PAT / key-pair user and role of the preset."
+    )
+
+
+class PermissionDeniedError(SpcsLlmError):
+    default_fix = (
+        "Grant the service role to the caller's role: GRANT SERVICE ROLE <db>.<schema>.<service>!ALL_ENDPOINTS_USAGE "
+        "TO ROLE <role>; and make sure the OAuth scope / PAT role restriction uses that role."
+    )
+
+
+class EndpointNotFoundError(SpcsLlmError):
+    default_fix = (
+        "Check the endpoint: use the ingress host from SHOW ENDPOINTS IN SERVICE <service> (column ingress_url) "
+        "and the method route (e.g. __call__, predict, encode)."
+    )
+
+
+class ServiceUnavailableError(SpcsLlmError):
+    default_fix = (
+        "The service is suspended, resuming or overloaded: wait a minute and retry, resume it with "
+        "ALTER SERVICE <service> RESUME, or raise min_instances / max_instances."
+    )
+
+
+class RateLimitedError(SpcsLlmError):
+    default_fix = "Lower 'Max parallelism' on the model, or add service instances / workers."
+
+
+class TransportError(SpcsLlmError):
+    default_fix = "Check network access from DSS to the ingress host (DNS, proxy, firewall) and the timeouts."
+
+
+class BadResponseError(SpcsLlmError):
+    default_fix = (
+        "The endpoint did not answer like a Snowflake model service: check the endpoint URL, the route and the "
+        "'Service protocol' setting."
+    )
+
+
+class RequestRejectedError(SpcsLlmError):
+    default_fix = "Check the 'Service protocol' and route settings against the model's signature (SHOW FUNCTIONS IN MODEL)."
+
+
+class InputTooLongError(SpcsLlmError):
+    default_fix = "Shorten the input, split it into chunks (e.g. the Embed recipe's splitter), or lower max output tokens."

@@ -1,0 +1,1 @@
+"""INTERFACE STUB — to be implemented. SPCS model-service envelopes and row shapes (spcs-protocol.md §C)."""

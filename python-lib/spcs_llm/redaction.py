@@ -1,0 +1,65 @@
+"""Keep secrets out of logs, traces and exception text.
+
+Every token source registers the secrets it handles; ``redact`` replaces them, and anything that looks like
+an auth header value or a JWT, with a marker. ``RedactingFilter`` applies it to every ``spcs_llm`` log record.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+_MARK = "***"
+_MIN_SECRET_LENGTH = 8
+_lock = threading.Lock()
+_secrets: set[str] = set()
+
+_PATTERNS = [
+    re.compile(r'(Snowflake\s+Token=")[^"]*(")', re.IGNORECASE),
+    re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE),
+    re.compile(r"(Basic\s+)[A-Za-z0-9+/=]+", re.IGNORECASE),
+    re.compile(r"()eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*()"),
+    re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----).*?(-----END [A-Z ]*PRIVATE KEY-----)", re.DOTALL),
+    re.compile(
+        r'((?:"|\b)(?:token|access_token|refresh_token|masterToken|sessionToken|password|client_secret|'
+        r'assertion|subject_token|TOKEN|code_verifier)"?\s*[:=]\s*"?)[^"&,\s}]+()',
+    ),
+]
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so that ``redact`` removes it wherever it appears."""
+    if value and len(value) >= _MIN_SECRET_LENGTH:
+        with _lock:
+            _secrets.add(value)
+
+
+def redact(text: object) -> str:
+    """Return ``text`` as a string with every registered secret and secret-looking value masked."""
+    out = "" if text is None else str(text)
+    with _lock:
+        known = sorted(_secrets, key=len, reverse=True)
+    for secret in known:
+        if secret in out:
+            out = out.replace(secret, _MARK)
+    for pattern in _PATTERNS:
+        out = pattern.sub(lambda m: f"{m.group(1)}{_MARK}{m.group(2) if m.lastindex and m.lastindex >= 2 else ''}", out)
+    return out
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts the formatted message of every record it sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A module logger whose records are redacted (logger filters are not inherited, so each gets one)."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())
+    return logger

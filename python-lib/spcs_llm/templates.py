@@ -1,0 +1,1 @@
+"""INTERFACE STUB — to be implemented. Chat formats for legacy text-generation services."""

@@ -1,0 +1,1 @@
+"""INTERFACE STUB — to be implemented. Exact token counts from usage, else a tokenizer, else an estimate."""
