@@ -1,0 +1,238 @@
+"""The DSS contract (dataiku-llm-plugin-contract.md §3) ↔ library values; what the thin llm.py files call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from .chat import ChatClient, ChatResult
+from .config import parse_chat_config, parse_embedding_config
+from .embeddings import EmbeddingBatchResult, EmbeddingClient, UnsupportedInput
+from .errors import RequestRejectedError
+from .protocol import GenerationParams
+from .redaction import get_logger, redact
+
+log = get_logger(__name__)
+
+IGNORED_ROLES = {"memoryFragment", "toolValidationRequests", "toolValidationResponses"}
+IMAGE_QUERY = UnsupportedInput(
+    "image inputs cannot be embedded by a text embedding model. Fix: send text, or use an image embedding model."
+)
+
+
+def _message_text(message: Mapping[str, Any]) -> str:
+    """Text of one DSS message: ``content``, else its TEXT parts, else its tool outputs (as TS-MESH does)."""
+    if message.get("content") is not None:
+        return str(message["content"])
+    parts = message.get("parts") or []
+    if any(part.get("type") in ("IMAGE_INLINE", "IMAGE_URI") for part in parts):
+        raise RequestRejectedError(
+            "The query contains an image, but SPCS chat services take text only.",
+            fix="Remove the image, or use a multimodal connection.",
+        )
+    if parts:
+        return "\n".join(str(part.get("text") or "") for part in parts if part.get("type") == "TEXT")
+    outputs = message.get("toolOutputs") or []
+    return "\n".join(str(out.get("output") or "") for out in outputs)
+
+
+def messages_from_query(query: Mapping[str, Any]) -> list[dict[str, str]]:
+    """DSS messages → plain ``{"role", "content"}`` messages.
+
+    Tool results become user messages (the services have no tool role); assistant tool-call messages and DSS 15
+    agent-only roles carry no text and are skipped.
+    """
+    messages = []
+    for message in query.get("messages") or []:
+        role = message.get("role") or "user"
+        if role in IGNORED_ROLES or (role == "assistant" and message.get("toolCalls") and not message.get("content")):
+            continue
+        messages.append({"role": "user" if role == "tool" else role, "content": _message_text(message)})
+    if not any(m["role"] == "user" and m["content"].strip() for m in messages):
+        raise RequestRejectedError(
+            "The query has no user message with text.", fix="Send at least one non-empty user message."
+        )
+    return messages
+
+
+def _response_format(settings: Mapping[str, Any]) -> dict | None:
+    wanted = settings.get("responseFormat")
+    if not wanted or wanted.get("type") != "json":
+        return None
+    if wanted.get("schema"):
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "response", "schema": wanted["schema"], "strict": bool(wanted.get("strict"))},
+        }
+    return {"type": "json_object"}  # [inf] a schema-less JSON mode; the documented signature names json_schema only
+
+
+def params_from_settings(settings: Mapping[str, Any] | None) -> GenerationParams:
+    """DSS completion settings → generation parameters. Missing keys mean "service default"; 0 max tokens = unset."""
+    settings = settings or {}
+    tool_choice = (settings.get("toolChoice") or {}).get("type")
+    if settings.get("tools") and tool_choice in ("required", "tool_name"):
+        raise RequestRejectedError(
+            "This query requires a tool call, but SPCS model services do not support tool calling.",
+            fix="Use this model without tools, or with toolChoice auto.",
+        )
+
+    def number(key: str) -> float | None:
+        value = settings.get(key)
+        return None if value is None else float(value)
+
+    max_tokens = settings.get("maxOutputTokens")
+    return GenerationParams(
+        max_tokens=int(max_tokens) if max_tokens else None,
+        temperature=number("temperature"),
+        top_p=number("topP"),
+        stop=tuple(settings.get("stopSequences") or ()),
+        presence_penalty=number("presencePenalty"),
+        frequency_penalty=number("frequencyPenalty"),
+        response_format=_response_format(settings),
+    )
+
+
+def usage_fields(prompt_tokens: int, completion_tokens: int, cost: float, estimated: bool) -> dict[str, Any]:
+    return {
+        "promptTokens": prompt_tokens,
+        "completionTokens": completion_tokens,
+        "totalTokens": prompt_tokens + completion_tokens,
+        "estimatedCost": cost,
+        "tokenCountsAreEstimated": estimated,
+    }
+
+
+def _chat_footer(result: ChatResult) -> dict[str, Any]:
+    footer = usage_fields(result.prompt_tokens, result.completion_tokens, result.estimated_cost, result.tokens_estimated)
+    if result.finish_reason:
+        footer["finishReason"] = result.finish_reason
+    return footer
+
+
+@contextmanager
+def traced(trace: Any, name: str) -> Iterator[Any]:
+    """A child span of DSS's ``SpanBuilder``, or nothing when DSS passes no trace."""
+    if trace is None:
+        yield None
+        return
+    with trace.subspan(name) as span:
+        yield span
+
+
+def _record_call(span: Any, attributes: dict[str, Any], outputs: dict[str, Any] | None = None) -> None:
+    if span is None:
+        return
+    span.attributes.update({key: redact(value) if isinstance(value, str) else value for key, value in attributes.items()})
+    if outputs:
+        span.outputs.update(outputs)
+
+
+class ChatAdapter:
+    """Backs the chat component: DSS query + settings → ChatClient → DSS response dicts."""
+
+    def __init__(self, client: ChatClient):
+        self.client = client
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "ChatAdapter":
+        return cls(ChatClient(parse_chat_config(dict(config))))
+
+    def _attributes(self, result: ChatResult) -> dict[str, Any]:
+        endpoint = self.client.config.endpoint
+        return {
+            "spcs.endpoint": endpoint.host,
+            "spcs.route": endpoint.route,
+            "spcs.protocol": result.protocol,
+            "spcs.attempts": result.attempts,
+            "spcs.retries": len(result.retry_reasons),
+            "spcs.retryReasons": ",".join(result.retry_reasons),
+            "spcs.tokenRenewals": result.renewals,
+            "spcs.busySeconds": round(result.busy_seconds, 6),
+            **_chat_footer(result),
+        }
+
+    def process(self, query: Mapping[str, Any], settings: Mapping[str, Any] | None, trace: Any) -> dict[str, Any]:
+        messages = messages_from_query(query)
+        params = params_from_settings(settings)
+        with traced(trace, "spcs-llm chat completion") as span:
+            if span is not None:
+                span.inputs["messageCount"] = len(messages)
+            result = self.client.complete(messages, params)
+            _record_call(span, self._attributes(result), {"text": result.text})
+        return {"text": result.text, **_chat_footer(result)}
+
+    def process_stream(
+        self, query: Mapping[str, Any], settings: Mapping[str, Any] | None, trace: Any
+    ) -> Iterator[dict[str, Any]]:
+        messages = messages_from_query(query)
+        params = params_from_settings(settings)
+        with traced(trace, "spcs-llm chat completion (stream)") as span:
+            for event in self.client.stream(messages, params):
+                if isinstance(event, ChatResult):
+                    _record_call(span, self._attributes(event), {"text": event.text})
+                    yield {"footer": _chat_footer(event)}
+                elif event:
+                    yield {"chunk": {"text": event}}
+
+
+def texts_from_query(query: Mapping[str, Any]) -> tuple[list[Any], bool]:
+    """Both documented embedding input shapes: ``{"queries": [{"text"}, ...]}`` and ``{"text": ...}`` [T]."""
+    if "queries" in query:
+        texts = []
+        for item in query.get("queries") or []:
+            if isinstance(item, Mapping):
+                texts.append(item.get("text") if not item.get("inlineImage") else IMAGE_QUERY)
+            else:
+                texts.append(item)
+        return texts, False
+    if "text" in query:
+        return [query["text"]], True
+    raise RequestRejectedError(
+        "The embedding query has neither 'queries' nor 'text'.", fix="Send {'queries': [{'text': ...}, ...]}."
+    )
+
+
+class EmbeddingAdapter:
+    """Backs the embedding component: one DSS call embeds all its texts in batched, parallel requests."""
+
+    def __init__(self, client: EmbeddingClient):
+        self.client = client
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "EmbeddingAdapter":
+        return cls(EmbeddingClient(parse_embedding_config(dict(config))))
+
+    def process(self, query: Mapping[str, Any], settings: Mapping[str, Any] | None, trace: Any) -> dict[str, Any]:
+        texts, single = texts_from_query(query)
+        with traced(trace, "spcs-llm embeddings") as span:
+            if span is not None:
+                span.inputs["rows"] = len(texts)
+            result = self.client.embed(texts)
+            _record_call(span, self._attributes(result))
+        usage = usage_fields(result.prompt_tokens, 0, result.estimated_cost, result.tokens_estimated)
+        if single:
+            row = result.rows[0]
+            if row.error:
+                raise RequestRejectedError(row.error, fix="")
+            return {"embedding": row.vector, **usage}
+        responses = [{"embedding": row.vector} if row.error is None else {"errorMessage": row.error} for row in result.rows]
+        return {"responses": responses, **usage}
+
+    def _attributes(self, result: EmbeddingBatchResult) -> dict[str, Any]:
+        endpoint = self.client.config.endpoint
+        return {
+            "spcs.endpoint": endpoint.host,
+            "spcs.route": endpoint.route,
+            "spcs.rows": len(result.rows),
+            "spcs.failedRows": result.failed,
+            "spcs.requests": result.requests,
+            "spcs.attempts": result.attempts,
+            "spcs.retries": len(result.retry_reasons),
+            "spcs.tokenRenewals": result.renewals,
+            "spcs.busySeconds": round(result.busy_seconds, 6),
+            "promptTokens": result.prompt_tokens,
+            "estimatedCost": result.estimated_cost,
+            "tokenCountsAreEstimated": result.tokens_estimated,
+        }

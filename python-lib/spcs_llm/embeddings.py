@@ -1,0 +1,229 @@
+"""EmbeddingClient: many texts → batched, parallel requests → one vector or one error per text, in order.
+
+Batching is the embed path's speed (design.md): rows are packed up to a row and byte budget and batches are
+sent in parallel under the endpoint's process-wide limiter. A 413 or a 400 splits the batch in halves until the
+offending row is alone, so one bad text costs only its own result. Errors that concern the whole endpoint
+(credentials, permissions, a wrong URL) are raised: no row could succeed, and the user must act.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from .auth import token_source_for
+from .config import EmbeddingModelConfig
+from .cost import PricingRate
+from .errors import (
+    BadResponseError,
+    InputTooLongError,
+    PayloadTooLargeError,
+    RateLimitedError,
+    RequestRejectedError,
+    ServiceUnavailableError,
+    SpcsLlmError,
+    TransportError,
+)
+from .protocol import RowError, embedding_row, envelope, looks_like_signature_mismatch, parse_embedding_output, unwrap
+from .redaction import get_logger
+from .tokens import TokenCounter
+from .transport import CallResult, Transport
+
+log = get_logger(__name__)
+
+ROW_OVERHEAD_BYTES = 16  # "[12345, ...], " around each row in the flat envelope
+ENVELOPE_OVERHEAD_BYTES = 16
+SPLITTABLE = (PayloadTooLargeError, RequestRejectedError, InputTooLongError)
+ROW_LEVEL = (RateLimitedError, ServiceUnavailableError, TransportError)
+
+_dimensions: dict[str, int] = {}
+_dimensions_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class EmbeddingRow:
+    """Exactly one of ``vector`` and ``error`` is set."""
+
+    vector: list[float] | None = None
+    error: str | None = None
+
+
+@dataclass
+class EmbeddingBatchResult:
+    rows: list[EmbeddingRow]
+    prompt_tokens: int = 0
+    tokens_estimated: bool = True
+    estimated_cost: float = 0.0
+    busy_seconds: float = 0.0
+    requests: int = 0
+    attempts: int = 0
+    renewals: int = 0
+    retry_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for row in self.rows if row.error is not None)
+
+
+def forget_dimensions() -> None:
+    """Drop the embedding dimensions learned per endpoint (tests, or after redeploying a service)."""
+    with _dimensions_lock:
+        _dimensions.clear()
+
+
+@dataclass(frozen=True)
+class UnsupportedInput:
+    """An input the caller already knows cannot be embedded; it becomes that row's error, not a failed call."""
+
+    reason: str
+
+
+def _row_bytes(text: str) -> int:
+    return len(json.dumps(text).encode("utf-8")) + ROW_OVERHEAD_BYTES
+
+
+def _unusable_text_reason(text: object, max_row_bytes: int) -> str | None:
+    if isinstance(text, UnsupportedInput):
+        return text.reason
+    if not isinstance(text, str):
+        return f"expected a text, got {type(text).__name__}. Fix: pass strings only."
+    if not text.strip():
+        return "the text is empty or only whitespace, so there is nothing to embed. Fix: filter out empty rows."
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as bad:
+        return (
+            f"the text holds invalid Unicode at position {bad.start} (a lone surrogate). "
+            "Fix: clean the text (e.g. decode the source with errors='replace')."
+        )
+    size = _row_bytes(text)
+    if size > max_row_bytes:
+        return (
+            f"the text is {size:,} bytes, over the {max_row_bytes:,}-byte request budget. "
+            "Fix: split long documents into chunks (the Embed recipe's text splitter) or raise 'Max request bytes'."
+        )
+    return None
+
+
+class EmbeddingClient:
+    """Thread-safe; one per configured model."""
+
+    def __init__(self, config: EmbeddingModelConfig):
+        self.config = config
+        self.transport = Transport(config.endpoint, token_source_for(config.auth, config.endpoint.host))
+        self.rate = PricingRate.for_config(config.cost)
+        self.counter = TokenCounter.for_setting(config.tokenizer)
+
+    def embed(self, texts: Sequence[str]) -> EmbeddingBatchResult:
+        rows: list[EmbeddingRow | None] = [None] * len(texts)
+        max_row_bytes = self.config.max_request_bytes - ENVELOPE_OVERHEAD_BYTES
+        sendable: list[int] = []
+        for index, text in enumerate(texts):
+            reason = _unusable_text_reason(text, max_row_bytes)
+            if reason:
+                rows[index] = EmbeddingRow(error=f"Text #{index}: {reason}")
+            else:
+                sendable.append(index)
+        calls: list[CallResult] = []
+        calls_lock = threading.Lock()
+
+        def send(indices: list[int]) -> None:
+            for index, row in self._send_batch(texts, indices, calls, calls_lock).items():
+                rows[index] = row
+
+        batches = self._plan_batches(texts, sendable)
+        if batches:
+            workers = min(len(batches), self.config.endpoint.max_parallelism)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spcs-embed") as pool:
+                futures = [pool.submit(send, batch) for batch in batches]
+                done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+                for future in pending:
+                    future.cancel()
+                for future in done:
+                    future.result()
+        return self._result(texts, rows, sendable, calls)
+
+    def _plan_batches(self, texts: Sequence[str], indices: list[int]) -> list[list[int]]:
+        budget = self.config.max_request_bytes - ENVELOPE_OVERHEAD_BYTES
+        batches: list[list[int]] = []
+        current: list[int] = []
+        current_bytes = 0
+        for index in indices:
+            size = _row_bytes(texts[index])
+            if current and (len(current) >= self.config.rows_per_request or current_bytes + size > budget):
+                batches.append(current)
+                current, current_bytes = [], 0
+            current.append(index)
+            current_bytes += size
+        if current:
+            batches.append(current)
+        return batches
+
+    def _send_batch(
+        self, texts: Sequence[str], indices: list[int], calls: list[CallResult], calls_lock: threading.Lock
+    ) -> dict[int, EmbeddingRow]:
+        body = envelope([embedding_row(texts[i]) for i in indices], shape="flat")
+        try:
+            call = self.transport.post_json(self.config.endpoint.route, body)
+        except SPLITTABLE as rejected:
+            if looks_like_signature_mismatch(rejected.message):
+                raise  # the whole endpoint speaks another protocol: no row can succeed
+            if len(indices) == 1:
+                return {indices[0]: EmbeddingRow(error=f"Text #{indices[0]}: {rejected}")}
+            log.info("Splitting a batch of %d rows after %s", len(indices), type(rejected).__name__)
+            middle = len(indices) // 2
+            return {
+                **self._send_batch(texts, indices[:middle], calls, calls_lock),
+                **self._send_batch(texts, indices[middle:], calls, calls_lock),
+            }
+        except ROW_LEVEL as failed:
+            return {i: EmbeddingRow(error=f"Text #{i}: {failed}") for i in indices}
+        with calls_lock:
+            calls.append(call)
+        outputs = unwrap(call.payload, len(indices))
+        return {index: self._row(index, output) for index, output in zip(indices, outputs)}
+
+    def _row(self, index: int, output: object) -> EmbeddingRow:
+        if isinstance(output, RowError):
+            return EmbeddingRow(error=f"Text #{index}: the service returned no embedding: {output.message}")
+        try:
+            vector = parse_embedding_output(output, protocol=self.config.protocol)
+        except BadResponseError as bad:
+            return EmbeddingRow(error=f"Text #{index}: {bad}")
+        expected = self._expected_dimension(len(vector))
+        if len(vector) != expected:
+            return EmbeddingRow(
+                error=f"Text #{index}: the service returned a {len(vector)}-dimension vector where earlier ones had "
+                f"{expected}. Fix: check that the endpoint serves one embedding model (redeploy or fix the route)."
+            )
+        return EmbeddingRow(vector=vector)
+
+    def _expected_dimension(self, seen: int) -> int:
+        with _dimensions_lock:
+            return _dimensions.setdefault(self.config.endpoint.url, seen)
+
+    def _result(
+        self,
+        texts: Sequence[str],
+        rows: list[EmbeddingRow | None],
+        sendable: list[int],
+        calls: list[CallResult],
+    ) -> EmbeddingBatchResult:
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            raise SpcsLlmError(f"Internal error: rows {missing[:5]} got neither a result nor an error.")
+        busy = sum(c.busy_seconds for c in calls)
+        return EmbeddingBatchResult(
+            rows=[row for row in rows if row is not None],
+            prompt_tokens=sum(self.counter.count(texts[i]) for i in sendable),
+            tokens_estimated=not self.counter.exact,
+            estimated_cost=self.rate.dollars(busy),
+            busy_seconds=busy,
+            requests=len(calls),
+            attempts=sum(c.attempts for c in calls),
+            renewals=sum(c.renewals for c in calls),
+            retry_reasons=[r for c in calls for r in c.retry_reasons],
+        )

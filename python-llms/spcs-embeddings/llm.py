@@ -1,0 +1,21 @@
+"""DSS embedding component: a thin adapter over spcs_llm.dss.EmbeddingAdapter (all logic lives in python-lib)."""
+
+try:
+    from dataiku.llm.python import BaseEmbeddingModel
+except ImportError:  # older DSS builds keep it here [T: dataiku-llm-plugin-contract.md §3.1]
+    from dataiku.llm.python.custom.base_embedding_model import BaseEmbeddingModel
+
+from spcs_llm.dss import EmbeddingAdapter
+
+
+class SpcsEmbeddingModel(BaseEmbeddingModel):
+    """Text embeddings from a Snowpark Container Services model service, in batched parallel requests."""
+
+    def __init__(self):
+        self.adapter = None
+
+    def set_config(self, config, plugin_config):
+        self.adapter = EmbeddingAdapter.from_config(config)
+
+    def process(self, query, settings, trace):
+        return self.adapter.process(query, settings, trace)

@@ -1,0 +1,115 @@
+"""The llm.py files loaded as DSS loads them, answers checked with dataikuapi's real classes."""
+
+import json
+
+import pytest
+import responses
+from dataikuapi.dss.llm import DSSLLMCompletionResponse, DSSLLMEmbeddingsResponse
+from dataikuapi.dss.llm_tracing import SpanBuilder
+from dataikuapi.dss.llm_utils import _ChunkAggregator
+from dsshost import load_component
+
+from spcs_llm.errors import CredentialMissingError, RequestRejectedError
+
+CHAT = "https://chat-org-acct.snowflakecomputing.app"
+EMBED = "https://embed-org-acct.snowflakecomputing.app"
+TOKEN = "oauth-access-token-of-alice-0123456789"
+
+
+def chat_config(**overrides):
+    config = {
+        "auth_type": "oauth",
+        "oauth_preset": {"snowflake_oauth": TOKEN, "oauth_mode": "direct"},
+        "endpoint": CHAT,
+        "instance_family": "GPU_NV_S",
+    }
+    config.update(overrides)
+    return config
+
+
+def chat_service(request):
+    row = json.loads(request.body)["data"][0][1]
+    last = row["messages"][-1]["content"][0]["text"]
+    return 200, {}, json.dumps({"data": [[0, {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": f"echo: {last}"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}}]]})
+
+
+@responses.activate
+def test_chat_process_returns_dss_response_with_usage_and_trace():
+    responses.add_callback(responses.POST, f"{CHAT}/__call__", callback=chat_service)
+    model = load_component("spcs-chat", chat_config())
+    trace = SpanBuilder("root")
+    query = {"messages": [{"role": "system", "content": "sys"}, {"role": "user", "parts": [{"type": "TEXT", "text": "ping"}]}]}
+    raw = model.process(query, {"temperature": 0, "maxOutputTokens": 0}, trace)
+    response = DSSLLMCompletionResponse(raw_resp={**raw, "ok": True})
+    assert response.success and response.text == "echo: ping"
+    assert raw["promptTokens"] == 9 and raw["completionTokens"] == 2 and raw["totalTokens"] == 11
+    assert raw["tokenCountsAreEstimated"] is False and raw["estimatedCost"] >= 0
+    request = responses.calls[0].request
+    assert request.headers["X-SF-SPCS-Authentication-Method"] == "OAUTH"
+    span = trace.to_dict()["children"][0]
+    assert span["attributes"]["spcs.endpoint"] == "chat-org-acct.snowflakecomputing.app"
+    assert span["attributes"]["promptTokens"] == 9
+    assert TOKEN not in json.dumps(trace.to_dict())
+
+
+@responses.activate
+def test_chat_stream_aggregates_like_dss():
+    responses.add_callback(responses.POST, f"{CHAT}/__call__", callback=chat_service)
+    model = load_component("spcs-chat", chat_config())
+    chunks = model.process_stream({"messages": [{"role": "user", "content": "hi"}]}, {}, None)
+    aggregator = _ChunkAggregator(chunks)
+    produced = list(aggregator)
+    assert "footer" in produced[-1] and all("chunk" in c for c in produced[:-1])
+    assert aggregator.response["text"] == "echo: hi" and aggregator.response["totalTokens"] == 11
+
+
+def test_missing_user_credential_fails_at_configuration():
+    with pytest.raises(CredentialMissingError, match="Credentials"):
+        load_component("spcs-chat", chat_config(oauth_preset={"snowflake_oauth": None}))
+
+
+@responses.activate
+def test_image_input_is_refused_clearly():
+    model = load_component("spcs-chat", chat_config())
+    query = {"messages": [{"role": "user", "parts": [{"type": "IMAGE_INLINE", "inlineImage": "aGk="}]}]}
+    with pytest.raises(RequestRejectedError, match="image"):
+        model.process(query, {}, None)
+    assert not responses.calls
+
+
+def embed_service(request):
+    rows = json.loads(request.body)["data"]
+    return 200, {}, json.dumps({"data": [[i, {"output": [float(len(t)), 0.5]}] for i, t in rows]})
+
+
+def embed_config():
+    return {
+        "auth_type": "service",
+        "service_preset": {"service_auth": "pat", "pat": "pat-secret-for-components"},
+        "endpoint": EMBED,
+    }
+
+
+@responses.activate
+def test_embeddings_batch_shape_with_per_row_errors():
+    responses.add_callback(responses.POST, f"{EMBED}/encode", callback=embed_service)
+    model = load_component("spcs-embeddings", embed_config())
+    raw = model.process({"queries": [{"text": "abc"}, {"text": ""}, {"text": "hello"}, {"inlineImage": "aGk="}]}, {}, None)
+    assert raw["responses"][0] == {"embedding": [3.0, 0.5]} and raw["responses"][2] == {"embedding": [5.0, 0.5]}
+    assert "empty" in raw["responses"][1]["errorMessage"] and "image" in raw["responses"][3]["errorMessage"]
+    with pytest.raises(Exception, match="embedding request failed"):
+        DSSLLMEmbeddingsResponse(raw).get_embeddings()
+    ok = model.process({"queries": [{"text": "abc"}, {"text": "hello"}]}, {}, None)
+    assert DSSLLMEmbeddingsResponse(ok).get_embeddings() == [[3.0, 0.5], [5.0, 0.5]]
+    assert len(responses.calls) == 2  # each DSS call is one batched request
+
+
+@responses.activate
+def test_embeddings_single_text_shape():
+    responses.add_callback(responses.POST, f"{EMBED}/encode", callback=embed_service)
+    model = load_component("spcs-embeddings", embed_config())
+    assert model.process({"text": "four"}, {}, None)["embedding"] == [4.0, 0.5]
+    with pytest.raises(RequestRejectedError, match="empty"):
+        model.process({"text": " "}, {}, None)
