@@ -219,8 +219,22 @@ def parse_auth(config: dict) -> AuthConfig:
             fix="Fill 'User' and 'Private key (PEM)' in the service-account preset.",
         )
     return AuthConfig(
-        kind="keypair", private_key_pem=key, private_key_passphrase=_text(preset, "private_key_passphrase"), **common
+        kind="keypair",
+        private_key_pem=normalise_pem(key),
+        private_key_passphrase=_text(preset, "private_key_passphrase"),
+        **common,
     )
+
+
+def normalise_pem(key: str) -> str:
+    """Restore the line breaks of a PEM key pasted into a one-line password field."""
+    if "\n" in key or "-----BEGIN" not in key:
+        return key
+    header_end = key.index("-----", key.index("-----BEGIN") + len("-----BEGIN")) + len("-----")
+    footer_start = key.index("-----END")
+    body = "".join(key[header_end:footer_start].split())
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "\n".join([key[:header_end].strip(), *lines, key[footer_start:].strip()]) + "\n"
 
 
 def parse_cost(config: dict) -> CostConfig:
