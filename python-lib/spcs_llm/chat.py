@@ -160,8 +160,8 @@ class ChatClient:
             return _Plan(OPENAI_CHAT, envelope([row]), prompt_text_for_count=text)
         rendered = render_chat(self._family(), messages)
         stop = tuple(dict.fromkeys((*params.stop, *rendered.stop)))
-        row = text_generation_row(rendered.text, replace(params, stop=stop))
-        return _Plan(TEXT_GENERATION, envelope([row]), rendered.text, stop, rendered.text)
+        row = text_generation_row(rendered.request_text, replace(params, stop=stop))
+        return _Plan(TEXT_GENERATION, envelope([row]), rendered.request_text, stop, rendered.model_input)
 
     def _family(self) -> str:
         if self.config.family != "auto":
