@@ -78,3 +78,32 @@ class RequestRejectedError(SpcsLlmError):
 
 class InputTooLongError(SpcsLlmError):
     default_fix = "Shorten the input, split it into chunks (e.g. the Embed recipe's splitter), or lower max output tokens."
+
+
+class PayloadTooLargeError(RequestRejectedError):
+    """HTTP 413: the request body was too big for the ingress or the model server; callers may split it."""
+
+    default_fix = "Send fewer rows per request (lower 'Rows per request' or 'Max request bytes'), or shorten the input."
+
+
+class DeploymentError(SpcsLlmError):
+    """A model could not be logged or served in Snowflake (used by ``spcs_llm.deploy`` and ``spcs-llm deploy``)."""
+
+    default_fix = "Run `spcs-llm setup-sql`, apply it as ACCOUNTADMIN, then re-run `spcs-llm deploy` (it is idempotent)."
+
+
+class ServiceFailedError(DeploymentError):
+    """The service reached FAILED / INTERNAL_ERROR; ``logs`` holds the tail of its container logs."""
+
+    default_fix = "Read the service logs above, fix the cause (pool size, GPU count, model id), then re-run with --replace."
+
+    def __init__(self, message: str, *, logs: str = "", fix: str | None = None):
+        self.logs = redact(logs)
+        super().__init__(message, fix=fix)
+
+
+class DeploymentTimeoutError(DeploymentError):
+    default_fix = (
+        "The service is still starting (large images and GPU nodes can take 20+ minutes): re-run `spcs-llm deploy` "
+        "to keep waiting, or check SHOW SERVICE CONTAINERS IN SERVICE <service>."
+    )

@@ -1,29 +1,314 @@
-"""INTERFACE STUB — to be implemented. Pooled sessions, the per-endpoint limiter, the one retry policy.
+"""Pooled sessions, the per-endpoint limiter and the one retry policy, behind ``Transport.post_json``.
 
-``Transport(endpoint: EndpointConfig, tokens: TokenSource).post_json(route, body) -> CallResult``:
-- one ``requests.Session`` per endpoint base URL per process, never following redirects;
-- a process-wide limiter per endpoint: all threads together never exceed ``endpoint.max_parallelism``;
-- auth headers from the token source; on 401 / 3xx / codes 390104, 390112, 390318 it calls
-  ``tokens.renew(...)`` and tries once more, then raises ``AuthenticationError``;
-- one tenacity policy for 429, 503, 504, 403-right-after-deploy and connection errors: exponential back-off with
-  full jitter, honours Retry-After (capped), bounded by ``max_attempts`` and ``max_retry_seconds``; logs at INFO
-  without secrets; 400/404/413/422 are never retried;
-- every attempt's in-flight time is recorded in the endpoint's busy-time ledger (cost.py);
-- maps final failures to typed errors from errors.py (413 → ``PayloadTooLargeError`` so callers can split).
+Everything shared is per endpoint base URL per process (design.md "Process-wide registries"): one pooled
+``requests.Session``, one ``EndpointLimiter`` and one ``BusyTimeLedger``, so every DSS component instance and
+thread together respects the endpoint's parallelism and is charged its share of busy time.
+Redirects are never followed: a 3xx from the ingress is an auth answer (design.md "3xx is an auth answer").
 """
 
 from __future__ import annotations
 
+import json
+import random
+import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .config import EndpointConfig
+from .cost import BusyTimeLedger, ledger_for, reset_ledgers
+from .ingress_answers import (
+    auth_rejection,
+    authentication_failed,
+    decode_json,
+    error_for_exhausted,
+    error_for_status,
+    failure_for_exception,
+    not_json_error,
+)
+from .limiter import EndpointLimiter
+from .redaction import get_logger
+from .retry import RetryableFailure, RetryPolicy, RetrySettings, parse_retry_after
+from .sse import EventStream
+
+if TYPE_CHECKING:
+    from .auth import Credential, TokenSource
+
+LOG = get_logger(__name__)
+RETRIED_STATUSES = (429, 503, 504)
+MIN_POOL_SIZE = 10
 
 
 @dataclass
 class CallResult:
-    payload: Any  # parsed JSON body
+    payload: Any  # parsed JSON body; None for an SSE stream
     status: int
-    attempts: int = 1
+    attempts: int = 1  # HTTP requests sent, renewals and retries included
     renewals: int = 0
-    busy_seconds: float = 0.0  # this call's share of the endpoint's busy time (all attempts)
-    elapsed_seconds: float = 0.0
+    busy_seconds: float = 0.0  # this call's share of the endpoint's busy time (all attempts); final once a stream ends
+    elapsed_seconds: float = 0.0  # wall time of the call; for a stream, until it is exhausted or closed
     retry_reasons: list[str] = field(default_factory=list)
+    events: Iterator[Any] | None = None  # parsed JSON of SSE ``data:`` lines when the answer is text/event-stream
+
+
+@dataclass
+class EndpointState:
+    """What one endpoint shares across the process."""
+
+    base_url: str
+    session: requests.Session
+    limiter: EndpointLimiter
+    ledger: BusyTimeLedger
+    pool_size: int
+    answered_2xx: bool = False
+    first_403_at: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record_success(self) -> None:
+        with self.lock:
+            self.answered_2xx = True
+
+    def within_deploy_403_window(self, now: float, window: float) -> bool:
+        """403 counts as "routing still propagating" only until the endpoint first answers 2xx, for ``window`` s."""
+        with self.lock:
+            if self.answered_2xx:
+                return False
+            if self.first_403_at is None:
+                self.first_403_at = now
+            return now - self.first_403_at < window
+
+
+_registry_lock = threading.Lock()
+_registry: dict[str, EndpointState] = {}
+
+
+def _pooled_session(pool_size: int) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _configured_state(endpoint: EndpointConfig) -> EndpointState:
+    """The endpoint's shared state, created on first use; the most recent configuration's limit wins."""
+    key = endpoint.base_url.rstrip("/")
+    limit = endpoint.max_parallelism
+    with _registry_lock:
+        state = _registry.get(key)
+        if state is None:
+            pool_size = max(limit, MIN_POOL_SIZE)
+            state = _registry[key] = EndpointState(
+                base_url=key, session=_pooled_session(pool_size), limiter=EndpointLimiter(limit),
+                ledger=ledger_for(key), pool_size=pool_size,
+            )
+            return state
+        state.limiter.resize(limit)
+        if limit > state.pool_size:
+            state.pool_size = limit
+            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=limit, max_retries=0)
+            state.session.mount("https://", adapter)
+            state.session.mount("http://", adapter)
+        return state
+
+
+def endpoint_state(base_url: str) -> EndpointState | None:
+    """The shared session, limiter and ledger of an endpoint, or None before any Transport used it."""
+    with _registry_lock:
+        return _registry.get(base_url.rstrip("/"))
+
+
+def reset_endpoint_registry() -> None:
+    """Close every pooled session and forget all endpoint state and ledgers (tests)."""
+    with _registry_lock:
+        states = list(_registry.values())
+        _registry.clear()
+    for state in states:
+        state.session.close()
+    reset_ledgers()
+
+
+class _InFlight:
+    """One HTTP request's limiter slot and ledger share, released exactly once."""
+
+    def __init__(self, state: EndpointState):
+        self._state = state
+        self._lock = threading.Lock()
+        self._done = False
+        state.limiter.acquire()
+        try:
+            self.share = state.ledger.start()
+        except BaseException:
+            state.limiter.release()
+            raise
+
+    def finish(self) -> float:
+        with self._lock:
+            if not self._done:
+                self._done = True
+                self.share.stop()
+                self._state.limiter.release()
+        return self.share.seconds
+
+
+@dataclass
+class _Answer:
+    status: int
+    reason: str
+    headers: Any
+    content: bytes = b""
+    stream: requests.Response | None = None  # an open SSE response, its slot still held
+    in_flight: _InFlight | None = None
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
+@dataclass
+class _Call:
+    url: str
+    display_url: str
+    body: bytes
+    stream: bool
+    started: float
+    attempts: int = 0
+    renewals: int = 0
+    busy_seconds: float = 0.0
+    retry_reasons: list[str] = field(default_factory=list)
+
+
+class Transport:
+    """Sends JSON POSTs to one endpoint with auth, the shared limit, the retry policy and cost tracking."""
+
+    def __init__(
+        self,
+        endpoint: EndpointConfig,
+        tokens: TokenSource,
+        *,
+        retry_settings: RetrySettings | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ):
+        self.endpoint = endpoint
+        self.tokens = tokens
+        self.retry_settings = retry_settings or RetrySettings()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self.state = _configured_state(endpoint)
+
+    def post_json(self, route: str, body: dict, *, stream: bool = False, trace_name: str | None = None) -> CallResult:
+        """POST ``body`` as JSON to ``route`` and return the parsed answer, or raise a typed error."""
+        url = f"{self.state.base_url}/{route.lstrip('/')}"
+        parts = urlsplit(url)
+        display_url = f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        call = _Call(url=url, display_url=display_url, body=json.dumps(body).encode("utf-8"), stream=stream,
+                     started=self._clock())
+        label = f"POST {display_url}" + (f" ({trace_name})" if trace_name else "")
+        policy = RetryPolicy(
+            max_attempts=self.endpoint.max_attempts, max_retry_seconds=self.endpoint.max_retry_seconds,
+            settings=self.retry_settings, sleep=self._sleep, rng=self._rng, clock=self._clock,
+            label=label,
+        )
+        try:
+            for attempt in policy.retrying():
+                with attempt:
+                    answer = self._attempt(call)
+        except RetryableFailure as failure:
+            raise error_for_exhausted(display_url, failure, call.attempts, self._clock() - call.started) from None
+        return self._result(call, answer)
+
+    def _attempt(self, call: _Call) -> _Answer:
+        """One try: send, renew the credential once if the ingress rejects it, then classify the answer."""
+        credential = self.tokens.credential()
+        while True:
+            answer = self._send(call, credential)
+            rejection = None if answer.stream else auth_rejection(answer.status, answer.content)
+            if rejection is None:
+                return self._classify(call, answer)
+            if call.renewals:
+                raise authentication_failed(call.display_url, rejection, answer.status)
+            LOG.info("%s rejected the credential (%s); renewing it and trying once more", call.display_url, rejection)
+            call.renewals += 1
+            credential = self.tokens.renew(credential)
+
+    def _classify(self, call: _Call, answer: _Answer) -> _Answer:
+        status = answer.status
+        if 200 <= status < 300:
+            self.state.record_success()
+            return answer
+        retryable = status in RETRIED_STATUSES or (
+            status == 403
+            and self.state.within_deploy_403_window(self._clock(), self.retry_settings.deploy_403_window)
+        )
+        if not retryable:
+            raise error_for_status(call.display_url, status, answer.text)
+        call.retry_reasons.append(str(status))
+        raise RetryableFailure(
+            str(status), status=status, detail=f"HTTP {status} {answer.reason}".strip(), response_text=answer.text,
+            retry_after=parse_retry_after(answer.headers.get("Retry-After"), self._wall_clock()),
+        )
+
+    def _send(self, call: _Call, credential: Credential) -> _Answer:
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream, application/json" if call.stream else "application/json",
+            **credential.headers(),
+        }
+        in_flight = _InFlight(self.state)
+        call.attempts += 1
+        keep_open = False
+        try:
+            response = self.state.session.post(
+                call.url, data=call.body, headers=headers, allow_redirects=False, stream=call.stream,
+                timeout=(self.endpoint.connect_timeout, self.endpoint.read_timeout),
+            )
+            answer = _Answer(status=response.status_code, reason=response.reason or "", headers=response.headers)
+            content_type = response.headers.get("Content-Type", "")
+            # [inf] registry services answer one JSON document even when asked to stream (spcs-protocol.md §C.3);
+            # an SSE answer is expected only from OpenAI-style servers, so both shapes are accepted here.
+            if call.stream and 200 <= answer.status < 300 and content_type.startswith("text/event-stream"):
+                answer.stream, answer.in_flight, keep_open = response, in_flight, True
+                return answer
+            answer.content = response.content
+            LOG.debug("%s answered HTTP %d", call.display_url, answer.status)
+            return answer
+        except requests.RequestException as exc:
+            failure = failure_for_exception(call.display_url, self.endpoint.host, exc, self.endpoint.read_timeout)
+            if isinstance(failure, RetryableFailure):
+                call.retry_reasons.append(failure.reason)
+            raise failure from None
+        finally:
+            if not keep_open:
+                call.busy_seconds += in_flight.finish()
+
+    def _result(self, call: _Call, answer: _Answer) -> CallResult:
+        result = CallResult(
+            payload=None, status=answer.status, attempts=call.attempts, renewals=call.renewals,
+            busy_seconds=call.busy_seconds, elapsed_seconds=self._clock() - call.started,
+            retry_reasons=list(call.retry_reasons),
+        )
+        if answer.stream is not None and answer.in_flight is not None:
+            in_flight = answer.in_flight
+
+            def on_close() -> None:
+                result.busy_seconds = call.busy_seconds + in_flight.finish()
+                result.elapsed_seconds = self._clock() - call.started
+
+            result.events = EventStream(answer.stream, on_close, call.display_url)
+            return result
+        try:
+            result.payload = decode_json(answer.content)
+        except ValueError:
+            raise not_json_error(
+                call.display_url, answer.status, answer.headers.get("Content-Type", ""), answer.text
+            ) from None
+        return result
