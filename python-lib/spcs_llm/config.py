@@ -40,6 +40,9 @@ class AuthConfig:
     pat: str | None = field(default=None, repr=False)
     private_key_pem: str | None = field(default=None, repr=False)
     private_key_passphrase: str | None = field(default=None, repr=False)
+    # Snowflake account identifier (<ORG>-<ACCOUNT> or locator) for key-pair JWT claims and login; derived from
+    # the account URL's host when unset (needed when the host does not carry it, e.g. the local stand-in).
+    account_identifier: str | None = None
 
     def __post_init__(self) -> None:
         for secret in (self.oauth_token, self.pat, self.private_key_pem, self.private_key_passphrase):
@@ -187,6 +190,7 @@ def parse_auth(config: dict) -> AuthConfig:
         return AuthConfig(
             kind="oauth",
             account_url=normalise_url(account, what="account URL") if account else None,
+            account_identifier=_text(preset, "account_identifier"),
             role=_text(preset, "role"),
             oauth_mode=_choice(preset, "oauth_mode", ("auto", "direct", "exchange"), "auto"),  # type: ignore[arg-type]
             oauth_token=str(token).strip(),
@@ -201,6 +205,7 @@ def parse_auth(config: dict) -> AuthConfig:
     account = _text(preset, "account_url") or model_account
     common = dict(
         account_url=normalise_url(account, what="account URL") if account else None,
+        account_identifier=_text(preset, "account_identifier"),
         role=_text(preset, "role"),
         user=_text(preset, "user"),
     )
