@@ -1,0 +1,30 @@
+"""Deploy LLMs and embedding models to Snowpark Container Services with the snowflake-ml registry (2.6 API).
+
+Used by people, not by DSS: the ``spcs-llm`` CLI (``setup-sql``, ``deploy``, ``status``, ``teardown``) and the
+companion notebook. snowflake-ml is imported only when a deployment runs, so importing this package is cheap.
+"""
+
+from .catalog import CATALOG, ModelSpec, resolve_model
+from .connection import DeployedModel, connection_block, connection_settings
+from .deployer import Deployer, DeployOptions
+from .names import DeploymentNames
+from .services import WaitSettings
+from .session import open_session
+from .sql import service_functions_sql, setup_sql, teardown_sql
+
+__all__ = [
+    "CATALOG",
+    "DeployOptions",
+    "DeployedModel",
+    "Deployer",
+    "DeploymentNames",
+    "ModelSpec",
+    "WaitSettings",
+    "connection_block",
+    "connection_settings",
+    "open_session",
+    "resolve_model",
+    "service_functions_sql",
+    "setup_sql",
+    "teardown_sql",
+]

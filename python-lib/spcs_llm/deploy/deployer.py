@@ -1,0 +1,154 @@
+"""Deploy a catalog model end to end, idempotently: pools → version → service → RUNNING → grant → settings.
+
+Re-running reuses what is there: a registered version is kept, a live service (RUNNING, PENDING, SUSPENDED)
+is kept and waited for. ``replace_version`` / ``replace_service`` drop and recreate instead; a FAILED service is
+always recreated.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import DeploymentError
+from ..redaction import get_logger
+from .catalog import ModelSpec
+from .connection import DeployedModel
+from .names import DeploymentNames
+from .registry_ops import ensure_version, open_registry
+from .services import (
+    LIVE_STATES,
+    Clock,
+    Sleep,
+    WaitSettings,
+    describe_pool,
+    grant_service_role,
+    service_exists_in_schema,
+    services_of,
+    wait_until_running,
+)
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    version_name: str = "V1"
+    replace_version: bool = False
+    replace_service: bool = False
+    caller_role: str | None = None
+    external_access: bool = True
+    wait: WaitSettings = WaitSettings()
+
+
+class Deployer:
+    """Deploys models into the registry schema named by ``names`` through one Snowpark session."""
+
+    def __init__(
+        self,
+        session: Any,
+        names: DeploymentNames | None = None,
+        *,
+        sleep: Sleep = time.sleep,
+        clock: Clock = time.monotonic,
+    ):
+        self.session = session
+        self.names = names or DeploymentNames()
+        self._sleep = sleep
+        self._clock = clock
+        self._registry: Any | None = None
+
+    @property
+    def registry(self) -> Any:
+        if self._registry is None:
+            self._registry = open_registry(self.session, self.names)
+        return self._registry
+
+    def deploy(self, spec: ModelSpec, options: DeployOptions = DeployOptions()) -> DeployedModel:
+        names = self.names
+        pool, default_family = names.pool_for(spec.uses_gpu)
+        pool_row = describe_pool(self.session, pool)
+        describe_pool(self.session, names.cpu_pool)  # remote logging and image builds run there
+        outcome = ensure_version(self.registry, spec, names, options.version_name, replace=options.replace_version)
+        model_version = outcome.model_version
+        service_fqn = names.qualify(spec.service_name)
+        job, service_reused = self._ensure_service(spec, model_version, service_fqn, pool, options)
+        state = wait_until_running(
+            self.session, model_version, service_fqn, job, options.wait, sleep=self._sleep, clock=self._clock
+        )
+        caller_role = (options.caller_role or names.user_role).upper()
+        grant_service_role(self.session, service_fqn, caller_role)
+        return DeployedModel(
+            spec=spec,
+            model_fqn=names.qualify(spec.model_name),
+            version=options.version_name,
+            service_fqn=service_fqn,
+            status=state.status,
+            ingress_host=str(state.ingress_host),
+            instance_family=str(pool_row.get("instance_family") or default_family).upper(),
+            caller_role=caller_role,
+            version_reused=outcome.reused,
+            service_reused=service_reused,
+        )
+
+    def _ensure_service(
+        self, spec: ModelSpec, model_version: Any, service_fqn: str, pool: str, options: DeployOptions
+    ) -> tuple[Any | None, bool]:
+        """(deploy job or None, reused?) — keep a live service unless asked to replace it."""
+        existing = services_of(model_version).get(service_fqn)
+        if existing is not None:
+            if existing.status in LIVE_STATES and not options.replace_service:
+                log.info("Reusing service %s (%s)", service_fqn, existing.status)
+                return None, True
+            log.info("Replacing service %s (%s)", service_fqn, existing.status)
+            model_version.delete_service(service_fqn)
+        elif service_exists_in_schema(self.session, self.names.schema_fqn, spec.service_name):
+            if not options.replace_service:
+                raise DeploymentError(
+                    f"A service named {service_fqn} exists but does not serve {spec.model_name} {options.version_name}.",
+                    fix="Re-run with --replace-service to drop it, or choose another --service-name.",
+                )
+            self.session.sql(f"DROP SERVICE IF EXISTS {service_fqn}").collect()
+        return self._create_service(spec, model_version, service_fqn, pool, options), False
+
+    def _create_service(
+        self, spec: ModelSpec, model_version: Any, service_fqn: str, pool: str, options: DeployOptions
+    ) -> Any:
+        names = self.names
+        arguments: dict[str, Any] = dict(
+            service_name=service_fqn,
+            service_compute_pool=pool,
+            image_build_compute_pool=names.cpu_pool,  # [inf] the image build needs no GPU; CPU nodes are cheaper
+            image_repo=names.image_repo_fqn,
+            ingress_enabled=True,
+            min_instances=spec.min_instances,
+            max_instances=spec.max_instances,
+            gpu_requests=str(spec.gpu_count) if spec.gpu_count else None,
+            num_workers=spec.num_workers,
+            max_batch_rows=spec.max_batch_rows,
+            build_external_access_integrations=[names.external_access_integration] if options.external_access else None,
+            block=False,
+        )
+        if spec.vllm_args is not None:
+            # vLLM needs the OpenAI-chat signature and a GPU (spcs-protocol.md §C.4).
+            arguments["inference_engine_options"] = {"engine": "vllm", "engine_args_override": list(spec.vllm_args)}
+        log.info("Creating service %s on %s", service_fqn, pool)
+        try:
+            return model_version.create_service(**arguments)
+        except Exception as exc:  # noqa: BLE001 - snowflake-ml raises SQL and ValueError alike; keep its message
+            raise DeploymentError(f"create_service for {service_fqn} was refused: {exc}") from None
+
+    def status(self) -> list[dict[str, Any]]:
+        """Every service in the registry schema: name, status, ingress host (SHOW SERVICES / SHOW ENDPOINTS)."""
+        schema = self.names.schema_fqn
+        report = []
+        for row in self.session.sql(f"SHOW SERVICES IN SCHEMA {schema}").collect():
+            name = str(row["name"])
+            endpoints = self.session.sql(f"SHOW ENDPOINTS IN SERVICE {schema}.{name}").collect()
+            ingress = next((e["ingress_url"] for e in endpoints if e["name"] == "inference"), None)
+            report.append(
+                {"service": f"{schema}.{name}", "status": str(row["status"]), "ingress_host": ingress,
+                 "compute_pool": row.as_dict().get("compute_pool")}
+            )
+        return report

@@ -1,0 +1,139 @@
+"""Model versions in the Snowflake registry: build the Hugging Face wrapper, then reuse, replace or log a version.
+
+Only the current snowflake-ml API is used (spcs-protocol.md §D): ``Registry``, ``log_model`` with
+``huggingface.TransformersPipeline`` / ``huggingface.SentenceTransformer``. snowflake-ml is imported lazily
+because it takes about a second (offline-stack.md §5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError, DeploymentError
+from ..redaction import get_logger
+from ..templates import template_source
+from .catalog import ModelSpec
+from .names import DeploymentNames
+from .services import services_of
+
+log = get_logger(__name__)
+
+# Files needed to serve a transformers model from a local snapshot; skips duplicate *.bin weights [inf].
+SNAPSHOT_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.py")
+TARGET_PLATFORMS = ["SNOWPARK_CONTAINER_SERVICES"]
+
+
+@dataclass(frozen=True)
+class VersionOutcome:
+    model_version: Any
+    reused: bool
+
+
+def open_registry(session: Any, names: DeploymentNames) -> Any:
+    from snowflake.ml.registry import Registry
+
+    try:
+        return Registry(session, database_name=names.database, schema_name=names.schema)
+    except ValueError as exc:  # raised for a missing database or schema
+        raise DeploymentError(
+            f"The model registry {names.schema_fqn} cannot be opened: {exc}",
+            fix="Run the SQL from `spcs-llm setup-sql` (it creates the database and schema), or pass "
+            "--database/--schema for an existing one.",
+        ) from None
+
+
+def find_version(registry: Any, spec: ModelSpec, version_name: str) -> Any | None:
+    """The registered version, or None when the model or the version does not exist."""
+    try:
+        return registry.get_model(spec.model_name).version(version_name)
+    except ValueError:
+        return None
+
+
+def _chat_template_overlay(snapshot_dir: str, family: str) -> str:
+    """A folder mirroring the snapshot (symlinks) whose tokenizer_config.json carries the family's chat template.
+
+    The Hub cache is left untouched; the registry packager copies the overlay, following the links.
+    """
+    overlay = Path(tempfile.mkdtemp(prefix="spcs-llm-snapshot-"))
+    source = Path(snapshot_dir)
+    for item in source.iterdir():
+        if item.name != "tokenizer_config.json":
+            os.symlink(item.resolve(), overlay / item.name)
+    config_path = source / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
+    config["chat_template"] = template_source(family)
+    (overlay / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return str(overlay)
+
+
+def build_wrapper(spec: ModelSpec, names: DeploymentNames) -> tuple[Any, dict[str, Any]]:
+    """The snowflake-ml Hugging Face wrapper for ``spec`` and the extra ``log_model`` arguments it needs.
+
+    Most models are logged remotely: Snowflake downloads the weights itself on the CPU pool
+    (``SYSTEM$IMPORT_MODEL``), and for gated models reads the Hub token from the SECRET. A model that ships no
+    chat template is downloaded here instead, so that the family's template can be attached before logging and
+    the service gets the OpenAI-chat signature like the others.
+    """
+    from snowflake.ml.model import openai_signatures
+    from snowflake.ml.model.models import huggingface
+
+    secret = names.hf_secret_fqn if spec.gated else None
+    if spec.kind == "embedding":
+        wrapper = huggingface.SentenceTransformer(
+            spec.hf_id, revision=spec.revision, token_or_secret=secret, compute_pool_for_log=names.cpu_pool
+        )
+        return wrapper, {}
+    if not spec.attach_chat_template:
+        wrapper = huggingface.TransformersPipeline(
+            spec.hf_id, spec.task, revision=spec.revision, token_or_secret=secret, compute_pool_for_log=names.cpu_pool
+        )
+        return wrapper, {}
+    if spec.gated:
+        raise ConfigurationError(
+            f"Model {spec.key}: attaching a chat template downloads the model on this machine, which cannot read "
+            "the token stored in the Snowflake SECRET.",
+            fix="Deploy it without --attach-chat-template, or use an open model.",
+        )
+    wrapper = huggingface.TransformersPipeline(
+        spec.hf_id,
+        spec.task,
+        revision=spec.revision,
+        compute_pool_for_log=None,
+        lazy_upload=False,
+        allow_patterns=list(SNAPSHOT_PATTERNS),
+    )
+    wrapper.repo_snapshot_dir = _chat_template_overlay(wrapper.repo_snapshot_dir, spec.family)
+    wrapper.has_chat_template = True
+    return wrapper, {"signatures": openai_signatures.OPENAI_CHAT_WITH_PARAMS_SIGNATURE}
+
+
+def ensure_version(
+    registry: Any, spec: ModelSpec, names: DeploymentNames, version_name: str, *, replace: bool
+) -> VersionOutcome:
+    """Reuse the registered version, or (``replace``) drop it with its services and log it again."""
+    existing = find_version(registry, spec, version_name)
+    if existing is not None and not replace:
+        log.info("Reusing %s version %s", spec.model_name, version_name)
+        return VersionOutcome(existing, reused=True)
+    if existing is not None:
+        for service_name in services_of(existing):
+            log.info("Dropping service %s of the replaced version", service_name)
+            existing.delete_service(service_name)
+        registry.get_model(spec.model_name).delete_version(version_name)
+    wrapper, extra = build_wrapper(spec, names)
+    log.info("Logging %s (%s) as %s version %s", spec.hf_id, spec.task, spec.model_name, version_name)
+    model_version = registry.log_model(
+        wrapper,
+        model_name=spec.model_name,
+        version_name=version_name,
+        comment=f"spcs-llm: {spec.hf_id} ({spec.key})",
+        target_platforms=TARGET_PLATFORMS,
+        **extra,
+    )
+    return VersionOutcome(model_version, reused=False)

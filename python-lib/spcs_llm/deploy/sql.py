@@ -1,0 +1,99 @@
+"""Setup, teardown and service-function SQL, rendered from the Jinja templates in ``resource/sql/``.
+
+The SQL lives in templates so that a reviewer reads SQL, not Python string building; every name pasted into
+it was validated by ``DeploymentNames`` / ``ModelSpec`` first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import jinja2
+
+from ..resources import resource_path
+from .catalog import CATALOG, ModelSpec
+from .names import DeploymentNames
+
+DEFAULT_AUTO_SUSPEND_SECS = 600
+REFRESH_TOKEN_VALIDITY_SECS = 7_776_000  # 90 days, the maximum for a custom OAuth client (spcs-protocol.md §B)
+
+
+@dataclass(frozen=True)
+class ServiceFunction:
+    """One SQL function bound to a deployed service's endpoint route."""
+
+    model_key: str
+    kind: str
+    function_name: str
+    service_name: str
+    route: str
+    max_batch_rows: int | None
+    usage: str
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resource_path("sql"))),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def _render(template: str, **context: object) -> str:
+    return _environment().get_template(template).render(**context)
+
+
+def setup_sql(
+    names: DeploymentNames,
+    *,
+    external_access: bool = True,
+    auto_suspend_secs: int = DEFAULT_AUTO_SUSPEND_SECS,
+    gpu_max_nodes: int = 1,
+    cpu_max_nodes: int = 1,
+) -> str:
+    """Roles, warehouse, schema, pools, BIND SERVICE ENDPOINT, egress, OAuth integration, image repo (§E.3)."""
+    return _render(
+        "setup.sql.j2",
+        n=names,
+        external_access=external_access,
+        auto_suspend_secs=int(auto_suspend_secs),
+        gpu_max_nodes=int(gpu_max_nodes),
+        cpu_max_nodes=int(cpu_max_nodes),
+        refresh_token_validity=REFRESH_TOKEN_VALIDITY_SECS,
+    )
+
+
+def teardown_sql(names: DeploymentNames, *, keep_models: bool = False) -> str:
+    """Stop services, drop pools and warehouse (all compute billing); unless ``keep_models``, drop the rest too."""
+    return _render("teardown.sql.j2", n=names, keep_models=keep_models)
+
+
+def service_function_for(spec: ModelSpec) -> ServiceFunction:
+    if spec.kind == "chat":
+        usage = (
+            f"SELECT {spec.model_name}_CHAT(OBJECT_CONSTRUCT('messages', "
+            "ARRAY_CONSTRUCT(OBJECT_CONSTRUCT('role', 'user', 'content', 'Hello'))));"
+        )
+    else:
+        usage = (
+            f"SELECT {spec.model_name}_EMBED(OBJECT_CONSTRUCT('<input column>', text)) FROM t;  "
+            "-- input column name: SHOW FUNCTIONS IN MODEL"
+        )
+    return ServiceFunction(
+        model_key=spec.key,
+        kind=spec.kind,
+        function_name=f"{spec.model_name}_{'CHAT' if spec.kind == 'chat' else 'EMBED'}",
+        service_name=spec.service_name,
+        route=spec.route,
+        max_batch_rows=spec.max_batch_rows,
+        usage=usage,
+    )
+
+
+def service_functions_sql(names: DeploymentNames, specs: Iterable[ModelSpec] | None = None) -> str:
+    """``CREATE FUNCTION … SERVICE=… ENDPOINT=inference AS '/<route>'`` for each model, granted to the user role."""
+    chosen = list(specs) if specs is not None else list(CATALOG.values())
+    return _render("service_functions.sql.j2", n=names, functions=[service_function_for(s) for s in chosen])
+

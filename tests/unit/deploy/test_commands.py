@@ -1,0 +1,100 @@
+"""The spcs-llm CLI sub-commands, the Dataiku connection block, and secrets staying out of the output."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import fake_snowflake
+from spcs_llm.cli import main
+from spcs_llm.deploy import CATALOG, DeploymentNames, connection_block, connection_settings, setup_sql
+from spcs_llm.deploy.connection import DeployedModel
+from spcs_llm.deploy.session import SESSION_FACTORY_ENV, open_session
+
+
+@pytest.fixture
+def cli_session(monkeypatch, session, account):
+    """The CLI opens its session through SPCS_LLM_SESSION_FACTORY, which hands it this test's fake."""
+    account.next_statuses = ["RUNNING"]
+    monkeypatch.setenv(SESSION_FACTORY_ENV, "fake_snowflake:session_from_environment")
+    fake_snowflake.ACTIVE.append(session)
+    yield session
+    fake_snowflake.ACTIVE.remove(session)
+
+
+def test_setup_sql_prints_the_rendered_script(capsys):
+    assert main(["setup-sql", "--dss-url", "https://dss.acme.io"]) == 0
+    assert capsys.readouterr().out == setup_sql(DeploymentNames.build(dss_url="https://dss.acme.io"))
+
+
+def test_setup_sql_with_functions_for_all_catalog_models(capsys):
+    assert main(["setup-sql", "--functions"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"SERVICE = SPCS_LLM.MODELS.{spec.service_name}" in out for spec in CATALOG.values())
+
+
+def test_deploy_prints_a_ready_to_paste_connection_block(cli_session, account, capsys):
+    assert main(["deploy", "zephyr-7b-beta", "--poll-interval", "0"]) == 0
+    out = capsys.readouterr().out
+    lines = dict(line.split(" : ", 1) for line in out.splitlines() if " : " in line)
+    assert {k.strip(): v for k, v in lines.items()} == {
+        "endpoint": "https://zephyr_7b_beta_svc-org-acct.snowflakecomputing.app", "route": "__call__",
+        "protocol": "openai_chat", "model_family": "zephyr", "instance_family": "GPU_NV_S",
+        "credits_per_hour": "0.57", "dollars_per_credit": "3.0", "max_parallelism": "2", "auth_type": "oauth"}
+    assert "Snowflake OAuth (per user)" in out and "Snowflake service account" in out
+    assert account.grants == ["ZEPHYR_7B_BETA_SVC->SPCS_LLM_USER"]
+
+
+def test_status_lists_deployed_services(cli_session, account, capsys):
+    account.add_service("PHI_2", "V1", "PHI_2_SVC", ["RUNNING"])
+    assert main(["status"]) == 0
+    assert "SPCS_LLM.MODELS.PHI_2_SVC" in capsys.readouterr().out
+
+
+def test_teardown_prints_by_default_and_runs_with_execute(cli_session, capsys):
+    assert main(["teardown"]) == 0
+    assert "DROP COMPUTE POOL IF EXISTS SPCS_LLM_GPU_POOL;" in capsys.readouterr().out
+    assert cli_session.statements == []
+    assert main(["teardown", "--execute", "--keep-models"]) == 0
+    assert "DROP COMPUTE POOL IF EXISTS SPCS_LLM_GPU_POOL" in cli_session.statements
+    assert not any(s.startswith("DROP DATABASE") for s in cli_session.statements)
+
+
+def test_a_failed_deploy_exits_1_with_the_fix_and_the_logs(cli_session, account, capsys):
+    account.next_statuses = ["FAILED"]
+    account.next_logs = "ValueError: model weights not found"
+    assert main(["deploy", "zephyr-7b-beta", "--poll-interval", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "error: Service SPCS_LLM.MODELS.ZEPHYR_7B_BETA_SVC is FAILED." in err and "Fix:" in err
+    assert "ValueError: model weights not found" in err
+
+
+def test_secrets_from_the_session_config_never_reach_output_or_logs(cli_session, account, capsys, caplog, monkeypatch):
+    password = "s3cret-Passw0rd-for-tests"
+    monkeypatch.delenv(SESSION_FACTORY_ENV)
+    import snowflake.snowpark
+
+    builder = type("Builder", (), {"configs": lambda self, c: self, "create": lambda self: cli_session})()
+    monkeypatch.setattr(snowflake.snowpark.Session, "builder", builder)
+    assert open_session(config={"account": "acme", "user": "me", "password": password}) is cli_session
+    account.next_statuses = ["FAILED"]
+    account.next_logs = f"connecting as me/{password} failed"  # a container echoing its environment
+    with caplog.at_level(logging.DEBUG):
+        monkeypatch.setenv(SESSION_FACTORY_ENV, "fake_snowflake:session_from_environment")
+        assert main(["deploy", "zephyr-7b-beta", "--poll-interval", "0"]) == 1
+    captured = capsys.readouterr()
+    assert "connecting as me/" in captured.err
+    assert password not in captured.err + captured.out + caplog.text
+
+
+def test_connection_settings_for_an_embedding_model_use_the_plugin_parameter_names():
+    deployed = DeployedModel(spec=CATALOG["all-minilm-l6-v2"], model_fqn="SPCS_LLM.MODELS.ALL_MINILM_L6_V2",
+                             version="V1", service_fqn="SPCS_LLM.MODELS.ALL_MINILM_L6_V2_SVC", status="RUNNING",
+                             ingress_host="abc-org-acct.snowflakecomputing.app", instance_family="CPU_X64_S",
+                             caller_role="SPCS_LLM_USER")
+    settings = connection_settings(deployed, auth_type="service", dollars_per_credit=2.5)
+    assert settings == {"endpoint": "https://abc-org-acct.snowflakecomputing.app", "route": "encode",
+                        "protocol": "encode", "instance_family": "CPU_X64_S", "credits_per_hour": 0.11,
+                        "dollars_per_credit": 2.5, "max_parallelism": 4, "rows_per_request": 64, "auth_type": "service"}
+    assert "model_family" not in connection_block(deployed)
