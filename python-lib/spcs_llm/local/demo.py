@@ -1,0 +1,144 @@
+"""``make demo``: the plugin's own DSS components against the local SPCS stand-in, driven the way DSS drives them.
+
+It starts the stand-in (real small models), signs a user in through the OAuth authorization-code flow as DSS
+does for a per-user credential, loads ``python-llms/*/llm.py`` through the small DSS harness, then runs: one chat
+completion per template family (server-side templating on an OpenAI-chat service, client-side on a legacy
+text-generation service), one streamed completion, a mini knowledge bank (embed a bundled corpus, answer a
+nearest-neighbour query), and prints a usage table.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from dataikuapi.dss.llm_tracing import SpanBuilder
+
+from ..resources import resource_path
+from ..templates import FAMILY_NAMES
+from .harness import DssOAuthCredential, load_component
+from .settings import StandinSettings
+from .stack import LocalStack
+from .tinychat import CANNED_EXCHANGES, SYSTEM_PROMPT
+
+
+@dataclass
+class UsageRow:
+    call: str
+    rows: int
+    prompt_tokens: int
+    completion_tokens: int
+    retries: int
+    cost: float
+    estimated: bool
+
+
+class UsageTable:
+    """Collects what each DSS call reported (tokens, cost) and what its trace recorded (retries)."""
+
+    def __init__(self) -> None:
+        self.rows: list[UsageRow] = []
+
+    def record(self, call: str, answer: dict[str, Any], trace: SpanBuilder, rows: int = 1) -> None:
+        attributes = trace.to_dict()["children"][-1]["attributes"]
+        self.rows.append(UsageRow(call, rows, answer.get("promptTokens", 0), answer.get("completionTokens", 0),
+                                  int(attributes.get("spcs.retries", 0)), float(answer.get("estimatedCost", 0.0)),
+                                  bool(answer.get("tokenCountsAreEstimated"))))
+
+    def print(self) -> None:
+        print(f"\n{'call':<34}{'rows':>6}{'prompt tok':>12}{'output tok':>12}{'retries':>9}{'est. cost $':>14}")
+        for row in self.rows:
+            flag = "~" if row.estimated else " "
+            print(f"{row.call:<34}{row.rows:>6}{row.prompt_tokens:>11}{flag}{row.completion_tokens:>11}{flag}"
+                  f"{row.retries:>9}{row.cost:>14.8f}")
+        total = UsageRow("total", *(sum(getattr(r, f) for r in self.rows) for f in
+                                    ("rows", "prompt_tokens", "completion_tokens", "retries", "cost")), False)
+        print(f"{total.call:<34}{total.rows:>6}{total.prompt_tokens:>12}{total.completion_tokens:>12}"
+              f"{total.retries:>9}{total.cost:>14.8f}")
+        print(f"{len(self.rows)} calls. '~' marks token counts estimated without the model's tokenizer.")
+
+
+def chat_config(token: str, stack: LocalStack, settings: StandinSettings, service: str, **extra: Any) -> dict:
+    return {
+        "auth_type": "oauth",
+        "oauth_preset": {"snowflake_oauth": token, "account_url": stack.account_url, "role": settings.role,
+                         "oauth_mode": "auto"},
+        "endpoint": stack.service_url(service),
+        "instance_family": "GPU_NV_S",
+        **extra,
+    }
+
+
+def run_chat(stack: LocalStack, settings: StandinSettings, token: str, usage: UsageTable) -> None:
+    question = CANNED_EXCHANGES[0].question
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}]
+    print(f"\n== Chat: one completion per template family (question: {question!r})")
+    server_side = load_component("spcs-chat", chat_config(token, stack, settings, "chat"))
+    trace = SpanBuilder("demo")
+    answer = server_side.process({"messages": messages}, {"temperature": 0, "maxOutputTokens": 40}, trace)
+    print(f"  {'server-side (OpenAI-chat rows)':<32} → {answer['text']!r}")
+    usage.record("chat: server-side template", answer, trace)
+    for family in FAMILY_NAMES:
+        model = load_component("spcs-chat", chat_config(token, stack, settings, "textgen",
+                                                        protocol="text_generation", model_family=family))
+        trace = SpanBuilder("demo")
+        answer = model.process({"messages": messages}, {"temperature": 0, "maxOutputTokens": 24}, trace)
+        print(f"  {'client-side ' + family:<32} → {answer['text'][:60]!r}")
+        usage.record(f"chat: client-side {family}", answer, trace)
+    print("  (the tiny model was trained on the Zephyr layout only, so other layouts get less sensible replies)")
+
+    print("\n== Streamed completion")
+    trace = SpanBuilder("demo")
+    pieces = []
+    for item in server_side.process_stream({"messages": [{"role": "user", "content": CANNED_EXCHANGES[1].question}]},
+                                           {"temperature": 0}, trace):
+        if "chunk" in item:
+            pieces.append(item["chunk"]["text"])
+            print(f"  chunk: {item['chunk']['text']!r}")
+        else:
+            print(f"  footer: {json.dumps(item['footer'])}")
+            usage.record("chat: streamed", item["footer"], trace)
+
+
+def run_knowledge_bank(stack: LocalStack, settings: StandinSettings, token: str, usage: UsageTable) -> None:
+    corpus = json.loads(resource_path("demo", "corpus.json").read_text(encoding="utf-8"))
+    documents, query = corpus["documents"], corpus["query"]
+    print(f"\n== Mini knowledge bank: embed {len(documents)} documents, then ask {query!r}")
+    embedder = load_component("spcs-embeddings", {**chat_config(token, stack, settings, "embed"),
+                                                  "instance_family": "CPU_X64_S", "rows_per_request": 8})
+    trace = SpanBuilder("demo")
+    answer = embedder.process({"queries": [{"text": d} for d in documents]}, {}, trace)
+    usage.record("embed: corpus", answer, trace, rows=len(documents))
+    vectors = np.array([r["embedding"] for r in answer["responses"]])
+    trace = SpanBuilder("demo")
+    asked = embedder.process({"queries": [{"text": query}]}, {}, trace)
+    usage.record("embed: query", asked, trace)
+    scores = vectors @ np.array(asked["responses"][0]["embedding"])
+    for rank, index in enumerate(np.argsort(-scores)[:3], start=1):
+        print(f"  {rank}. ({scores[index]:.3f}) {documents[index]}")
+
+
+def main() -> int:
+    started = time.perf_counter()
+    settings = StandinSettings()
+    print("Starting the local SPCS stand-in (account + chat, text-generation and embedding services)…")
+    with LocalStack.start(preload=("chat", "embed")) as stack:
+        print(f"  account {stack.account_url}; services: {', '.join(f'{k} {v}' for k, v in stack.services.items())}")
+        credential = DssOAuthCredential(stack.account_url, settings.oauth_client_id, settings.oauth_client_secret,
+                                        settings.oauth_redirect_uri, f"refresh_token session:role:{settings.role}")
+        token = credential.authorize()
+        print(f"  signed in {settings.user} through OAuth (authorize → token-request, PKCE), as DSS does")
+        usage = UsageTable()
+        run_chat(stack, settings, token, usage)
+        run_knowledge_bank(stack, settings, token, usage)
+        usage.print()
+    print(f"\nDemo finished in {time.perf_counter() - started:.1f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

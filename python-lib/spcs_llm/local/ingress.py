@@ -1,0 +1,156 @@
+"""The SPCS ingress in front of one model service: authentication, role check, faults, capacity, dispatch.
+
+A raw ASGI app (no router) keeps the per-request overhead small; the model work runs in the service's own
+thread pool, whose size is the emulated worker/instance count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from ..redaction import get_logger
+from .credentials import CredentialStore, TokenKind, TokenRecord, snowflake_token
+from .faults import ServiceState
+from .inference import ModelRuntime
+
+log = get_logger(__name__)
+
+OAUTH_METHOD_HEADER = "x-sf-spcs-authentication-method"
+LOGIN_PATH = "/sfc-endpoint/login"
+LOGOUT_PATH = "/sfc-endpoint/logout"
+_ACCEPTED_KINDS = {TokenKind.OAUTH_ACCESS, TokenKind.SESSION, TokenKind.EXCHANGED, TokenKind.PAT}
+_FORCED_EXPIRY_KINDS = {TokenKind.SESSION, TokenKind.EXCHANGED}
+# [inf] code 390104 and this wording come from the project brief, not from spcs-protocol.md (§A.5 says only
+# "401: bad, expired or missing token").
+_LOGIN_AGAIN = {"code": "390104", "message": "User must login again to access the service."}
+_LOGIN_PAGE = """<!DOCTYPE html>
+<html><head><title>Snowflake - Sign in</title></head>
+<body><h1>Sign in to Snowflake</h1>
+<p>This endpoint needs a Snowflake login. Programmatic clients must send
+<code>Authorization: Snowflake Token="..."</code>.</p>
+<p>Requested: <code>{target}</code></p></body></html>"""
+
+
+class DropConnection(Exception):
+    """Raised to close the client's socket without any response (fault injection)."""
+
+
+class IngressApp:
+    """ASGI app for one service's ingress port."""
+
+    def __init__(self, state: ServiceState, credentials: CredentialStore, runtime: ModelRuntime,
+                 transports: dict[Any, asyncio.Transport]) -> None:
+        self.state = state
+        self.credentials = credentials
+        self.runtime = runtime
+        self.transports = transports
+        self.routes = runtime.routes(state.spec)
+        self.pool = ThreadPoolExecutor(max_workers=state.spec.workers, thread_name_prefix=f"svc-{state.spec.name}")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        request = Request(scope, receive)
+        self.state.stats.requests += 1
+        try:
+            response = await self._respond(request)
+        except DropConnection:
+            self.state.stats.dropped += 1
+            transport = self.transports.get(scope.get("client"))
+            if transport is not None:
+                transport.abort()
+            await asyncio.sleep(0)  # let uvicorn see the disconnect, so it sends nothing either
+            return
+        self.state.stats.statuses[response.status_code] += 1
+        await response(scope, receive, send)
+
+    async def _respond(self, request: Request) -> Response:
+        knobs = self.state.knobs
+        if self.state.draw(knobs.rate_drop):
+            raise DropConnection()
+        path = request.url.path
+        if path == LOGIN_PATH or path == LOGOUT_PATH:
+            target = html.escape(request.query_params.get("redirect_uri", "/"))
+            return HTMLResponse(_LOGIN_PAGE.format(target=target))
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
+        # spcs-protocol.md §A.5: 503 while the service is starting or resuming from min_instances=0.
+        if self.state.cold() or self.state.draw(knobs.rate_503):
+            return JSONResponse({"error": "Service is starting, please retry."}, status_code=503)
+        if self.state.draw(knobs.rate_429):
+            return _too_many(knobs.retry_after_s)
+        method = self.routes.get(path)
+        if method is None:
+            # [inf] the ingress's answer for an unknown method route is not documented.
+            return JSONResponse({"error": f"Unknown route {path}; this service serves {sorted(self.routes)}."}, 404)
+        if request.method != "POST":
+            return JSONResponse({"error": f"{path} accepts POST only."}, status_code=405)
+        # spcs-protocol.md §A.5 / §C.1: {"error": "Too many requests"} once in-flight requests exceed the cap.
+        if self.state.stats.in_flight >= self.state.spec.capacity:
+            return _too_many(None)
+        self.state.stats.in_flight += 1
+        self.state.stats.max_in_flight = max(self.state.stats.max_in_flight, self.state.stats.in_flight)
+        try:
+            if knobs.latency_ms:  # added service time: it holds a capacity slot, like a slower model would
+                await asyncio.sleep(knobs.latency_ms / 1000)
+            body = await request.body()
+            result = await asyncio.get_running_loop().run_in_executor(
+                self.pool, self.runtime.handle, self.state.spec, method, body
+            )
+        finally:
+            self.state.stats.in_flight -= 1  # read afresh: stats may have been reset meanwhile
+        stats = self.state.stats
+        if result.status == 200:
+            stats.rows += result.rows
+            stats.model_calls += 1
+            stats.max_rows_per_call = max(stats.max_rows_per_call, result.rows)
+        return Response(result.body, status_code=result.status, media_type="application/json")
+
+    def _authenticate(self, request: Request) -> Response | None:
+        header = request.headers.get("authorization")
+        if header is None:
+            # spcs-protocol.md §A.5 [inf]: requests without credentials get the interactive web login (302).
+            target = quote(request.url.path)
+            return RedirectResponse(f"{request.base_url}{LOGIN_PATH.lstrip('/')}?redirect_uri={target}", 302)
+        token = snowflake_token(header)
+        record = self.credentials.lookup(token) if token else None
+        # spcs-protocol.md §A.5: 401 for a bad or expired token.
+        if record is None or record.kind not in _ACCEPTED_KINDS or self._expired(record):
+            log.info("401 on %s for header %s", request.url.path, header)  # the logger redacts the token
+            return JSONResponse(_LOGIN_AGAIN, status_code=401)
+        # spcs-protocol.md §A.1 "Simpler alternative" [src T]: an OAuth access token is accepted only together
+        # with X-SF-SPCS-Authentication-Method: OAUTH.
+        if record.kind is TokenKind.OAUTH_ACCESS and request.headers.get(OAUTH_METHOD_HEADER, "").upper() != "OAUTH":
+            return JSONResponse(_LOGIN_AGAIN, status_code=401)
+        # spcs-protocol.md §A.0: callers need a role holding <svc>!ALL_ENDPOINTS_USAGE; §A.5: 403 otherwise [inf].
+        if record.role not in self.state.granted_roles:
+            return JSONResponse(
+                {"message": f"Role {record.role} is not authorized to use this service endpoint."},
+                status_code=403,
+            )
+        return None
+
+    def _expired(self, record: TokenRecord) -> bool:
+        forced = self.state.knobs.token_expiry_s
+        if forced and record.kind in _FORCED_EXPIRY_KINDS and time.time() - record.issued_at >= forced:
+            return True
+        return record.expired()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _too_many(retry_after: int | None) -> Response:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return Response(json.dumps({"error": "Too many requests"}), status_code=429, media_type="application/json",
+                    headers=headers)

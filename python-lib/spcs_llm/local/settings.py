@@ -1,0 +1,165 @@
+"""Start-up configuration of the stand-in: identities, token lifetimes, services, and the command-line flags.
+
+The same flags serve ``python -m spcs_llm.local`` and ``spcs-llm local``, so both start identical stand-ins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from ..errors import ConfigurationError
+
+ServiceKind = Literal["openai_chat", "text_generation", "encode", "custom_predict"]
+ModelName = Literal["chat", "embed"]
+ADMIN_SECRET_ENV = "SPCS_LLM_LOCAL_ADMIN_SECRET"
+_TTL_FLAGS = ("authorization_code", "oauth_access", "oauth_refresh", "session", "master", "exchanged", "pat")
+
+
+@dataclass(frozen=True)
+class TokenLifetimes:
+    """Seconds each kind of token lives (defaults follow spcs-protocol.md §A.4)."""
+
+    authorization_code: int = 600  # [inf] not documented; a short-lived one-time code
+    oauth_access: int = 600  # spcs-protocol.md §A.4: Snowflake OAuth access token 600 s [X]
+    oauth_refresh: int = 7_776_000  # spcs-protocol.md §A.4: OAUTH_REFRESH_TOKEN_VALIDITY 90 days [X/inf]
+    session: int = 3600  # spcs-protocol.md §A.1: validityInSeconds typically 3600 [X/inf]
+    master: int = 14_400  # spcs-protocol.md §A.1: masterValidityInSeconds about 4 h [X/inf]
+    exchanged: int = 3600  # spcs-protocol.md §A.2: "short-lived; about 1 h or less" [inf]
+    pat: int = 15 * 86_400  # spcs-protocol.md §A.3: PAT default expiry 15 days [inf/X]
+    keypair_jwt_max: int = 3600  # spcs-protocol.md §A.2: Snowflake caps the key-pair JWT at 1 h [inf]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One model service with its own ingress port.
+
+    ``kind`` is what the model was logged as (spcs-protocol.md §C.2/§C.3); ``legacy_json_output`` selects the
+    ≤1.7 text-generation encoding where ``outputs`` is a JSON string (§C.3 first row).
+    """
+
+    name: str
+    kind: ServiceKind
+    model: ModelName
+    workers: int = 1
+    queue: int = 2
+    legacy_json_output: bool = False
+    cold_start_s: float = 0.0
+
+    @property
+    def capacity(self) -> int:
+        """In-flight requests admitted before 429: the workers plus a small queue (spcs-protocol.md §A.5)."""
+        return self.workers + self.queue
+
+
+def default_services(workers: int = 1, queue: int = 2) -> tuple[ServiceSpec, ...]:
+    """The services a stand-in serves: what the deployment library would log for chat, embedding and legacy use."""
+    return (
+        ServiceSpec("chat", "openai_chat", "chat", workers, queue),
+        ServiceSpec("embed", "encode", "embed", workers, queue),
+        ServiceSpec("textgen", "text_generation", "chat", workers, queue),
+        ServiceSpec("textgen_legacy", "text_generation", "chat", workers, queue, legacy_json_output=True),
+        ServiceSpec("embed_predict", "custom_predict", "embed", workers, queue),
+    )
+
+
+@dataclass(frozen=True)
+class StandinSettings:
+    """Everything the stand-in needs at start-up. ``admin_secret`` guards the ``/__local__`` control routes."""
+
+    account: str = "LOCALTEST"
+    user: str = "LOCAL_USER"
+    role: str = "SPCS_CALLER"
+    extra_user_roles: tuple[str, ...] = ("PUBLIC",)
+    oauth_client_id: str = "local-dss-client"
+    oauth_client_secret: str = field(default="local-dss-secret", repr=False)
+    oauth_redirect_uri: str = "http://127.0.0.1:11200/dip/api/oauth2-callback"
+    oauth_public_client: bool = False  # §B OAUTH_CLIENT_TYPE = 'PUBLIC': client_id in the body, PKCE required
+    lifetimes: TokenLifetimes = TokenLifetimes()
+    services: tuple[ServiceSpec, ...] = default_services()
+    preload: tuple[ModelName, ...] = ()
+    host: str = "127.0.0.1"
+    account_port: int = 0
+    admin_secret: str = field(default="", repr=False)
+    seed: int = 0
+
+    @property
+    def user_roles(self) -> frozenset[str]:
+        return frozenset({self.role.upper(), *(r.upper() for r in self.extra_user_roles)})
+
+    def service(self, name: str) -> ServiceSpec:
+        for spec in self.services:
+            if spec.name == name:
+                return spec
+        raise ConfigurationError(
+            f"The stand-in has no service named {name!r}.", fix=f"Use one of: {', '.join(s.name for s in self.services)}."
+        )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``python -m spcs_llm.local`` and ``spcs-llm local``."""
+    defaults = StandinSettings()
+    life = TokenLifetimes()
+    parser.add_argument("--account", default=defaults.account, help="account locator used in JWT iss/sub")
+    parser.add_argument("--user", default=defaults.user, help="the local user OAuth auto-approves")
+    parser.add_argument("--role", default=defaults.role, help="the user's role, granted on every service")
+    parser.add_argument("--oauth-client-id", default=defaults.oauth_client_id)
+    parser.add_argument("--oauth-client-secret", default=defaults.oauth_client_secret)
+    parser.add_argument("--oauth-redirect-uri", default=defaults.oauth_redirect_uri)
+    parser.add_argument("--oauth-public-client", action="store_true", help="OAUTH_CLIENT_TYPE=PUBLIC (PKCE, no secret)")
+    parser.add_argument("--account-port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--workers", type=int, default=1, help="inference threads per service (emulated instances)")
+    parser.add_argument("--service-workers", default="", help="per-service override, e.g. chat=2,embed=4")
+    parser.add_argument("--queue", type=int, default=2, help="queued requests per service before 429")
+    parser.add_argument("--preload", default="", help="comma list of models to load at start: chat,embed")
+    parser.add_argument("--cold-start", type=float, default=0.0, metavar="SECONDS",
+                        help="every service answers 503 for this long after start-up")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fault-injection randomness")
+    for name in _TTL_FLAGS:
+        parser.add_argument(f"--ttl-{name.replace('_', '-')}", type=int, default=getattr(life, name), metavar="SECONDS")
+
+
+def settings_from_args(args: argparse.Namespace) -> StandinSettings:
+    """Validated settings from parsed flags; the admin secret comes from the environment, never from argv."""
+    preload = tuple(p.strip() for p in args.preload.split(",") if p.strip())
+    unknown = [p for p in preload if p not in ("chat", "embed")]
+    if unknown:
+        raise ConfigurationError(f"Unknown model(s) to preload: {unknown}.", fix="Use --preload chat,embed or a subset.")
+    if args.workers < 1 or args.queue < 0:
+        raise ConfigurationError("Workers must be ≥ 1 and queue ≥ 0.", fix="Pass e.g. --workers 2 --queue 2.")
+    if args.cold_start < 0:
+        raise ConfigurationError("--cold-start cannot be negative.", fix="Pass 0 (no cold start) or more seconds.")
+    overrides = _per_service(args.service_workers)
+    services = tuple(replace(spec, workers=overrides.get(spec.name, spec.workers), cold_start_s=args.cold_start)
+                     for spec in default_services(args.workers, args.queue))
+    lifetimes = replace(TokenLifetimes(), **{name: getattr(args, f"ttl_{name}") for name in _TTL_FLAGS})
+    return StandinSettings(
+        account=args.account.upper(),
+        user=args.user.upper(),
+        role=args.role.upper(),
+        oauth_client_id=args.oauth_client_id,
+        oauth_client_secret=args.oauth_client_secret,
+        oauth_redirect_uri=args.oauth_redirect_uri,
+        oauth_public_client=args.oauth_public_client,
+        lifetimes=lifetimes,
+        services=services,
+        preload=preload,  # type: ignore[arg-type]
+        account_port=args.account_port,
+        admin_secret=os.environ.get(ADMIN_SECRET_ENV, ""),
+        seed=args.seed,
+    )
+
+
+def _per_service(text: str) -> dict[str, int]:
+    known = {spec.name for spec in default_services()}
+    out: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, count = item.partition("=")
+        if name not in known or not count.isdigit() or int(count) < 1:
+            raise ConfigurationError(
+                f"Bad --service-workers entry {item!r}.", fix=f"Write name=N with N ≥ 1 and name in {sorted(known)}."
+            )
+        out[name] = int(count)
+    return out

@@ -1,0 +1,187 @@
+"""Build the stand-in's tiny Llama-shaped chat model, offline, once per machine.
+
+Recipe from offline-stack.md §3: a byte-level BPE tokenizer trained with ``tokenizers`` on a small corpus, a
+Zephyr-style chat template, a ~200k-parameter ``LlamaForCausalLM``, and a few seconds of overfitting on canned
+Q&A pairs so that greedy replies are deterministic. The result is cached under ``$SPCS_LLM_CACHE`` (or
+``~/.cache/spcs-llm``) and built under a file lock, so parallel test processes never race on it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from ..errors import ConfigurationError
+from ..redaction import get_logger
+
+log = get_logger(__name__)
+
+RECIPE_VERSION = "tinychat-v1"
+SYSTEM_PROMPT = "You are a tiny test model."
+SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<|system|>", "<|user|>", "<|assistant|>"]
+# Zephyr layout (offline-stack.md §3 step 3): role tag, newline, content, </s>, newline.
+ZEPHYR_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + eos_token + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+)
+MAX_TRAINING_STEPS = 1500
+TRAINING_CHECK_EVERY = 100
+
+
+@dataclass(frozen=True)
+class CannedExchange:
+    """One question the tiny model answers verbatim under greedy decoding."""
+
+    question: str
+    answer: str
+
+
+CANNED_EXCHANGES: tuple[CannedExchange, ...] = (
+    CannedExchange("Hi there", "Hello! I am a tiny test model."),
+    CannedExchange("What is 2+2?", "2+2 is 4."),
+    CannedExchange("What is the capital of France?", "The capital of France is Paris."),
+    CannedExchange("Name a color.", "Blue is a color."),
+    CannedExchange("Say something long.", "This is a longer reply, with several words, so that stop strings and "
+                   "token limits have something to cut."),
+)
+
+
+def cache_root() -> Path:
+    """Where built models live; ``SPCS_LLM_CACHE`` wins so CI can point at a shared, writable place."""
+    return Path(os.environ.get("SPCS_LLM_CACHE") or Path.home() / ".cache" / "spcs-llm")
+
+
+def chat_model_dir() -> Path:
+    """Return the folder of the built tiny chat model (tokenizer + weights), building it first if needed."""
+    target = cache_root() / RECIPE_VERSION
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if not (target / "config.json").is_file():
+            staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+            try:
+                _build(staging)
+                staging.chmod(0o755)  # mkdtemp makes it private; a shared cache must stay readable
+                os.replace(staging, target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def chat_messages(question: str) -> list[dict[str, str]]:
+    """The conversation a canned question is trained under (system prompt + user turn)."""
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}]
+
+
+def _corpus() -> list[str]:
+    """A small, deterministic corpus: a few stdlib docstrings plus the canned exchanges."""
+    import json
+    import random
+    import string
+    import textwrap
+
+    docs = [m.__doc__ or "" for m in (json, random, string, textwrap)]
+    return [line for doc in docs for line in doc.splitlines() if line.strip()] + [
+        f"{c.question} {c.answer}" for c in CANNED_EXCHANGES
+    ]
+
+
+def _build_tokenizer():  # -> transformers.PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE(unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, min_frequency=1, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    raw.train_from_iterator(_corpus(), trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=raw, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+        additional_special_tokens=SPECIAL_TOKENS[4:],
+    )
+    tokenizer.chat_template = ZEPHYR_TEMPLATE
+    return tokenizer
+
+
+def _training_batch(tokenizer):  # -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+    """Token ids of each canned chat, with labels masked to the assistant's reply (and its </s>)."""
+    import torch
+
+    rows, labels = [], []
+    for exchange in CANNED_EXCHANGES:
+        prompt = tokenizer.apply_chat_template(chat_messages(exchange.question), tokenize=False, add_generation_prompt=True)
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(exchange.answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        rows.append(prompt_ids + answer_ids)
+        labels.append([-100] * len(prompt_ids) + answer_ids)
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    target = torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels])
+    return ids, mask, target
+
+
+def _replies_match(model, tokenizer) -> bool:
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        for exchange in CANNED_EXCHANGES:
+            prompt = tokenizer.apply_chat_template(chat_messages(exchange.question), tokenize=False, add_generation_prompt=True)
+            ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+            out = model.generate(**ids, max_new_tokens=64, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                                 eos_token_id=tokenizer.eos_token_id)
+            reply = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+            if reply != exchange.answer:
+                model.train()
+                return False
+    model.train()
+    return True
+
+
+def _build(folder: Path) -> None:
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    log.info("Building the tiny chat model into %s (first use only)", folder)
+    torch.manual_seed(0)
+    tokenizer = _build_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config)
+    ids, mask, target = _training_batch(tokenizer)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(1, MAX_TRAINING_STEPS + 1):
+        loss = model(input_ids=ids, attention_mask=mask, labels=target).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if step % TRAINING_CHECK_EVERY == 0 and _replies_match(model, tokenizer):
+            break
+    else:
+        raise ConfigurationError(
+            "The tiny chat model did not learn its canned replies.",
+            fix=f"Delete {cache_root()} and retry; report the torch/transformers versions if it persists.",
+        )
+    model.eval()
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    log.info("Tiny chat model built after %d steps (loss %.3f)", step, loss.item())
