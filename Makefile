@@ -37,7 +37,7 @@ reliability: venv
 	$(PYTHON) -m pytest tests/reliability -q -p no:cacheprovider
 
 demo: venv
-	$(PYTHON) -m spcs_llm.demo
+	$(PYTHON) -m spcs_llm.local.demo
 
 bench: venv
 	$(PYTHON) bench/embed_throughput.py

@@ -7,7 +7,7 @@ import responses
 from dataikuapi.dss.llm import DSSLLMCompletionResponse, DSSLLMEmbeddingsResponse
 from dataikuapi.dss.llm_tracing import SpanBuilder
 from dataikuapi.dss.llm_utils import _ChunkAggregator
-from dsshost import load_component
+from spcs_llm.local.harness import load_component
 
 from spcs_llm.errors import CredentialMissingError, RequestRejectedError
 
