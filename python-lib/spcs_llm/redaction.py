@@ -9,11 +9,16 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections import OrderedDict
 
 _MARK = "***"
 _MIN_SECRET_LENGTH = 8
+# Long-running DSS processes see a new session token per user per hour; keep the most recent ones only (an
+# evicted token expired long ago) and match them all with one compiled pattern, rebuilt when the set changes.
+_MAX_SECRETS = 10_000
 _lock = threading.Lock()
-_secrets: set[str] = set()
+_secrets: OrderedDict[str, None] = OrderedDict()
+_secret_pattern: re.Pattern[str] | None = None
 
 _PATTERNS = [
     re.compile(r'(Snowflake\s+Token=")[^"]*(")', re.IGNORECASE),
@@ -30,19 +35,34 @@ _PATTERNS = [
 
 def register_secret(value: str | None) -> None:
     """Remember a secret value so that ``redact`` removes it wherever it appears."""
-    if value and len(value) >= _MIN_SECRET_LENGTH:
-        with _lock:
-            _secrets.add(value)
+    global _secret_pattern
+    if not value or len(value) < _MIN_SECRET_LENGTH:
+        return
+    with _lock:
+        if value in _secrets:
+            _secrets.move_to_end(value)
+            return
+        _secrets[value] = None
+        if len(_secrets) > _MAX_SECRETS:
+            _secrets.popitem(last=False)
+        _secret_pattern = None
+
+
+def _known_secrets() -> re.Pattern[str] | None:
+    global _secret_pattern
+    with _lock:
+        if _secret_pattern is None and _secrets:
+            longest_first = sorted(_secrets, key=len, reverse=True)
+            _secret_pattern = re.compile("|".join(re.escape(secret) for secret in longest_first))
+        return _secret_pattern
 
 
 def redact(text: object) -> str:
     """Return ``text`` as a string with every registered secret and secret-looking value masked."""
     out = "" if text is None else str(text)
-    with _lock:
-        known = sorted(_secrets, key=len, reverse=True)
-    for secret in known:
-        if secret in out:
-            out = out.replace(secret, _MARK)
+    known = _known_secrets()
+    if known is not None:
+        out = known.sub(_MARK, out)
     for pattern in _PATTERNS:
         out = pattern.sub(lambda m: f"{m.group(1)}{_MARK}{m.group(2) if m.lastindex and m.lastindex >= 2 else ''}", out)
     return out

@@ -1,0 +1,47 @@
+"""Secrets never reach logs or exception text, however they are embedded."""
+
+import logging
+from collections import OrderedDict
+
+from spcs_llm import redaction
+from spcs_llm.errors import AuthenticationError
+from spcs_llm.redaction import get_logger, redact, register_secret
+
+
+def test_registered_secrets_and_secret_shapes_are_masked():
+    register_secret("plain-secret-value-42")
+    register_secret("plain-secret-value-42-longer")
+    text = (
+        'a plain-secret-value-42-longer b Authorization: Snowflake Token="abc.def" Bearer xyz123 '
+        "eyJhbGciOi.eyJzdWIiOiJ4.c2lnbmF0dXJl password=hunter22 plain-secret-value-42"
+    )
+    out = redact(text)
+    for leaked in ("plain-secret-value-42", "abc.def", "xyz123", "eyJhbGciOi", "hunter22"):
+        assert leaked not in out
+    assert out.startswith("a *** b")
+
+
+def test_short_values_are_not_treated_as_secrets():
+    register_secret("abc")
+    assert redact("abc def") == "abc def"
+
+
+def test_log_records_and_exceptions_are_redacted(caplog):
+    register_secret("secret-token-in-log-1234")
+    logger = get_logger("spcs_llm.test_redaction")
+    with caplog.at_level(logging.DEBUG, logger="spcs_llm.test_redaction"):
+        logger.info("sending %s", "secret-token-in-log-1234")
+    assert "secret-token-in-log-1234" not in caplog.text and "***" in caplog.text
+    error = AuthenticationError("rejected secret-token-in-log-1234", fix="use secret-token-in-log-1234 again")
+    assert "secret-token-in-log-1234" not in str(error)
+
+
+def test_the_secret_set_is_bounded_and_keeps_the_newest(monkeypatch):
+    monkeypatch.setattr(redaction, "_MAX_SECRETS", 3)
+    monkeypatch.setattr(redaction, "_secrets", OrderedDict())
+    monkeypatch.setattr(redaction, "_secret_pattern", None)
+    for i in range(5):
+        register_secret(f"rotating-session-token-{i:04d}")
+    assert "rotating-session-token-0004" not in redact("rotating-session-token-0004")
+    assert "rotating-session-token-0002" not in redact("rotating-session-token-0002")
+    assert list(redaction._secrets) == [f"rotating-session-token-{i:04d}" for i in (2, 3, 4)]
