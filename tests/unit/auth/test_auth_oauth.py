@@ -9,11 +9,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import requests
 import responses
-from freezegun import freeze_time
-from tenacity import wait_none
 
 from spcs_llm.auth import Credential, clear_token_cache, identity_of, token_source_for
-from spcs_llm.auth import account
 from spcs_llm.auth.cache import TOKEN_CACHE, refresh_margin
 from spcs_llm.config import AuthConfig
 from spcs_llm.errors import AuthenticationError, ConfigurationError, CredentialMissingError, TransportError
@@ -24,26 +21,6 @@ LOGIN_URL = f"{ACCOUNT}/session/v1/login-request"
 RENEW_URL = f"{ACCOUNT}/session/token-request"
 ACCESS_TOKEN = "ver:1-hint:111-access-token-user-a"
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache(monkeypatch):
-    clear_token_cache()
-    monkeypatch.setattr(account, "RETRY_WAIT", wait_none())
-    yield
-    clear_token_cache()
-
-
-@pytest.fixture
-def clock():
-    with freeze_time("2026-01-01 00:00:00") as frozen:
-        yield frozen
-
-
-@pytest.fixture
-def http():
-    with responses.RequestsMock() as mock:
-        yield mock
 
 
 def oauth(mode: str = "exchange", token: str = ACCESS_TOKEN, role: str | None = "ANALYST", url=ACCOUNT) -> AuthConfig:

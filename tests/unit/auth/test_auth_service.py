@@ -11,10 +11,8 @@ import pytest
 import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from freezegun import freeze_time
-from tenacity import wait_none
 
-from spcs_llm.auth import account, clear_token_cache, token_source_for
+from spcs_llm.auth import token_source_for
 from spcs_llm.auth.keypair import jwt_account
 from spcs_llm.config import AuthConfig, parse_auth
 from spcs_llm.errors import AuthenticationError, ConfigurationError
@@ -24,26 +22,6 @@ HOST = "abc123-myorg-myacct.snowflakecomputing.app"
 TOKEN_URL = f"{ACCOUNT}/oauth/token"
 PAT = "pat-secret-0123456789abcdef"
 NOW = 1_767_225_600  # 2026-01-01T00:00:00Z
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache(monkeypatch):
-    clear_token_cache()
-    monkeypatch.setattr(account, "RETRY_WAIT", wait_none())
-    yield
-    clear_token_cache()
-
-
-@pytest.fixture
-def clock():
-    with freeze_time("2026-01-01 00:00:00") as frozen:
-        yield frozen
-
-
-@pytest.fixture
-def http():
-    with responses.RequestsMock() as mock:
-        yield mock
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,8 @@ import requests
 import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from tenacity import wait_none
 
-from spcs_llm.auth import account, clear_token_cache, token_source_for
+from spcs_llm.auth import token_source_for
 from spcs_llm.config import AuthConfig
 from spcs_llm.errors import SpcsLlmError
 
@@ -27,14 +26,6 @@ LOGIN_URL = f"{ACCOUNT}/session/v1/login-request"
 RENEW_URL = f"{ACCOUNT}/session/token-request"
 TOKEN_URL = f"{ACCOUNT}/oauth/token"
 THREADS = 16
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache(monkeypatch):
-    clear_token_cache()
-    monkeypatch.setattr(account, "RETRY_WAIT", wait_none())
-    yield
-    clear_token_cache()
 
 
 @pytest.fixture
