@@ -12,19 +12,15 @@ Packages are cached next to the tiny model and built under a file lock, like the
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from filelock import FileLock
-
 from ..redaction import get_logger
+from .cache import build_once, cache_root
 from .envelopes import MethodSignature, ParamInfo
-from .tinychat import RECIPE_VERSION, cache_root, chat_model_dir
+from .tinychat import RECIPE_VERSION, chat_model_dir
 
 log = get_logger(__name__)
 
@@ -57,20 +53,7 @@ def load_embedder() -> PackagedModel:
 
 def _packaged(name: str, save: Callable[[Path], None]) -> Path:
     version = metadata.version("snowflake-ml-python")
-    target = cache_root() / "packaged" / f"{name}-snowml{version}"
-    if (target / "model.yaml").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if not (target / "model.yaml").is_file():
-            staging = Path(tempfile.mkdtemp(prefix=".packaging-", dir=target.parent))
-            try:
-                save(staging)
-                staging.chmod(0o755)  # mkdtemp makes it private; a shared cache must stay readable
-                os.replace(staging, target)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return build_once(cache_root() / "packaged" / f"{name}-snowml{version}", "model.yaml", save)
 
 
 def _save_pipeline(target: Path, name: str, with_template: bool) -> None:

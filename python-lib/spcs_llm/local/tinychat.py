@@ -8,16 +8,12 @@ Q&A pairs so that greedy replies are deterministic. The result is cached under `
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
 from ..errors import ConfigurationError
 from ..redaction import get_logger
+from .cache import build_once, cache_root
 
 log = get_logger(__name__)
 
@@ -53,27 +49,9 @@ CANNED_EXCHANGES: tuple[CannedExchange, ...] = (
 )
 
 
-def cache_root() -> Path:
-    """Where built models live; ``SPCS_LLM_CACHE`` wins so CI can point at a shared, writable place."""
-    return Path(os.environ.get("SPCS_LLM_CACHE") or Path.home() / ".cache" / "spcs-llm")
-
-
 def chat_model_dir() -> Path:
     """Return the folder of the built tiny chat model (tokenizer + weights), building it first if needed."""
-    target = cache_root() / RECIPE_VERSION
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if not (target / "config.json").is_file():
-            staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
-            try:
-                _build(staging)
-                staging.chmod(0o755)  # mkdtemp makes it private; a shared cache must stay readable
-                os.replace(staging, target)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return build_once(cache_root() / RECIPE_VERSION, "config.json", _build)
 
 
 def chat_messages(question: str) -> list[dict[str, str]]:
