@@ -86,8 +86,8 @@ _registry_lock = threading.Lock()
 _registry: dict[str, EndpointState] = {}
 
 
-def _pooled_session(pool_size: int) -> requests.Session:
-    session = requests.Session()
+def _mount_pool(session: requests.Session, pool_size: int) -> requests.Session:
+    """Keep up to ``pool_size`` connections open; retries are ours (tenacity), never urllib3's."""
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -103,16 +103,14 @@ def _configured_state(endpoint: EndpointConfig) -> EndpointState:
         if state is None:
             pool_size = max(limit, MIN_POOL_SIZE)
             state = _registry[key] = EndpointState(
-                base_url=key, session=_pooled_session(pool_size), limiter=EndpointLimiter(limit),
+                base_url=key, session=_mount_pool(requests.Session(), pool_size), limiter=EndpointLimiter(limit),
                 ledger=ledger_for(key), pool_size=pool_size,
             )
             return state
         state.limiter.resize(limit)
         if limit > state.pool_size:
             state.pool_size = limit
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=limit, max_retries=0)
-            state.session.mount("https://", adapter)
-            state.session.mount("http://", adapter)
+            _mount_pool(state.session, limit)
         return state
 
 
