@@ -32,6 +32,7 @@ OPENAI_CHAT = "openai_chat"
 TEXT_GENERATION = "text_generation"
 
 _detected_protocols: dict[str, str] = {}
+_paramless_endpoints: set[str] = set()  # text-generation services whose signature has no generation params
 _detected_lock = threading.Lock()
 
 
@@ -39,6 +40,7 @@ def forget_detected_protocols() -> None:
     """Drop what auto-detection learned about endpoints (tests, or after redeploying a service)."""
     with _detected_lock:
         _detected_protocols.clear()
+        _paramless_endpoints.clear()
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,7 @@ class ChatClient:
         whole text arrives as one delta. If an endpoint answers ``text/event-stream`` (an OpenAI-style chunk stream,
         which is [inf] for SPCS), the deltas are passed on as they come.
         """
-        plan = self._plan(messages, params, self._protocol())
-        call = self.transport.post_json(self.config.endpoint.route, plan.body, stream=True)
-        plan.calls.append(call)
+        plan, call = self._post(messages, params, stream=True)
         if call.events is None:
             output = self._decode(plan, call)
             yield output.text
@@ -119,21 +119,44 @@ class ChatClient:
         yield self._result(plan, parsed)
 
     def _send(self, messages: Sequence[dict], params: GenerationParams) -> tuple[_Plan, ChatOutput]:
-        protocol = self._protocol()
-        plan = self._plan(messages, params, protocol)
-        try:
-            call = self.transport.post_json(self.config.endpoint.route, plan.body)
-        except RequestRejectedError as rejected:
-            if self.config.protocol != "auto" or protocol != OPENAI_CHAT or not looks_like_signature_mismatch(
-                rejected.message
-            ):
-                raise
-            log.info("Endpoint %s refused OpenAI-chat rows; switching to text generation", self.config.endpoint.url)
-            self._remember_protocol(TEXT_GENERATION)
-            plan = self._plan(messages, params, TEXT_GENERATION)
-            call = self.transport.post_json(self.config.endpoint.route, plan.body)
-        plan.calls.append(call)
+        plan, call = self._post(messages, params)
         return plan, self._decode(plan, call)
+
+    def _post(
+        self, messages: Sequence[dict], params: GenerationParams, *, stream: bool = False
+    ) -> tuple[_Plan, CallResult]:
+        """Send the planned rows; when the service refuses their shape, fall back to the next shape it may take:
+        OpenAI-chat rows → text-generation rows (auto protocol only) → bare text-generation rows (no params)."""
+        plan = self._plan(messages, params, self._protocol())
+        while True:
+            try:
+                call = self.transport.post_json(self.config.endpoint.route, plan.body, stream=stream)
+            except RequestRejectedError as rejected:
+                if not looks_like_signature_mismatch(rejected.message) or not self._learn_from_refusal(plan):
+                    raise
+                plan = self._plan(messages, params, self._protocol())
+                continue
+            plan.calls.append(call)
+            return plan, call
+
+    def _learn_from_refusal(self, plan: _Plan) -> bool:
+        """Remember what a signature-mismatch refusal of ``plan`` says about the endpoint; False if nothing is left
+        to try."""
+        url = self.config.endpoint.url
+        if plan.protocol == OPENAI_CHAT and self.config.protocol == "auto":
+            log.info("Endpoint %s refused OpenAI-chat rows; switching to text generation", url)
+            self._remember_protocol(TEXT_GENERATION)
+            return True
+        row = plan.body["data"][0][1]
+        if plan.protocol == TEXT_GENERATION and set(row) != {"inputs"}:
+            # spcs-protocol.md §C.3: text-generation signatures have generation params only since snowflake-ml
+            # 1.38; that older services refuse them with a signature-mismatch 400 is [inf].
+            log.info("Endpoint %s refused generation params; sending the prompt alone (the service's own "
+                     "generation defaults apply, stop strings are cut client-side)", url)
+            with _detected_lock:
+                _paramless_endpoints.add(url)
+            return True
+        return False
 
     def _decode(self, plan: _Plan, call: CallResult) -> ChatOutput:
         (row,) = unwrap(call.payload, 1)
@@ -160,7 +183,13 @@ class ChatClient:
             return _Plan(OPENAI_CHAT, envelope([row]), prompt_text_for_count=text)
         rendered = render_chat(self._family(), messages)
         stop = tuple(dict.fromkeys((*params.stop, *rendered.stop)))
-        row = text_generation_row(rendered.request_text, replace(params, stop=stop))
+        with _detected_lock:
+            paramless = self.config.endpoint.url in _paramless_endpoints
+        row = (
+            {"inputs": rendered.request_text}
+            if paramless
+            else text_generation_row(rendered.request_text, replace(params, stop=stop))
+        )
         return _Plan(TEXT_GENERATION, envelope([row]), rendered.request_text, stop, rendered.model_input)
 
     def _family(self) -> str:

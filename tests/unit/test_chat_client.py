@@ -7,7 +7,7 @@ import responses
 
 from spcs_llm.chat import ChatClient, ChatResult
 from spcs_llm.config import parse_chat_config
-from spcs_llm.errors import ConfigurationError
+from spcs_llm.errors import ConfigurationError, RequestRejectedError
 from spcs_llm.protocol import GenerationParams
 
 ENDPOINT = "https://chat-org-acct.snowflakecomputing.app"
@@ -125,3 +125,47 @@ def test_stream_with_sse_passes_deltas_on():
     assert events[:2] == ["Hel", "lo"]
     final = events[-1]
     assert final.text == "Hello" and final.finish_reason == "stop" and final.prompt_tokens == 5
+
+
+def pre_params_text_generation_service(request):
+    """A text-generation service logged before snowflake-ml 1.38: its signature is ``inputs`` only."""
+    row = json.loads(request.body)["data"][0][1]
+    if set(row) != {"inputs"}:
+        unexpected = sorted(set(row) - {"inputs"})
+        error = f"Input data columns do not match the model signature: unexpected {unexpected}"
+        return 400, {}, json.dumps({"error": error})
+    generated = json.dumps([{"generated_text": row["inputs"] + "Hi! How can I help?</s>"}])
+    return 200, {}, json.dumps({"data": [[0, {"outputs": generated}]]})
+
+
+@responses.activate
+def test_text_generation_without_params_sends_the_prompt_alone_and_remembers():
+    responses.add_callback(responses.POST, f"{ENDPOINT}/__call__", callback=pre_params_text_generation_service)
+    client = make_client(protocol="text_generation", model_family="zephyr")
+    first = client.complete(MESSAGES, GenerationParams(max_tokens=20, temperature=0.0))
+    assert first.text == "Hi! How can I help?" and first.protocol == "text_generation"
+    streamed = list(client.stream(MESSAGES, GenerationParams(max_tokens=20)))
+    assert streamed[0] == "Hi! How can I help?"
+    sent = [set(json.loads(call.request.body)["data"][0][1]) for call in responses.calls]
+    assert sent == [{"inputs", "max_new_tokens", "do_sample"}, {"inputs"}, {"inputs"}]
+
+
+@responses.activate
+def test_auto_protocol_falls_back_through_text_generation_to_the_bare_prompt():
+    def service(request):
+        if "messages" in json.loads(request.body)["data"][0][1]:
+            return 400, {}, json.dumps({"error": "Input data columns do not match the model signature"})
+        return pre_params_text_generation_service(request)
+
+    responses.add_callback(responses.POST, f"{ENDPOINT}/__call__", callback=service)
+    result = make_client(model_family="zephyr").complete(MESSAGES, GenerationParams())
+    assert result.text == "Hi! How can I help?" and len(responses.calls) == 3
+
+
+@responses.activate
+def test_a_bare_prompt_that_is_still_refused_raises():
+    responses.add(responses.POST, f"{ENDPOINT}/__call__", status=400,
+                  json={"error": "Input data columns do not match the model signature"})
+    with pytest.raises(RequestRejectedError):
+        make_client(protocol="text_generation", model_family="zephyr").complete(MESSAGES, GenerationParams())
+    assert len(responses.calls) == 2

@@ -95,8 +95,13 @@ class DssOAuthCredential:
         return self.access_token
 
     def refresh(self) -> str:
+        import os
+
         from requests.auth import HTTPBasicAuth
 
+        # A refresh answer need not repeat the `refresh_token` scope (it only asked for a refresh token); DSS
+        # accepts such answers, while oauthlib raises on any scope change unless told to relax [inf: DSS side].
+        os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
         self.token = self.session.refresh_token(
             f"{self.account_url}/oauth/token-request",
             refresh_token=self.token["refresh_token"],

@@ -1,0 +1,355 @@
+"""``spcs-llm doctor``: check a DSS → SPCS setup step by step, name the fix for the first failure, and print the
+connection settings to paste into DSS.
+
+The checks run in the order a request travels: DNS, TCP/TLS, the ingress's answer to an anonymous call, the
+token (and its exchange), the authenticated call, which route and row shape the service speaks, one real call.
+The token and the authenticated calls go through the plugin's own auth and transport code, so what passes here
+passes in DSS. Secrets come from environment variables or files, never from the command line, and never appear
+in the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import requests
+
+from .auth import token_source_for
+from .config import FAMILIES, AuthConfig, normalise_url, parse_chat_config, parse_embedding_config
+from .errors import (
+    AuthenticationError,
+    BadResponseError,
+    ConfigurationError,
+    CredentialMissingError,
+    EndpointNotFoundError,
+    PermissionDeniedError,
+    RequestRejectedError,
+    SpcsLlmError,
+)
+from .protocol import (
+    GenerationParams,
+    RowError,
+    embedding_row,
+    envelope,
+    openai_chat_row,
+    parse_chat_output,
+    parse_embedding_output,
+    text_generation_row,
+    unwrap,
+)
+from .redaction import redact, register_secret
+from .templates import family_for_model
+from .transport import Transport
+
+PROBE_TEXT = "Hello from spcs-llm doctor."
+# A probe refused with one of these means "not this route / row shape": the next probe may fit.
+SHAPE_MISMATCH = (RequestRejectedError, EndpointNotFoundError, BadResponseError)
+FAMILY_CHOICES = tuple(f for f in FAMILIES if f != "auto")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(check.ok for check in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str, fix: str = "") -> bool:
+        self.checks.append(Check(name, ok, redact(detail), redact(fix)))
+        return ok
+
+
+@dataclass(frozen=True)
+class DoctorInputs:
+    """What to check. ``auth`` is the auth part of a DSS model config (``auth_type`` plus the resolved preset)."""
+
+    endpoint: str
+    kind: str  # "chat" | "embed"
+    auth: dict[str, Any]
+    route: str | None = None
+    model_family: str = "auto"
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One way a service may be spoken to: the DSS protocol setting, the route, a request, how to read a row."""
+
+    protocol: str
+    route: str
+    body: Callable[[], dict]
+    describe: Callable[[Any], str]
+
+
+def _dss_config(inputs: DoctorInputs) -> dict[str, Any]:
+    config: dict[str, Any] = {"endpoint": inputs.endpoint, "max_attempts": 2, "max_retry_seconds": 5,
+                              "connect_timeout": inputs.timeout, **inputs.auth}
+    if inputs.route:
+        config["route"] = inputs.route
+    return config
+
+
+def check_network(report: Report, base_url: str, timeout: float) -> bool:
+    parsed = urlparse(base_url)
+    host, port = parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4][0]
+    except (socket.gaierror, UnicodeError) as failure:
+        return report.add("DNS", False, f"{host} does not resolve ({getattr(failure, 'strerror', None) or failure}).",
+                          "Copy the host from SHOW ENDPOINTS IN SERVICE <service> (column ingress_url); the service "
+                          "may still be PENDING (no URL yet).")
+    report.add("DNS", True, f"{host} → {address}")
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            if parsed.scheme == "https":
+                with ssl.create_default_context().wrap_socket(sock, server_hostname=host) as tls:
+                    return report.add("TCP/TLS", True, f"connected, {tls.version()}")
+            return report.add("TCP/TLS", True, f"connected to {host}:{port} (plain HTTP: a local stand-in only)")
+    except ssl.SSLError as failure:
+        return report.add("TCP/TLS", False, f"TLS handshake with {host} failed: {failure.reason}.",
+                          "A proxy re-signs TLS: point REQUESTS_CA_BUNDLE at its CA certificate.")
+    except OSError as failure:
+        return report.add("TCP/TLS", False, f"cannot connect to {host}:{port}: {failure}.",
+                          "Allow outbound HTTPS from DSS to *.snowflakecomputing.app (proxy / firewall), and check "
+                          "the endpoint's port.")
+
+
+def check_unauthenticated_answer(report: Report, url: str, timeout: float) -> bool:
+    """An SPCS ingress refuses a request without a token with a login redirect or a 401 (spcs-protocol.md §A.5)."""
+    try:
+        answer = requests.post(url, json={"data": []}, allow_redirects=False, timeout=timeout)
+    except requests.RequestException as failure:
+        return report.add("Ingress", False, f"no answer from {url}: {type(failure).__name__}.",
+                          "Check the endpoint URL and that the service is running (SHOW SERVICES).")
+    if answer.status_code in (301, 302, 303, 307, 308, 401):
+        return report.add("Ingress", True, f"refuses anonymous calls ({answer.status_code}), as an SPCS ingress does")
+    return report.add("Ingress", False,
+                      f"answered HTTP {answer.status_code} to a call without any token, so it is not an SPCS ingress.",
+                      "Use the service's public ingress host from SHOW ENDPOINTS IN SERVICE <service> (the endpoint "
+                      "needs public: true), not the account URL or another server.")
+
+
+def _probes(kind: str) -> list[Probe]:
+    """The shapes to try, most modern first (spcs-protocol.md §C.2, §C.3)."""
+    params = GenerationParams(max_tokens=16, temperature=0.0)
+    if kind == "embed":
+        def vectors(protocol: str) -> Callable[[Any], str]:
+            return lambda row: f"a {len(parse_embedding_output(row, protocol=protocol))}-dimension vector"
+
+        def body() -> dict:
+            return envelope([embedding_row(PROBE_TEXT)], shape="flat")
+
+        return [Probe("encode", "encode", body, vectors("encode")),
+                Probe("predict", "predict", body, vectors("predict"))]
+    messages = [{"role": "user", "content": PROBE_TEXT}]
+
+    def reply(row: Any) -> str:
+        return f"the reply {parse_chat_output(row, prompt=PROBE_TEXT).text[:60]!r}"
+
+    return [
+        Probe("openai_chat", "__call__", lambda: envelope([openai_chat_row(messages, params)]), reply),
+        Probe("text_generation", "__call__", lambda: envelope([text_generation_row(PROBE_TEXT, params)]), reply),
+        # snowflake-ml < 1.38 text-generation signatures take the prompt alone (spcs-protocol.md §C.3).
+        Probe("text_generation", "__call__", lambda: envelope([{"inputs": PROBE_TEXT}]), reply),
+        Probe("text_generation", "predict", lambda: envelope([{"inputs": PROBE_TEXT}]), reply),
+    ]
+
+
+def check_service(report: Report, inputs: DoctorInputs) -> bool:
+    """Token, authenticated call, protocol detection and one real call, through the plugin's own code."""
+    parse = parse_embedding_config if inputs.kind == "embed" else parse_chat_config
+    try:
+        config = parse(_dss_config(inputs))
+        tokens = token_source_for(config.auth, config.endpoint.host)
+        credential = tokens.credential()
+    except SpcsLlmError as failure:
+        return report.add("Token", False, failure.message, failure.fix)
+    report.add("Token", True, f"{config.auth.kind} credential ready ({credential.kind})")
+    transport = Transport(config.endpoint, tokens)
+    refusals: list[tuple[Probe, SpcsLlmError]] = []
+    for probe in _probes(inputs.kind):
+        if inputs.route and probe.route != inputs.route.strip("/"):
+            continue
+        started = time.perf_counter()
+        try:
+            call = transport.post_json(probe.route, probe.body())
+            (row,) = unwrap(call.payload, 1)
+            if isinstance(row, RowError):
+                raise BadResponseError(row.message)
+            detail = probe.describe(row)
+        except (AuthenticationError, CredentialMissingError) as failure:
+            return report.add("Authenticated call", False, failure.message, failure.fix)
+        except PermissionDeniedError as failure:
+            return report.add("Service role", False, failure.message, failure.fix)
+        except SHAPE_MISMATCH as failure:
+            refusals.append((probe, failure))
+            continue
+        except SpcsLlmError as failure:
+            return report.add("Real call", False, failure.message, failure.fix)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        renewed = f", after renewing it ({tokens.credential().kind})" if call.renewals else ""
+        report.add("Authenticated call", True, f"POST /{probe.route} accepted the token{renewed}")
+        report.add("Protocol", True, f"speaks {probe.protocol} on /{probe.route}")
+        report.add("Real call", True, f"{detail} in {elapsed_ms:.0f} ms")
+        _record_settings(report, inputs, config, probe)
+        return True
+    if not refusals:
+        return report.add("Protocol", False, f"no probe uses the route {inputs.route!r}.",
+                          "Use --route __call__ or predict for chat, encode or predict for embeddings.")
+    tried = "; ".join(f"{p.protocol} on /{p.route}: {type(f).__name__}: {f.message}" for p, f in refusals)
+    other_kind = "embed" if inputs.kind == "chat" else "chat"
+    return report.add("Protocol", False, f"no known {inputs.kind} protocol worked ({tried}).",
+                      f"{refusals[-1][1].fix} If this service is not a {inputs.kind} model, run the doctor with "
+                      f"--kind {other_kind}.")
+
+
+def _record_settings(report: Report, inputs: DoctorInputs, config: Any, probe: Probe) -> None:
+    """The DSS settings that made the real call work: the model's, then its preset's (without secrets)."""
+    model: dict[str, Any] = {"auth_type": inputs.auth.get("auth_type", "oauth"), "endpoint": config.endpoint.base_url,
+                             "route": probe.route, "protocol": probe.protocol}
+    if probe.protocol == "text_generation":
+        family = inputs.model_family if inputs.model_family != "auto" else family_for_model(config.endpoint.url)
+        if family in ("auto", "raw"):
+            report.notes.append(
+                "This service takes a text prompt, so the plugin formats the chat itself: set 'Model family' to the "
+                f"model's chat layout ({', '.join(FAMILY_CHOICES)}), or re-run with --model-family.")
+        else:
+            model["model_family"] = family
+    report.settings = {"model": model, "preset": _preset_settings(config.auth)}
+    if config.auth.kind == "pat":
+        report.notes.append("Paste the PAT itself into the preset's 'PAT' field (not shown here).")
+    elif config.auth.kind == "keypair":
+        report.notes.append("Paste the private key (and its passphrase, if any) into the preset (not shown here).")
+
+
+def _preset_settings(auth: AuthConfig) -> dict[str, Any]:
+    preset: dict[str, Any] = {"account_url": auth.account_url, "account_identifier": auth.account_identifier,
+                              "role": auth.role}
+    if auth.kind == "oauth":
+        preset["oauth_mode"] = auth.oauth_mode
+    else:
+        preset.update(service_auth=auth.kind, user=auth.user)
+        if auth.kind == "pat":
+            preset["pat_exchange"] = auth.pat_exchange
+    return {key: value for key, value in preset.items() if value not in (None, "")}
+
+
+def run_doctor(inputs: DoctorInputs) -> Report:
+    report = Report()
+    try:
+        base_url = normalise_url(inputs.endpoint, what="endpoint")
+    except SpcsLlmError as failure:
+        report.add("Endpoint", False, failure.message, "Pass the ingress host, e.g. --endpoint abc-org-acct."
+                   "snowflakecomputing.app")
+        return report
+    parsed = urlparse(base_url)
+    base = f"{parsed.scheme}://{parsed.netloc}"
+    if check_network(report, base, inputs.timeout):
+        route = (inputs.route or ("encode" if inputs.kind == "embed" else "__call__")).strip("/")
+        if check_unauthenticated_answer(report, f"{base}/{route}", inputs.timeout):
+            check_service(report, inputs)
+    return report
+
+
+def auth_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The auth part of a DSS config from the command line; secrets are read from the environment or a file."""
+    environ = dict(os.environ if environ is None else environ)
+
+    def secret(env_name: str, *, required: bool = True) -> str | None:
+        value = environ.get(env_name) or None
+        if value is None and required:
+            raise ConfigurationError(f"The environment variable {env_name} is empty or not set.",
+                                     fix=f"export {env_name}=<the token>, or name another variable with --token-env.")
+        register_secret(value)
+        return value
+
+    common = {"account_url": args.account_url, "account_identifier": args.account_identifier, "role": args.role}
+    if args.auth == "oauth":
+        return {"auth_type": "oauth", "oauth_preset": {
+            "snowflake_oauth": secret(args.token_env), "oauth_mode": args.oauth_mode, **common}}
+    preset: dict[str, Any] = {"service_auth": "pat" if args.auth in ("pat", "pat-exchange") else "keypair",
+                              "user": args.user, "pat_exchange": args.auth == "pat-exchange", **common}
+    if args.auth == "keypair":
+        if not args.private_key_file:
+            raise ConfigurationError("--auth keypair needs the private key.",
+                                     fix="Pass --private-key-file <PEM file> (and --user).")
+        try:
+            with open(args.private_key_file, encoding="utf-8") as key_file:
+                preset["private_key"] = key_file.read()
+        except OSError as failure:
+            raise ConfigurationError(f"Cannot read the private key file: {failure.strerror}.",
+                                     fix="Pass the path of a readable PEM file to --private-key-file.") from None
+        register_secret(preset["private_key"])
+        preset["private_key_passphrase"] = secret(args.passphrase_env, required=False)
+    else:
+        preset["pat"] = secret(args.token_env)
+    return {"auth_type": "service", "service_preset": preset}
+
+
+def format_report(report: Report) -> str:
+    lines = []
+    for check in report.checks:
+        lines.append(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}")
+        if not check.ok and check.fix:
+            lines.append(f"  Fix: {check.fix}")
+    if report.ok and report.settings:
+        lines.append("\nDSS connection settings (the Custom LLM connection's model, then its preset):")
+        lines.append(json.dumps(report.settings, indent=2))
+    lines.extend(f"Note: {note}" for note in report.notes)
+    return redact("\n".join(lines))
+
+
+def _handle(args: argparse.Namespace) -> int:
+    try:
+        auth = auth_from_args(args)
+    except ConfigurationError as failure:
+        report = Report()
+        report.add("Credentials", False, failure.message, failure.fix)
+    else:
+        report = run_doctor(DoctorInputs(endpoint=args.endpoint, kind=args.kind, auth=auth, route=args.route,
+                                         model_family=args.model_family, timeout=args.timeout))
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("doctor",
+                                   help="check DNS, TLS, tokens, ingress auth and protocol of an SPCS endpoint")
+    parser.add_argument("--endpoint", required=True, help="ingress host or URL")
+    parser.add_argument("--kind", choices=["chat", "embed"], default="chat")
+    parser.add_argument("--route", help="method route (default: try the usual ones)")
+    parser.add_argument("--model-family", choices=FAMILIES, default="auto",
+                        help="chat layout, for services that take a text prompt")
+    parser.add_argument("--account-url", help="https://<account>.snowflakecomputing.com (needed to exchange tokens)")
+    parser.add_argument("--account-identifier", help="<ORG>-<ACCOUNT> when the account URL does not carry it")
+    parser.add_argument("--auth", choices=["oauth", "pat", "pat-exchange", "keypair"], default="pat")
+    parser.add_argument("--token-env", default="SNOWFLAKE_TOKEN",
+                        help="environment variable holding the OAuth access token or PAT (default SNOWFLAKE_TOKEN)")
+    parser.add_argument("--oauth-mode", choices=["auto", "direct", "exchange"], default="auto")
+    parser.add_argument("--user", help="the service user (key pair, PAT exchange)")
+    parser.add_argument("--role")
+    parser.add_argument("--private-key-file", help="PEM private key for --auth keypair")
+    parser.add_argument("--passphrase-env", default="SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
+                        help="environment variable holding the private key's passphrase, if any")
+    parser.add_argument("--timeout", type=float, default=10.0, help="connect timeout in seconds")
+    parser.set_defaults(handler=_handle)
