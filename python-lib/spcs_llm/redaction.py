@@ -28,7 +28,7 @@ _PATTERNS = [
     re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----).*?(-----END [A-Z ]*PRIVATE KEY-----)", re.DOTALL),
     re.compile(
         r'((?:"|\b)(?:token|access_token|refresh_token|masterToken|sessionToken|password|client_secret|'
-        r'assertion|subject_token|TOKEN|code_verifier)"?\s*[:=]\s*"?)[^"&,\s}]+()',
+        r'assertion|subject_token|TOKEN|code_verifier)"?\s*[:=]\s*"?)[^"&,\s}]{8,}()',
     ),
 ]
 

@@ -45,3 +45,8 @@ def test_the_secret_set_is_bounded_and_keeps_the_newest(monkeypatch):
     assert "rotating-session-token-0004" not in redact("rotating-session-token-0004")
     assert "rotating-session-token-0002" not in redact("rotating-session-token-0002")
     assert list(redaction._secrets) == [f"rotating-session-token-{i:04d}" for i in (2, 3, 4)]
+
+
+def test_key_value_masking_spares_ordinary_words():
+    assert redact("token: not set") == "token: not set"
+    assert "abcdefgh12345" not in redact('{"token": "abcdefgh12345"}')
