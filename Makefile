@@ -44,7 +44,7 @@ bench: venv
 	$(PYTHON) bench/chat_overhead.py
 
 soak: venv
-	SPCS_LLM_SOAK_TEXTS=10000 $(PYTHON) -m pytest tests/reliability/test_soak.py -q -p no:cacheprovider
+	SPCS_LLM_SOAK_TEXTS=10000 $(PYTHON) -m pytest tests/reliability/test_soak.py -q -s -p no:cacheprovider
 
 plugin:
 	mkdir -p dist

@@ -49,6 +49,15 @@ def messages_from_query(query: Mapping[str, Any]) -> list[dict[str, str]]:
         if role in IGNORED_ROLES or (role == "assistant" and message.get("toolCalls") and not message.get("content")):
             continue
         messages.append({"role": "user" if role == "tool" else role, "content": _message_text(message)})
+    for position, message in enumerate(messages):
+        try:
+            message["content"].encode("utf-8")
+        except UnicodeEncodeError as bad:
+            raise RequestRejectedError(
+                f"Message {position} holds invalid Unicode at character {bad.start} (a lone surrogate), which no "
+                "model service can read.",
+                fix="Clean the text before sending it (e.g. decode its source with errors='replace').",
+            ) from None
     if not any(m["role"] == "user" and m["content"].strip() for m in messages):
         raise RequestRejectedError(
             "The query has no user message with text.", fix="Send at least one non-empty user message."

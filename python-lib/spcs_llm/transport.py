@@ -225,16 +225,22 @@ class Transport:
         return self._result(call, answer)
 
     def _attempt(self, call: _Call) -> _Answer:
-        """One try: send, renew the credential once if the ingress rejects it, then classify the answer."""
+        """One try: send, renew the credential once if the ingress rejects it, then classify the answer.
+
+        The one renewal is per attempt, not per call: a credential renewed in an earlier attempt may expire during
+        a retry's back-off (short-lived session tokens), and that is no reason to give up.
+        """
         credential = self.tokens.credential()
+        renewed = False
         while True:
             answer = self._send(call, credential)
             rejection = None if answer.stream else auth_rejection(answer.status, answer.content)
             if rejection is None:
                 return self._classify(call, answer)
-            if call.renewals:
+            if renewed:
                 raise authentication_failed(call.display_url, rejection, answer.status)
             LOG.info("%s rejected the credential (%s); renewing it and trying once more", call.display_url, rejection)
+            renewed = True
             call.renewals += 1
             credential = self.tokens.renew(credential)
 
