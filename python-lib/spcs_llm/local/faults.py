@@ -20,7 +20,8 @@ class FaultKnobs:
     retry_after_s: int = 1
     rate_503: float = 0.0
     rate_drop: float = 0.0
-    latency_ms: float = 0.0
+    latency_ms: float = 0.0  # added service time, inside the capacity slot (a slower model)
+    network_latency_ms: float = 0.0  # a network round trip before the ingress: holds no capacity slot
     token_expiry_s: float = 0.0  # session and exchanged tokens older than this are refused as expired
     seed: int | None = None
 
@@ -28,7 +29,7 @@ class FaultKnobs:
         for name in ("rate_429", "rate_503", "rate_drop"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigurationError(f"Fault knob {name} must be a probability.", fix="Use a value in [0, 1].")
-        if self.retry_after_s < 0 or self.latency_ms < 0 or self.token_expiry_s < 0:
+        if min(self.retry_after_s, self.latency_ms, self.network_latency_ms, self.token_expiry_s) < 0:
             raise ConfigurationError("Fault knobs cannot be negative.", fix="Use 0 to switch a knob off.")
 
     @classmethod

@@ -61,6 +61,9 @@ class IngressApp:
             return
         request = Request(scope, receive)
         self.state.stats.requests += 1
+        network_latency_ms = self.state.knobs.network_latency_ms
+        if network_latency_ms:  # the hop from the caller to SPCS and back: waits before the ingress, holds no slot
+            await asyncio.sleep(network_latency_ms / 1000)
         try:
             response = await self._respond(request)
         except DropConnection:
