@@ -1,10 +1,9 @@
 """Regressions found by the reliability suite (tests/reliability), pinned here without a stand-in."""
 
-from dataclasses import dataclass, field
 
 import pytest
 import responses
-
+from spcs_llm.auth import Credential
 from spcs_llm.config import EndpointConfig, parse_embedding_config
 from spcs_llm.dss import messages_from_query
 from spcs_llm.embeddings import EmbeddingClient
@@ -16,17 +15,6 @@ URL = f"{BASE}/encode"
 EXPIRED = {"code": "390104", "message": "User must login again to access the service."}
 
 
-@dataclass
-class SessionCredential:
-    token: str
-    expires_at: float = float("inf")
-    extra_headers: dict = field(default_factory=dict)
-    kind: str = "oauth-session"
-
-    def headers(self) -> dict:
-        return {"Authorization": f'Snowflake Token="{self.token}"'}
-
-
 class RenewingTokens:
     """A session-token source: every renewal hands out a new token."""
 
@@ -34,14 +22,14 @@ class RenewingTokens:
 
     def __init__(self) -> None:
         self.renewals = 0
-        self.current = SessionCredential("session-token-000")
+        self.current = Credential("session-token-000", expires_at=float('inf'))
 
-    def credential(self) -> SessionCredential:
+    def credential(self) -> Credential:
         return self.current
 
-    def renew(self, rejected: SessionCredential) -> SessionCredential:
+    def renew(self, rejected: Credential) -> Credential:
         self.renewals += 1
-        self.current = SessionCredential(f"session-token-{self.renewals:03d}")
+        self.current = Credential(f"session-token-{self.renewals:03d}", expires_at=float('inf'))
         return self.current
 
 

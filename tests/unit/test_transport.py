@@ -4,12 +4,11 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 
 import pytest
 import requests
 import responses
-
+from spcs_llm.auth import Credential
 from spcs_llm.config import EndpointConfig
 from spcs_llm.errors import (
     AuthenticationError,
@@ -34,35 +33,24 @@ FIRST_TOKEN = "first-fake-token-AAAA1111"
 SECOND_TOKEN = "second-fake-token-BBBB2222"
 
 
-@dataclass
-class FakeCredential:
-    token: str = field(repr=False)
-    expires_at: float = float("inf")
-    extra_headers: dict = field(default_factory=dict)
-    kind: str = "fake"
-
-    def headers(self) -> dict:
-        return {"Authorization": f'Snowflake Token="{self.token}"', **self.extra_headers}
-
-
 class FakeTokens:
     """Hands out FIRST_TOKEN, then SECOND_TOKEN on renewal; or raises ``renew_error``."""
 
     identity = "fake-identity"
 
     def __init__(self, renew_error: Exception | None = None) -> None:
-        self.current = FakeCredential(FIRST_TOKEN)
-        self.rejected: list[FakeCredential] = []
+        self.current = Credential(FIRST_TOKEN, expires_at=float("inf"))
+        self.rejected: list[Credential] = []
         self.renew_error = renew_error
 
-    def credential(self) -> FakeCredential:
+    def credential(self) -> Credential:
         return self.current
 
-    def renew(self, rejected: FakeCredential) -> FakeCredential:
+    def renew(self, rejected: Credential) -> Credential:
         self.rejected.append(rejected)
         if self.renew_error:
             raise self.renew_error
-        self.current = FakeCredential(SECOND_TOKEN)
+        self.current = Credential(SECOND_TOKEN, expires_at=float("inf"))
         return self.current
 
 

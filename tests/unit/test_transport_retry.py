@@ -2,13 +2,12 @@
 
 import logging
 import random
-from dataclasses import dataclass, field
 from email.utils import formatdate
 
 import pytest
 import requests
 import responses
-
+from spcs_llm.auth import Credential
 from spcs_llm.config import EndpointConfig
 from spcs_llm.errors import (
     EndpointNotFoundError,
@@ -27,28 +26,17 @@ URL = f"{BASE}/predict"
 WALL_NOW = 1_800_000_000.0
 
 
-@dataclass
-class FakeCredential:
-    token: str
-    expires_at: float = float("inf")
-    extra_headers: dict = field(default_factory=dict)
-    kind: str = "fake"
-
-    def headers(self) -> dict:
-        return {"Authorization": f'Snowflake Token="{self.token}"'}
-
-
 class FakeTokens:
     identity = "fake-identity"
 
     def __init__(self) -> None:
-        self.current = FakeCredential("retry-test-token-0001")
+        self.current = Credential("retry-test-token-0001", expires_at=float("inf"))
 
-    def credential(self) -> FakeCredential:
+    def credential(self) -> Credential:
         return self.current
 
-    def renew(self, rejected: FakeCredential) -> FakeCredential:
-        self.current = FakeCredential("retry-test-token-0002")
+    def renew(self, rejected: Credential) -> Credential:
+        self.current = Credential("retry-test-token-0002", expires_at=float("inf"))
         return self.current
 
 
