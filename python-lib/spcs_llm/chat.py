@@ -6,9 +6,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from .auth import token_source_for
+from .client import ModelClient
 from .config import ChatModelConfig
-from .cost import PricingRate
 from .errors import ConfigurationError, RequestRejectedError
 from .protocol import (
     ChatOutput,
@@ -23,8 +22,7 @@ from .protocol import (
 )
 from .redaction import get_logger
 from .templates import family_for_model, render_chat
-from .tokens import TokenCounter
-from .transport import CallResult, Transport
+from .transport import CallResult
 
 log = get_logger(__name__)
 
@@ -76,14 +74,12 @@ class _Plan:
     calls: list[CallResult] = field(default_factory=list)
 
 
-class ChatClient:
+class ChatClient(ModelClient):
     """Thread-safe; one per configured model. Heavy state (sessions, limiter, ledger, tokens) is process-wide."""
 
     def __init__(self, config: ChatModelConfig):
+        super().__init__(config)
         self.config = config
-        self.transport = Transport(config.endpoint, token_source_for(config.auth, config.endpoint.host))
-        self.rate = PricingRate.for_config(config.cost)
-        self.counter = TokenCounter.for_setting(config.tokenizer)
 
     def complete(self, messages: Sequence[dict], params: GenerationParams) -> ChatResult:
         plan, output = self._send(messages, params)

@@ -15,9 +15,8 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from .auth import token_source_for
+from .client import ModelClient
 from .config import EmbeddingModelConfig
-from .cost import PricingRate
 from .errors import (
     BadResponseError,
     InputTooLongError,
@@ -30,8 +29,7 @@ from .errors import (
 )
 from .protocol import RowError, embedding_row, envelope, looks_like_signature_mismatch, parse_embedding_output, unwrap
 from .redaction import get_logger
-from .tokens import TokenCounter
-from .transport import CallResult, Transport
+from .transport import CallResult
 
 log = get_logger(__name__)
 
@@ -125,14 +123,12 @@ def _unusable_text_reason(text: object, max_row_bytes: int) -> str | None:
     return None
 
 
-class EmbeddingClient:
+class EmbeddingClient(ModelClient):
     """Thread-safe; one per configured model."""
 
     def __init__(self, config: EmbeddingModelConfig):
+        super().__init__(config)
         self.config = config
-        self.transport = Transport(config.endpoint, token_source_for(config.auth, config.endpoint.host))
-        self.rate = PricingRate.for_config(config.cost)
-        self.counter = TokenCounter.for_setting(config.tokenizer)
 
     def embed(self, texts: Sequence[str]) -> EmbeddingBatchResult:
         rows: list[EmbeddingRow | None] = [None] * len(texts)
