@@ -29,8 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from spcs_llm.local.harness import load_component  # noqa: E402  (needs the path above)
-from spcs_llm.local.stack import LocalStack  # noqa: E402
+from spcs_llm.local.stack import LocalStack  # needs the path above
 
 
 @dataclass(frozen=True)
@@ -120,10 +119,6 @@ def pat_config(endpoint: str, pat: str, **settings: Any) -> dict[str, Any]:
     """A component config as DSS hands it over: service account with a PAT; every other setting at its default."""
     return {"auth_type": "service", "service_preset": {"service_auth": "pat", "pat": pat}, "endpoint": endpoint,
             **settings}
-
-
-def component(component_id: str, config: dict[str, Any]) -> Any:
-    return load_component(component_id, config)
 
 
 def snowflake_token_header(pat: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-
 from spcs_llm.errors import ConfigurationError
 
 BODY = {"data": [[0, "a short sentence"]]}
