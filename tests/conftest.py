@@ -16,6 +16,19 @@ import pytest  # noqa: E402
 from spcs_llm import redaction  # noqa: E402
 
 
+@pytest.fixture
+def mocked():
+    """HTTP mocked with ``responses`` on a clean endpoint registry (transport tests)."""
+    import responses
+
+    from spcs_llm.transport import reset_endpoint_registry
+
+    reset_endpoint_registry()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield rsps
+    reset_endpoint_registry()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
     """Token caches, endpoint registries and learned endpoint facts are process-wide: reset them per test."""

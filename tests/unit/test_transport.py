@@ -24,7 +24,7 @@ from spcs_llm.errors import (
 from spcs_llm.limiter import EndpointLimiter
 from spcs_llm.redaction import register_secret
 from spcs_llm.sse import EventStream
-from spcs_llm.transport import Transport, endpoint_state, reset_endpoint_registry
+from spcs_llm.transport import Transport, endpoint_state
 
 BASE = "https://abc-org-acct.snowflakecomputing.app"
 URL = f"{BASE}/__call__"
@@ -52,14 +52,6 @@ class FakeTokens:
             raise self.renew_error
         self.current = Credential(SECOND_TOKEN, expires_at=float("inf"))
         return self.current
-
-
-@pytest.fixture
-def mocked():
-    reset_endpoint_registry()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
-    reset_endpoint_registry()
 
 
 def make_transport(tokens=None, **endpoint) -> Transport:

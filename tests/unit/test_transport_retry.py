@@ -19,7 +19,7 @@ from spcs_llm.errors import (
     TransportError,
 )
 from spcs_llm.retry import RetrySettings, full_jitter, parse_retry_after
-from spcs_llm.transport import Transport, reset_endpoint_registry
+from spcs_llm.transport import Transport
 
 BASE = "https://abc-org-acct.snowflakecomputing.app"
 URL = f"{BASE}/predict"
@@ -70,14 +70,6 @@ class CeilingRandom(random.Random):
 @pytest.fixture
 def fake_time():
     return FakeTime()
-
-
-@pytest.fixture
-def mocked():
-    reset_endpoint_registry()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
-    reset_endpoint_registry()
 
 
 def make_transport(fake_time, *, max_attempts=6, max_retry_seconds=120.0, rng=None, **settings) -> Transport:
