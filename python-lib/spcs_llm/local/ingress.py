@@ -129,7 +129,7 @@ class IngressApp:
         record = self.credentials.lookup(token) if token else None
         # spcs-protocol.md §A.5: 401 for a bad or expired token.
         if record is None or record.kind not in _ACCEPTED_KINDS or self._expired(record):
-            log.info("401 on %s for header %s", request.url.path, header)  # the logger redacts the token
+            log.info("401 on %s (Authorization scheme %r)", request.url.path, header.split(" ", 1)[0])
             return JSONResponse(_LOGIN_AGAIN, status_code=401)
         # spcs-protocol.md §A.1 "Simpler alternative" [src T]: an OAuth access token is accepted only together
         # with X-SF-SPCS-Authentication-Method: OAUTH.
