@@ -147,3 +147,15 @@ def test_signature_mismatch_is_not_bisected():
     with pytest.raises(RequestRejectedError):
         make_client().embed([f"t{i}" for i in range(8)])
     assert len(responses.calls) <= 2
+
+
+@responses.activate
+def test_batches_group_texts_of_similar_length_and_results_keep_input_order():
+    responses.add_callback(responses.POST, f"{ENDPOINT}/encode", callback=encode_service)
+    short = [f"s{i}" for i in range(4)]
+    long = [f"a much longer text number {i} " * 20 for i in range(4)]
+    texts = [t for pair in zip(short, long) for t in pair]  # short, long, short, long, …
+    result = make_client(rows_per_request=4, max_parallelism=1).embed(texts)
+    assert [row.vector for row in result.rows] == [vector_for(t) for t in texts]
+    batches = [[text for _, text in json.loads(c.request.body)["data"]] for c in responses.calls]
+    assert batches[0] == long and batches[1] == short  # longest first, no padding of titles to paragraphs
