@@ -93,7 +93,7 @@ def test_every_auth_mode_renewal_and_failure_leaves_no_secret_anywhere(clean, re
                      "Obtained a keypair-exchanged token", "rejected the credential (HTTP 401)",
                      "answered HTTP 200", "spcs.tokenRenewals", "Fix: "):
         assert evidence in seen, f"the capture missed {evidence!r}: the scan would be vacuous"
-    assert "spcs_llm.local.ingress: 401 on /encode for header" in exposure.standin_text(), \
+    assert "spcs_llm.local.ingress: 401 on /encode (Authorization scheme" in exposure.standin_text(), \
         "the stand-in's own log was not captured"
     assert ledger.leaks(seen) == []
 
