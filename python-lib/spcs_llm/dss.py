@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .chat import ChatClient, ChatResult
-from .config import parse_chat_config, parse_embedding_config
+from .config import EndpointConfig, parse_chat_config, parse_embedding_config
 from .embeddings import EmbeddingBatchResult, EmbeddingClient, UnsupportedInput
 from .errors import RequestRejectedError
 from .protocol import GenerationParams
@@ -138,6 +138,19 @@ def _record_call(span: Any, attributes: dict[str, Any], outputs: dict[str, Any] 
         span.outputs.update(outputs)
 
 
+def _call_attributes(endpoint: EndpointConfig, result: ChatResult | EmbeddingBatchResult) -> dict[str, Any]:
+    """Trace attributes every call shares: where it went, and what the transport had to do to get an answer."""
+    return {
+        "spcs.endpoint": endpoint.host,
+        "spcs.route": endpoint.route,
+        "spcs.attempts": result.attempts,
+        "spcs.retries": len(result.retry_reasons),
+        "spcs.retryReasons": ",".join(result.retry_reasons),
+        "spcs.tokenRenewals": result.renewals,
+        "spcs.busySeconds": round(result.busy_seconds, 6),
+    }
+
+
 class ChatAdapter:
     """Backs the chat component: DSS query + settings → ChatClient → DSS response dicts."""
 
@@ -149,16 +162,9 @@ class ChatAdapter:
         return cls(ChatClient(parse_chat_config(dict(config))))
 
     def _attributes(self, result: ChatResult) -> dict[str, Any]:
-        endpoint = self.client.config.endpoint
         return {
-            "spcs.endpoint": endpoint.host,
-            "spcs.route": endpoint.route,
+            **_call_attributes(self.client.config.endpoint, result),
             "spcs.protocol": result.protocol,
-            "spcs.attempts": result.attempts,
-            "spcs.retries": len(result.retry_reasons),
-            "spcs.retryReasons": ",".join(result.retry_reasons),
-            "spcs.tokenRenewals": result.renewals,
-            "spcs.busySeconds": round(result.busy_seconds, 6),
             **_chat_footer(result),
         }
 
@@ -230,17 +236,11 @@ class EmbeddingAdapter:
         return {"responses": responses, **usage}
 
     def _attributes(self, result: EmbeddingBatchResult) -> dict[str, Any]:
-        endpoint = self.client.config.endpoint
         return {
-            "spcs.endpoint": endpoint.host,
-            "spcs.route": endpoint.route,
+            **_call_attributes(self.client.config.endpoint, result),
             "spcs.rows": len(result.rows),
             "spcs.failedRows": result.failed,
             "spcs.requests": result.requests,
-            "spcs.attempts": result.attempts,
-            "spcs.retries": len(result.retry_reasons),
-            "spcs.tokenRenewals": result.renewals,
-            "spcs.busySeconds": round(result.busy_seconds, 6),
             "promptTokens": result.prompt_tokens,
             "estimatedCost": result.estimated_cost,
             "tokenCountsAreEstimated": result.tokens_estimated,
