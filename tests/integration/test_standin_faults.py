@@ -17,7 +17,7 @@ def _encode(stack, headers, body=BODY) -> requests.Response:
 
 def test_in_flight_requests_beyond_capacity_get_429(clean_stack, pat_headers):
     clean_stack.stats("embed", reset=True)
-    clean_stack.set_faults("embed", latency_ms=600)  # each admitted request holds its slot for 0.6 s
+    clean_stack.set_faults("embed", latency_ms=1500)  # each admitted request holds its slot for 1.5 s, so all 8 overlap
     with ThreadPoolExecutor(max_workers=8) as pool:
         responses = list(pool.map(lambda _: _encode(clean_stack, pat_headers), range(8)))
     codes = sorted(r.status_code for r in responses)

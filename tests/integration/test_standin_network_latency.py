@@ -24,7 +24,7 @@ def _in_flight_midway(stack, headers, requests_sent: int) -> tuple[int, list[int
     """Send requests at once, read the service's in-flight counter while they wait, return it and the codes."""
     with ThreadPoolExecutor(max_workers=requests_sent) as pool:
         pending = [pool.submit(_encode, stack, headers) for _ in range(requests_sent)]
-        time.sleep(0.4)
+        time.sleep(0.5)
         in_flight = stack.stats("embed")["in_flight"]
         codes = [future.result().status_code for future in pending]
     return in_flight, codes
@@ -38,14 +38,14 @@ def test_network_latency_delays_every_answer(clean_stack, pat_headers):
 
 
 def test_network_latency_holds_no_capacity_slot(clean_stack, pat_headers):
-    clean_stack.set_faults("embed", network_latency_ms=900)
+    clean_stack.set_faults("embed", network_latency_ms=1500)
     in_flight, codes = _in_flight_midway(clean_stack, pat_headers, 3)
     assert in_flight == 0
     assert codes == [200, 200, 200]
 
 
 def test_service_latency_does_hold_capacity_slots(clean_stack, pat_headers):
-    clean_stack.set_faults("embed", latency_ms=900)
+    clean_stack.set_faults("embed", latency_ms=1500)
     in_flight, codes = _in_flight_midway(clean_stack, pat_headers, 3)
     assert in_flight == 3
     assert codes == [200, 200, 200]
