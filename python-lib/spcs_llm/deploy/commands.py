@@ -130,14 +130,34 @@ def _deploy(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from .deployer import Deployer
 
-    report = Deployer(_session(args), _names(args)).status()
+    deployer = Deployer(_session(args), _names(args))
+    services = deployer.status()
+    pools = deployer.pools(services)
     if args.json:
-        print(json.dumps(report, indent=2))
-    elif not report:
-        print("No services.")
-    for row in report if not args.json else []:
-        print(f"{row['service']:<48} {row['status']:<12} {row['ingress_host'] or '-'}")
+        print(json.dumps({"services": services, "pools": [pool.as_dict() for pool in pools]}, indent=2))
+        return 0
+    print("\n".join(f"{row['service']:<48} {row['status']:<12} {row['ingress_host'] or '-'}" for row in services)
+          or "No services.")
+    print(_billing_report(pools, args.dollars_per_credit))
     return 0
+
+
+def _billing_report(pools: list[Any], dollars_per_credit: float) -> str:
+    """One line per pool and a total: what is billing now, so nobody leaves a GPU pool running by accident."""
+    if not pools:
+        return "No compute pools found."
+    lines = ["", f"{'compute pool':<32} {'state':<10} {'family':<12} {'nodes':>5} {'credits/h':>10}"]
+    for pool in pools:
+        rate = "?" if pool.credits_per_hour is None else f"{pool.credits_per_hour:.2f}"
+        lines.append(f"{pool.pool:<32} {pool.state:<10} {pool.instance_family:<12} {pool.billed_nodes:>5} {rate:>10}")
+    known = [pool.credits_per_hour for pool in pools if pool.credits_per_hour is not None]
+    total = sum(known)
+    lines.append(f"Billing now: {total:.2f} credits/h (about ${total * dollars_per_credit:.2f}/h at "
+                 f"${dollars_per_credit:g}/credit)" + ("" if len(known) == len(pools) else
+                                                       "; '?' = family not in resource/instance_families.json"))
+    if total:
+        lines.append("Suspend with `ALTER COMPUTE POOL <pool> SUSPEND` or stop everything with `spcs-llm teardown`.")
+    return "\n".join(lines)
 
 
 def _teardown(args: argparse.Namespace) -> int:
@@ -201,8 +221,9 @@ def register(subparsers: Any) -> None:
     _add_session_options(deploy)
     deploy.set_defaults(handler=_guarded(_deploy))
 
-    status = subparsers.add_parser("status", help="list the services in the registry schema")
+    status = subparsers.add_parser("status", help="list the services in the registry schema and what the pools bill now")
     status.add_argument("--json", action="store_true")
+    status.add_argument("--dollars-per-credit", type=float, default=3.0)
     _add_name_options(status)
     _add_session_options(status)
     status.set_defaults(handler=_guarded(_status))

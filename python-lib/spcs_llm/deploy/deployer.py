@@ -16,6 +16,7 @@ from ..redaction import get_logger
 from .catalog import ModelSpec
 from .connection import DeployedModel
 from .names import DeploymentNames
+from .pools import PoolBilling, pool_billing
 from .registry_ops import ensure_version, open_registry
 from .services import (
     LIVE_STATES,
@@ -151,4 +152,19 @@ class Deployer:
                 {"service": f"{schema}.{name}", "status": str(row["status"]), "ingress_host": ingress,
                  "compute_pool": row.as_dict().get("compute_pool")}
             )
+        return report
+
+    def pools(self, services: list[dict[str, Any]] | None = None) -> list[PoolBilling]:
+        """The configured GPU and CPU pools plus any pool a service runs on, with what each bills now.
+
+        Pools that do not exist (setup not run, or torn down) are left out: they cost nothing.
+        """
+        names = [self.names.gpu_pool, self.names.cpu_pool]
+        names += [row["compute_pool"] for row in services if row.get("compute_pool")] if services else []
+        report = []
+        for pool in dict.fromkeys(name.upper() for name in names):
+            try:
+                report.append(pool_billing(describe_pool(self.session, pool)))
+            except DeploymentError:
+                log.debug("Compute pool %s not found; left out of the billing report", pool)
         return report

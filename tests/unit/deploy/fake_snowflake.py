@@ -57,6 +57,7 @@ class FakeAccount:
     compute_pools: dict[str, str] = field(
         default_factory=lambda: {"SPCS_LLM_GPU_POOL": "GPU_NV_S", "SPCS_LLM_CPU_POOL": "CPU_X64_S"}
     )
+    pool_columns: dict[str, dict[str, Any]] = field(default_factory=dict)  # pool -> SHOW COMPUTE POOLS overrides
     models: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # model -> version -> service names
     services: dict[str, FakeService] = field(default_factory=dict)
     next_statuses: list[str] = field(default_factory=lambda: ["PENDING", "PENDING", "RUNNING"])
@@ -274,7 +275,11 @@ class RecordingSession:
     def _show_pools(self, m: re.Match) -> list[Row]:
         name = _unquote(m[1])
         family = self.account.compute_pools.get(name)
-        return [Row(name=name, state="SUSPENDED", instance_family=family)] if family else []
+        if not family:
+            return []
+        columns = {"name": name, "state": "SUSPENDED", "min_nodes": 1, "instance_family": family, "active_nodes": 0,
+                   "idle_nodes": 0, **self.account.pool_columns.get(name, {})}
+        return [Row(**columns)]
 
     def _show_services(self, m: re.Match) -> list[Row]:
         prefix = _unquote(m[1] or m[3] or "")

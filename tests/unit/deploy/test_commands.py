@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 
 import fake_snowflake
 from spcs_llm.cli import main
+from spcs_llm.cost import instance_family_rates
 from spcs_llm.deploy import CATALOG, DeploymentNames, connection_block, connection_settings, setup_sql
 from spcs_llm.deploy.connection import DeployedModel
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV, open_session
@@ -46,10 +48,30 @@ def test_deploy_prints_a_ready_to_paste_connection_block(cli_session, account, c
     assert account.grants == ["ZEPHYR_7B_BETA_SVC->SPCS_LLM_USER"]
 
 
-def test_status_lists_deployed_services(cli_session, account, capsys):
+def test_status_lists_deployed_services_and_what_the_pools_bill(cli_session, account, capsys):
     account.add_service("PHI_2", "V1", "PHI_2_SVC", ["RUNNING"])
+    account.pool_columns["SPCS_LLM_GPU_POOL"] = {"state": "ACTIVE", "active_nodes": 1}
+    assert main(["status", "--dollars-per-credit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "SPCS_LLM.MODELS.PHI_2_SVC" in out
+    rate = instance_family_rates()["GPU_NV_S"]
+    assert f"Billing now: {rate:.2f} credits/h (about ${rate * 2:.2f}/h at $2/credit)" in out
+    assert "spcs-llm teardown" in out
+
+
+def test_status_with_every_pool_suspended_says_nothing_bills(cli_session, capsys):
     assert main(["status"]) == 0
-    assert "SPCS_LLM.MODELS.PHI_2_SVC" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "No services." in out and "Billing now: 0.00 credits/h" in out and "teardown" not in out
+
+
+def test_status_json_has_services_and_pools(cli_session, account, capsys):
+    account.add_service("PHI_2", "V1", "PHI_2_SVC", ["RUNNING"])
+    assert main(["status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [row["service"] for row in report["services"]] == ["SPCS_LLM.MODELS.PHI_2_SVC"]
+    assert {pool["pool"]: pool["credits_per_hour"] for pool in report["pools"]} == {
+        "SPCS_LLM_GPU_POOL": 0.0, "SPCS_LLM_CPU_POOL": 0.0}
 
 
 def test_teardown_prints_by_default_and_runs_with_execute(cli_session, capsys):

@@ -1,0 +1,56 @@
+"""What a compute pool bills now: billed states, node counts, the credits table, unknown families."""
+
+from __future__ import annotations
+
+import pytest
+
+from spcs_llm.cost import instance_family_rates
+from spcs_llm.deploy import Deployer
+from spcs_llm.deploy.pools import pool_billing
+
+GPU_RATE = instance_family_rates()["GPU_NV_S"]
+
+
+@pytest.mark.parametrize("state", ["IDLE", "ACTIVE", "STOPPING", "RESIZING"])
+def test_billed_states_charge_every_running_node(state):
+    billing = pool_billing({"name": "P", "state": state, "instance_family": "GPU_NV_S", "active_nodes": 2,
+                            "idle_nodes": 1})
+    assert billing.billed_nodes == 3
+    assert billing.credits_per_hour == pytest.approx(3 * GPU_RATE)
+
+
+@pytest.mark.parametrize("state", ["SUSPENDED", "STARTING"])
+def test_suspended_and_starting_pools_cost_nothing(state):
+    billing = pool_billing({"name": "P", "state": state, "instance_family": "GPU_NV_S", "active_nodes": 1,
+                            "idle_nodes": 0})
+    assert billing.billed_nodes == 0 and billing.credits_per_hour == 0.0
+
+
+def test_a_row_without_node_columns_counts_min_nodes():
+    billing = pool_billing({"name": "P", "state": "idle", "instance_family": "cpu_x64_s", "min_nodes": 2})
+    assert billing.state == "IDLE" and billing.instance_family == "CPU_X64_S"
+    assert billing.credits_per_hour == pytest.approx(2 * instance_family_rates()["CPU_X64_S"])
+
+
+def test_an_unknown_family_reports_no_rate_instead_of_zero():
+    billing = pool_billing({"name": "P", "state": "ACTIVE", "instance_family": "GPU_GCP_NV_L4_1_24G",
+                            "active_nodes": 1, "idle_nodes": 0})
+    assert billing.billed_nodes == 1 and billing.credits_per_hour is None
+
+
+def test_deployer_reports_configured_pools_and_the_pools_services_run_on(session, account):
+    account.compute_pools["TEAM_POOL"] = "GPU_NV_M"
+    account.pool_columns["TEAM_POOL"] = {"state": "ACTIVE", "active_nodes": 1}
+    account.pool_columns["SPCS_LLM_CPU_POOL"] = {"state": "IDLE", "idle_nodes": 1}
+    account.add_service("PHI_2", "V1", "PHI_2_SVC", ["RUNNING"], pool="TEAM_POOL")
+    deployer = Deployer(session)
+    pools = {pool.pool: pool for pool in deployer.pools(deployer.status())}
+    assert set(pools) == {"SPCS_LLM_GPU_POOL", "SPCS_LLM_CPU_POOL", "TEAM_POOL"}
+    assert pools["SPCS_LLM_GPU_POOL"].credits_per_hour == 0.0
+    assert pools["SPCS_LLM_CPU_POOL"].credits_per_hour == pytest.approx(instance_family_rates()["CPU_X64_S"])
+    assert pools["TEAM_POOL"].credits_per_hour == pytest.approx(instance_family_rates()["GPU_NV_M"])
+
+
+def test_missing_pools_are_left_out(session, account):
+    account.compute_pools.clear()
+    assert Deployer(session).pools() == []
