@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import requests
 
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, chat_messages, chat_model_dir
+from spcs_llm.local.tinychat import CANNED_EXCHANGES, CONTEXT_TOKENS, chat_messages, chat_model_dir
 
 TEXTS = ["The cat sits on the mat.", "A feline rests on a rug.", "Stock markets fell sharply today.", "Bonjour !"]
 
@@ -111,6 +111,29 @@ def test_legacy_text_generation_outputs_a_json_string(local_stack, pat_headers, 
 def _cosines(vectors, reference) -> np.ndarray:
     a, b = np.asarray(vectors, dtype=np.float64), np.asarray(reference, dtype=np.float64)
     return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.mark.parametrize("service", ["chat", "textgen"])
+def test_a_prompt_over_the_context_window_is_refused_up_front(local_stack, pat_headers, tokenizer, service):
+    messages = chat_messages("lorem ipsum " * 1500)
+    prompt_tokens = tokenizer.count(tokenizer.prompt(messages))
+    assert prompt_tokens > CONTEXT_TOKENS
+    row = {"messages": messages} if service == "chat" else {"inputs": tokenizer.prompt(messages)}
+    response = _post(f"{local_stack.service_url(service)}/__call__", {"data": [[0, row]]}, pat_headers)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(
+        f"This model's maximum context length is {CONTEXT_TOKENS} tokens. However, you requested {prompt_tokens} "
+        f"tokens ({prompt_tokens} in the messages, 0 in the completion).")
+
+
+def test_the_requested_completion_counts_against_the_context_window(local_stack, pat_headers, tokenizer):
+    messages = chat_messages(CANNED_EXCHANGES[0].question)
+    prompt_tokens = tokenizer.count(tokenizer.prompt(messages))
+    fits = {"messages": messages, "temperature": 0.0, "max_completion_tokens": CONTEXT_TOKENS - prompt_tokens}
+    assert _post(f"{local_stack.chat_url}/__call__", {"data": [[0, fits]]}, pat_headers).status_code == 200
+    over = {**fits, "max_completion_tokens": CONTEXT_TOKENS - prompt_tokens + 1}
+    refused = _post(f"{local_stack.chat_url}/__call__", {"data": [[0, over]]}, pat_headers)
+    assert refused.status_code == 400 and f"you requested {CONTEXT_TOKENS + 1} tokens" in refused.json()["error"]
 
 
 def test_encode_flat_and_wide_match_in_process_sentence_transformers(local_stack, pat_headers, reference_embeddings):

@@ -61,6 +61,8 @@ CASES = [
          raises=RequestRejectedError, says="do not support tool calling", fix="without tools"),
     Case("chat-one-megabyte-prompt", CHAT, lambda env: env.misbehaving("too-long"), chat_query("lorem " * 200_000),
          raises=InputTooLongError, says="rejected the input as too long", fix="Shorten the input"),
+    Case("chat-prompt-over-the-context-window", CHAT, lambda env: env.chat(), chat_query("lorem ipsum " * 1500),
+         raises=InputTooLongError, says="maximum context length is 2048 tokens", fix="Shorten the input"),
     # --- bad model settings -----------------------------------------------------------------------------------
     Case("chat-wrong-protocol", CHAT, lambda env: env.chat(endpoint=env.stack.textgen_url, protocol="openai_chat"),
          HELLO, raises=RequestRejectedError, says="rejected the request (HTTP 400)", fix="'Service protocol'"),

@@ -15,6 +15,7 @@ from typing import Any
 from ..redaction import get_logger
 from .envelopes import MALFORMED, EnvelopeError, MethodSignature, Row, parse_rows
 from .packaging import PackagedModel, load_chat_pipeline_model, load_embedder
+from .tinychat import chat_model_dir
 from .settings import ServiceSpec
 
 log = get_logger(__name__)
@@ -28,6 +29,8 @@ CUSTOM_PREDICT_SIGNATURE = MethodSignature(inputs=("inputs",), params=())
 LEGACY_TEXTGEN_SIGNATURE = MethodSignature(inputs=("inputs",), params=())
 # Params the OpenAI wrapper does not read (it ignores response_format; "model" is an adapter alias, §C.4).
 _CHAT_PARAMS_NOT_FORWARDED = {"response_format", "model"}
+# Requested-length params, per protocol: prompt + requested completion must fit the model's context window.
+_COMPLETION_LENGTH_PARAMS = ("max_completion_tokens", "max_tokens", "max_new_tokens")
 
 
 @dataclass(frozen=True)
@@ -37,17 +40,57 @@ class InferenceResult:
     rows: int = 0
 
 
+@dataclass(frozen=True)
+class ContextWindow:
+    """Holds requests to the chat model's context: prompt plus requested completion must fit, checked up front.
+
+    The refusal uses vLLM's wording (the engine SPCS serves large chat models with, §C.4) [inf: that the managed
+    server passes it on as a 400]. Without it a 1 MB prompt would hold a worker for minutes.
+    """
+
+    tokenizer: Any
+    tokens: int
+
+    def chat_prompt(self, messages: list[dict[str, Any]]) -> str:
+        """The prompt the chat template makes of ``messages`` (list contents reduced to their text parts)."""
+        texts = [{"role": m["role"], "content": m["content"] if isinstance(m["content"], str) else " ".join(
+            str(part.get("text", "")) for part in m["content"] if isinstance(part, dict))} for m in messages]
+        return self.tokenizer.apply_chat_template(texts, tokenize=False, add_generation_prompt=True)
+
+    def check(self, prompt: str, params: dict[str, Any]) -> None:
+        prompt_tokens = len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        completion = next((int(params[name]) for name in _COMPLETION_LENGTH_PARAMS if params.get(name)), 0)
+        if prompt_tokens + completion > self.tokens:
+            raise EnvelopeError(
+                f"This model's maximum context length is {self.tokens} tokens. However, you requested "
+                f"{prompt_tokens + completion} tokens ({prompt_tokens} in the messages, {completion} in the "
+                "completion). Please reduce the length of the messages or completion."
+            )
+
+
 class ModelRuntime:
     """Loads models once, lazily (so an auth-only test never imports torch), and answers requests."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[str, PackagedModel] = {}
+        self._context: ContextWindow | None = None
         self._loaders: dict[str, Callable[[], PackagedModel]] = {
             "chat": lambda: load_chat_pipeline_model(with_template=True),
             "textgen": lambda: load_chat_pipeline_model(with_template=False),
             "embed": load_embedder,
         }
+
+    def context_window(self) -> ContextWindow:
+        """The tiny chat model's tokenizer and context length, loaded once."""
+        with self._lock:
+            if self._context is None:
+                from transformers import AutoConfig, AutoTokenizer
+
+                folder = chat_model_dir()
+                self._context = ContextWindow(AutoTokenizer.from_pretrained(folder),
+                                              AutoConfig.from_pretrained(folder).max_position_embeddings)
+            return self._context
 
     def model(self, key: str) -> PackagedModel:
         with self._lock:
@@ -95,6 +138,8 @@ class ModelRuntime:
         rows = parse_rows(body, signature)
         for row in rows:
             _check_messages(row.inputs["messages"])
+            window = self.context_window()
+            window.check(window.chat_prompt(row.inputs["messages"]), row.params)
         defaults = {p.name: p.default for p in signature.params if p.name not in _CHAT_PARAMS_NOT_FORWARDED}
         answers_by_row: dict[int, Any] = {}
         for params_key, group in _group_by_params(rows).items():
@@ -113,6 +158,7 @@ class ModelRuntime:
         for row in rows:
             if not isinstance(row.inputs["inputs"], str):
                 raise EnvelopeError(f"{MALFORMED}: 'inputs' must be a string.")
+            self.context_window().check(row.inputs["inputs"], row.params)
         answers_by_row: dict[int, Any] = {}
         for params_key, group in _group_by_params(rows).items():
             # Only the params the caller sent are forwarded: the packaged defaults include nested configs that

@@ -18,7 +18,7 @@ from .cache import build_once, cache_root
 
 log = get_logger(__name__)
 
-RECIPE_VERSION = "tinychat-v2"
+RECIPE_VERSION = "tinychat-v3"
 SYSTEM_PROMPT = "You are a tiny test model."
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<|system|>", "<|user|>", "<|assistant|>"]
 # Zephyr layout (offline-stack.md §3 step 3): role tag, newline, content, </s>, newline.
@@ -28,6 +28,8 @@ ZEPHYR_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
 )
+# Context window the stand-in enforces: room for the chat component's default 512-token completion plus a prompt.
+CONTEXT_TOKENS = 2048
 MAX_TRAINING_STEPS = 3000
 TRAINING_CHECK_EVERY = 50
 # Logit gap each reply token must keep over the runner-up: far above float noise between CPUs.
@@ -144,7 +146,7 @@ def _build(folder: Path) -> None:
     tokenizer = _build_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
+        num_key_value_heads=2, max_position_embeddings=CONTEXT_TOKENS, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
     )
     model = LlamaForCausalLM(config)
