@@ -15,8 +15,8 @@ from typing import Any
 from ..redaction import get_logger
 from .envelopes import MALFORMED, EnvelopeError, MethodSignature, Row, parse_rows
 from .packaging import PackagedModel, load_chat_pipeline_model, load_embedder
-from .tinychat import chat_model_dir
 from .settings import ServiceSpec
+from .tinychat import chat_model_dir
 
 log = get_logger(__name__)
 
@@ -29,7 +29,7 @@ CUSTOM_PREDICT_SIGNATURE = MethodSignature(inputs=("inputs",), params=())
 LEGACY_TEXTGEN_SIGNATURE = MethodSignature(inputs=("inputs",), params=())
 # Params the OpenAI wrapper does not read (it ignores response_format; "model" is an adapter alias, §C.4).
 _CHAT_PARAMS_NOT_FORWARDED = {"response_format", "model"}
-# Requested-length params, per protocol: prompt + requested completion must fit the model's context window.
+# Completion-length params (OpenAI chat: max_completion_tokens / max_tokens; text generation: max_new_tokens).
 _COMPLETION_LENGTH_PARAMS = ("max_completion_tokens", "max_tokens", "max_new_tokens")
 
 
