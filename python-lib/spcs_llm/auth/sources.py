@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ..errors import AuthenticationError, CredentialMissingError
 from ..redaction import get_logger, register_secret
@@ -44,18 +45,36 @@ class CacheScope:
         return (self.identity, self.endpoint_host, self.role or "", kind)
 
 
-class DirectOAuthSource:
-    """The DSS per-user access token, sent as is; only DSS holds its refresh token, so it cannot be renewed."""
+class StaticTokenSource:
+    """A secret sent as is and never fetched: its expiry is unknown, so only the ingress's rejection ends it.
 
-    def __init__(self, scope: CacheScope, access_token: str, cache: TokenCache = TOKEN_CACHE):
-        register_secret(access_token)
+    Subclasses name the credential ``kind``, its ``extra_headers``, and what a rejection means (``renew``).
+    """
+
+    kind: ClassVar[str]
+    extra_headers: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, scope: CacheScope, token: str, cache: TokenCache = TOKEN_CACHE):
+        register_secret(token)
         self.identity = scope.identity
         self._scope = scope
-        self._access_token = access_token
+        self._token = token
         self._cache = cache
 
     def credential(self) -> Credential:
-        return self._cache.current(self._scope.key(OAUTH_DIRECT), self._obtain)
+        return self._cache.current(self._scope.key(self.kind), self._obtain)
+
+    def _obtain(self, previous: Grant | None) -> Grant:
+        credential = Credential(token=self._token, expires_at=float("inf"), extra_headers=dict(self.extra_headers),
+                                kind=self.kind)
+        return Grant(credential=credential, fetched_at=time.time())
+
+
+class DirectOAuthSource(StaticTokenSource):
+    """The DSS per-user access token, sent as is; only DSS holds its refresh token, so it cannot be renewed."""
+
+    kind = OAUTH_DIRECT
+    extra_headers: ClassVar[dict[str, str]] = {OAUTH_METHOD_HEADER: "OAUTH"}
 
     def renew(self, rejected: Credential) -> Credential:
         logger.info(
@@ -65,16 +84,6 @@ class DirectOAuthSource:
             f"The SPCS endpoint {self._scope.endpoint_host} rejected your Snowflake OAuth access token. It lives "
             "about 10 minutes and only DSS can refresh it."
         )
-
-    def _obtain(self, previous: Grant | None) -> Grant:
-        # The access token's expiry is unknown here (opaque token); the ingress's rejection is what ends it.
-        credential = Credential(
-            token=self._access_token,
-            expires_at=float("inf"),
-            extra_headers={OAUTH_METHOD_HEADER: "OAUTH"},
-            kind=OAUTH_DIRECT,
-        )
-        return Grant(credential=credential, fetched_at=time.time())
 
 
 class ExchangedOAuthSource:
@@ -156,27 +165,16 @@ class AutoOAuthSource:
         return self._exchanged.credential()
 
 
-class PatSource:
+class PatSource(StaticTokenSource):
     """A programmatic access token, sent as is; long-lived, so a rejection is final."""
 
-    def __init__(self, scope: CacheScope, pat: str, cache: TokenCache = TOKEN_CACHE):
-        register_secret(pat)
-        self.identity = scope.identity
-        self._scope = scope
-        self._pat = pat
-        self._cache = cache
-
-    def credential(self) -> Credential:
-        return self._cache.current(self._scope.key(PAT), self._obtain)
+    kind = PAT
 
     def renew(self, rejected: Credential) -> Credential:
         logger.info("Ingress %s rejected the PAT of identity %s.", self._scope.endpoint_host, self.identity)
         raise AuthenticationError(
             f"The SPCS endpoint {self._scope.endpoint_host} rejected the programmatic access token (PAT).", fix=PAT_FIX
         )
-
-    def _obtain(self, previous: Grant | None) -> Grant:
-        return Grant(credential=Credential(token=self._pat, expires_at=float("inf"), kind=PAT), fetched_at=time.time())
 
 
 ExchangeRequest = Callable[[], tuple[dict[str, str], str]]  # → (the /oauth/token form, the fix if refused)
