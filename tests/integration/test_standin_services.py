@@ -126,6 +126,17 @@ def test_a_prompt_over_the_context_window_is_refused_up_front(local_stack, pat_h
         f"tokens ({prompt_tokens} in the messages, 0 in the completion).")
 
 
+def test_the_context_check_counts_text_parts_as_the_chat_wrapper_renders_them(local_stack, pat_headers, tokenizer):
+    """snowml's OpenAI-chat wrapper makes each text part a message of its own; the count must be of that prompt."""
+    parts = [{"type": "text", "text": "lorem ipsum " * 800}, {"type": "text", "text": "dolor sit " * 800}]
+    rendered = [{"role": "user", "content": part["text"]} for part in parts]
+    prompt_tokens = tokenizer.count(tokenizer.prompt(rendered))
+    response = _post(f"{local_stack.chat_url}/__call__",
+                     {"data": [[0, {"messages": [{"role": "user", "content": parts}]}]]}, pat_headers)
+    assert response.status_code == 400
+    assert f"However, you requested {prompt_tokens} tokens ({prompt_tokens} in the messages" in response.json()["error"]
+
+
 def test_the_requested_completion_counts_against_the_context_window(local_stack, pat_headers, tokenizer):
     messages = chat_messages(CANNED_EXCHANGES[0].question)
     prompt_tokens = tokenizer.count(tokenizer.prompt(messages))

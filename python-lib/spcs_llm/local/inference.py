@@ -52,9 +52,15 @@ class ContextWindow:
     tokens: int
 
     def chat_prompt(self, messages: list[dict[str, Any]]) -> str:
-        """The prompt the chat template makes of ``messages`` (list contents reduced to their text parts)."""
-        texts = [{"role": m["role"], "content": m["content"] if isinstance(m["content"], str) else " ".join(
-            str(part.get("text", "")) for part in m["content"] if isinstance(part, dict))} for m in messages]
+        """The prompt the model will see: like snowml's OpenAI-chat wrapper, each text part of a list content
+        becomes a message of its own, and other parts are dropped."""
+        texts = []
+        for message in messages:
+            if isinstance(message["content"], str):
+                texts.append({"role": message["role"], "content": message["content"]})
+                continue
+            texts.extend({"role": message["role"], "content": part.get("text", "")} for part in message["content"]
+                         if isinstance(part, dict) and part.get("type") == "text")
         return self.tokenizer.apply_chat_template(texts, tokenize=False, add_generation_prompt=True)
 
     def check(self, prompt: str, params: dict[str, Any]) -> None:
@@ -136,9 +142,9 @@ class ModelRuntime:
         packaged = self.model("chat")
         signature = packaged.signatures[method]
         rows = parse_rows(body, signature)
+        window = self.context_window()
         for row in rows:
             _check_messages(row.inputs["messages"])
-            window = self.context_window()
             window.check(window.chat_prompt(row.inputs["messages"]), row.params)
         defaults = {p.name: p.default for p in signature.params if p.name not in _CHAT_PARAMS_NOT_FORWARDED}
         answers_by_row: dict[int, Any] = {}
@@ -155,10 +161,11 @@ class ModelRuntime:
         packaged = self.model("textgen")
         signature = LEGACY_TEXTGEN_SIGNATURE if legacy else packaged.signatures["__call__"]
         rows = parse_rows(body, signature)
+        window = self.context_window()
         for row in rows:
             if not isinstance(row.inputs["inputs"], str):
                 raise EnvelopeError(f"{MALFORMED}: 'inputs' must be a string.")
-            self.context_window().check(row.inputs["inputs"], row.params)
+            window.check(row.inputs["inputs"], row.params)
         answers_by_row: dict[int, Any] = {}
         for params_key, group in _group_by_params(rows).items():
             # Only the params the caller sent are forwarded: the packaged defaults include nested configs that
