@@ -11,6 +11,7 @@ from typing import Any
 from ..errors import SpcsLlmError
 from .catalog import CATALOG, resolve_model
 from .names import DeploymentNames
+from .pools import PoolBilling
 
 _NAME_OPTIONS = {
     "deployer_role": "role that owns models and services",
@@ -142,7 +143,7 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _billing_report(pools: list[Any], dollars_per_credit: float) -> str:
+def _billing_report(pools: list[PoolBilling], dollars_per_credit: float) -> str:
     """One line per pool and a total: what is billing now, so nobody leaves a GPU pool running by accident."""
     if not pools:
         return "No compute pools found."
