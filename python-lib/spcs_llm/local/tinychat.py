@@ -1,44 +1,59 @@
 """Build the stand-in's tiny Llama-shaped chat model, offline, once per machine.
 
-Recipe from offline-stack.md §3: a byte-level BPE tokenizer trained with ``tokenizers`` on a small corpus, a
-Zephyr-style chat template, a ~200k-parameter ``LlamaForCausalLM``, and a few seconds of overfitting on canned
-Q&A pairs until every reply token wins by a wide logit margin, so greedy replies are the same on any CPU. The
-result is cached under ``$SPCS_LLM_CACHE`` (or ``~/.cache/spcs-llm``) and built under a file lock, so parallel
-test processes never race on it.
+Recipe: a byte-level BPE tokenizer trained with ``tokenizers`` on a small corpus, a ~200k-parameter
+``LlamaForCausalLM``, and a few seconds of overfitting on canned Q&A pairs until every reply token wins by a wide
+logit margin, so greedy replies are the same on any CPU. The model learns each canned conversation in every chat
+layout the plugin can send it: each family's prompt is rendered at build time from ``resource/chat_templates/``
+by the library's own ``render_chat`` (what the chat component sends a text-generation service), and Zephyr's is
+also the tokenizer's own template (what an OpenAI-chat service applies). The cache key carries a digest of those
+template files, so editing a template rebuilds the model. The result is cached under ``$SPCS_LLM_CACHE`` (or
+``~/.cache/spcs-llm``) and built under a file lock, so parallel test processes never race on it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigurationError
 from ..redaction import get_logger
+from ..resources import resource_path
+from ..templates import FAMILY_NAMES, family_spec, render_chat, template_source
 from .cache import build_once, cache_root
 
 log = get_logger(__name__)
 
-RECIPE_VERSION = "tinychat-v3"
 SYSTEM_PROMPT = "You are a tiny test model."
-SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<|system|>", "<|user|>", "<|assistant|>"]
-# Zephyr layout (offline-stack.md §3 step 3): role tag, newline, content, </s>, newline.
-ZEPHYR_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + eos_token + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
-)
+BASE_SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
+# The layout an OpenAI-chat service applies itself: the tiny model's own tokenizer template.
+OWN_TEMPLATE_FAMILY = "zephyr"
+# Role markers such as <|user|> or <|im_start|> in a template become single special tokens, as in the real models.
+_MARKER = re.compile(r"<\|[^|<>\s]+\|>")
 # Context window the stand-in enforces: room for the chat component's default 512-token completion plus a prompt.
 CONTEXT_TOKENS = 2048
+VOCABULARY_SIZE = 800
 MAX_TRAINING_STEPS = 3000
 TRAINING_CHECK_EVERY = 50
 # Logit gap each reply token must keep over the runner-up: far above float noise between CPUs.
 MIN_LOGIT_MARGIN = 4.0
 
 
+def _templates_digest() -> str:
+    """A short digest of the chat-template catalogue and every family's template: part of the cache key."""
+    digest = hashlib.sha256(resource_path("chat_templates", "families.json").read_bytes())
+    for family in FAMILY_NAMES:
+        digest.update(f"\0{family}\0{template_source(family)}".encode())
+    return digest.hexdigest()[:12]
+
+
+RECIPE_VERSION = f"tinychat-v4-{_templates_digest()}"
+
+
 @dataclass(frozen=True)
 class CannedExchange:
-    """One question the tiny model answers verbatim under greedy decoding."""
+    """One question the tiny model answers verbatim under greedy decoding, in every chat layout."""
 
     question: str
     answer: str
@@ -64,8 +79,31 @@ def chat_messages(question: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}]
 
 
+def family_prompts(question: str) -> list[str]:
+    """Every prompt text the model may be given for ``question``, one or two per chat family.
+
+    A text-generation service receives the component's ``request_text``; a service applying the same template
+    itself would see the template's own output, which differs by a leading BOS for Llama-2 and Mistral.
+    """
+    prompts: dict[str, None] = {}
+    for family in FAMILY_NAMES:
+        rendered = render_chat(family, chat_messages(question))
+        prompts.update(dict.fromkeys((rendered.request_text, rendered.text)))
+    return list(prompts)
+
+
+def _special_tokens() -> list[str]:
+    """The base tokens, then every family's BOS/EOS and every role marker its template writes."""
+    found: dict[str, None] = dict.fromkeys(BASE_SPECIAL_TOKENS)
+    for family in FAMILY_NAMES:
+        spec = family_spec(family)
+        found.update(dict.fromkeys(t for t in (spec.bos_token, spec.eos_token) if t))
+        found.update(dict.fromkeys(_MARKER.findall(template_source(family))))
+    return list(found)
+
+
 def _corpus() -> list[str]:
-    """A small, deterministic corpus: a few stdlib docstrings plus the canned exchanges."""
+    """A small, deterministic corpus: a few stdlib docstrings, then each canned exchange in every layout."""
     import json
     import random
     import string
@@ -73,7 +111,7 @@ def _corpus() -> list[str]:
 
     docs = [m.__doc__ or "" for m in (json, random, string, textwrap)]
     return [line for doc in docs for line in doc.splitlines() if line.strip()] + [
-        f"{c.question} {c.answer}" for c in CANNED_EXCHANGES
+        prompt + exchange.answer for exchange in CANNED_EXCHANGES for prompt in family_prompts(exchange.question)
     ]
 
 
@@ -81,32 +119,37 @@ def _build_tokenizer():  # -> transformers.PreTrainedTokenizerFast
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    special = _special_tokens()
     raw = Tokenizer(models.BPE(unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=600, min_frequency=1, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
+    trainer = trainers.BpeTrainer(vocab_size=VOCABULARY_SIZE, min_frequency=1, special_tokens=special,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     raw.train_from_iterator(_corpus(), trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=raw, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-        additional_special_tokens=SPECIAL_TOKENS[4:],
+        additional_special_tokens=special[len(BASE_SPECIAL_TOKENS):],
     )
-    tokenizer.chat_template = ZEPHYR_TEMPLATE
+    tokenizer.chat_template = template_source(OWN_TEMPLATE_FAMILY)
     return tokenizer
 
 
 def _training_batch(tokenizer):  # -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-    """Token ids of each canned chat, with labels masked to the assistant's reply (and its </s>)."""
+    """Token ids of each canned chat in each layout, with labels masked to the reply and its </s>.
+
+    Every layout ends the reply with the tokenizer's EOS: the one token both snowml's OpenAI-chat wrapper and the
+    text-generation pipeline stop at.
+    """
     import torch
 
     rows, labels = [], []
     for exchange in CANNED_EXCHANGES:
-        prompt = tokenizer.apply_chat_template(chat_messages(exchange.question), tokenize=False, add_generation_prompt=True)
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        own = tokenizer.apply_chat_template(chat_messages(exchange.question), tokenize=False, add_generation_prompt=True)
         answer_ids = tokenizer(exchange.answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-        rows.append(prompt_ids + answer_ids)
-        labels.append([-100] * len(prompt_ids) + answer_ids)
+        for prompt in dict.fromkeys([own, *family_prompts(exchange.question)]):
+            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            rows.append(prompt_ids + answer_ids)
+            labels.append([-100] * len(prompt_ids) + answer_ids)
     width = max(len(r) for r in rows)
     pad = tokenizer.pad_token_id
     ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
