@@ -8,6 +8,7 @@ import logging
 import sys
 
 from ..errors import SpcsLlmError
+from .quiet import quiet_libraries
 from .server import serve
 from .settings import add_arguments, settings_from_args
 
@@ -15,8 +16,10 @@ from .settings import add_arguments, settings_from_args
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m spcs_llm.local", description="Local Snowflake + SPCS stand-in.")
     add_arguments(parser)
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log at DEBUG and let libraries print their warnings and progress bars")
     args = parser.parse_args(argv)
+    quiet_libraries(args.verbose)
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     ready_out = sys.stdout

