@@ -48,7 +48,7 @@ def clean_stack(local_stack: LocalStack) -> Iterator[LocalStack]:
     yield local_stack
     local_stack.reset_faults()
     for service in local_stack.services:
-        local_stack.grant_role(service, "SPCS_CALLER")
+        local_stack.grant_role(service, "SPCS_LLM_USER")
 
 
 # --- plugin-level helpers (tests/integration/test_plugin_*.py, test_doctor.py) ------------------------------------
@@ -77,16 +77,16 @@ class Presets:
         """The per-user OAuth preset: the access token DSS obtained plus the preset's account and role."""
         return {"auth_type": "oauth", "oauth_preset": {
             "snowflake_oauth": token, "account_url": self.stack.account_url, "account_identifier": "LOCALTEST",
-            "role": "SPCS_CALLER", "oauth_mode": mode}}
+            "role": "SPCS_LLM_USER", "oauth_mode": mode}}
 
     def pat(self, pat: str, *, exchange: bool = False) -> dict:
         return {"auth_type": "service", "service_preset": {
             "service_auth": "pat", "pat": pat, "pat_exchange": exchange, "account_url": self.stack.account_url,
-            "account_identifier": "LOCALTEST", "role": "SPCS_CALLER"}}
+            "account_identifier": "LOCALTEST", "role": "SPCS_LLM_USER"}}
 
     def keypair(self, private_pem: str, user: str = "LOCAL_USER") -> dict:
         return {"auth_type": "service", "service_preset": {
-            "service_auth": "keypair", "user": user, "private_key": private_pem, "role": "SPCS_CALLER",
+            "service_auth": "keypair", "user": user, "private_key": private_pem, "role": "SPCS_LLM_USER",
             "account_url": self.stack.account_url, "account_identifier": "LOCALTEST"}}
 
 

@@ -64,13 +64,13 @@ def failed_check(text: str) -> str:
 
 def test_chat_service_over_pat_prints_the_settings_to_paste(doctor, clean_stack):
     code, text = doctor(clean_stack.chat_url, "--auth", "pat", "--account-url", clean_stack.account_url,
-                        "--role", "SPCS_CALLER", secret=clean_stack.issue_pat())
+                        "--role", "SPCS_LLM_USER", secret=clean_stack.issue_pat())
     assert code == 0 and "✗" not in text
     assert "✓ Protocol: speaks openai_chat on /__call__" in text
     assert printed_settings(text) == {
         "model": {"auth_type": "service", "endpoint": clean_stack.chat_url, "route": "__call__",
                   "protocol": "openai_chat"},
-        "preset": {"account_url": clean_stack.account_url, "role": "SPCS_CALLER", "service_auth": "pat",
+        "preset": {"account_url": clean_stack.account_url, "role": "SPCS_LLM_USER", "service_auth": "pat",
                    "pat_exchange": False},
     }
     assert "Paste the PAT itself" in text
@@ -193,7 +193,7 @@ def test_a_bad_oauth_token_fails_its_exchange(doctor, clean_stack):
 
 
 def test_a_role_without_the_service_role_fails_with_the_grant_to_run(doctor, clean_stack):
-    clean_stack.revoke_role("chat", "SPCS_CALLER")  # clean_stack grants it back after the test
+    clean_stack.revoke_role("chat", "SPCS_LLM_USER")  # clean_stack grants it back after the test
     code, text = doctor(clean_stack.chat_url, "--auth", "pat", secret=clean_stack.issue_pat())
     assert code == 1 and failed_check(text).startswith("✗ Service role:")
     assert "GRANT SERVICE ROLE" in text

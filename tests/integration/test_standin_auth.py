@@ -25,7 +25,7 @@ def _basic() -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()}
 
 
-def _authorize(stack, *, scope="refresh_token session:role:SPCS_CALLER", challenge=None, **overrides):
+def _authorize(stack, *, scope="refresh_token session:role:SPCS_LLM_USER", challenge=None, **overrides):
     params = {"client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI, "response_type": "code", "scope": scope,
               "state": "st-42"}
     if challenge:
@@ -50,7 +50,7 @@ def test_oauth_authorization_code_with_pkce_then_refresh(local_stack, snowflake_
         "grant_type": "authorization_code", "code": params["code"], "redirect_uri": REDIRECT_URI,
         "code_verifier": verifier}).json()
     assert token["token_type"] == "Bearer" and token["expires_in"] == 600 and token["username"] == "LOCAL_USER"
-    assert token["refresh_token_expires_in"] == 7_776_000 and "session:role:SPCS_CALLER" in token["scope"]
+    assert token["refresh_token_expires_in"] == 7_776_000 and "session:role:SPCS_LLM_USER" in token["scope"]
 
     ok = requests.post(f"{local_stack.chat_url}/__call__", json=CHAT_BODY, timeout=30,
                        headers=snowflake_auth(token["access_token"], oauth=True))
@@ -136,7 +136,7 @@ def test_keypair_jwt_exchange_gives_a_jwt_shaped_ingress_token(local_stack, snow
     assert local_stack.register_public_key("LOCAL_USER", pem) == public_key_fingerprint(key.public_key())
     host = urlparse(local_stack.chat_url).netloc
     response = requests.post(f"{local_stack.account_url}/oauth/token", timeout=10, data={
-        "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "scope": f"session:role:SPCS_CALLER {host}",
+        "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "scope": f"session:role:SPCS_LLM_USER {host}",
         "assertion": _keypair_jwt(key)})
     assert response.status_code == 200 and not response.headers["content-type"].startswith("application/json")
     claims = jwt.decode(response.text, options={"verify_signature": False})
@@ -169,7 +169,7 @@ def test_pat_direct_and_exchanged(local_stack, snowflake_auth):
     assert direct.status_code == 200
     exchanged = requests.post(f"{local_stack.account_url}/oauth/token", timeout=10, data={
         "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": pat,
-        "subject_token_type": "programmatic_access_token", "scope": "session:role:SPCS_CALLER 127.0.0.1"})
+        "subject_token_type": "programmatic_access_token", "scope": "session:role:SPCS_LLM_USER 127.0.0.1"})
     assert exchanged.status_code == 200
     assert jwt.decode(exchanged.text, options={"verify_signature": False})["exp"] > time.time()
     via_exchange = requests.post(f"{local_stack.chat_url}/__call__", json=CHAT_BODY, timeout=30,
@@ -213,7 +213,7 @@ def test_role_without_the_service_role_is_403(clean_stack, snowflake_auth):
     clean_stack.grant_role("chat", "PUBLIC")
     assert requests.post(f"{clean_stack.chat_url}/__call__", json=CHAT_BODY, headers=public, timeout=30).status_code == 200
     caller = snowflake_auth(clean_stack.issue_pat())
-    clean_stack.revoke_role("chat", "SPCS_CALLER")
+    clean_stack.revoke_role("chat", "SPCS_LLM_USER")
     assert requests.post(f"{clean_stack.chat_url}/__call__", json=CHAT_BODY, headers=caller, timeout=10).status_code == 403
     clean_stack.revoke_role("chat", "PUBLIC")
 

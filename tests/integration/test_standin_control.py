@@ -42,7 +42,7 @@ def test_dss_settings_text_lists_what_to_paste():
     line = '{"event": "ready", "account_url": "http://127.0.0.1:1", "services": {"chat": "http://127.0.0.1:2"}, "pid": 3}'
     text = dss_settings_text(settings, line)
     assert text.splitlines()[0] == line
-    assert "http://127.0.0.1:1/oauth/token-request" in text and "session:role:SPCS_CALLER" in text
+    assert "http://127.0.0.1:1/oauth/token-request" in text and "session:role:SPCS_LLM_USER" in text
 
 
 def test_attach_needs_the_admin_secret(local_stack):
@@ -61,7 +61,7 @@ def test_public_client_pkce_and_configured_lifetimes():
     with LocalStack.start(extra_args=("--oauth-public-client",), ttl={"oauth_access": 5, "session": 7},
                           startup_timeout=60) as stack:
         base = {"client_id": "local-dss-client", "redirect_uri": redirect, "response_type": "code",
-                "scope": "session:role:SPCS_CALLER"}
+                "scope": "session:role:SPCS_LLM_USER"}
         no_pkce = requests.get(f"{stack.account_url}/oauth/authorize", params=base, allow_redirects=False, timeout=10)
         assert "error=invalid_request" in no_pkce.headers["location"]
         verifier = "v" * 50

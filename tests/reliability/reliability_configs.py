@@ -7,7 +7,7 @@ from typing import Any
 
 from secret_ledger import SecretLedger
 
-ROLE = "SPCS_CALLER"
+ROLE = "SPCS_LLM_USER"
 ACCOUNT_IDENTIFIER = "LOCALTEST"
 KEY_PASSPHRASE = "reliability-key-passphrase-7781"
 

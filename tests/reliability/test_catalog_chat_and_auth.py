@@ -28,7 +28,7 @@ HELLO = chat_query("Say hello.")
 FAST_FAIL = {"max_attempts": 2, "max_retry_seconds": 5}  # persistent faults: give up after one retry
 
 
-def oauth(env: Env, mode: str, ttl: float | None = None, role: str = "SPCS_CALLER") -> dict:
+def oauth(env: Env, mode: str, ttl: float | None = None, role: str = "SPCS_LLM_USER") -> dict:
     return oauth_preset(env.stack.issue_oauth_token(ttl=ttl), env.stack.account_url, mode=mode, role=role)
 
 
@@ -84,7 +84,7 @@ CASES = [
          prepare=lambda env: env.stack.set_faults("chat", latency_ms=1500),
          raises=TransportError, says="no answer within the read timeout of 0.5 s", fix="Raise 'Read timeout'"),
     Case("role-not-granted", CHAT, lambda env: env.chat(**FAST_FAIL), HELLO,
-         prepare=lambda env: env.stack.revoke_role("chat", "SPCS_CALLER"),
+         prepare=lambda env: env.stack.revoke_role("chat", "SPCS_LLM_USER"),
          raises=PermissionDeniedError, says="kept answering HTTP 403", fix="GRANT SERVICE ROLE"),
     # --- missing or bad credentials ---------------------------------------------------------------------------
     Case("missing-oauth-credential", CHAT, lambda env: env.chat(oauth_preset(None, env.stack.account_url)), HELLO,

@@ -71,7 +71,7 @@ class StandinSettings:
 
     account: str = "LOCALTEST"
     user: str = "LOCAL_USER"
-    role: str = "SPCS_CALLER"
+    role: str = "SPCS_LLM_USER"  # the caller role the setup SQL and the presets name
     extra_user_roles: tuple[str, ...] = ("PUBLIC",)
     oauth_client_id: str = "local-dss-client"
     oauth_client_secret: str = field(default="local-dss-secret", repr=False)
