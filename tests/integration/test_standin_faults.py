@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-BODY = {"data": [[0, "a short sentence"]]}
+BODY = {"data": [[0, "a short sentence", None, None]]}  # sentence, batch_size, truncate_dim
 
 
 def _encode(stack, headers, body=BODY) -> requests.Response:

@@ -13,7 +13,7 @@ import pytest
 import requests
 from spcs_llm.errors import ConfigurationError
 
-BODY = {"data": [[0, "a short sentence"]]}
+BODY = {"data": [[0, "a short sentence", None, None]]}  # sentence, batch_size, truncate_dim
 
 
 def _encode(stack, headers) -> requests.Response:

@@ -71,8 +71,9 @@ def test_chat_call_returns_canned_replies_with_exact_usage(local_stack, pat_head
 
 def test_chat_flat_rows_dash_route_and_limits(local_stack, pat_headers):
     exchange = CANNED_EXCHANGES[4]
-    # Flat: messages, then params in signature order (temperature, max_completion_tokens, ...).
-    flat = {"data": [[7, chat_messages(exchange.question), 0.0, 3]]}
+    # Flat: messages, then every param in signature order (temperature, max_completion_tokens, stop, n, stream,
+    # top_p, frequency_penalty, presence_penalty, response_format, model); null = the param's default.
+    flat = {"data": [[7, chat_messages(exchange.question), 0.0, 3, None, None, None, None, None, None, None, None]]}
     response = _post(f"{local_stack.chat_url}/--call--", flat, pat_headers)
     assert response.status_code == 200
     row_id, completion = response.json()["data"][0]
@@ -113,8 +114,9 @@ def _cosines(vectors, reference) -> np.ndarray:
     return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-@pytest.mark.parametrize("service", ["chat", "textgen"])
-def test_a_prompt_over_the_context_window_is_refused_up_front(local_stack, pat_headers, tokenizer, service):
+# Unset, the chat signature's max_completion_tokens defaults to 250 and counts; text generation has no default.
+@pytest.mark.parametrize(("service", "completion"), [("chat", 250), ("textgen", 0)])
+def test_a_prompt_over_the_context_window_is_refused_up_front(local_stack, pat_headers, tokenizer, service, completion):
     messages = chat_messages("lorem ipsum " * 1500)
     prompt_tokens = tokenizer.count(tokenizer.prompt(messages))
     assert prompt_tokens > CONTEXT_TOKENS
@@ -122,8 +124,8 @@ def test_a_prompt_over_the_context_window_is_refused_up_front(local_stack, pat_h
     response = _post(f"{local_stack.service_url(service)}/__call__", {"data": [[0, row]]}, pat_headers)
     assert response.status_code == 400
     assert response.json()["error"].startswith(
-        f"This model's maximum context length is {CONTEXT_TOKENS} tokens. However, you requested {prompt_tokens} "
-        f"tokens ({prompt_tokens} in the messages, 0 in the completion).")
+        f"This model's maximum context length is {CONTEXT_TOKENS} tokens. However, you requested "
+        f"{prompt_tokens + completion} tokens ({prompt_tokens} in the messages, {completion} in the completion).")
 
 
 def test_the_context_check_counts_text_parts_as_the_chat_wrapper_renders_them(local_stack, pat_headers, tokenizer):
@@ -134,7 +136,7 @@ def test_the_context_check_counts_text_parts_as_the_chat_wrapper_renders_them(lo
     response = _post(f"{local_stack.chat_url}/__call__",
                      {"data": [[0, {"messages": [{"role": "user", "content": parts}]}]]}, pat_headers)
     assert response.status_code == 400
-    assert f"However, you requested {prompt_tokens} tokens ({prompt_tokens} in the messages" in response.json()["error"]
+    assert f"({prompt_tokens} in the messages" in response.json()["error"]
 
 
 def test_the_requested_completion_counts_against_the_context_window(local_stack, pat_headers, tokenizer):
@@ -148,7 +150,8 @@ def test_the_requested_completion_counts_against_the_context_window(local_stack,
 
 
 def test_encode_flat_and_wide_match_in_process_sentence_transformers(local_stack, pat_headers, reference_embeddings):
-    flat = _post(f"{local_stack.embed_url}/encode", {"data": [[i, t] for i, t in enumerate(TEXTS)]}, pat_headers)
+    flat = _post(f"{local_stack.embed_url}/encode", {"data": [[i, t, None, None] for i, t in enumerate(TEXTS)]},
+                 pat_headers)
     wide = _post(f"{local_stack.embed_url}/encode", {"data": [[i, {"sentence": t}] for i, t in enumerate(TEXTS)]},
                  pat_headers)
     for response in (flat, wide):
@@ -162,7 +165,7 @@ def test_encode_flat_and_wide_match_in_process_sentence_transformers(local_stack
 
 def test_many_rows_are_encoded_in_one_model_call(clean_stack, pat_headers):
     clean_stack.stats("embed", reset=True)
-    rows = [[i, f"sentence number {i}"] for i in range(300)]
+    rows = [[i, f"sentence number {i}", None, None] for i in range(300)]
     assert _post(f"{clean_stack.embed_url}/encode", {"data": rows}, pat_headers).status_code == 200
     stats = clean_stack.stats("embed")
     assert stats["model_calls"] == 1 and stats["max_rows_per_call"] == 300 and stats["rows"] == 300
@@ -182,7 +185,7 @@ def test_custom_predict_embedding_returns_json_strings(local_stack, pat_headers,
     ("embed", "/encode", {"data": [["a", "text"]]}, "Input data malformed"),
     ("embed", "/encode", {"data": [[0, "a", 8, None, "extra"]]}, "Input data columns do not match the model signature"),
     ("embed", "/encode", {"data": [[0, {"text": "wrong column"}]]}, "Input data columns do not match the model signature"),
-    ("embed", "/encode", {"data": [[0, 42]]}, "Input data malformed"),
+    ("embed", "/encode", {"data": [[0, 42, None, None]]}, "Input data malformed"),
     ("chat", "/__call__", {"data": [[0, {"messages": "hi"}]]}, "Input data malformed"),
     ("chat", "/__call__", {"data": [[0, {"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}]]},
      "Input data malformed"),
@@ -194,4 +197,4 @@ def test_malformed_input_is_400_with_the_server_message(local_stack, pat_headers
 
 
 def test_unknown_route_is_404(local_stack, pat_headers):
-    assert _post(f"{local_stack.embed_url}/predict", {"data": [[0, "x"]]}, pat_headers).status_code == 404
+    assert _post(f"{local_stack.embed_url}/predict", {"data": [[0, "x", None, None]]}, pat_headers).status_code == 404

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from ..errors import ConfigurationError
 from .credentials import CredentialStore, TokenKind
 from .faults import ServiceState
-from .settings import StandinSettings
+from .settings import ResumePhase, StandinSettings
 
 ADMIN_HEADER = "x-local-admin-secret"
 Handler = Callable[[Request], Awaitable[Response]]
@@ -39,6 +39,7 @@ class AdminApp:
             Route("/__local__/services/{service}/faults", guarded(self.set_faults), methods=["POST"]),
             Route("/__local__/services/{service}/stats", guarded(self.stats), methods=["GET", "DELETE"]),
             Route("/__local__/services/{service}/cold-start", guarded(self.cold_start), methods=["POST"]),
+            Route("/__local__/services/{service}/suspend", guarded(self.suspend), methods=["POST"]),
             Route("/__local__/services/{service}/grants", guarded(self.grants), methods=["POST", "DELETE"]),
         ]
 
@@ -104,6 +105,12 @@ class AdminApp:
         body = await _json(request)
         self._service(request).set_cold_start(float(body["seconds"]))
         return JSONResponse({"cold_for_s": float(body["seconds"])})
+
+    async def suspend(self, request: Request) -> Response:
+        """Suspend a service; body ``{"phases": [{"answer": 502 | 503 | "refuse", "seconds": s}, ...]}``."""
+        phases = tuple(ResumePhase(phase["answer"], float(phase["seconds"])) for phase in (await _json(request))["phases"])
+        self._service(request).suspend(phases)
+        return JSONResponse({"suspended": True, "phases": [{"answer": p.answer, "seconds": p.seconds} for p in phases]})
 
     async def grants(self, request: Request) -> Response:
         """``GRANT/REVOKE SERVICE ROLE <svc>!ALL_ENDPOINTS_USAGE ... ROLE r`` (spcs-protocol.md §A.0)."""

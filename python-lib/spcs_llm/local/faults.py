@@ -1,4 +1,4 @@
-"""Run-time state of each emulated service: fault knobs, seeded randomness, grants, cold start and counters."""
+"""Run-time state of each emulated service: fault knobs, seeded randomness, grants, cold start, resume and counters."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import ConfigurationError
-from .settings import ServiceSpec
+from .settings import ResumeAnswer, ResumePhase, ServiceSpec
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class ServiceStats:
     max_in_flight: int = 0
     max_rows_per_call: int = 0
     dropped: int = 0
+    refused: int = 0  # connections reset during a "refuse" resume phase
     statuses: Counter[int] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
@@ -69,6 +70,8 @@ class ServiceState:
         self.rng = random.Random(default_seed)
         self.stats = ServiceStats()
         self.cold_until = time.monotonic() + spec.cold_start_s
+        self.resume_phases: tuple[ResumePhase, ...] = spec.resume_phases
+        self.resume_started: float | None = None
 
     def set_faults(self, **knobs: Any) -> FaultKnobs:
         unknown = set(knobs) - FaultKnobs.names()
@@ -83,6 +86,8 @@ class ServiceState:
         self.knobs = FaultKnobs()
         self.rng = random.Random(self.default_seed)
         self.cold_until = 0.0
+        self.resume_phases = ()
+        self.resume_started = None
 
     def reset_stats(self) -> None:
         """Zero the counters; requests still in flight stay counted so the capacity check stays right."""
@@ -93,6 +98,29 @@ class ServiceState:
 
     def cold(self) -> bool:
         return time.monotonic() < self.cold_until
+
+    def suspend(self, phases: tuple[ResumePhase, ...]) -> None:
+        """Suspend the service (min_instances=0 after idling): the next contact begins a resume through ``phases``."""
+        if not phases:
+            raise ConfigurationError("A suspension needs at least one resume phase.",
+                                     fix='Pass phases such as [{"answer": 502, "seconds": 2}].')
+        self.resume_phases = phases
+        self.resume_started = None
+
+    def resume_answer(self) -> ResumeAnswer | None:
+        """What the ingress answers now while resuming (None once resumed); the first contact starts the clock."""
+        if not self.resume_phases:
+            return None
+        now = time.monotonic()
+        if self.resume_started is None:
+            self.resume_started = now
+        elapsed = now - self.resume_started
+        for phase in self.resume_phases:
+            if elapsed < phase.seconds:
+                return phase.answer
+            elapsed -= phase.seconds
+        self.resume_phases, self.resume_started = (), None
+        return None
 
     def draw(self, rate: float) -> bool:
         """One seeded Bernoulli draw; no draw is made for a zero rate, so unrelated knobs keep their sequence."""

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..redaction import get_logger
-from .envelopes import MALFORMED, EnvelopeError, MethodSignature, Row, parse_rows
-from .packaging import PackagedModel, load_chat_pipeline_model, load_embedder
+from .envelopes import MALFORMED, EnvelopeError, MethodSignature, parse_request
+from .packaging import OWN_TEMPLATE, ChatTemplate, PackagedModel, load_chat_pipeline_model, load_embedder
 from .settings import ServiceSpec
 from .tinychat import chat_model_dir
 
@@ -24,13 +24,13 @@ log = get_logger(__name__)
 # hand-declared signature ``inputs`` STRING → ``outputs`` STRING holding the vector as JSON text. It reuses the
 # packaged MiniLM rather than packaging a CustomModel of its own: that would copy the same 88 MB of weights again
 # and add a pandas round trip per request, with no change to what goes over the wire.
-CUSTOM_PREDICT_SIGNATURE = MethodSignature(inputs=("inputs",), params=())
+CUSTOM_PREDICT_SIGNATURE = MethodSignature(inputs=("inputs",))
 # The ≤1.7 text-generation signature had no generation params (spcs-protocol.md §C.3 first row).
-LEGACY_TEXTGEN_SIGNATURE = MethodSignature(inputs=("inputs",), params=())
-# Params the OpenAI wrapper does not read (it ignores response_format; "model" is an adapter alias, §C.4).
-_CHAT_PARAMS_NOT_FORWARDED = {"response_format", "model"}
-# Completion-length params (OpenAI chat: max_completion_tokens / max_tokens; text generation: max_new_tokens).
-_COMPLETION_LENGTH_PARAMS = ("max_completion_tokens", "max_tokens", "max_new_tokens")
+LEGACY_TEXTGEN_SIGNATURE = MethodSignature(inputs=("inputs",))
+# Completion-length params (OpenAI chat: max_completion_tokens; text generation: max_new_tokens).
+_COMPLETION_LENGTH_PARAMS = ("max_completion_tokens", "max_new_tokens")
+# sentence_transformers.py (snowml 2.6) refuses a batch_size that is not a positive integer with these words.
+_POSITIVE_ENCODE_PARAMS = ("batch_size", "truncate_dim")
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ class ContextWindow:
 
     def chat_prompt(self, messages: list[dict[str, Any]]) -> str:
         """The prompt the model will see: like snowml's OpenAI-chat wrapper, each text part of a list content
-        becomes a message of its own, and other parts are dropped."""
+        becomes a message of its own, and other parts are dropped. A strict template raises here exactly as it
+        would inside the wrapper (transformers' ``TemplateError``)."""
         texts = []
         for message in messages:
             if isinstance(message["content"], str):
@@ -74,40 +75,45 @@ class ContextWindow:
             )
 
 
+def model_key(spec: ServiceSpec) -> str:
+    """Which loaded model serves ``spec``: services sharing a package and an engine share one model."""
+    if spec.kind == "openai_chat":
+        return f"chat:{spec.template_family or OWN_TEMPLATE}:{spec.engine}"
+    return "textgen" if spec.kind == "text_generation" else "embed"
+
+
 class ModelRuntime:
     """Loads models once, lazily (so an auth-only test never imports torch), and answers requests."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[str, PackagedModel] = {}
-        self._context: ContextWindow | None = None
-        self._loaders: dict[str, Callable[[], PackagedModel]] = {
-            "chat": lambda: load_chat_pipeline_model(with_template=True),
-            "textgen": lambda: load_chat_pipeline_model(with_template=False),
-            "embed": load_embedder,
-        }
+        self._windows: dict[str, ContextWindow] = {}
 
-    def context_window(self) -> ContextWindow:
-        """The tiny chat model's tokenizer and context length, loaded once."""
+    def context_window(self, family: str | None) -> ContextWindow:
+        """The tiny chat model's tokenizer (with ``family``'s template, if any) and context length, loaded once."""
+        key = family or OWN_TEMPLATE
         with self._lock:
-            if self._context is None:
+            if key not in self._windows:
                 from transformers import AutoConfig, AutoTokenizer
 
                 folder = chat_model_dir()
-                self._context = ContextWindow(AutoTokenizer.from_pretrained(folder),
-                                              AutoConfig.from_pretrained(folder).max_position_embeddings)
-            return self._context
+                tokenizer = AutoTokenizer.from_pretrained(folder)
+                if key != OWN_TEMPLATE:
+                    tokenizer.chat_template = ChatTemplate(key).source
+                self._windows[key] = ContextWindow(tokenizer, AutoConfig.from_pretrained(folder).max_position_embeddings)
+            return self._windows[key]
 
     def model(self, key: str) -> PackagedModel:
         with self._lock:
             if key not in self._models:
                 log.info("Loading model %s", key)
-                self._models[key] = self._loaders[key]()
+                self._models[key] = _loader(key)()
             return self._models[key]
 
     def preload(self, model_names: tuple[str, ...]) -> None:
         for name in model_names:
-            for key in (("chat", "textgen") if name == "chat" else ("embed",)):
+            for key in ((f"chat:{OWN_TEMPLATE}:python", "textgen") if name == "chat" else ("embed",)):
                 self.model(key)
 
     def routes(self, spec: ServiceSpec) -> dict[str, str]:
@@ -124,7 +130,7 @@ class ModelRuntime:
     def handle(self, spec: ServiceSpec, method: str, body: bytes) -> InferenceResult:
         try:
             if spec.kind == "openai_chat":
-                return self._chat(method, body)
+                return self._chat(spec, method, body)
             if spec.kind == "text_generation":
                 return self._text_generation(body, legacy=spec.legacy_json_output)
             if spec.kind == "encode":
@@ -132,83 +138,100 @@ class ModelRuntime:
             return self._custom_predict(body)
         except EnvelopeError as exc:
             return _error(400, str(exc))
-        except Exception as exc:  # the server's own words for any model failure (§C.1)
-            log.exception("Prediction failed on %s", spec.name)
+        except Exception as exc:  # the server's own words for any model failure (§C.1), template errors included
+            log.warning("Prediction failed on %s: %s: %s", spec.name, type(exc).__name__, exc)
             return _error(400, f"Prediction failed: {type(exc).__name__}: {exc}")
 
-    def _chat(self, method: str, body: bytes) -> InferenceResult:
+    def _chat(self, spec: ServiceSpec, method: str, body: bytes) -> InferenceResult:
         import pandas as pd
 
-        packaged = self.model("chat")
-        signature = packaged.signatures[method]
-        rows = parse_rows(body, signature)
-        window = self.context_window()
-        for row in rows:
+        packaged = self.model(model_key(spec))
+        request = parse_request(body, packaged.signatures[method])
+        window = self.context_window(spec.template_family)
+        for row in request.rows:
             _check_messages(row.inputs["messages"])
-            window.check(window.chat_prompt(row.inputs["messages"]), row.params)
-        defaults = {p.name: p.default for p in signature.params if p.name not in _CHAT_PARAMS_NOT_FORWARDED}
-        answers_by_row: dict[int, Any] = {}
-        for params_key, group in _group_by_params(rows).items():
-            params = {**defaults, **{k: v for k, v in json.loads(params_key).items() if k in defaults}}
-            frame = pd.DataFrame({"messages": [row.inputs["messages"] for row in group]})
-            answers = getattr(packaged.model, method)(frame, **params).to_dict("records")
-            answers_by_row.update(zip((id(row) for row in group), answers))
-        return _data([(row.row_id, answers_by_row[id(row)]) for row in rows], len(rows))
+            window.check(window.chat_prompt(row.inputs["messages"]), request.params)
+        conversations = [row.inputs["messages"] for row in request.rows]
+        if spec.engine == "vllm":
+            answers = [packaged.model.complete(messages, request.params) for messages in conversations]
+        elif conversations:
+            # Every resolved param goes to snowml's own handler, as the server passes them; its wrapper picks what
+            # it supports (_resolve_chat_params) and silently drops response_format and model.
+            answers = getattr(packaged.model, method)(pd.DataFrame({"messages": conversations}),
+                                                      **request.params).to_dict("records")
+        else:
+            answers = []
+        return _data([(row.row_id, answer) for row, answer in zip(request.rows, answers)], len(request.rows))
 
     def _text_generation(self, body: bytes, *, legacy: bool) -> InferenceResult:
         import pandas as pd
 
         packaged = self.model("textgen")
-        signature = LEGACY_TEXTGEN_SIGNATURE if legacy else packaged.signatures["__call__"]
-        rows = parse_rows(body, signature)
-        window = self.context_window()
-        for row in rows:
+        request = parse_request(body, LEGACY_TEXTGEN_SIGNATURE if legacy else packaged.signatures["__call__"])
+        window = self.context_window(None)
+        for row in request.rows:
             if not isinstance(row.inputs["inputs"], str):
                 raise EnvelopeError(f"{MALFORMED}: 'inputs' must be a string.")
-            window.check(row.inputs["inputs"], row.params)
-        answers_by_row: dict[int, Any] = {}
-        for params_key, group in _group_by_params(rows).items():
-            # Only the params the caller sent are forwarded: the packaged defaults include nested configs that
-            # the pipeline would reject when passed explicitly [inf: how the managed server fills defaults].
-            params = json.loads(params_key)
-            frame = pd.DataFrame({"inputs": [row.inputs["inputs"] for row in group]})
-            answers = packaged.model.__call__(frame, **params).to_dict("records")
-            for row, answer in zip(group, answers):
-                generated = [{"generated_text": item["generated_text"]} for item in answer["outputs"]]
-                # §C.3: ≤1.7 sent `outputs` as JSON text; 1.8+ as a real list of {generated_text}.
-                answers_by_row[id(row)] = {"outputs": json.dumps(generated) if legacy else generated}
-        return _data([(row.row_id, answers_by_row[id(row)]) for row in rows], len(rows))
+            window.check(row.inputs["inputs"], request.params)
+        if not request.rows:
+            return _data([], 0)
+        # snowml's text-generation handler drops the params that resolved to None (_filter_none_kwargs).
+        frame = pd.DataFrame({"inputs": [row.inputs["inputs"] for row in request.rows]})
+        answers = packaged.model.__call__(frame, **request.params).to_dict("records")
+        pairs = []
+        for row, answer in zip(request.rows, answers):
+            generated = [{"generated_text": item["generated_text"]} for item in answer["outputs"]]
+            # §C.3: ≤1.7 sent `outputs` as JSON text; 1.8+ as a real list of {generated_text}.
+            pairs.append((row.row_id, {"outputs": json.dumps(generated) if legacy else generated}))
+        return _data(pairs, len(request.rows))
 
     def _encode(self, method: str, body: bytes) -> InferenceResult:
         packaged = self.model("embed")
         signature = packaged.signatures[method]
-        rows = parse_rows(body, signature)
-        column = signature.inputs[0]
-        texts = [row.inputs[column] for row in rows]
-        params = rows[0].params if rows else {}
-        if any(row.params != params for row in rows):
-            raise EnvelopeError(f"{MALFORMED}: every row must use the same params.")
-        vectors = self._embed(texts, method, params)
-        return _data([(row.row_id, {"output": vec}) for row, vec in zip(rows, vectors)], len(rows))
+        request = parse_request(body, signature)
+        texts = [row.inputs[signature.inputs[0]] for row in request.rows]
+        vectors = self._embed(texts, method, request.params)
+        return _data([(row.row_id, {"output": vec}) for row, vec in zip(request.rows, vectors)], len(request.rows))
 
     def _custom_predict(self, body: bytes) -> InferenceResult:
-        rows = parse_rows(body, CUSTOM_PREDICT_SIGNATURE)
-        vectors = self._embed([row.inputs["inputs"] for row in rows], "encode", {})
-        return _data([(row.row_id, {"outputs": json.dumps(vec)}) for row, vec in zip(rows, vectors)], len(rows))
+        request = parse_request(body, CUSTOM_PREDICT_SIGNATURE)
+        vectors = self._embed([row.inputs["inputs"] for row in request.rows], "encode", {})
+        return _data([(row.row_id, {"outputs": json.dumps(vec)}) for row, vec in zip(request.rows, vectors)],
+                     len(request.rows))
 
     def _embed(self, texts: list[Any], method: str, params: dict[str, Any]) -> list[list[float] | None]:
-        """One model call for the whole request; null sentences give null outputs, as snowml's handler does."""
+        """One model call for the whole request; null sentences give null outputs, as snowml's handler does.
+
+        ``batch_size`` and ``truncate_dim`` are passed to ``encode`` when set, as the 2.6 handler's ``fn`` does
+        (sentence_transformers.py ``_create_custom_model``).
+        """
         if any(text is not None and not isinstance(text, str) for text in texts):
             raise EnvelopeError(f"{MALFORMED}: every sentence must be a string or null.")
+        kwargs = {name: value for name, value in params.items() if value is not None}
+        for name in _POSITIVE_ENCODE_PARAMS:
+            if name in kwargs and kwargs[name] < 1:
+                raise EnvelopeError(f"{MALFORMED}: {name} must be a positive integer")
         present = [i for i, text in enumerate(texts) if text is not None]
         out: list[list[float] | None] = [None] * len(texts)
         if present:
             model = self.model("embed").model
-            kwargs = {k: v for k, v in params.items() if v is not None}
             matrix = getattr(model, method)([texts[i] for i in present], convert_to_numpy=True, **kwargs)
             for i, vector in zip(present, matrix.tolist()):
                 out[i] = vector
         return out
+
+
+def _loader(key: str) -> Callable[[], PackagedModel]:
+    if key == "embed":
+        return load_embedder
+    if key == "textgen":
+        return lambda: load_chat_pipeline_model(ChatTemplate(None))
+    _, family, engine = key.split(":")
+    if engine == "vllm":
+        from .vllm_engine import load_vllm_chat
+
+        return lambda: load_vllm_chat(ChatTemplate(family))
+    return lambda: load_chat_pipeline_model(ChatTemplate(family))
 
 
 def _check_messages(messages: Any) -> None:
@@ -217,13 +240,6 @@ def _check_messages(messages: Any) -> None:
         for m in messages
     ):
         raise EnvelopeError(f"{MALFORMED}: 'messages' must be a non-empty list of {{role, content}} objects.")
-
-
-def _group_by_params(rows: list[Row]) -> dict[str, list[Row]]:
-    groups: dict[str, list[Row]] = {}
-    for row in rows:
-        groups.setdefault(json.dumps(row.params, sort_keys=True), []).append(row)
-    return groups
 
 
 def _data(pairs: list[tuple[Any, Any]], rows: int) -> InferenceResult:

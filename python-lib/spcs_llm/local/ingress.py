@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import socket
+import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -40,8 +42,26 @@ _LOGIN_PAGE = """<!DOCTYPE html>
 <p>Requested: <code>{target}</code></p></body></html>"""
 
 
+# Inferred: the body of the SPCS proxy's 502 while the model server loads is not documented; the stricter reading
+# is a proxy's HTML page, not JSON, so a client must not expect to parse it.
+_BAD_GATEWAY_PAGE = ("<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+                     "<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n")
+
+
 class DropConnection(Exception):
     """Raised to close the client's socket without any response (fault injection)."""
+
+    def __init__(self, reset: bool = False) -> None:
+        super().__init__()
+        self.reset = reset
+
+
+def reset_connection(transport: asyncio.BaseTransport) -> None:
+    """Close a connection with a TCP reset (SO_LINGER 0), as a peer with nothing listening would."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 class IngressApp:
@@ -66,10 +86,15 @@ class IngressApp:
             await asyncio.sleep(network_latency_ms / 1000)
         try:
             response = await self._respond(request)
-        except DropConnection:
-            self.state.stats.dropped += 1
+        except DropConnection as drop:
+            if drop.reset:
+                self.state.stats.refused += 1
+            else:
+                self.state.stats.dropped += 1
             transport = self.transports.get(scope.get("client"))
-            if transport is not None:
+            if transport is not None and drop.reset:
+                reset_connection(transport)
+            elif transport is not None:
                 transport.abort()
             await asyncio.sleep(0)  # let uvicorn see the disconnect, so it sends nothing either
             return
@@ -80,6 +105,9 @@ class IngressApp:
         knobs = self.state.knobs
         if self.state.draw(knobs.rate_drop):
             raise DropConnection()
+        resuming = self.state.resume_answer()
+        if resuming == "refuse":  # a kept-alive connection meets the same refusal as a new one
+            raise DropConnection(reset=True)
         path = request.url.path
         if path == LOGIN_PATH or path == LOGOUT_PATH:
             target = html.escape(request.query_params.get("redirect_uri", "/"))
@@ -87,8 +115,11 @@ class IngressApp:
         denied = self._authenticate(request)
         if denied is not None:
             return denied
+        # registry_model_deployment_test_base.py: after RUNNING the proxy answers 502 until the model has loaded.
+        if resuming == 502:
+            return HTMLResponse(_BAD_GATEWAY_PAGE, status_code=502)
         # spcs-protocol.md §A.5: 503 while the service is starting or resuming from min_instances=0.
-        if self.state.cold() or self.state.draw(knobs.rate_503):
+        if resuming == 503 or self.state.cold() or self.state.draw(knobs.rate_503):
             return JSONResponse({"error": "Service is starting, please retry."}, status_code=503)
         if self.state.draw(knobs.rate_429):
             return _too_many(knobs.retry_after_s)

@@ -3,7 +3,9 @@
 ``ModelPackager.save`` is the code ``log_model`` runs to build what it uploads (offline-stack.md §4a). So the
 signatures the stand-in serves are the ones snowml infers for:
 
-- the tiny chat ``transformers.Pipeline`` with a chat template → ``__call__`` with the OpenAI-chat signature;
+- the tiny chat ``transformers.Pipeline`` with a chat template → ``__call__`` with the OpenAI-chat signature (its
+  own Zephyr-style template, or a model family's real template attached to the tokenizer, as a user would log
+  a Llama 2 or Mistral checkpoint);
 - the same pipeline without a template → ``__call__`` text generation (``inputs`` → ``outputs``);
 - MiniLM as a ``SentenceTransformer`` → ``encode`` / ``encode_query`` / ``encode_document``.
 
@@ -12,14 +14,16 @@ Packages are cached next to the tiny model and built under a file lock, like the
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
 from ..redaction import get_logger
+from ..templates import template_source
 from .cache import build_once, cache_root
-from .envelopes import MethodSignature, ParamInfo
+from .envelopes import MethodSignature
 from .tinychat import RECIPE_VERSION, chat_model_dir
 
 log = get_logger(__name__)
@@ -33,11 +37,45 @@ class PackagedModel:
     signatures: dict[str, MethodSignature]
 
 
-def load_chat_pipeline_model(*, with_template: bool) -> PackagedModel:
-    """The tiny chat pipeline, packaged and loaded back as the custom model the inference server would run."""
-    name = "tiny_chat" if with_template else "tiny_textgen"
-    folder = _packaged(f"{name}-{RECIPE_VERSION}", lambda target: _save_pipeline(target, name, with_template))
-    return _load(folder, as_custom_model=True)
+OWN_TEMPLATE = "tinychat"  # the Zephyr-style template the tiny model was trained with
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """Which chat template the tiny pipeline is packaged with: its own, a model family's real one, or none.
+
+    ``family`` is ``OWN_TEMPLATE``, a family of ``spcs_llm.templates`` (its template is attached to the tokenizer,
+    as snowml's ``_openai_chat_wrapper.py`` then applies it), or ``None`` for a plain text-generation pipeline.
+    """
+
+    family: str | None
+
+    @property
+    def source(self) -> str | None:
+        return template_source(self.family) if self.family not in (None, OWN_TEMPLATE) else None
+
+    @property
+    def model_name(self) -> str:
+        if self.family is None:
+            return "tiny_textgen"
+        return "tiny_chat" if self.family == OWN_TEMPLATE else f"tiny_chat_{self.family}"
+
+    @property
+    def package_name(self) -> str:
+        name = f"{self.model_name}-{RECIPE_VERSION}"
+        source = self.source
+        # The family templates live in resource/ and can change: a new template text gets a new package.
+        return f"{name}-{hashlib.sha256(source.encode()).hexdigest()[:10]}" if source is not None else name
+
+
+def load_chat_pipeline_model(template: ChatTemplate, *, as_custom_model: bool = True) -> PackagedModel:
+    """The tiny chat pipeline with ``template``, packaged and loaded back.
+
+    As a custom model it is what snowml's inference server runs (the Python engine); loaded raw it is the
+    ``transformers`` pipeline a vLLM-engine service reads the same weights and tokenizer from.
+    """
+    folder = _packaged(template.package_name, lambda target: _save_pipeline(target, template))
+    return _load(folder, as_custom_model=as_custom_model)
 
 
 def load_embedder() -> PackagedModel:
@@ -56,18 +94,18 @@ def _packaged(name: str, save: Callable[[Path], None]) -> Path:
     return build_once(cache_root() / "packaged" / f"{name}-snowml{version}", "model.yaml", save)
 
 
-def _save_pipeline(target: Path, name: str, with_template: bool) -> None:
+def _save_pipeline(target: Path, template: ChatTemplate) -> None:
     import transformers
     from snowflake.ml.model._packager.model_packager import ModelPackager
 
     folder = chat_model_dir()
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-    if not with_template:
-        tokenizer.chat_template = None
+    if template.family != OWN_TEMPLATE:
+        tokenizer.chat_template = template.source
     model = transformers.AutoModelForCausalLM.from_pretrained(folder)
     pipeline = transformers.pipeline("text-generation", model=model, tokenizer=tokenizer, device="cpu")
-    log.info("Packaging %s with snowml ModelPackager", name)
-    ModelPackager(str(target)).save(name=name, model=pipeline, options={})
+    log.info("Packaging %s with snowml ModelPackager", template.package_name)
+    ModelPackager(str(target)).save(name=template.model_name, model=pipeline, options={})
 
 
 def _save_minilm(target: Path) -> None:
@@ -89,13 +127,5 @@ def _load(folder: Path, *, as_custom_model: bool) -> PackagedModel:
 
 
 def method_signature(signature: Any) -> MethodSignature:
-    """Reduce a snowml ``ModelSignature`` to input names and typed params."""
-    from snowflake.ml.model._signatures import core
-
-    params = []
-    for param in signature.params:
-        if isinstance(param, core.ParamGroupSpec):
-            params.append(ParamInfo(param.name, "GROUP", False, None))
-        else:
-            params.append(ParamInfo(param.name, param.dtype.name, param.shape is not None, param.default_value))
-    return MethodSignature(tuple(spec.name for spec in signature.inputs), tuple(params))
+    """Input names and the param specs exactly as snowml recorded them (the server validates against these)."""
+    return MethodSignature(tuple(spec.name for spec in signature.inputs), tuple(signature.params))

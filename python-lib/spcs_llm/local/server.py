@@ -25,7 +25,7 @@ from .admin import AdminApp
 from .credentials import CredentialStore
 from .faults import ServiceState
 from .inference import ModelRuntime
-from .ingress import IngressApp
+from .ingress import IngressApp, reset_connection
 from .settings import StandinSettings
 
 log = get_logger(__name__)
@@ -67,12 +67,18 @@ class PortDispatcher:
         await self.apps[scope["server"][1]](scope, receive, send)
 
 
-def _protocol_class(transports: dict[Any, asyncio.Transport]) -> type[H11Protocol]:
-    """uvicorn's h11 protocol, remembering each connection's transport so a fault can drop it unanswered."""
+def _protocol_class(transports: dict[Any, asyncio.Transport], states_by_port: dict[int, ServiceState]) -> type[H11Protocol]:
+    """uvicorn's h11 protocol, remembering each connection's transport so a fault can drop it unanswered, and
+    resetting new connections to a service in a "refuse" resume phase."""
 
     class DroppableH11Protocol(H11Protocol):
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
+            state = states_by_port.get(self.server[1]) if self.server else None
+            if state is not None and state.resume_answer() == "refuse":
+                state.stats.refused += 1
+                reset_connection(transport)
+                return
             transports[self.client] = transport
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -102,9 +108,10 @@ async def serve(settings: StandinSettings, announce: Callable[[str], None] = pri
     apps: dict[int, Any] = {account_sock.getsockname()[1]: account}
     apps.update({service_socks[name].getsockname()[1]: app for name, app in ingresses.items()})
 
+    states_by_port = {service_socks[name].getsockname()[1]: state for name, state in states.items()}
     await asyncio.get_running_loop().run_in_executor(None, runtime.preload, settings.preload)
     config = uvicorn.Config(PortDispatcher(apps), lifespan="off", log_level="warning", access_log=False,
-                            http=_protocol_class(transports), timeout_keep_alive=30)
+                            http=_protocol_class(transports, states_by_port), timeout_keep_alive=30)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[account_sock, *service_socks.values()]))
     while not server.started and not serving.done():

@@ -8,12 +8,16 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, Union
 
 from ..errors import ConfigurationError
 
 ServiceKind = Literal["openai_chat", "text_generation", "encode", "custom_predict"]
 ModelName = Literal["chat", "embed"]
+# snowml InferenceEngine values "python_generic" / "vllm" (snowflake/ml/model/inference_engine.py).
+Engine = Literal["python", "vllm"]
+ResumeAnswer = Union[int, Literal["refuse"]]
+RESUME_ANSWERS: tuple[ResumeAnswer, ...] = (503, 502, "refuse")
 ADMIN_SECRET_ENV = "SPCS_LLM_LOCAL_ADMIN_SECRET"
 _TTL_FLAGS = ("authorization_code", "oauth_access", "oauth_refresh", "session", "master", "exchanged", "pat")
 
@@ -33,11 +37,35 @@ class TokenLifetimes:
 
 
 @dataclass(frozen=True)
+class ResumePhase:
+    """One phase of a service resuming from suspension: what the ingress answers, and for how long.
+
+    503: the service is resuming (the ingress has no instance yet). 502: the instance is RUNNING but its model
+    server is still loading; Snowflake's registry tests retry it ("Proxy doesn't wait for model loading in the
+    inference server", registry_model_deployment_test_base.py). "refuse": connections are reset before any
+    answer, like the "connection refused" those tests also retry.
+    """
+
+    answer: ResumeAnswer
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if self.answer not in RESUME_ANSWERS:
+            raise ConfigurationError(f"Unknown resume answer {self.answer!r}.",
+                                     fix="Use 503, 502 or \"refuse\" for each phase.")
+        if self.seconds < 0:
+            raise ConfigurationError("A resume phase cannot last a negative time.", fix="Use 0 or more seconds.")
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     """One model service with its own ingress port.
 
     ``kind`` is what the model was logged as (spcs-protocol.md §C.2/§C.3); ``legacy_json_output`` selects the
-    ≤1.7 text-generation encoding where ``outputs`` is a JSON string (§C.3 first row).
+    ≤1.7 text-generation encoding where ``outputs`` is a JSON string (§C.3 first row). ``template_family`` picks
+    the chat template an OpenAI-chat service was logged with (None: the tiny model's own Zephyr-style one);
+    ``engine`` is how it is served (snowml's Python wrapper or vLLM). ``resume_phases`` starts the service
+    suspended: the first request begins a resume through those phases.
     """
 
     name: str
@@ -47,11 +75,18 @@ class ServiceSpec:
     queue: int = 2
     legacy_json_output: bool = False
     cold_start_s: float = 0.0
+    template_family: str | None = None
+    engine: Engine = "python"
+    resume_phases: tuple[ResumePhase, ...] = ()
 
     @property
     def capacity(self) -> int:
         """In-flight requests admitted before 429: the workers plus a small queue (spcs-protocol.md §A.5)."""
         return self.workers + self.queue
+
+
+# OpenAI-chat services logged with a model family's real chat template (resource/chat_templates), one each.
+TEMPLATE_SERVICE_FAMILIES = ("llama2", "mistral", "chatml", "phi2", "falcon")
 
 
 def default_services(workers: int = 1, queue: int = 2) -> tuple[ServiceSpec, ...]:
@@ -62,6 +97,9 @@ def default_services(workers: int = 1, queue: int = 2) -> tuple[ServiceSpec, ...
         ServiceSpec("textgen", "text_generation", "chat", workers, queue),
         ServiceSpec("textgen_legacy", "text_generation", "chat", workers, queue, legacy_json_output=True),
         ServiceSpec("embed_predict", "custom_predict", "embed", workers, queue),
+        *(ServiceSpec(f"chat_{family}", "openai_chat", "chat", workers, queue, template_family=family)
+          for family in TEMPLATE_SERVICE_FAMILIES),
+        ServiceSpec("chat_vllm", "openai_chat", "chat", workers, queue, engine="vllm"),
     )
 
 
@@ -116,6 +154,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preload", default="", help="comma list of models to load at start: chat,embed")
     parser.add_argument("--cold-start", type=float, default=0.0, metavar="SECONDS",
                         help="every service answers 503 for this long after start-up")
+    parser.add_argument("--resume-phases", default="", metavar="PHASES",
+                        help="start every service suspended; its first request begins a resume through these "
+                             "phases, e.g. 503:30,502:20,refuse:5 (answer:seconds)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault-injection randomness")
     for name in _TTL_FLAGS:
         parser.add_argument(f"--ttl-{name.replace('_', '-')}", type=int, default=getattr(life, name), metavar="SECONDS")
@@ -132,7 +173,9 @@ def settings_from_args(args: argparse.Namespace) -> StandinSettings:
     if args.cold_start < 0:
         raise ConfigurationError("--cold-start cannot be negative.", fix="Pass 0 (no cold start) or more seconds.")
     overrides = _per_service(args.service_workers)
-    services = tuple(replace(spec, workers=overrides.get(spec.name, spec.workers), cold_start_s=args.cold_start)
+    phases = parse_resume_phases(args.resume_phases)
+    services = tuple(replace(spec, workers=overrides.get(spec.name, spec.workers), cold_start_s=args.cold_start,
+                             resume_phases=phases)
                      for spec in default_services(args.workers, args.queue))
     lifetimes = replace(TokenLifetimes(), **{name: getattr(args, f"ttl_{name}") for name in _TTL_FLAGS})
     return StandinSettings(
@@ -163,3 +206,16 @@ def _per_service(text: str) -> dict[str, int]:
             )
         out[name] = int(count)
     return out
+
+
+def parse_resume_phases(text: str) -> tuple[ResumePhase, ...]:
+    """``"503:30,502:20,refuse:5"`` → resume phases; an empty text means no suspension."""
+    phases = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        answer, _, seconds = item.partition(":")
+        try:
+            phases.append(ResumePhase(int(answer) if answer.isdigit() else answer, float(seconds)))
+        except ValueError:
+            raise ConfigurationError(f"Bad --resume-phases entry {item!r}.",
+                                     fix="Write answer:seconds with answer 503, 502 or refuse, e.g. 502:20.") from None
+    return tuple(phases)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,15 @@ class LocalStack:
     def textgen_url(self) -> str:
         return self.service_url("textgen")
 
+    def chat_template_url(self, family: str) -> str:
+        """The OpenAI-chat service logged with ``family``'s real chat template (llama2, mistral, chatml, ...)."""
+        return self.service_url(f"chat_{family}")
+
+    @property
+    def chat_vllm_url(self) -> str:
+        """The OpenAI-chat service served by the vLLM engine (honours json_schema, real finish reasons)."""
+        return self.service_url("chat_vllm")
+
     # --- control API ------------------------------------------------------------------------------------------
 
     def issue_pat(self, user: str | None = None, role: str | None = None, ttl: float | None = None) -> str:
@@ -141,6 +151,12 @@ class LocalStack:
 
     def set_cold_start(self, service: str, seconds: float) -> None:
         self._admin("POST", f"/__local__/services/{service}/cold-start", {"seconds": seconds})
+
+    def suspend(self, service: str, phases: Sequence[tuple[int | str, float]]) -> None:
+        """Suspend ``service``: its next contact begins a resume through ``phases`` of (answer, seconds), answer
+        503 (resuming), 502 (model still loading, HTML body) or "refuse" (connection reset); then it answers."""
+        self._admin("POST", f"/__local__/services/{service}/suspend",
+                    {"phases": [{"answer": answer, "seconds": seconds} for answer, seconds in phases]})
 
     def grant_role(self, service: str, role: str) -> None:
         self._admin("POST", f"/__local__/services/{service}/grants", {"role": role})
