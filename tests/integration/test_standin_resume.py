@@ -80,3 +80,14 @@ def test_resume_phases_flag():
     for bad in ("404:3", "502", "502:soon"):
         with pytest.raises(ConfigurationError, match="Fix:"):
             parse_resume_phases(bad)
+
+
+def test_a_stand_in_started_with_resume_phases_starts_suspended(snowflake_auth):
+    """A second, model-free stand-in: every service starts suspended; the 502 comes before any model work."""
+    from spcs_llm.local.stack import LocalStack
+
+    with LocalStack.start(extra_args=("--resume-phases", "502:30"), startup_timeout=60) as stack:
+        headers = snowflake_auth(stack.issue_pat())
+        for service in ("embed", "chat_llama2"):
+            response = requests.post(f"{stack.service_url(service)}/__call__", json={}, headers=headers, timeout=10)
+            assert response.status_code == 502

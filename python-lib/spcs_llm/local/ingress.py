@@ -87,15 +87,15 @@ class IngressApp:
         try:
             response = await self._respond(request)
         except DropConnection as drop:
+            transport = self.transports.get(scope.get("client"))
             if drop.reset:
                 self.state.stats.refused += 1
+                if transport is not None:
+                    reset_connection(transport)
             else:
                 self.state.stats.dropped += 1
-            transport = self.transports.get(scope.get("client"))
-            if transport is not None and drop.reset:
-                reset_connection(transport)
-            elif transport is not None:
-                transport.abort()
+                if transport is not None:
+                    transport.abort()
             await asyncio.sleep(0)  # let uvicorn see the disconnect, so it sends nothing either
             return
         self.state.stats.statuses[response.status_code] += 1

@@ -43,7 +43,8 @@ class ResumePhase:
     503: the service is resuming (the ingress has no instance yet). 502: the instance is RUNNING but its model
     server is still loading; Snowflake's registry tests retry it ("Proxy doesn't wait for model loading in the
     inference server", registry_model_deployment_test_base.py). "refuse": connections are reset before any
-    answer, like the "connection refused" those tests also retry.
+    answer, like the "connection refused" those tests also retry (a reset after connect rather than a refused
+    connect, since the port stays bound; a client sees a connection error either way).
     """
 
     answer: ResumeAnswer
