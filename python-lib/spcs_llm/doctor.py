@@ -3,28 +3,33 @@ connection settings to paste into DSS.
 
 The checks run in the order a request travels: DNS, TCP/TLS, the ingress's answer to an anonymous call, the
 token (and its exchange), the authenticated call, which route and row shape the service speaks, one real call.
-The token and the authenticated calls go through the plugin's own auth and transport code, so what passes here
-passes in DSS. Secrets come from environment variables or files, never from the command line, and never appear
-in the output.
+The token and the calls go through the components' own auth, transport and model clients: a chat call renders
+the prompt exactly as the chat component would (and fails a text-generation service without a model family with
+the component's own error), so what passes here passes in DSS. The settings that worked are printed with the
+labels DSS shows. Secrets come from environment variables or files, never from the command line, and never
+appear in the output.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 from urllib.parse import urlparse
 
 import requests
 
 from .auth import token_source_for
+from .chat import ChatClient
 from .config import FAMILIES, AuthConfig, normalise_url, parse_chat_config, parse_embedding_config
+from .dss_labels import CHAT_COMPONENT, EMBEDDING_COMPONENT, OAUTH_PRESET, SERVICE_PRESET, component_form, preset_form
+from .embeddings import EmbeddingClient
 from .errors import (
     AuthenticationError,
     BadResponseError,
@@ -35,25 +40,17 @@ from .errors import (
     RequestRejectedError,
     SpcsLlmError,
 )
-from .protocol import (
-    GenerationParams,
-    RowError,
-    embedding_row,
-    envelope,
-    openai_chat_row,
-    parse_chat_output,
-    parse_embedding_output,
-    text_generation_row,
-    unwrap,
-)
+from .protocol import GenerationParams
 from .redaction import redact, register_secret
 from .templates import family_for_model
-from .transport import Transport
 
 PROBE_TEXT = "Hello from spcs-llm doctor."
-# A probe refused with one of these means "not this route / row shape": the next probe may fit.
+PROBE_MESSAGES = ({"role": "user", "content": PROBE_TEXT},)
+PROBE_PARAMS = GenerationParams(max_tokens=16, temperature=0.0)
+# A call refused with one of these means "not this route / row shape": the next route may fit.
 SHAPE_MISMATCH = (RequestRejectedError, EndpointNotFoundError, BadResponseError)
-FAMILY_CHOICES = tuple(f for f in FAMILIES if f != "auto")
+CHAT_ROUTES = ("__call__", "predict")  # current services, then the legacy deploy path's single /predict
+EMBEDDING_PROTOCOLS = ("encode", "predict")  # each protocol's route has its name
 
 
 @dataclass
@@ -91,19 +88,12 @@ class DoctorInputs:
     timeout: float = 10.0
 
 
-@dataclass(frozen=True)
-class Probe:
-    """One way a service may be spoken to: the DSS protocol setting, the route, a request, how to read a row."""
-
-    protocol: str
-    route: str
-    body: Callable[[], dict]
-    describe: Callable[[Any], str]
-
-
 def _dss_config(inputs: DoctorInputs) -> dict[str, Any]:
+    """The model settings the doctor checks, as DSS would hand them to the component."""
     config: dict[str, Any] = {"endpoint": inputs.endpoint, "max_attempts": 2, "max_retry_seconds": 5,
                               "connect_timeout": inputs.timeout, **inputs.auth}
+    if inputs.kind == "chat":
+        config["model_family"] = inputs.model_family
     if inputs.route:
         config["route"] = inputs.route
     return config
@@ -149,93 +139,103 @@ def check_unauthenticated_answer(report: Report, url: str, timeout: float) -> bo
                       "needs public: true), not the account URL or another server.")
 
 
-def _probes(kind: str) -> list[Probe]:
-    """The shapes to try, most modern first (spcs-protocol.md §C.2, §C.3)."""
-    params = GenerationParams(max_tokens=16, temperature=0.0)
-    if kind == "embed":
-        def vectors(protocol: str) -> Callable[[Any], str]:
-            return lambda row: f"a {len(parse_embedding_output(row, protocol=protocol))}-dimension vector"
+@dataclass(frozen=True)
+class Attempt:
+    """One way of calling the service that the components support: the settings to try and what came back."""
 
-        def body() -> dict:
-            return envelope([embedding_row(PROBE_TEXT)], shape="flat")
+    settings: dict[str, str]
+    route: str
+    protocol: str
+    detail: str
+    renewals: int
 
-        return [Probe("encode", "encode", body, vectors("encode")),
-                Probe("predict", "predict", body, vectors("predict"))]
-    messages = [{"role": "user", "content": PROBE_TEXT}]
 
-    def reply(row: Any) -> str:
-        return f"the reply {parse_chat_output(row, prompt=PROBE_TEXT).text[:60]!r}"
+def _chat_attempt(client: ChatClient) -> Attempt:
+    """One completion through the chat component's own client: its protocol detection, its prompt rendering for
+    text-generation services (or its refusal when no model family is set), its reading of the reply."""
+    result = client.complete(list(PROBE_MESSAGES), PROBE_PARAMS)
+    route = client.config.endpoint.route
+    settings = {"route": route, "protocol": result.protocol}
+    if result.protocol == "text_generation":
+        family = client.config.family
+        settings["model_family"] = family if family != "auto" else family_for_model(client.config.endpoint.url)
+    return Attempt(settings, route, result.protocol, f"the reply {result.text[:60]!r}", result.renewals)
 
-    return [
-        Probe("openai_chat", "__call__", lambda: envelope([openai_chat_row(messages, params)]), reply),
-        Probe("text_generation", "__call__", lambda: envelope([text_generation_row(PROBE_TEXT, params)]), reply),
-        # snowflake-ml < 1.38 text-generation signatures take the prompt alone (spcs-protocol.md §C.3).
-        Probe("text_generation", "__call__", lambda: envelope([{"inputs": PROBE_TEXT}]), reply),
-        Probe("text_generation", "predict", lambda: envelope([{"inputs": PROBE_TEXT}]), reply),
-    ]
+
+def _embedding_attempt(client: EmbeddingClient) -> Attempt:
+    """One text through the embedding component's own client (its envelope, batching and row reading)."""
+    result = client.embed([PROBE_TEXT])
+    (row,) = result.rows
+    if row.error is not None or row.vector is None:
+        raise BadResponseError(row.error or "The service returned no embedding.")
+    protocol = client.config.protocol
+    return Attempt({"route": protocol, "protocol": protocol}, protocol, protocol,
+                   f"a {len(row.vector)}-dimension vector", result.renewals)
+
+
+def _attempts(inputs: DoctorInputs, config: Any) -> list[Callable[[], Attempt]]:
+    """A client per way to try, most modern first; only the given route when there is one."""
+    wanted = inputs.route.strip("/") if inputs.route else None
+    if inputs.kind == "embed":
+        return [partial(_embedding_attempt, EmbeddingClient(replace(
+            config, protocol=protocol, endpoint=replace(config.endpoint, route=protocol))))
+            for protocol in EMBEDDING_PROTOCOLS if wanted in (None, protocol)]
+    return [partial(_chat_attempt, ChatClient(replace(config, endpoint=replace(config.endpoint, route=route))))
+            for route in CHAT_ROUTES if wanted in (None, route)]
 
 
 def check_service(report: Report, inputs: DoctorInputs) -> bool:
-    """Token, authenticated call, protocol detection and one real call, through the plugin's own code."""
+    """Token, authenticated call, protocol detection and one real call, through the components' own clients."""
     parse = parse_embedding_config if inputs.kind == "embed" else parse_chat_config
     try:
         config = parse(_dss_config(inputs))
         tokens = token_source_for(config.auth, config.endpoint.host)
         credential = tokens.credential()
+        attempts = _attempts(inputs, config)
     except SpcsLlmError as failure:
         return report.add("Token", False, failure.message, failure.fix)
     report.add("Token", True, f"{config.auth.kind} credential ready ({credential.kind})")
-    transport = Transport(config.endpoint, tokens)
-    refusals: list[tuple[Probe, SpcsLlmError]] = []
-    for probe in _probes(inputs.kind):
-        if inputs.route and probe.route != inputs.route.strip("/"):
-            continue
+    refusals: list[SpcsLlmError] = []
+    for attempt in attempts:
         started = time.perf_counter()
         try:
-            call = transport.post_json(probe.route, probe.body())
-            (row,) = unwrap(call.payload, 1)
-            if isinstance(row, RowError):
-                raise BadResponseError(row.message)
-            detail = probe.describe(row)
+            done = attempt()
         except (AuthenticationError, CredentialMissingError) as failure:
             return report.add("Authenticated call", False, failure.message, failure.fix)
         except PermissionDeniedError as failure:
             return report.add("Service role", False, failure.message, failure.fix)
+        except ConfigurationError as failure:
+            # The chat component's own refusal: a text-generation service and no model family to format the chat.
+            return report.add("Model family", False, failure.message,
+                              f"{failure.fix} Then re-run the doctor with --model-family <family>.")
         except SHAPE_MISMATCH as failure:
-            refusals.append((probe, failure))
+            refusals.append(failure)
             continue
         except SpcsLlmError as failure:
             return report.add("Real call", False, failure.message, failure.fix)
         elapsed_ms = (time.perf_counter() - started) * 1000
-        renewed = f", after renewing it ({tokens.credential().kind})" if call.renewals else ""
-        report.add("Authenticated call", True, f"POST /{probe.route} accepted the token{renewed}")
-        report.add("Protocol", True, f"speaks {probe.protocol} on /{probe.route}")
-        report.add("Real call", True, f"{detail} in {elapsed_ms:.0f} ms")
-        _record_settings(report, inputs, config, probe)
+        renewed = f", after renewing it ({tokens.credential().kind})" if done.renewals else ""
+        report.add("Authenticated call", True, f"POST /{done.route} accepted the token{renewed}")
+        report.add("Protocol", True, f"speaks {done.protocol} on /{done.route}")
+        report.add("Real call", True, f"{done.detail} in {elapsed_ms:.0f} ms")
+        _record_settings(report, inputs, config, done)
         return True
-    if not refusals:
-        return report.add("Protocol", False, f"no probe uses the route {inputs.route!r}.",
+    if not attempts:
+        return report.add("Protocol", False, f"no known {inputs.kind} protocol uses the route {inputs.route!r}.",
                           "Use --route __call__ or predict for chat, encode or predict for embeddings.")
-    tried = "; ".join(f"{p.protocol} on /{p.route}: {type(f).__name__}: {f.message}" for p, f in refusals)
+    tried = "; ".join(f"{type(f).__name__}: {f.message}" for f in refusals)
     other_kind = "embed" if inputs.kind == "chat" else "chat"
-    return report.add("Protocol", False, f"no known {inputs.kind} protocol worked ({tried}).",
-                      f"{refusals[-1][1].fix} If this service is not a {inputs.kind} model, run the doctor with "
+    kind_name = "embedding" if inputs.kind == "embed" else "chat"
+    return report.add("Protocol", False, f"no known {kind_name} protocol worked ({tried}).",
+                      f"{refusals[-1].fix} If this service is not a {kind_name} model, run the doctor with "
                       f"--kind {other_kind}.")
 
 
-def _record_settings(report: Report, inputs: DoctorInputs, config: Any, probe: Probe) -> None:
+def _record_settings(report: Report, inputs: DoctorInputs, config: Any, done: Attempt) -> None:
     """The DSS settings that made the real call work: the model's, then its preset's (without secrets)."""
-    model: dict[str, Any] = {"auth_type": inputs.auth.get("auth_type", "oauth"), "endpoint": config.endpoint.base_url,
-                             "route": probe.route, "protocol": probe.protocol}
-    if probe.protocol == "text_generation":
-        family = inputs.model_family if inputs.model_family != "auto" else family_for_model(config.endpoint.url)
-        if family in ("auto", "raw"):
-            report.notes.append(
-                "This service takes a text prompt, so the plugin formats the chat itself: set 'Model family' to the "
-                f"model's chat layout ({', '.join(FAMILY_CHOICES)}), or re-run with --model-family.")
-        else:
-            model["model_family"] = family
-    report.settings = {"model": model, "preset": _preset_settings(config.auth)}
+    report.settings = {"model": {"auth_type": inputs.auth.get("auth_type", "oauth"),
+                                 "endpoint": config.endpoint.base_url, **done.settings},
+                       "preset": _preset_settings(config.auth)}
     if config.auth.kind == "pat":
         report.notes.append("Paste the PAT itself into the preset's 'PAT' field (not shown here).")
     elif config.auth.kind == "keypair":
@@ -252,6 +252,14 @@ def _preset_settings(auth: AuthConfig) -> dict[str, Any]:
         if auth.kind == "pat":
             preset["pat_exchange"] = auth.pat_exchange
     return {key: value for key, value in preset.items() if value not in (None, "")}
+
+
+def settings_block(kind: str, settings: dict[str, dict[str, Any]]) -> list[str]:
+    """The model's and the preset's settings, each under its DSS form and labelled as DSS shows them."""
+    model = component_form(EMBEDDING_COMPONENT if kind == "embed" else CHAT_COMPONENT)
+    preset = preset_form(OAUTH_PRESET if settings["model"].get("auth_type") == "oauth" else SERVICE_PRESET)
+    return [f"  Custom LLM connection → model of type '{model.title}':", *model.lines(settings["model"]),
+            f"  Preset '{preset.title}':", *preset.lines(settings["preset"])]
 
 
 def run_doctor(inputs: DoctorInputs) -> Report:
@@ -306,15 +314,15 @@ def auth_from_args(args: argparse.Namespace, environ: dict[str, str] | None = No
     return {"auth_type": "service", "service_preset": preset}
 
 
-def format_report(report: Report) -> str:
+def format_report(report: Report, kind: str = "chat") -> str:
     lines = []
     for check in report.checks:
         lines.append(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}")
         if not check.ok and check.fix:
             lines.append(f"  Fix: {check.fix}")
     if report.ok and report.settings:
-        lines.append("\nDSS connection settings (the Custom LLM connection's model, then its preset):")
-        lines.append(json.dumps(report.settings, indent=2))
+        lines.append("\nDSS connection settings that worked:")
+        lines.extend(settings_block(kind, report.settings))
     lines.extend(f"Note: {note}" for note in report.notes)
     return redact("\n".join(lines))
 
@@ -328,7 +336,7 @@ def _handle(args: argparse.Namespace) -> int:
     else:
         report = run_doctor(DoctorInputs(endpoint=args.endpoint, kind=args.kind, auth=auth, route=args.route,
                                          model_family=args.model_family, timeout=args.timeout))
-    print(format_report(report))
+    print(format_report(report, args.kind))
     return 0 if report.ok else 1
 
 

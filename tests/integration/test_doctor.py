@@ -1,10 +1,9 @@
-"""``spcs-llm doctor`` against the stand-in: each check's success and failure, the settings it prints, the CLI
-entry point end to end, and that no secret ever reaches its output."""
+"""``spcs-llm doctor`` against the stand-in: each check's success and failure, the settings it prints (with the
+labels DSS shows), the CLI entry point end to end, and that no secret ever reaches its output."""
 
 from __future__ import annotations
 
 import http.server
-import json
 import os
 import socket
 import subprocess
@@ -16,6 +15,15 @@ from pathlib import Path
 import pytest
 
 from spcs_llm.cli import main
+from spcs_llm.dss_labels import (
+    CHAT_COMPONENT,
+    EMBEDDING_COMPONENT,
+    OAUTH_PRESET,
+    SERVICE_PRESET,
+    component_form,
+    preset_form,
+)
+from spcs_llm.local.tinychat import CANNED_EXCHANGES
 
 TOKEN_ENV = "DOCTOR_TEST_TOKEN"
 SETTINGS_HEADER = "DSS connection settings"
@@ -47,10 +55,27 @@ def doctor(capsys, monkeypatch, clean_stack) -> Doctor:
     return Doctor(capsys, monkeypatch, clean_stack)
 
 
-def printed_settings(text: str) -> dict:
-    after_header = text[text.index(SETTINGS_HEADER):]
-    settings, _ = json.JSONDecoder().raw_decode(after_header[after_header.index("{"):])
-    return settings
+def printed_settings(text: str) -> dict[str, dict[str, str]]:
+    """The printed settings block: {"model": {label: value}, "preset": {label: value}}, as DSS names them."""
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in text[text.index(SETTINGS_HEADER):].splitlines()[1:]:
+        if line.startswith("  Custom LLM connection → model of type '"):
+            current = sections.setdefault("model", {})
+        elif line.startswith("  Preset '"):
+            current = sections.setdefault("preset", {})
+        elif line.startswith("    ") and current is not None:
+            label, _, value = line.strip().partition(": ")
+            current[label] = value.strip()
+        else:
+            break
+    return sections
+
+
+def labelled(form_name: str, settings: dict[str, object]) -> dict[str, str]:
+    """Internal settings as the DSS form of a model type or preset shows them."""
+    form = component_form(form_name) if form_name.startswith("spcs-") else preset_form(form_name)
+    return {form.label(name): form.shown(name, value) for name, value in settings.items()}
 
 
 def failed_check(text: str) -> str:
@@ -68,12 +93,25 @@ def test_chat_service_over_pat_prints_the_settings_to_paste(doctor, clean_stack)
     assert code == 0 and "✗" not in text
     assert "✓ Protocol: speaks openai_chat on /__call__" in text
     assert printed_settings(text) == {
-        "model": {"auth_type": "service", "endpoint": clean_stack.chat_url, "route": "__call__",
-                  "protocol": "openai_chat"},
-        "preset": {"account_url": clean_stack.account_url, "role": "SPCS_LLM_USER", "service_auth": "pat",
-                   "pat_exchange": False},
+        "model": labelled(CHAT_COMPONENT, {"auth_type": "service", "endpoint": clean_stack.chat_url,
+                                           "route": "__call__", "protocol": "openai_chat"}),
+        "preset": labelled(SERVICE_PRESET, {"account_url": clean_stack.account_url, "role": "SPCS_LLM_USER",
+                                            "service_auth": "pat", "pat_exchange": False}),
     }
     assert "Paste the PAT itself" in text
+
+
+def test_printed_settings_use_the_labels_and_choices_dss_shows(doctor, clean_stack):
+    code, text = doctor(clean_stack.chat_url, "--auth", "pat", "--account-url", clean_stack.account_url,
+                        "--role", "SPCS_LLM_USER", secret=clean_stack.issue_pat())
+    assert code == 0
+    block = text[text.index(SETTINGS_HEADER):]
+    chat_form = component_form(CHAT_COMPONENT)
+    assert f"model of type '{chat_form.title}'" in block and f"Preset '{preset_form(SERVICE_PRESET).title}'" in block
+    for name in ("endpoint", "route", "protocol", "auth_type", "account_url", "service_auth", "pat_exchange"):
+        assert f"\n    {name}:" not in block, name  # internal parameter names never show
+    assert chat_form.label("protocol") != "protocol" and f"{chat_form.label('protocol')}:" in block
+    assert chat_form.shown("protocol", "openai_chat") in block  # the choice's label, not its value
 
 
 @pytest.mark.parametrize("service", ["textgen", "textgen_legacy"])
@@ -81,15 +119,27 @@ def test_text_generation_services_are_detected_with_their_family(doctor, clean_s
     code, text = doctor(clean_stack.service_url(service), "--auth", "pat", "--model-family", "zephyr",
                         secret=clean_stack.issue_pat())
     assert code == 0, text
-    model = printed_settings(text)["model"]
-    assert (model["protocol"], model["route"], model["model_family"]) == ("text_generation", "__call__", "zephyr")
+    assert printed_settings(text)["model"] == labelled(CHAT_COMPONENT, {
+        "auth_type": "service", "endpoint": clean_stack.service_url(service), "route": "__call__",
+        "protocol": "text_generation", "model_family": "zephyr"})
 
 
-def test_text_generation_without_a_family_asks_for_one(doctor, clean_stack):
+@pytest.mark.parametrize("family", ["llama2", "chatml", "falcon"])
+def test_text_generation_gets_the_prompt_the_component_renders(doctor, clean_stack, family):
+    """The probe goes through the chat component's own rendering: the tiny model answers a prompt it knows in
+    every family's layout, and the echo and stop strings are cut as the component cuts them."""
+    code, text = doctor(clean_stack.textgen_url, "--auth", "pat", "--model-family", family,
+                        secret=clean_stack.issue_pat())
+    assert code == 0, text
+    assert f"✓ Real call: the reply {CANNED_EXCHANGES[0].answer!r}" in text
+
+
+def test_text_generation_without_a_family_fails_with_the_components_error(doctor, clean_stack):
     code, text = doctor(clean_stack.textgen_url, "--auth", "pat", secret=clean_stack.issue_pat())
-    assert code == 0
-    assert "model_family" not in printed_settings(text)["model"]
-    assert "Note: This service takes a text prompt" in text and "zephyr" in text
+    assert code == 1
+    assert failed_check(text).startswith("✗ Model family: This service takes a text prompt (legacy text generation)")
+    assert "Set 'Model family' on the model" in text and "--model-family" in text
+    assert SETTINGS_HEADER not in text and "Real call" not in text
 
 
 @pytest.mark.parametrize(("service", "protocol"), [("embed", "encode"), ("embed_predict", "predict")])
@@ -98,8 +148,9 @@ def test_embedding_services_report_route_protocol_and_dimension(doctor, clean_st
                         secret=clean_stack.issue_pat())
     assert code == 0, text
     assert "a 384-dimension vector" in text
-    assert printed_settings(text)["model"] == {"auth_type": "service", "endpoint": clean_stack.service_url(service),
-                                               "route": protocol, "protocol": protocol}
+    assert f"model of type '{component_form(EMBEDDING_COMPONENT).title}'" in text
+    assert printed_settings(text)["model"] == labelled(EMBEDDING_COMPONENT, {
+        "auth_type": "service", "endpoint": clean_stack.service_url(service), "route": protocol, "protocol": protocol})
 
 
 @pytest.mark.parametrize(("mode", "credential"), [("direct", "oauth-direct"), ("exchange", "oauth-session"),
@@ -110,15 +161,17 @@ def test_oauth_modes_check_the_token_and_its_exchange(doctor, clean_stack, mode,
                         secret=clean_stack.issue_oauth_token())
     assert code == 0, text
     assert f"✓ Token: oauth credential ready ({credential})" in text
-    assert printed_settings(text)["preset"] == {"account_url": clean_stack.account_url,
-                                                "account_identifier": "LOCALTEST", "oauth_mode": mode}
+    assert printed_settings(text)["preset"] == labelled(OAUTH_PRESET, {
+        "account_url": clean_stack.account_url, "account_identifier": "LOCALTEST", "oauth_mode": mode})
 
 
 def test_pat_exchange_and_key_pair(doctor, clean_stack, rsa_key_pem, tmp_path):
     code, text = doctor(clean_stack.embed_url, "--kind", "embed", "--auth", "pat-exchange", "--account-url",
                         clean_stack.account_url, "--account-identifier", "LOCALTEST", secret=clean_stack.issue_pat())
     assert code == 0 and "credential ready (pat-exchanged)" in text
-    assert printed_settings(text)["preset"]["pat_exchange"] is True
+    assert printed_settings(text)["preset"] == labelled(SERVICE_PRESET, {
+        "account_url": clean_stack.account_url, "account_identifier": "LOCALTEST", "service_auth": "pat",
+        "pat_exchange": True})
 
     private, public = rsa_key_pem()
     clean_stack.register_public_key("LOCAL_USER", public)
@@ -128,7 +181,7 @@ def test_pat_exchange_and_key_pair(doctor, clean_stack, rsa_key_pem, tmp_path):
                         "--private-key-file", str(key_file), "--account-url", clean_stack.account_url,
                         "--account-identifier", "LOCALTEST")
     assert code == 0 and "credential ready (keypair-exchanged)" in text
-    assert printed_settings(text)["preset"]["user"] == "LOCAL_USER"
+    assert printed_settings(text)["preset"][preset_form(SERVICE_PRESET).label("user")] == "LOCAL_USER"
     assert "".join(private.splitlines()[1:-1])[:64] not in text
 
 
@@ -201,7 +254,7 @@ def test_a_role_without_the_service_role_fails_with_the_grant_to_run(doctor, cle
 
 def test_wrong_kind_or_route_fails_the_protocol_check(doctor, clean_stack):
     code, text = doctor(clean_stack.chat_url, "--kind", "embed", "--auth", "pat", secret=clean_stack.issue_pat())
-    assert code == 1 and failed_check(text).startswith("✗ Protocol: no known embed protocol worked")
+    assert code == 1 and failed_check(text).startswith("✗ Protocol: no known embedding protocol worked")
     assert "--kind chat" in text
     code, text = doctor(clean_stack.chat_url, "--route", "predict", "--auth", "pat", secret=clean_stack.issue_pat())
     assert code == 1 and "EndpointNotFoundError" in failed_check(text)
@@ -238,6 +291,8 @@ def test_cli_entry_point_end_to_end_in_a_subprocess(clean_stack):
         env=env, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert printed_settings(done.stdout)["model"]["protocol"] == "encode"
+    protocol = component_form(EMBEDDING_COMPONENT).label("protocol")
+    assert printed_settings(done.stdout)["model"][protocol] == component_form(EMBEDDING_COMPONENT).shown("protocol",
+                                                                                                       "encode")
     assert "DEBUG" in done.stderr  # -v logs the token exchange...
     assert pat not in done.stdout + done.stderr  # ...without the PAT

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from spcs_llm.local import tinychat
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, MIN_LOGIT_MARGIN, chat_messages
+from spcs_llm.local.tinychat import MIN_LOGIT_MARGIN, TRAINED_EXCHANGES
 from spcs_llm.resources import resource_dir
 from spcs_llm.templates import FAMILY_NAMES, render_chat
 
@@ -23,13 +23,14 @@ PYTHON_LIB = Path(__file__).resolve().parents[2] / "python-lib"
 
 def greedy_replies(folder: Path) -> dict[tuple[str, str], str]:
     """(family, question) → the reply a text-generation pipeline gives to the prompt the chat component sends,
-    plus ("own template", question) for the tokenizer's own template, as an OpenAI-chat service applies it."""
+    plus ("own template", question) for the tokenizer's own template, as an OpenAI-chat service applies it. The
+    doctor's probe is among the questions."""
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     model = transformers.AutoModelForCausalLM.from_pretrained(folder)
     pipeline = transformers.pipeline("text-generation", model=model, tokenizer=tokenizer, device="cpu")
     replies = {}
-    for exchange in CANNED_EXCHANGES:
-        messages = chat_messages(exchange.question)
+    for exchange in TRAINED_EXCHANGES:
+        messages = exchange.messages
         prompts = {family: render_chat(family, messages).request_text for family in FAMILY_NAMES}
         prompts["own template"] = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         for layout, prompt in prompts.items():
@@ -40,7 +41,7 @@ def greedy_replies(folder: Path) -> dict[tuple[str, str], str]:
 
 
 def expected_replies() -> dict[tuple[str, str], str]:
-    return {(layout, exchange.question): exchange.answer for exchange in CANNED_EXCHANGES
+    return {(layout, exchange.question): exchange.answer for exchange in TRAINED_EXCHANGES
             for layout in (*FAMILY_NAMES, "own template")}
 
 
@@ -53,7 +54,7 @@ def test_every_reply_token_wins_by_the_margin_in_every_layout():
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     model = transformers.AutoModelForCausalLM.from_pretrained(folder)
     ids, mask, target = tinychat._training_batch(tokenizer)
-    assert ids.shape[0] >= len(CANNED_EXCHANGES) * len(FAMILY_NAMES)
+    assert ids.shape[0] >= len(TRAINED_EXCHANGES) * len(FAMILY_NAMES)
     assert tinychat._smallest_margin(model, ids, mask, target) >= MIN_LOGIT_MARGIN
 
 
@@ -67,7 +68,8 @@ def test_a_build_on_one_thread_gives_the_same_replies(tmp_path):
     """Float sums differ with the thread count, so the weights may too; the replies must not."""
     env = {**os.environ, "SPCS_LLM_CACHE": str(tmp_path), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(PYTHON_LIB), os.environ.get("PYTHONPATH")]))}
-    script = "import torch; torch.set_num_threads(1); from spcs_llm.local import tinychat; print(tinychat.chat_model_dir())"
+    script = ("import torch; torch.set_num_threads(1); from spcs_llm.local import tinychat; "
+              "print(tinychat.chat_model_dir())")
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert greedy_replies(Path(done.stdout.strip())) == expected_replies()
@@ -77,7 +79,7 @@ def test_editing_a_chat_template_changes_the_cache_key(tmp_path, monkeypatch):
     copy = tmp_path / "resource"
     shutil.copytree(resource_dir() / "chat_templates", copy / "chat_templates")
     monkeypatch.setenv("DKU_CUSTOM_RESOURCE_FOLDER", str(copy))
-    assert tinychat._templates_digest() in tinychat.RECIPE_VERSION
+    assert tinychat._recipe_digest() in tinychat.RECIPE_VERSION
     falcon = copy / "chat_templates" / "falcon.jinja"
     falcon.write_text(falcon.read_text(encoding="utf-8").replace("User: ", "Human: "), encoding="utf-8")
-    assert tinychat._templates_digest() not in tinychat.RECIPE_VERSION
+    assert tinychat._recipe_digest() not in tinychat.RECIPE_VERSION

@@ -5,9 +5,11 @@ Recipe: a byte-level BPE tokenizer trained with ``tokenizers`` on a small corpus
 logit margin, so greedy replies are the same on any CPU. The model learns each canned conversation in every chat
 layout the plugin can send it: each family's prompt is rendered at build time from ``resource/chat_templates/``
 by the library's own ``render_chat`` (what the chat component sends a text-generation service), and Zephyr's is
-also the tokenizer's own template (what an OpenAI-chat service applies). The cache key carries a digest of those
-template files, so editing a template rebuilds the model. The result is cached under ``$SPCS_LLM_CACHE`` (or
-``~/.cache/spcs-llm``) and built under a file lock, so parallel test processes never race on it.
+also the tokenizer's own template (what an OpenAI-chat service applies). ``spcs-llm doctor``'s probe is one of the
+canned questions, so its check against the stand-in shows a sensible reply. The cache key carries a digest of the
+template files and the conversations, so editing a template rebuilds the model. The result is cached under
+``$SPCS_LLM_CACHE`` (or ``~/.cache/spcs-llm``) and built under a file lock, so parallel test processes never race
+on it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..doctor import PROBE_TEXT
 from ..errors import ConfigurationError
 from ..redaction import get_logger
 from ..resources import resource_path
@@ -40,23 +43,19 @@ TRAINING_CHECK_EVERY = 50
 MIN_LOGIT_MARGIN = 4.0
 
 
-def _templates_digest() -> str:
-    """A short digest of the chat-template catalogue and every family's template: part of the cache key."""
-    digest = hashlib.sha256(resource_path("chat_templates", "families.json").read_bytes())
-    for family in FAMILY_NAMES:
-        digest.update(f"\0{family}\0{template_source(family)}".encode())
-    return digest.hexdigest()[:12]
-
-
-RECIPE_VERSION = f"tinychat-v4-{_templates_digest()}"
-
-
 @dataclass(frozen=True)
 class CannedExchange:
     """One question the tiny model answers verbatim under greedy decoding, in every chat layout."""
 
     question: str
     answer: str
+    with_system_prompt: bool = True
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        if self.with_system_prompt:
+            return chat_messages(self.question)
+        return [{"role": "user", "content": self.question}]
 
 
 CANNED_EXCHANGES: tuple[CannedExchange, ...] = (
@@ -67,6 +66,22 @@ CANNED_EXCHANGES: tuple[CannedExchange, ...] = (
     CannedExchange("Say something long.", "This is a longer reply, with several words, so that stop strings and "
                    "token limits have something to cut."),
 )
+# What `spcs-llm doctor` asks a chat service (one user message), so its check against the stand-in reads sensibly.
+DOCTOR_EXCHANGE = CannedExchange(PROBE_TEXT, CANNED_EXCHANGES[0].answer, with_system_prompt=False)
+TRAINED_EXCHANGES = (*CANNED_EXCHANGES, DOCTOR_EXCHANGE)
+
+
+def _recipe_digest() -> str:
+    """A short digest of what the model learns: the chat-template files and the conversations. The cache key."""
+    digest = hashlib.sha256(resource_path("chat_templates", "families.json").read_bytes())
+    for family in FAMILY_NAMES:
+        digest.update(f"\0{family}\0{template_source(family)}".encode())
+    for exchange in TRAINED_EXCHANGES:
+        digest.update(f"\0{exchange}".encode())
+    return digest.hexdigest()[:12]
+
+
+RECIPE_VERSION = f"tinychat-v4-{_recipe_digest()}"
 
 
 def chat_model_dir() -> Path:
@@ -79,15 +94,15 @@ def chat_messages(question: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}]
 
 
-def family_prompts(question: str) -> list[str]:
-    """Every prompt text the model may be given for ``question``, one or two per chat family.
+def family_prompts(messages: list[dict[str, str]]) -> list[str]:
+    """Every prompt text the model may be given for ``messages``, one or two per chat family.
 
     A text-generation service receives the component's ``request_text``; a service applying the same template
     itself would see the template's own output, which differs by a leading BOS for Llama-2 and Mistral.
     """
     prompts: dict[str, None] = {}
     for family in FAMILY_NAMES:
-        rendered = render_chat(family, chat_messages(question))
+        rendered = render_chat(family, messages)
         prompts.update(dict.fromkeys((rendered.request_text, rendered.text)))
     return list(prompts)
 
@@ -111,7 +126,7 @@ def _corpus() -> list[str]:
 
     docs = [m.__doc__ or "" for m in (json, random, string, textwrap)]
     return [line for doc in docs for line in doc.splitlines() if line.strip()] + [
-        prompt + exchange.answer for exchange in CANNED_EXCHANGES for prompt in family_prompts(exchange.question)
+        prompt + exchange.answer for exchange in TRAINED_EXCHANGES for prompt in family_prompts(exchange.messages)
     ]
 
 
@@ -124,7 +139,7 @@ def _build_tokenizer():  # -> transformers.PreTrainedTokenizerFast
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=VOCABULARY_SIZE, min_frequency=1, special_tokens=special,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     raw.train_from_iterator(_corpus(), trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=raw, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
@@ -143,10 +158,10 @@ def _training_batch(tokenizer):  # -> tuple[torch.Tensor, torch.Tensor, torch.Te
     import torch
 
     rows, labels = [], []
-    for exchange in CANNED_EXCHANGES:
-        own = tokenizer.apply_chat_template(chat_messages(exchange.question), tokenize=False, add_generation_prompt=True)
+    for exchange in TRAINED_EXCHANGES:
+        own = tokenizer.apply_chat_template(exchange.messages, tokenize=False, add_generation_prompt=True)
         answer_ids = tokenizer(exchange.answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-        for prompt in dict.fromkeys([own, *family_prompts(exchange.question)]):
+        for prompt in dict.fromkeys([own, *family_prompts(exchange.messages)]):
             prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
             rows.append(prompt_ids + answer_ids)
             labels.append([-100] * len(prompt_ids) + answer_ids)
