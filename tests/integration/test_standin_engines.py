@@ -65,3 +65,13 @@ def test_vllm_engine_refuses_a_response_format_it_cannot_honour(local_stack, pat
     response = requests.post(f"{local_stack.chat_vllm_url}/__call__", json={"data": [[0, row]]}, headers=pat_headers,
                              timeout=60)
     assert response.status_code == 400 and "response_format" in response.json()["error"]
+
+
+def test_vllm_engine_stops_at_a_stop_string_with_stop(local_stack, pat_headers):
+    row = {"messages": chat_messages(CANNED_EXCHANGES[4].question), "temperature": 0.0, "stop": ["several"],
+           "max_completion_tokens": 64}
+    response = requests.post(f"{local_stack.chat_vllm_url}/__call__", json={"data": [[0, row]]}, headers=pat_headers,
+                             timeout=60)
+    completion = response.json()["data"][0][1]
+    assert completion["choices"][0]["message"]["content"] == "This is a longer reply, with "
+    assert completion["choices"][0]["finish_reason"] == "stop" and completion["usage"]["completion_tokens"] < 64

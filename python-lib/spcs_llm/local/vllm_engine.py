@@ -77,26 +77,30 @@ class VllmChatEngine:
 
         temperature = params.get("temperature")
         sampling = temperature is None or temperature > 0  # vLLM's default temperature is 1.0
+        stop = [text for text in params.get("stop") or [] if text]
         config = transformers.GenerationConfig(
             max_new_tokens=limit or self.model.config.max_position_embeddings - len(prompt_ids),
             do_sample=sampling, eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id,
-            num_return_sequences=n if sampling else 1,
+            num_return_sequences=n if sampling else 1, stop_strings=stop or None,
             **({"temperature": temperature or 1.0, "top_p": params.get("top_p") or 1.0} if sampling else {}),
         )
         penalties = _OpenAiPenalties(len(prompt_ids), params.get("presence_penalty") or 0.0,
                                      params.get("frequency_penalty") or 0.0)
         with torch.no_grad():
             output = self.model.generate(torch.tensor([prompt_ids]), attention_mask=torch.ones(1, len(prompt_ids),
-                                         dtype=torch.long), generation_config=config,
+                                         dtype=torch.long), generation_config=config, tokenizer=self.tokenizer,
                                          logits_processor=transformers.LogitsProcessorList([penalties]))
-        completions = [self._finish(row[len(prompt_ids):].tolist(), params.get("stop") or [], limit) for row in output]
+        completions = [self._finish(row[len(prompt_ids):].tolist(), stop, limit) for row in output]
         return completions if sampling else completions * n
 
     def _finish(self, generated: list[int], stop: list[str], limit: int | None) -> Completion:
         eos = self.tokenizer.eos_token_id
+        pad = self.tokenizer.pad_token_id
         if eos in generated:
             generated = generated[: generated.index(eos) + 1]  # vLLM counts the EOS token it stopped on
             return Completion(self.tokenizer.decode(generated, skip_special_tokens=True), len(generated), "stop")
+        while generated and generated[-1] == pad and pad != eos:  # sequences padded after a stop string
+            generated.pop()
         text = self.tokenizer.decode(generated, skip_special_tokens=True)
         cut = min((text.find(s) for s in stop if s and s in text), default=-1)
         if cut >= 0:
