@@ -128,7 +128,7 @@ def run_knowledge_bank(stack: LocalStack, settings: StandinSettings, token: str,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m spcs_llm.local.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true",
-                        help="log at DEBUG and show the libraries' warnings and progress bars (here and in the stand-in)")
+                        help="log at DEBUG; show the libraries' warnings and progress bars (here and in the stand-in)")
     args = parser.parse_args(argv)
     quiet_libraries(args.verbose)
     if args.verbose:
