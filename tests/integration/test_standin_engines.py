@@ -38,7 +38,8 @@ def test_vllm_engine_returns_json_that_validates_against_the_schema(local_stack,
     jsonschema.validate(json.loads(choice["message"]["content"]), SCHEMA)
     assert choice["finish_reason"] == "stop"
     usage = completion["usage"]
-    assert usage["completion_tokens"] > 5 and usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert usage["completion_tokens"] > 5
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
 def test_vllm_engine_reports_length_when_max_tokens_is_reached(local_stack, pat_headers):

@@ -108,7 +108,8 @@ class AdminApp:
 
     async def suspend(self, request: Request) -> Response:
         """Suspend a service; body ``{"phases": [{"answer": 502 | 503 | "refuse", "seconds": s}, ...]}``."""
-        phases = tuple(ResumePhase(phase["answer"], float(phase["seconds"])) for phase in (await _json(request))["phases"])
+        given = (await _json(request))["phases"]
+        phases = tuple(ResumePhase(phase["answer"], float(phase["seconds"])) for phase in given)
         self._service(request).suspend(phases)
         return JSONResponse({"suspended": True, "phases": [{"answer": p.answer, "seconds": p.seconds} for p in phases]})
 

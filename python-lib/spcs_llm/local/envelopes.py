@@ -141,7 +141,7 @@ def _named_row(values: dict[str, Any], signature: MethodSignature) -> tuple[dict
 
 
 def _split_frames(split: Any) -> list[dict[str, Any]]:
-    if not isinstance(split, dict) or not isinstance(split.get("columns"), list) or not isinstance(split.get("data"), list):
+    if not (isinstance(split, dict) and isinstance(split.get("columns"), list) and isinstance(split.get("data"), list)):
         raise EnvelopeError(f"{MALFORMED}: 'dataframe_split' needs 'columns' and 'data' lists.")
     if "index" in split and (not isinstance(split["index"], list) or len(split["index"]) != len(split["data"])):
         raise EnvelopeError(f"{MALFORMED}: 'index' and 'data' have different lengths.")

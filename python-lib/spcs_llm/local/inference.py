@@ -101,7 +101,8 @@ class ModelRuntime:
                 tokenizer = AutoTokenizer.from_pretrained(folder)
                 if key != OWN_TEMPLATE:
                     tokenizer.chat_template = ChatTemplate(key).source
-                self._windows[key] = ContextWindow(tokenizer, AutoConfig.from_pretrained(folder).max_position_embeddings)
+                context = AutoConfig.from_pretrained(folder).max_position_embeddings
+                self._windows[key] = ContextWindow(tokenizer, context)
             return self._windows[key]
 
     def model(self, key: str) -> PackagedModel:
@@ -138,7 +139,10 @@ class ModelRuntime:
             return self._custom_predict(body)
         except EnvelopeError as exc:
             return _error(400, str(exc))
-        except Exception as exc:  # the server's own words for any model failure (§C.1), template errors included
+        except Exception as exc:
+            # Any model failure, a chat template's TemplateError included: 400 {"error": "Prediction failed: ..."}.
+            # Inferred: that is the ≤1.6 inference server's answer (§C.1); the current server's is undocumented, and
+            # a 400 holding the exception text is the stricter reading (a client must surface it, not retry it).
             log.warning("Prediction failed on %s: %s: %s", spec.name, type(exc).__name__, exc)
             return _error(400, f"Prediction failed: {type(exc).__name__}: {exc}")
 
@@ -148,7 +152,7 @@ class ModelRuntime:
         packaged = self.model(model_key(spec))
         request = parse_request(body, packaged.signatures[method])
         window = self.context_window(spec.template_family)
-        for row in request.rows:
+        for row in request.rows:  # renders each prompt: a strict template raises here as it would in the wrapper
             _check_messages(row.inputs["messages"])
             window.check(window.chat_prompt(row.inputs["messages"]), request.params)
         conversations = [row.inputs["messages"] for row in request.rows]

@@ -67,7 +67,8 @@ class PortDispatcher:
         await self.apps[scope["server"][1]](scope, receive, send)
 
 
-def _protocol_class(transports: dict[Any, asyncio.Transport], states_by_port: dict[int, ServiceState]) -> type[H11Protocol]:
+def _protocol_class(transports: dict[Any, asyncio.Transport],
+                    states_by_port: dict[int, ServiceState]) -> type[H11Protocol]:
     """uvicorn's h11 protocol, remembering each connection's transport so a fault can drop it unanswered, and
     resetting new connections to a service in a "refuse" resume phase."""
 

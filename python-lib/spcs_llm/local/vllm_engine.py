@@ -50,7 +50,8 @@ class VllmChatEngine:
                                 self.tokenizer.eos_token_id)
 
     def complete(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
-        prompt = self.tokenizer.apply_chat_template(_text_messages(messages), tokenize=False, add_generation_prompt=True)
+        prompt = self.tokenizer.apply_chat_template(_text_messages(messages), tokenize=False,
+                                                    add_generation_prompt=True)
         prompt_ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         limit = int(params.get("max_completion_tokens") or 0) or None
         schema = _json_schema(params.get("response_format"))
