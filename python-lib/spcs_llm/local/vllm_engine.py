@@ -87,9 +87,10 @@ class VllmChatEngine:
         )
         penalties = _OpenAiPenalties(len(prompt_ids), params.get("presence_penalty") or 0.0,
                                      params.get("frequency_penalty") or 0.0)
+        ids = torch.tensor([prompt_ids])
         with torch.no_grad():
-            output = self.model.generate(torch.tensor([prompt_ids]), attention_mask=torch.ones(1, len(prompt_ids),
-                                         dtype=torch.long), generation_config=config, tokenizer=self.tokenizer,
+            output = self.model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config,
+                                         tokenizer=self.tokenizer,
                                          logits_processor=transformers.LogitsProcessorList([penalties]))
         completions = [self._finish(row[len(prompt_ids):].tolist(), stop, limit) for row in output]
         return completions if sampling else completions * n
