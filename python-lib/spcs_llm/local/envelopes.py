@@ -180,8 +180,13 @@ def _resolve(sent_per_row: list[dict[str, Any]], signature: MethodSignature) -> 
     from snowflake.ml.model._client.ops import param_ops
 
     resolved: dict[str, Any] | None = None
+    checked: set[str] = set()  # rows usually repeat the same params: validate each distinct set once
     for sent in sent_per_row:
         given = {name: value for name, value in sent.items() if value is not None}
+        key = json.dumps(given, sort_keys=True)
+        if key in checked:
+            continue
+        checked.add(key)
         try:
             param_ops.validate_params(given, signature.params)
             row_params = param_ops.resolve_params(given, signature.params) if signature.params else {}
