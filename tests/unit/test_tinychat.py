@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from spcs_llm.local import tinychat
-from spcs_llm.local.tinychat import MIN_LOGIT_MARGIN, TRAINED_EXCHANGES
+from spcs_llm.local.tinychat import MIN_LOGIT_MARGIN, TRAINED_EXCHANGES, CannedExchange
 from spcs_llm.resources import resource_dir
 from spcs_llm.templates import FAMILY_NAMES, render_chat
 
@@ -21,28 +21,31 @@ transformers = pytest.importorskip("transformers")
 PYTHON_LIB = Path(__file__).resolve().parents[2] / "python-lib"
 
 
-def greedy_replies(folder: Path) -> dict[tuple[str, str], str]:
-    """(family, question) → the reply a text-generation pipeline gives to the prompt the chat component sends,
-    plus ("own template", question) for the tokenizer's own template, as an OpenAI-chat service applies it. The
-    doctor's probe is among the questions."""
+def greedy_replies(folder: Path) -> dict[tuple[str, CannedExchange], str]:
+    """(layout, exchange) → the reply a text-generation pipeline gives to the prompt the chat component sends in
+    each family's layout, to that family's template applied on the server, and to the tokenizer's own template.
+    The doctor's probe is among the exchanges."""
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     model = transformers.AutoModelForCausalLM.from_pretrained(folder)
     pipeline = transformers.pipeline("text-generation", model=model, tokenizer=tokenizer, device="cpu")
     replies = {}
     for exchange in TRAINED_EXCHANGES:
         messages = exchange.messages
-        prompts = {family: render_chat(family, messages).request_text for family in FAMILY_NAMES}
+        rendered = {family: render_chat(family, messages) for family in FAMILY_NAMES}
+        prompts = {family: prompt.request_text for family, prompt in rendered.items()}
+        # A service logged with the family's template renders it itself: with the BOS the component leaves out.
+        prompts.update({f"{family} on the server": prompt.text for family, prompt in rendered.items()})
         prompts["own template"] = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         for layout, prompt in prompts.items():
             generated = pipeline(prompt, max_new_tokens=48, do_sample=False)[0]["generated_text"]
             assert generated.startswith(prompt)
-            replies[(layout, exchange.question)] = generated[len(prompt):].strip()
+            replies[(layout, exchange)] = generated[len(prompt):].strip()
     return replies
 
 
-def expected_replies() -> dict[tuple[str, str], str]:
-    return {(layout, exchange.question): exchange.answer for exchange in TRAINED_EXCHANGES
-            for layout in (*FAMILY_NAMES, "own template")}
+def expected_replies() -> dict[tuple[str, CannedExchange], str]:
+    return {(layout, exchange): exchange.answer for exchange in TRAINED_EXCHANGES
+            for layout in (*FAMILY_NAMES, *(f"{f} on the server" for f in FAMILY_NAMES), "own template")}
 
 
 def test_every_family_gets_the_canned_reply():

@@ -2,9 +2,10 @@
 
 It starts the stand-in (real small models), signs a user in through the OAuth authorization-code flow as DSS
 does for a per-user credential, loads ``python-llms/*/llm.py`` through the small DSS harness, then runs: one chat
-completion per template family (server-side templating on an OpenAI-chat service, client-side on a legacy
-text-generation service), one streamed completion, a mini knowledge bank (embed a bundled corpus, answer a
-nearest-neighbour query), and prints a usage table. Library warnings and progress bars stay off unless ``-v``.
+completion per template family (server-side templating on OpenAI-chat services logged with each family's
+template, client-side on a legacy text-generation service), one streamed completion, a mini knowledge bank
+(embed a bundled corpus, answer a nearest-neighbour query), and prints a usage table. Library warnings and
+progress bars stay off unless ``-v``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ from .harness import DssOAuthCredential, load_component
 from .quiet import quiet_libraries
 from .settings import StandinSettings
 from .stack import LocalStack
-from .tinychat import CANNED_EXCHANGES, chat_messages, chat_model_dir
+from .tinychat import (
+    CANNED_EXCHANGES,
+    OWN_TEMPLATE_FAMILY,
+    SYSTEM_PROMPT,
+    USER_ONLY_GREETING,
+    chat_messages,
+    chat_model_dir,
+)
 
 
 @dataclass
@@ -78,15 +86,30 @@ def chat_config(token: str, stack: LocalStack, settings: StandinSettings, servic
     }
 
 
-def run_chat(stack: LocalStack, settings: StandinSettings, token: str, usage: UsageTable) -> None:
-    question = CANNED_EXCHANGES[0].question
-    messages = chat_messages(question)
-    print(f"\n== Chat: one completion per template family (question: {question!r})")
-    server_side = load_component("spcs-chat", chat_config(token, stack, settings, "chat"))
-    trace = SpanBuilder("demo")
-    answer = server_side.process({"messages": messages}, {"temperature": 0, "maxOutputTokens": 40}, trace)
-    print(f"  {'server-side (OpenAI-chat rows)':<32} → {answer['text']!r}")
-    usage.record("chat: server-side template", answer, trace)
+def server_side_services(settings: StandinSettings) -> dict[str, str]:
+    """OpenAI-chat services (Python engine) by the chat template they were logged with: the tiny model's own
+    (Zephyr) or a model family's real one."""
+    return {spec.name: spec.template_family or OWN_TEMPLATE_FAMILY for spec in settings.services
+            if spec.kind == "openai_chat" and spec.engine == "python"}
+
+
+def run_chat(stack: LocalStack, settings: StandinSettings, token: str, usage: UsageTable) -> Any:
+    """One completion per template family, server-side then client-side; returns the server-side chat model."""
+    greeting = USER_ONLY_GREETING.question
+    print(f"\n== Chat, server-side templates: OpenAI-chat services apply the template they were logged with "
+          f"(user message {greeting!r})")
+    own_template = None
+    for service, family in server_side_services(settings).items():
+        model = load_component("spcs-chat", chat_config(token, stack, settings, service))
+        own_template = own_template or model
+        trace = SpanBuilder("demo")
+        answer = model.process({"messages": USER_ONLY_GREETING.messages}, {"temperature": 0, "maxOutputTokens": 40},
+                               trace)
+        print(f"  {'server-side ' + family:<32} → {answer['text']!r}")
+        usage.record(f"chat: server-side {family}", answer, trace)
+    messages = chat_messages(CANNED_EXCHANGES[0].question)
+    print(f"\n== Chat, client-side templates: the plugin formats the chat for a text-generation service "
+          f"(system prompt {SYSTEM_PROMPT!r}, then {CANNED_EXCHANGES[0].question!r})")
     for family in FAMILY_NAMES:
         model = load_component("spcs-chat", chat_config(token, stack, settings, "textgen", protocol="text_generation",
                                                         model_family=family, tokenizer=str(chat_model_dir())))
@@ -94,8 +117,11 @@ def run_chat(stack: LocalStack, settings: StandinSettings, token: str, usage: Us
         answer = model.process({"messages": messages}, {"temperature": 0, "maxOutputTokens": 40}, trace)
         print(f"  {'client-side ' + family:<32} → {answer['text']!r}")
         usage.record(f"chat: client-side {family}", answer, trace)
+    return own_template
 
-    print("\n== Streamed completion")
+
+def run_stream(server_side: Any, usage: UsageTable) -> None:
+    print("\n== Streamed completion (server-side template)")
     trace = SpanBuilder("demo")
     for item in server_side.process_stream({"messages": chat_messages(CANNED_EXCHANGES[1].question)},
                                            {"temperature": 0}, trace):
@@ -147,13 +173,13 @@ def run_demo(*, verbose: bool) -> int:
     settings = StandinSettings()
     print("Starting the local SPCS stand-in (account + chat, text-generation and embedding services)…")
     with LocalStack.start(preload=("chat", "embed"), extra_args=("--verbose",) if verbose else ()) as stack:
-        print(f"  account {stack.account_url}; services: {', '.join(f'{k} {v}' for k, v in stack.services.items())}")
+        print(f"  account {stack.account_url}; services: {', '.join(stack.services)}")
         credential = DssOAuthCredential(stack.account_url, settings.oauth_client_id, settings.oauth_client_secret,
                                         settings.oauth_redirect_uri, f"refresh_token session:role:{settings.role}")
         token = credential.authorize()
         print(f"  signed in {settings.user} through OAuth (authorize → token-request, PKCE), as DSS does")
         usage = UsageTable()
-        run_chat(stack, settings, token, usage)
+        run_stream(run_chat(stack, settings, token, usage), usage)
         run_knowledge_bank(stack, settings, token, usage)
         usage.print()
     print(f"\nDemo finished in {time.perf_counter() - started:.1f} s.")

@@ -66,9 +66,11 @@ CANNED_EXCHANGES: tuple[CannedExchange, ...] = (
     CannedExchange("Say something long.", "This is a longer reply, with several words, so that stop strings and "
                    "token limits have something to cut."),
 )
+# The greeting without a system prompt: what the demo sends services whose template refuses one (Mistral's).
+USER_ONLY_GREETING = CannedExchange(CANNED_EXCHANGES[0].question, CANNED_EXCHANGES[0].answer, with_system_prompt=False)
 # What `spcs-llm doctor` asks a chat service (one user message), so its check against the stand-in reads sensibly.
 DOCTOR_EXCHANGE = CannedExchange(PROBE_TEXT, CANNED_EXCHANGES[0].answer, with_system_prompt=False)
-TRAINED_EXCHANGES = (*CANNED_EXCHANGES, DOCTOR_EXCHANGE)
+TRAINED_EXCHANGES = (*CANNED_EXCHANGES, USER_ONLY_GREETING, DOCTOR_EXCHANGE)
 
 
 def _recipe_digest() -> str:
