@@ -63,9 +63,12 @@ class Check:
 
 @dataclass
 class Report:
+    """The checks in order; once the real call passed, the settings that made it work (model, then preset)."""
+
     checks: list[Check] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    kind: str = "chat"
 
     @property
     def ok(self) -> bool:
@@ -254,16 +257,16 @@ def _preset_settings(auth: AuthConfig) -> dict[str, Any]:
     return {key: value for key, value in preset.items() if value not in (None, "")}
 
 
-def settings_block(kind: str, settings: dict[str, dict[str, Any]]) -> list[str]:
+def settings_block(report: Report) -> list[str]:
     """The model's and the preset's settings, each under its DSS form and labelled as DSS shows them."""
-    model = component_form(EMBEDDING_COMPONENT if kind == "embed" else CHAT_COMPONENT)
-    preset = preset_form(OAUTH_PRESET if settings["model"].get("auth_type") == "oauth" else SERVICE_PRESET)
-    return [f"  Custom LLM connection → model of type '{model.title}':", *model.lines(settings["model"]),
-            f"  Preset '{preset.title}':", *preset.lines(settings["preset"])]
+    model = component_form(EMBEDDING_COMPONENT if report.kind == "embed" else CHAT_COMPONENT)
+    preset = preset_form(OAUTH_PRESET if report.settings["model"].get("auth_type") == "oauth" else SERVICE_PRESET)
+    return [f"  Custom LLM connection → model of type '{model.title}':", *model.lines(report.settings["model"]),
+            f"  Preset '{preset.title}':", *preset.lines(report.settings["preset"])]
 
 
 def run_doctor(inputs: DoctorInputs) -> Report:
-    report = Report()
+    report = Report(kind=inputs.kind)
     try:
         base_url = normalise_url(inputs.endpoint, what="endpoint")
     except SpcsLlmError as failure:
@@ -314,7 +317,7 @@ def auth_from_args(args: argparse.Namespace, environ: dict[str, str] | None = No
     return {"auth_type": "service", "service_preset": preset}
 
 
-def format_report(report: Report, kind: str = "chat") -> str:
+def format_report(report: Report) -> str:
     lines = []
     for check in report.checks:
         lines.append(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}")
@@ -322,7 +325,7 @@ def format_report(report: Report, kind: str = "chat") -> str:
             lines.append(f"  Fix: {check.fix}")
     if report.ok and report.settings:
         lines.append("\nDSS connection settings that worked:")
-        lines.extend(settings_block(kind, report.settings))
+        lines.extend(settings_block(report))
     lines.extend(f"Note: {note}" for note in report.notes)
     return redact("\n".join(lines))
 
@@ -336,7 +339,7 @@ def _handle(args: argparse.Namespace) -> int:
     else:
         report = run_doctor(DoctorInputs(endpoint=args.endpoint, kind=args.kind, auth=auth, route=args.route,
                                          model_family=args.model_family, timeout=args.timeout))
-    print(format_report(report, args.kind))
+    print(format_report(report))
     return 0 if report.ok else 1
 
 
