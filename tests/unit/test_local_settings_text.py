@@ -7,7 +7,14 @@ import json
 import shlex
 
 from spcs_llm.deploy.names import DeploymentNames
-from spcs_llm.dss_labels import CHAT_COMPONENT, EMBEDDING_COMPONENT, OAUTH_PRESET, component_form, plugin_root
+from spcs_llm.dss_labels import (
+    CHAT_COMPONENT,
+    EMBEDDING_COMPONENT,
+    OAUTH_PRESET,
+    SERVICE_PRESET,
+    component_form,
+    plugin_root,
+)
 from spcs_llm.local.commands import dss_settings_text
 from spcs_llm.local.settings import StandinSettings
 
@@ -42,9 +49,12 @@ def test_each_service_is_listed_with_its_dss_settings():
     assert "protocol: text_generation" not in text and "model_family" not in text
 
 
-def test_one_caller_role_in_the_stand_in_the_deploy_flow_and_the_oauth_preset():
-    preset = json.loads((plugin_root() / "parameter-sets" / OAUTH_PRESET / "parameter-set.json").read_text())
-    scope = next(p for p in preset["params"] if p["name"] == "scope")["defaultValue"]
+def test_one_caller_role_in_the_stand_in_the_deploy_flow_and_the_presets():
     role = StandinSettings().role
     assert role == DeploymentNames().user_role
-    assert f"session:role:{role}" in scope.split()
+    for preset_name in (OAUTH_PRESET, SERVICE_PRESET):
+        preset = json.loads((plugin_root() / "parameter-sets" / preset_name / "parameter-set.json").read_text())
+        defaults = {p["name"]: p.get("defaultValue") for p in preset["params"]}
+        assert defaults["role"] == role, preset_name
+        if "scope" in defaults:
+            assert f"session:role:{role}" in defaults["scope"].split()
