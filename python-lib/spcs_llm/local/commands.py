@@ -64,14 +64,13 @@ def run_local(args: argparse.Namespace) -> int:
 
 def print_welcome(settings: StandinSettings, ready_line: str, admin_secret: str) -> None:
     """Mint a PAT through the stand-in's control API, then print it with the doctor commands and DSS settings."""
+    pat = None
     try:
         stack = LocalStack.attach(ready_line, admin_secret)
         pat = stack.issue_pat()
         stack.stop()
     except SpcsLlmError as failure:
-        print(f"{ready_line}\nThe stand-in is running, but no PAT could be issued: {failure}", file=sys.stderr,
-              flush=True)
-        return
+        print(f"The stand-in is running, but no PAT could be issued: {failure}", file=sys.stderr, flush=True)
     print(dss_settings_text(settings, ready_line, pat), flush=True)
 
 
