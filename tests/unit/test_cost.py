@@ -35,7 +35,8 @@ def test_rates_come_from_the_shipped_table():
     rates = instance_family_rates()
     assert rates["GPU_NV_S"] == pytest.approx(0.57)
     assert rates["CPU_X64_XS"] == pytest.approx(0.06)
-    assert len(rates) == 12
+    assert len(rates) == 20  # every AWS, Azure and GCP family of the consumption table
+    assert rates["GPU_GCP_NV_L4_1_24G"] == pytest.approx(0.43)
 
 
 def test_pricing_rate_uses_table_for_family_case_insensitively():
