@@ -36,7 +36,8 @@ def connection_settings(
 ) -> dict[str, object]:
     """The plugin parameters for this model, in the order the connection form shows them."""
     spec = deployed.spec
-    rate = instance_family_rates().get(deployed.instance_family.upper())
+    rate = spec.credits_per_hour if spec.credits_per_hour is not None else \
+        instance_family_rates().get(deployed.instance_family.upper())
     settings: dict[str, object] = {
         "endpoint": f"https://{deployed.ingress_host}",
         "route": spec.route,
@@ -46,7 +47,7 @@ def connection_settings(
         settings["model_family"] = spec.family
     settings.update(
         instance_family=deployed.instance_family,
-        credits_per_hour=rate if rate is not None else "(look it up: not in resource/instance_families.json)",
+        credits_per_hour=rate if rate is not None else "(family not in the shipped table: enter its credits/h)",
         dollars_per_credit=dollars_per_credit,
         # A GPU service runs one worker per instance: more parallel calls only queue (spcs-protocol.md §C.2).
         max_parallelism=(2 if spec.kind == "chat" else 4) * spec.max_instances,

@@ -8,13 +8,14 @@ always recreated.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import DeploymentError
 from ..redaction import get_logger
 from .catalog import ModelSpec
 from .connection import DeployedModel
+from .families import fits, instance_families
 from .names import DeploymentNames
 from .pools import PoolBilling, pool_billing
 from .registry_ops import ensure_version, open_registry
@@ -70,6 +71,8 @@ class Deployer:
         names = self.names
         pool, default_family = names.pool_for(spec.uses_gpu)
         pool_row = describe_pool(self.session, pool)
+        pool_family = str(pool_row.get("instance_family") or default_family).upper()
+        check_pool_fits(spec, pool, pool_family)
         describe_pool(self.session, names.cpu_pool)  # remote logging and image builds run there
         outcome = ensure_version(self.registry, spec, names, options.version_name, replace=options.replace_version)
         model_version = outcome.model_version
@@ -87,7 +90,7 @@ class Deployer:
             service_fqn=service_fqn,
             status=state.status,
             ingress_host=str(state.ingress_host),
-            instance_family=str(pool_row.get("instance_family") or default_family).upper(),
+            instance_family=pool_family,
             caller_role=caller_role,
             version_reused=outcome.reused,
             service_reused=service_reused,
@@ -120,7 +123,7 @@ class Deployer:
         arguments: dict[str, Any] = dict(
             service_name=service_fqn,
             service_compute_pool=pool,
-            image_build_compute_pool=names.cpu_pool,  # [inf] the image build needs no GPU; CPU nodes are cheaper
+            image_build_compute_pool=names.cpu_pool,  # inferred: the image build needs no GPU; CPU nodes are cheaper
             image_repo=names.image_repo_fqn,
             ingress_enabled=True,
             min_instances=spec.min_instances,
@@ -154,17 +157,38 @@ class Deployer:
             )
         return report
 
-    def pools(self, services: list[dict[str, Any]] | None = None) -> list[PoolBilling]:
+    def pools(self, services: list[dict[str, Any]] | None = None,
+              rates: dict[str, float] | None = None) -> list[PoolBilling]:
         """The configured GPU and CPU pools plus any pool a service runs on, with what each bills now.
 
-        Pools that do not exist (setup not run, or torn down) are left out: they cost nothing.
+        Pools that do not exist (setup not run, or torn down) are left out: they cost nothing. ``rates`` prices
+        families the shipped table does not list (credits per node-hour by family name).
         """
         names = [self.names.gpu_pool, self.names.cpu_pool]
         names += [row["compute_pool"] for row in services if row.get("compute_pool")] if services else []
         report = []
         for pool in dict.fromkeys(name.upper() for name in names):
             try:
-                report.append(pool_billing(describe_pool(self.session, pool)))
+                report.append(pool_billing(describe_pool(self.session, pool), rates))
             except DeploymentError:
                 log.debug("Compute pool %s not found; left out of the billing report", pool)
         return report
+
+
+def check_pool_fits(spec: ModelSpec, pool: str, family_name: str) -> None:
+    """Refuse, before logging anything, a pool whose nodes cannot hold the model (or lack the GPU it needs)."""
+    family = instance_families().get(family_name)
+    if family is None:
+        return  # a family newer than the table: nothing known to check against
+    if spec.uses_gpu and not family.has_gpu:
+        problem = "has no GPU"
+    elif spec.uses_gpu and spec.weights_gb is not None and not fits(
+            spec.weights_gb, replace(family, gpu_count=min(spec.gpu_count, family.gpu_count))):
+        problem = f"has too little GPU memory for ~{spec.weights_gb:.0f} GB of bf16 weights"
+    else:
+        return
+    raise DeploymentError(
+        f"Compute pool {pool} runs {family.label}, which {problem} ({spec.key}).",
+        fix=f"Pass --gpu-pool with a pool of {spec.instance_family} or larger; `spcs-llm setup-sql --gpu-pool <name> "
+        f"--gpu-instance-family {spec.instance_family}` writes the SQL that creates one.",
+    )

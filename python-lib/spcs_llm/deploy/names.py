@@ -35,12 +35,14 @@ class DeploymentNames:
     external_access_integration: str = "SPCS_LLM_EGRESS_EAI"
     oauth_integration: str = "SPCS_LLM_DATAIKU_OAUTH"
     hf_secret: str = "HF_TOKEN"
-    dss_url: str = "https://dss.example.com"
+    dss_url: str = ""  # required by the setup SQL only (OAuth redirect); never defaulted to a placeholder
 
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
             if item.name == "dss_url":
+                if not value:
+                    continue
                 parsed = urlparse(value)
                 if parsed.scheme not in ("http", "https") or not parsed.hostname or "'" in value:
                     raise ConfigurationError(
@@ -90,6 +92,11 @@ class DeploymentNames:
     @property
     def oauth_redirect_uri(self) -> str:
         """Where Snowflake sends the user back after consent (dataiku-llm-plugin-contract.md §5)."""
+        if not self.dss_url:
+            raise ConfigurationError(
+                "The DSS URL is needed for the OAuth redirect of the security integration.",
+                fix="Pass --dss-url with your DSS base URL as users open it, e.g. https://dss.mycompany.com.",
+            )
         return f"{self.dss_url}/dip/api/oauth2-callback"
 
     def pool_for(self, uses_gpu: bool) -> tuple[str, str]:

@@ -1,8 +1,8 @@
 """Model versions in the Snowflake registry: build the Hugging Face wrapper, then reuse, replace or log a version.
 
-Only the current snowflake-ml API is used (spcs-protocol.md §D): ``Registry``, ``log_model`` with
+Only the current snowflake-ml API is used: ``Registry``, ``log_model`` with
 ``huggingface.TransformersPipeline`` / ``huggingface.SentenceTransformer``. snowflake-ml is imported lazily
-because it takes about a second (offline-stack.md §5).
+because it takes about a second and is not part of the plugin's DSS code env.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..errors import ConfigurationError, DeploymentError
 from ..redaction import get_logger
 from ..templates import template_source
 from .catalog import ModelSpec
+from .dependencies import require
 from .names import DeploymentNames
 from .services import services_of
 
@@ -35,7 +36,7 @@ class VersionOutcome:
 
 
 def open_registry(session: Any, names: DeploymentNames) -> Any:
-    from snowflake.ml.registry import Registry
+    Registry = require("snowflake.ml.registry").Registry  # noqa: N806 - the class, imported lazily
 
     try:
         return Registry(session, database_name=names.database, schema_name=names.schema)
@@ -80,8 +81,8 @@ def build_wrapper(spec: ModelSpec, names: DeploymentNames) -> tuple[Any, dict[st
     chat template is downloaded here instead, so that the family's template can be attached before logging and
     the service gets the OpenAI-chat signature like the others.
     """
-    from snowflake.ml.model import openai_signatures
-    from snowflake.ml.model.models import huggingface
+    openai_signatures = require("snowflake.ml.model.openai_signatures")
+    huggingface = require("snowflake.ml.model.models.huggingface")
 
     secret = names.hf_secret_fqn if spec.gated else None
     if spec.kind == "embedding":

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import DeploymentError, DeploymentTimeoutError, ServiceFailedError
 from ..redaction import get_logger
+from .dependencies import require
 
 log = get_logger(__name__)
 
@@ -67,9 +68,7 @@ def service_logs(session: Any, service_fqn: str, lines: int) -> str:
 
 
 def _progress(total_s: float, description: str) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=int(total_s), desc=description, unit="s", bar_format="{desc}: {elapsed} {postfix}")
+    return require("tqdm.auto").tqdm(total=int(total_s), desc=description, unit="s", bar_format="{desc}: {elapsed} {postfix}")
 
 
 def wait_until_running(

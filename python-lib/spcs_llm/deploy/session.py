@@ -12,12 +12,17 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, DeploymentError
 from ..redaction import get_logger, register_secret
+from .dependencies import require
 
 log = get_logger(__name__)
 
 SESSION_FACTORY_ENV = "SPCS_LLM_SESSION_FACTORY"
+NO_SESSION_FIX = (
+    "Pass --connection <name> (an entry of ~/.snowflake/connections.toml), or set SNOWFLAKE_ACCOUNT, SNOWFLAKE_USER "
+    "and SNOWFLAKE_PASSWORD (or SNOWFLAKE_AUTHENTICATOR / SNOWFLAKE_PRIVATE_KEY_FILE); inside DSS pass --dss-connection."
+)
 _SECRET_KEYS = ("password", "token", "private_key_file_pwd", "private_key_passphrase", "passcode")
 _ENV_KEYS = {
     "account": "SNOWFLAKE_ACCOUNT",
@@ -61,19 +66,29 @@ def open_session(
     """A Snowpark ``Session``, first match wins: test/site factory, DSS connection, dict, named connection, env.
 
     With nothing given, SNOWFLAKE_* variables are used when SNOWFLAKE_ACCOUNT is set, else the default entry of
-    ``~/.snowflake/connections.toml`` (Snowpark's own lookup).
+    ``~/.snowflake/connections.toml`` (Snowpark's own lookup). Any failure to connect is one DeploymentError that
+    says where the session was looked for.
     """
     factory = os.environ.get(SESSION_FACTORY_ENV)
     if factory:
         return _from_factory(factory)
+    try:
+        return _create(connection_name, config, dss_connection)
+    except DeploymentError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - connector, Snowpark and DSS errors alike: one line with the fix
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DeploymentError(f"No Snowflake session could be opened: {first_line}", fix=NO_SESSION_FIX) from None
+
+
+def _create(connection_name: str | None, config: Mapping[str, Any] | None, dss_connection: str | None) -> Any:
     if dss_connection:
         # [inf] dataiku.snowpark.DkuSnowpark().get_session(connection_name) builds a Snowpark session from a DSS
         # Snowflake connection (Dataiku developer docs); not verified against a live DSS here.
         from dataiku.snowpark import DkuSnowpark  # type: ignore[import-not-found]
 
         return DkuSnowpark().get_session(dss_connection)
-    from snowflake.snowpark import Session
-
+    Session = require("snowflake.snowpark").Session  # noqa: N806 - the class, imported lazily
     if config:
         for key in _SECRET_KEYS:
             register_secret(str(config.get(key) or ""))

@@ -53,16 +53,27 @@ def setup_sql(
     gpu_max_nodes: int = 1,
     cpu_max_nodes: int = 1,
 ) -> str:
-    """Roles, warehouse, schema, pools, BIND SERVICE ENDPOINT, egress, OAuth integration, image repo (§E.3)."""
+    """Roles, warehouse, schema, pools, BIND SERVICE ENDPOINT, egress, OAuth integration, image repo (§E.3).
+
+    The DSS URL is required (``names.dss_url``): the OAuth redirect is never a placeholder.
+    """
+    redirect_uri = names.oauth_redirect_uri  # a ConfigurationError naming --dss-url when the URL is missing
     return _render(
         "setup.sql.j2",
         n=names,
+        redirect_uri=redirect_uri,
         external_access=external_access,
         auto_suspend_secs=int(auto_suspend_secs),
         gpu_max_nodes=int(gpu_max_nodes),
         cpu_max_nodes=int(cpu_max_nodes),
         refresh_token_validity=REFRESH_TOKEN_VALIDITY_SECS,
     )
+
+
+def statements(script: str) -> list[str]:
+    """Split a rendered script into statements (the templates keep ';' only at line ends)."""
+    body = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
+    return [part.strip() for part in body.split(";") if part.strip()]
 
 
 def teardown_sql(names: DeploymentNames, *, keep_models: bool = False) -> str:

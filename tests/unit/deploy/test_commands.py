@@ -30,8 +30,31 @@ def test_setup_sql_prints_the_rendered_script(capsys):
     assert capsys.readouterr().out == setup_sql(DeploymentNames.build(dss_url="https://dss.acme.io"))
 
 
+def test_setup_sql_without_a_dss_url_is_refused_off_a_terminal(capsys):
+    assert main(["setup-sql"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: setup-sql needs the DSS URL") and "--dss-url" in err
+
+
+def test_setup_sql_asks_for_the_dss_url_on_a_terminal(monkeypatch, capsys):
+    from spcs_llm.deploy import handlers
+
+    monkeypatch.setattr(handlers, "interactive", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: "https://dss.acme.io/")
+    assert main(["setup-sql"]) == 0
+    assert capsys.readouterr().out == setup_sql(DeploymentNames.build(dss_url="https://dss.acme.io"))
+
+
+def test_setup_sql_checks_the_pool_families(capsys):
+    assert main(["setup-sql", "--dss-url", "https://d.io", "--gpu-instance-family", "GPU_FOO"]) == 1
+    assert "not a known SPCS instance family" in capsys.readouterr().err
+    assert main(["setup-sql", "--dss-url", "https://d.io", "--gpu-instance-family", "GPU_FOO",
+                 "--allow-unlisted-family"]) == 0
+    assert "INSTANCE_FAMILY = GPU_FOO" in capsys.readouterr().out
+
+
 def test_setup_sql_with_functions_for_all_catalog_models(capsys):
-    assert main(["setup-sql", "--functions"]) == 0
+    assert main(["setup-sql", "--dss-url", "https://dss.acme.io", "--functions"]) == 0
     out = capsys.readouterr().out
     assert all(f"SERVICE = SPCS_LLM.MODELS.{spec.service_name}" in out for spec in CATALOG.values())
 
@@ -74,11 +97,11 @@ def test_status_json_has_services_and_pools(cli_session, account, capsys):
         "SPCS_LLM_GPU_POOL": 0.0, "SPCS_LLM_CPU_POOL": 0.0}
 
 
-def test_teardown_prints_by_default_and_runs_with_execute(cli_session, capsys):
+def test_teardown_prints_by_default_and_runs_with_execute_and_yes(cli_session, capsys):
     assert main(["teardown"]) == 0
     assert "DROP COMPUTE POOL IF EXISTS SPCS_LLM_GPU_POOL;" in capsys.readouterr().out
     assert cli_session.statements == []
-    assert main(["teardown", "--execute", "--keep-models"]) == 0
+    assert main(["teardown", "--execute", "--keep-models", "--yes"]) == 0
     assert "DROP COMPUTE POOL IF EXISTS SPCS_LLM_GPU_POOL" in cli_session.statements
     assert not any(s.startswith("DROP DATABASE") for s in cli_session.statements)
 
@@ -120,3 +143,100 @@ def test_connection_settings_for_an_embedding_model_use_the_plugin_parameter_nam
                         "protocol": "encode", "instance_family": "CPU_X64_S", "credits_per_hour": 0.11,
                         "dollars_per_credit": 2.5, "max_parallelism": 4, "rows_per_request": 64, "auth_type": "service"}
     assert "model_family" not in connection_block(deployed)
+
+
+def test_teardown_execute_without_yes_refuses_off_a_terminal_and_drops_nothing(cli_session, capsys):
+    assert main(["teardown", "--execute"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--yes" in err
+    assert cli_session.statements == []
+
+
+@pytest.mark.parametrize(("answer", "code"), [("spcs_llm", 0), ("yes", 1)])
+def test_teardown_execute_asks_for_the_database_name_on_a_terminal(cli_session, monkeypatch, capsys, answer, code):
+    from spcs_llm.deploy import handlers
+
+    prompts = []
+    monkeypatch.setattr(handlers, "interactive", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: prompts.append(prompt) or answer)
+    assert main(["teardown", "--execute"]) == code
+    assert "SPCS_LLM" in prompts[0] and "database" in prompts[0]
+    assert bool(cli_session.statements) == (code == 0)
+
+
+def test_arguments_are_checked_before_any_connection(monkeypatch, capsys):
+    opened = []
+    monkeypatch.setattr("spcs_llm.deploy.handlers.session_for", lambda args: opened.append(args))
+    assert main(["deploy", "phi-2", "--instance-family", "GPU_FOO"]) == 1
+    assert main(["deploy", "phi-2", "--gpu-pool", "bad-name"]) == 1
+    assert main(["status", "--family-rate", "GPU_X"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3 and all(line.startswith("error: ") and "Fix:" in line for line in err)
+    assert opened == []
+
+
+def test_an_unexpected_error_is_one_line_and_a_traceback_only_with_debug(monkeypatch, capsys):
+    def broken(args):
+        raise RuntimeError("socket closed\nmore detail")
+
+    monkeypatch.setattr("spcs_llm.deploy.handlers.session_for", broken)
+    assert main(["status"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: RuntimeError: socket closed Fix: run again with --debug to see where it failed.\n"
+    with pytest.raises(RuntimeError):
+        main(["status", "--debug"])
+
+
+def test_no_configured_connection_is_one_line_naming_the_fix(monkeypatch, capsys):
+    import snowflake.snowpark
+
+    def no_default():
+        raise snowflake.connector.errors.Error("Default connection with name 'default' cannot be found, known ones are []")
+
+    import snowflake.connector
+
+    monkeypatch.delenv(SESSION_FACTORY_ENV, raising=False)
+    monkeypatch.delenv("SNOWFLAKE_ACCOUNT", raising=False)
+    builder = type("Builder", (), {"configs": lambda self, c: self, "create": lambda self: no_default()})()
+    monkeypatch.setattr(snowflake.snowpark.Session, "builder", builder)
+    for command in (["status"], ["deploy", "phi-2"], ["teardown", "--execute", "--yes"]):
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "No Snowflake session" in err and "--connection" in err
+
+
+@pytest.mark.parametrize(("command", "present", "absent"), [
+    ("deploy", ["--kind", "--gated", "--not-gated", "--gpu-pool", "--hf-secret", "--credits-per-hour"],
+     ["--dss-url", "--warehouse", "--oauth-integration", "--network-rule", "--yes"]),
+    ("status", ["--gpu-pool", "--family-rate", "--connection"], ["--dss-url", "--hf-secret", "--image-repo", "--kind"]),
+    ("teardown", ["--yes", "--execute", "--oauth-integration"], ["--dss-url", "--hf-secret", "--kind", "--sql"]),
+    ("setup-sql", ["--dss-url", "--gpu-instance-family"], ["--connection", "--yes", "--kind"]),
+])
+def test_each_command_help_lists_only_what_applies(capsys, command, present, absent):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert all(flag in text for flag in present)
+    assert not [flag for flag in absent if f"{flag} " in text or f"{flag}\n" in text]
+
+
+def test_status_projects_what_the_pools_cost_per_day_and_month(cli_session, account, capsys):
+    account.pool_columns["SPCS_LLM_GPU_POOL"] = {"state": "IDLE", "idle_nodes": 1, "auto_suspend_secs": 600}
+    account.pool_columns["SPCS_LLM_CPU_POOL"] = {"state": "ACTIVE", "active_nodes": 1, "auto_suspend_secs": 0}
+    assert main(["status", "--dollars-per-credit", "2"]) == 0
+    out = capsys.readouterr().out
+    per_hour = instance_family_rates()["GPU_NV_S"] + instance_family_rates()["CPU_X64_S"]
+    assert f"If left as it is: {per_hour * 24:.1f} credits/day (${per_hour * 48:,.0f})" in out
+    assert f"{per_hour * 730:,.0f} credits/month (${per_hour * 1460:,.0f})" in out
+    assert "never" in out and "AUTO_SUSPEND_SECS = 600" in out
+    gpu_line = next(line for line in out.splitlines() if line.startswith("SPCS_LLM_GPU_POOL"))
+    assert f"{instance_family_rates()['GPU_NV_S'] * 600 / 3600:.3f} cr" in gpu_line
+
+
+def test_status_prices_an_unlisted_family_from_the_command_line(cli_session, account, capsys):
+    account.compute_pools["SPCS_LLM_GPU_POOL"] = "GPU_NEW_FAMILY"
+    account.pool_columns["SPCS_LLM_GPU_POOL"] = {"state": "ACTIVE", "active_nodes": 1}
+    assert main(["status"]) == 0
+    assert "not priced: SPCS_LLM_GPU_POOL" in capsys.readouterr().out
+    assert main(["status", "--family-rate", "gpu_new_family=2.5"]) == 0
+    assert "Billing now: 2.50 credits/h" in capsys.readouterr().out

@@ -137,6 +137,20 @@ def test_missing_pool_fails_before_anything_is_logged(session, account):
     assert account.import_specs == [] and account.models == {}
 
 
+@pytest.mark.parametrize(("pool_family", "problem"), [("GPU_NV_XS", "too little GPU memory"), ("CPU_X64_M", "has no GPU")])
+def test_a_pool_too_small_for_the_model_fails_before_anything_is_logged(session, account, pool_family, problem):
+    account.compute_pools["SPCS_LLM_GPU_POOL"] = pool_family
+    with pytest.raises(DeploymentError, match=problem) as caught:
+        _deployer(session).deploy(CATALOG["llama-3.1-8b-instruct"], FAST)
+    assert "--gpu-pool" in caught.value.fix and "GPU_NV_S" in caught.value.fix
+    assert account.import_specs == [] and account.models == {}
+
+
+def test_a_small_model_runs_on_a_small_gpu_pool(session, account):
+    account.compute_pools["SPCS_LLM_GPU_POOL"] = "GPU_NV_XS"
+    assert _deployer(session).deploy(CATALOG["llama-3.2-3b-instruct"], FAST).instance_family == "GPU_NV_XS"
+
+
 def test_failed_service_raises_with_its_logs(session, account):
     account.next_statuses = ["PENDING", "FAILED"]
     account.next_logs = "torch.cuda.OutOfMemoryError: CUDA out of memory"

@@ -33,9 +33,27 @@ def test_a_row_without_node_columns_counts_min_nodes():
 
 
 def test_an_unknown_family_reports_no_rate_instead_of_zero():
-    billing = pool_billing({"name": "P", "state": "ACTIVE", "instance_family": "GPU_GCP_NV_L4_1_24G",
+    billing = pool_billing({"name": "P", "state": "ACTIVE", "instance_family": "GPU_FUTURE_FAMILY",
                             "active_nodes": 1, "idle_nodes": 0})
     assert billing.billed_nodes == 1 and billing.credits_per_hour is None
+    priced = pool_billing({"name": "P", "state": "ACTIVE", "instance_family": "GPU_FUTURE_FAMILY", "active_nodes": 2},
+                          {"GPU_FUTURE_FAMILY": 1.5})
+    assert priced.credits_per_hour == pytest.approx(3.0)
+
+
+def test_every_cloud_has_its_gpu_families_priced():
+    rates = instance_family_rates()
+    assert rates["GPU_GCP_NV_L4_1_24G"] == pytest.approx(0.43) and rates["GPU_NV_SM"] == pytest.approx(1.70)
+    assert all(rate > 0 for rate in rates.values())
+
+
+def test_a_wake_up_costs_the_minimum_nodes_for_the_auto_suspend_delay_at_least_five_minutes():
+    quick = pool_billing({"name": "P", "state": "SUSPENDED", "instance_family": "GPU_NV_S", "min_nodes": 2,
+                          "auto_suspend_secs": 60})
+    assert quick.credits_per_hour == 0.0
+    assert quick.credits_per_resume == pytest.approx(2 * GPU_RATE * 300 / 3600)
+    slow = pool_billing({"name": "P", "state": "IDLE", "instance_family": "GPU_NV_S", "auto_suspend_secs": 3600})
+    assert slow.credits_per_resume == pytest.approx(GPU_RATE)
 
 
 def test_deployer_reports_configured_pools_and_the_pools_services_run_on(session, account):

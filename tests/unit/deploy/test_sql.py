@@ -11,6 +11,8 @@ from spcs_llm.deploy import CATALOG, DeploymentNames, service_functions_sql, set
 from spcs_llm.errors import ConfigurationError
 
 GOLDEN = Path(__file__).parent / "golden" / "setup_default.sql"
+NAMES = DeploymentNames.build(dss_url="https://dss.mycompany.com")
+INTERNAL_REFERENCES = re.compile(r"§|\[inf|\[T:|\.md\b|spcs-protocol|design\.md")
 
 
 def _statements(script: str) -> list[str]:
@@ -19,11 +21,41 @@ def _statements(script: str) -> list[str]:
 
 
 def test_default_setup_matches_the_reviewed_golden_file():
-    assert setup_sql(DeploymentNames()) == GOLDEN.read_text()
+    assert setup_sql(NAMES) == GOLDEN.read_text()
+
+
+def test_setup_needs_the_dss_url_instead_of_a_placeholder():
+    with pytest.raises(ConfigurationError, match="DSS URL") as caught:
+        setup_sql(DeploymentNames())
+    assert "--dss-url" in caught.value.fix
+    assert "example.com" not in GOLDEN.read_text()
+
+
+def test_a_rerun_with_another_dss_url_alters_the_existing_integration():
+    statements = _statements(setup_sql(DeploymentNames.build(dss_url="http://dss.internal:11200")))
+    create = statements.index(next(s for s in statements if s.startswith("CREATE SECURITY INTEGRATION IF NOT EXISTS")))
+    alter = statements[create + 1]
+    assert alter == ("ALTER SECURITY INTEGRATION SPCS_LLM_DATAIKU_OAUTH SET OAUTH_REDIRECT_URI = "
+                     "'http://dss.internal:11200/dip/api/oauth2-callback' OAUTH_ALLOW_NON_TLS_REDIRECT_URI = TRUE")
+    assert "OAUTH_ALLOW_NON_TLS_REDIRECT_URI = FALSE" in setup_sql(NAMES)
+    assert not any("CREATE OR REPLACE SECURITY INTEGRATION" in s for s in statements)
+
+
+def test_no_sql_script_cites_internal_documents():
+    scripts = [setup_sql(NAMES), teardown_sql(NAMES), service_functions_sql(NAMES)]
+    assert not [line for script in scripts for line in script.splitlines() if INTERNAL_REFERENCES.search(line)]
+
+
+def test_the_teardown_script_names_only_commands_that_exist():
+    from spcs_llm.cli import build_parser
+
+    header = teardown_sql(NAMES).splitlines()[0]
+    assert "--sql" not in header and "spcs-llm teardown --execute" in header
+    build_parser().parse_args(["teardown", "--execute", "--yes"])
 
 
 def test_setup_covers_the_consolidated_checklist_of_spcs_protocol_e3():
-    statements = _statements(setup_sql(DeploymentNames()))
+    statements = _statements(setup_sql(NAMES))
     expected = [
         "CREATE ROLE IF NOT EXISTS SPCS_LLM_DEPLOYER",
         "CREATE SCHEMA IF NOT EXISTS SPCS_LLM.MODELS",
@@ -38,7 +70,7 @@ def test_setup_covers_the_consolidated_checklist_of_spcs_protocol_e3():
     pool = next(s for s in statements if s.startswith("CREATE COMPUTE POOL IF NOT EXISTS SPCS_LLM_GPU_POOL"))
     assert "INSTANCE_FAMILY = GPU_NV_S" in pool and "AUTO_SUSPEND_SECS = 600" in pool and "AUTO_RESUME = TRUE" in pool
     oauth = next(s for s in statements if s.startswith("CREATE SECURITY INTEGRATION"))
-    assert "OAUTH_REDIRECT_URI = 'https://dss.example.com/dip/api/oauth2-callback'" in oauth
+    assert "OAUTH_REDIRECT_URI = 'https://dss.mycompany.com/dip/api/oauth2-callback'" in oauth
     assert "OAUTH_ISSUE_REFRESH_TOKENS = TRUE" in oauth and "OAUTH_CLIENT = CUSTOM" in oauth
     assert "NON_TLS" not in oauth
     # Role before use, pools before their grants, account part before switching to the deployer role.

@@ -1,0 +1,30 @@
+"""The deployment stack (snowflake-ml-python, snowpark) is not in the plugin's DSS code env: import it lazily and
+say how to install it when it is missing."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from ..errors import DeploymentError
+
+INSTALL_HINT = "pip install -r notebooks/requirements.txt"
+
+
+class DeploymentStackMissingError(DeploymentError):
+    """snowflake-ml-python / snowpark (or another deployment-only package) is not installed in this Python."""
+
+    default_fix = (
+        f"Install the deployment requirements: {INSTALL_HINT} (from a checkout of the plugin); in DSS, use a "
+        "separate code env built from that file for the notebook, not the plugin's own code env."
+    )
+
+
+def require(module: str) -> ModuleType:
+    """``importlib.import_module(module)``, or a DeploymentStackMissingError naming the install command."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise DeploymentStackMissingError(
+            f"Deploying models needs the Python package {exc.name!r}, which is not installed here."
+        ) from None
