@@ -165,16 +165,13 @@ def _confirm_teardown(args: argparse.Namespace, names: DeploymentNames, ask: Ask
 
 
 def teardown_command(args: argparse.Namespace, ask: Ask | None = None) -> int:
-    from .sql import statements, teardown_sql
+    from .sql import run_teardown, teardown_sql
 
     names = names_from(args)
-    text = teardown_sql(names, keep_models=args.keep_models)
     if not args.execute:
-        write(text, args.output)
+        write(teardown_sql(names, keep_models=args.keep_models), args.output)
         return 0
     _confirm_teardown(args, names, ask)
-    session = session_for(args)
-    for statement in statements(text):
+    for statement in run_teardown(session_for(args), names, keep_models=args.keep_models, confirmation=names.database):
         print(f"> {statement}", file=sys.stderr)
-        session.sql(statement).collect()
     return 0

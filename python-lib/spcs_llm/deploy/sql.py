@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import jinja2
 
+from ..errors import ConfigurationError
 from ..resources import resource_path
 from .catalog import CATALOG, ModelSpec
 from .names import DeploymentNames
@@ -74,6 +76,20 @@ def statements(script: str) -> list[str]:
     """Split a rendered script into statements (the templates keep ';' only at line ends)."""
     body = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("--"))
     return [part.strip() for part in body.split(";") if part.strip()]
+
+
+def run_teardown(session: Any, names: DeploymentNames, *, keep_models: bool, confirmation: str) -> list[str]:
+    """Run the teardown script once ``confirmation`` is the database name; returns the statements it ran."""
+    if confirmation.strip().upper() != names.database:
+        raise ConfigurationError(
+            f"Teardown not confirmed (expected the database name {names.database}); nothing was dropped.",
+            fix=f"Type {names.database} as the confirmation to drop what the script lists.",
+        )
+    ran = []
+    for statement in statements(teardown_sql(names, keep_models=keep_models)):
+        session.sql(statement).collect()
+        ran.append(statement)
+    return ran
 
 
 def teardown_sql(names: DeploymentNames, *, keep_models: bool = False) -> str:
