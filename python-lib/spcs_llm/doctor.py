@@ -228,10 +228,9 @@ def check_service(report: Report, inputs: DoctorInputs) -> bool:
                           "Use --route __call__ or predict for chat, encode or predict for embeddings.")
     tried = "; ".join(f"{type(f).__name__}: {f.message}" for f in refusals)
     other_kind = "embed" if inputs.kind == "chat" else "chat"
-    kind_name = "embedding" if inputs.kind == "embed" else "chat"
+    kind_name, a_model = ("embedding", "an embedding model") if inputs.kind == "embed" else ("chat", "a chat model")
     return report.add("Protocol", False, f"no known {kind_name} protocol worked ({tried}).",
-                      f"{refusals[-1].fix} If this service is not a {kind_name} model, run the doctor with "
-                      f"--kind {other_kind}.")
+                      f"{refusals[-1].fix} If this service is not {a_model}, run the doctor with --kind {other_kind}.")
 
 
 def _record_settings(report: Report, inputs: DoctorInputs, config: Any, done: Attempt) -> None:
