@@ -124,6 +124,8 @@ def register(subparsers: Any) -> None:
     status.add_argument("--dollars-per-credit", type=float, default=3.0, help="default 3")
     status.add_argument("--family-rate", action="append", metavar="FAMILY=CREDITS",
                         help="credits/h of a family the shipped table lacks or prices differently (repeatable)")
+    status.add_argument("--history-days", type=int, default=0, metavar="DAYS",
+                        help="also show what the pools billed over the last DAYS days (Snowflake's metering view)")
     _add_name_options(status, STATUS_NAMES)
     _add_session_options(status)
     _add_debug(status)

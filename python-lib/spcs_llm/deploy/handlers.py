@@ -136,6 +136,8 @@ def status_command(args: argparse.Namespace) -> int:
     from .deployer import Deployer
 
     rates = parse_family_rates(args.family_rate)
+    if args.history_days < 0:
+        raise ConfigurationError("--history-days cannot be negative.", fix="Pass 0 (off) or a number of days, e.g. 7.")
     deployer = Deployer(session_for(args), names_from(args))
     services = deployer.status()
     pools = deployer.pools(services, rates)
@@ -145,6 +147,11 @@ def status_command(args: argparse.Namespace) -> int:
     print("\n".join(f"{row['service']:<48} {row['status']:<12} {row['ingress_host'] or '-'}" for row in services)
           or "No services.")
     print(billing_report(pools, args.dollars_per_credit))
+    if args.history_days:
+        from .usage import pool_usage, usage_report
+
+        usage = pool_usage(deployer.session, [pool.pool for pool in pools], args.history_days)
+        print(usage_report(usage, args.history_days, args.dollars_per_credit))
     return 0
 
 

@@ -58,6 +58,7 @@ class FakeAccount:
         default_factory=lambda: {"SPCS_LLM_GPU_POOL": "GPU_NV_S", "SPCS_LLM_CPU_POOL": "CPU_X64_S"}
     )
     pool_columns: dict[str, dict[str, Any]] = field(default_factory=dict)  # pool -> SHOW COMPUTE POOLS overrides
+    usage_history: dict[str, tuple[float, int]] | None = None  # pool -> (credits, billed hours); None: not authorized
     models: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # model -> version -> service names
     services: dict[str, FakeService] = field(default_factory=dict)
     next_statuses: list[str] = field(default_factory=lambda: ["PENDING", "PENDING", "RUNNING"])
@@ -179,6 +180,7 @@ class RecordingSession:
             (r"^ALTER MODEL .* (SET|MODIFY) ", lambda m: [Row(status="Statement executed successfully.")]),
             (r"^SHOW FUNCTIONS IN MODEL ([\w.\"]+) VERSION (\w+)", self._show_functions),
             (r"^SHOW COMPUTE POOLS LIKE '(\w+)'", self._show_pools),
+            (r"FROM SNOWFLAKE\.ACCOUNT_USAGE\.SNOWPARK_CONTAINER_SERVICES_HISTORY .* IN \(([^)]*)\)", self._pool_usage),
             (r"^SHOW SERVICES (?:LIKE '(\w+)' )?IN SCHEMA ([\w.\"]+)(?: STARTS WITH '(\w+)')?", self._show_services),
             (r"^CALL SYSTEM\$DEPLOY_MODEL\('(.*)'\)$", self._deploy_model),
             (r"^SHOW SERVICE CONTAINERS IN SERVICE ([\w.\"]+)", self._show_containers),
@@ -280,6 +282,15 @@ class RecordingSession:
         columns = {"name": name, "state": "SUSPENDED", "min_nodes": 1, "instance_family": family, "active_nodes": 0,
                    "idle_nodes": 0, **self.account.pool_columns.get(name, {})}
         return [Row(**columns)]
+
+    def _pool_usage(self, m: re.Match) -> list[Row]:
+        """Metering rows for the asked pools; an account without the privilege refuses like Snowflake does."""
+        if self.account.usage_history is None:
+            raise SnowparkSQLException("002003 (02000): SQL compilation error: Schema 'SNOWFLAKE.ACCOUNT_USAGE' does "
+                                       "not exist or not authorized.")
+        asked = {name.strip().strip("'").upper() for name in m[1].split(",")}
+        return [Row(COMPUTE_POOL_NAME=pool, CREDITS=credits, BILLED_HOURS=hours)
+                for pool, (credits, hours) in sorted(self.account.usage_history.items()) if pool in asked]
 
     def _show_services(self, m: re.Match) -> list[Row]:
         prefix = _unquote(m[1] or m[3] or "")

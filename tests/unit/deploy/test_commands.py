@@ -240,3 +240,19 @@ def test_status_prices_an_unlisted_family_from_the_command_line(cli_session, acc
     assert "not priced: SPCS_LLM_GPU_POOL" in capsys.readouterr().out
     assert main(["status", "--family-rate", "gpu_new_family=2.5"]) == 0
     assert "Billing now: 2.50 credits/h" in capsys.readouterr().out
+
+
+def test_status_shows_what_the_pools_billed_from_snowflakes_metering(cli_session, account, capsys):
+    account.usage_history = {"SPCS_LLM_GPU_POOL": (4.56, 8), "OTHER_POOL": (99.0, 1)}
+    assert main(["status", "--history-days", "7", "--dollars-per-credit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Billed over the last 7 day(s)" in out and "4.56 credits ($9.12)" in out
+    assert "SPCS_LLM_GPU_POOL" in out and "8 billed hour(s)" in out and "OTHER_POOL" not in out
+    history_query = next(s for s in cli_session.statements if "SNOWPARK_CONTAINER_SERVICES_HISTORY" in s)
+    assert "DATEADD(day, -7," in history_query
+
+
+def test_status_history_without_the_privilege_is_a_note_not_a_failure(cli_session, capsys):
+    assert main(["status", "--history-days", "1"]) == 0
+    assert "GRANT IMPORTED PRIVILEGES ON DATABASE SNOWFLAKE" in capsys.readouterr().out
+    assert main(["status", "--history-days", "-1"]) == 1

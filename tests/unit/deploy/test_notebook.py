@@ -45,6 +45,7 @@ def test_the_notebook_executes_and_ends_with_connection_settings(monkeypatch):
         assert "zephyr-7b-beta: ~14.5 GB of weights, downloaded by Snowflake itself" in out  # the estimate cell
         assert "skipped: set a programmatic access token" in out  # the smoke-test cell without a PAT
         assert "If left as it is" not in out and "Billing now: 0.00 credits/h" in out  # pools suspended in the fake
+        assert "GRANT IMPORTED PRIVILEGES ON DATABASE SNOWFLAKE" in out  # metering not readable in the fake
         assert "ran: DROP COMPUTE POOL IF EXISTS SPCS_LLM_GPU_POOL" in out  # teardown confirmed by database name
         assert "OAUTH_REDIRECT_URI = 'https://dss.mycompany.com/dip/api/oauth2-callback'" in out
 
