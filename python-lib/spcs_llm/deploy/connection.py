@@ -1,6 +1,7 @@
 """The settings a Dataiku user pastes into the plugin's Custom LLM connection after a deployment.
 
-Keys are the plugin's own parameter names (config.py), so the block can be pasted field by field.
+``connection_settings`` keys are the plugin's own parameter names (config.py); ``connection_block`` shows them
+with the labels and choices of the DSS forms (llm.json, parameter-set.json), so each field can be found as shown.
 """
 
 from __future__ import annotations
@@ -8,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..cost import instance_family_rates
+from ..dss_labels import CHAT_COMPONENT, EMBEDDING_COMPONENT, OAUTH_PRESET, SERVICE_PRESET, component_form, preset_form
 from .catalog import ModelSpec
 
-OAUTH_PRESET_LABEL = "Snowflake OAuth (per user)"
-SERVICE_PRESET_LABEL = "Snowflake service account"
 DEFAULT_DOLLARS_PER_CREDIT = 3.0
 
 
@@ -34,10 +34,11 @@ class DeployedModel:
 def connection_settings(
     deployed: DeployedModel, *, auth_type: str = "oauth", dollars_per_credit: float = DEFAULT_DOLLARS_PER_CREDIT
 ) -> dict[str, object]:
-    """The plugin parameters for this model, in the order the connection form shows them."""
+    """The plugin parameters for this model (internal names), in the order the connection form shows them.
+
+    'Credits per hour (override)' is set only for a rate the shipped table lacks; otherwise DSS reads the table.
+    """
     spec = deployed.spec
-    rate = spec.credits_per_hour if spec.credits_per_hour is not None else \
-        instance_family_rates().get(deployed.instance_family.upper())
     settings: dict[str, object] = {
         "endpoint": f"https://{deployed.ingress_host}",
         "route": spec.route,
@@ -47,11 +48,12 @@ def connection_settings(
         settings["model_family"] = spec.family
     settings.update(
         instance_family=deployed.instance_family,
-        credits_per_hour=rate if rate is not None else "(family not in the shipped table: enter its credits/h)",
         dollars_per_credit=dollars_per_credit,
         # A GPU service runs one worker per instance: more parallel calls only queue (spcs-protocol.md §C.2).
         max_parallelism=(2 if spec.kind == "chat" else 4) * spec.max_instances,
     )
+    if spec.credits_per_hour is not None:
+        settings["credits_per_hour"] = spec.credits_per_hour
     if spec.kind == "embedding":
         settings["rows_per_request"] = spec.max_batch_rows or 64
     settings["auth_type"] = auth_type
@@ -59,15 +61,21 @@ def connection_settings(
 
 
 def connection_block(deployed: DeployedModel, *, dollars_per_credit: float = DEFAULT_DOLLARS_PER_CREDIT) -> str:
-    """A ready-to-paste text block: model type, preset to pick, and one ``name: value`` line per parameter."""
+    """What to enter in DSS, named as the DSS forms name it: model type, preset, one ``Label: value`` per field."""
     spec = deployed.spec
+    form = component_form(CHAT_COMPONENT if spec.kind == "chat" else EMBEDDING_COMPONENT)
     settings = connection_settings(deployed, dollars_per_credit=dollars_per_credit)
-    width = max(len(key) for key in settings)
+    role = deployed.caller_role
     lines = [
-        f"# Dataiku: Administration > Connections > your spcs-llm Custom LLM connection > Add model ({spec.kind})",
-        f"# Model {spec.hf_id} served by {deployed.service_fqn} ({deployed.status}); callers need role {deployed.caller_role}.",
-        f"# Preset: pick '{OAUTH_PRESET_LABEL}' (auth_type: oauth, scope session:role:{deployed.caller_role}),",
-        f"#         or '{SERVICE_PRESET_LABEL}' with auth_type: service (a PAT or key-pair user holding {deployed.caller_role}).",
+        f"Dataiku: Administration > Connections > your spcs-llm Custom LLM connection > Add model > {form.title}",
+        f"Model {spec.hf_id} served by {deployed.service_fqn} ({deployed.status}); callers need role {role}.",
+        f"{form.label('auth_type')}: '{form.shown('auth_type', 'oauth')}' with a '{preset_form(OAUTH_PRESET).title}' "
+        f"preset (scope session:role:{role}),",
+        f"    or '{form.shown('auth_type', 'service')}' with a '{preset_form(SERVICE_PRESET).title}' preset "
+        f"(a PAT or key-pair user holding {role}).",
     ]
-    lines += [f"{key.ljust(width)} : {value}" for key, value in settings.items()]
+    lines += form.lines({key: value for key, value in settings.items() if key != "auth_type"})
+    if spec.credits_per_hour is None and deployed.instance_family.upper() not in instance_family_rates():
+        lines.append(f"Note: {deployed.instance_family} is not in the shipped price table; enter its rate in "
+                     f"'{form.label('credits_per_hour')}'.")
     return "\n".join(lines)

@@ -10,7 +10,7 @@ import pytest
 import fake_snowflake
 from spcs_llm.cli import main
 from spcs_llm.cost import instance_family_rates
-from spcs_llm.deploy import CATALOG, DeploymentNames, connection_block, connection_settings, setup_sql
+from spcs_llm.deploy import CATALOG, DeploymentNames, connection_block, connection_settings, resolve_model, setup_sql
 from spcs_llm.deploy.connection import DeployedModel
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV, open_session
 
@@ -59,15 +59,22 @@ def test_setup_sql_with_functions_for_all_catalog_models(capsys):
     assert all(f"SERVICE = SPCS_LLM.MODELS.{spec.service_name}" in out for spec in CATALOG.values())
 
 
-def test_deploy_prints_a_ready_to_paste_connection_block(cli_session, account, capsys):
+def _form_lines(text: str) -> dict[str, str]:
+    """``    Label: value`` lines of a printed settings block."""
+    return {label.strip(): value.strip() for label, value in
+            (line.split(": ", 1) for line in text.splitlines() if line.startswith("    ") and ": " in line)}
+
+
+def test_deploy_prints_the_dss_settings_with_the_labels_dss_shows(cli_session, account, capsys):
     assert main(["deploy", "zephyr-7b-beta", "--poll-interval", "0"]) == 0
     out = capsys.readouterr().out
-    lines = dict(line.split(" : ", 1) for line in out.splitlines() if " : " in line)
-    assert {k.strip(): v for k, v in lines.items()} == {
-        "endpoint": "https://zephyr_7b_beta_svc-org-acct.snowflakecomputing.app", "route": "__call__",
-        "protocol": "openai_chat", "model_family": "zephyr", "instance_family": "GPU_NV_S",
-        "credits_per_hour": "0.57", "dollars_per_credit": "3.0", "max_parallelism": "2", "auth_type": "oauth"}
-    assert "Snowflake OAuth (per user)" in out and "Snowflake service account" in out
+    assert _form_lines(out) == {
+        "Endpoint": "https://zephyr_7b_beta_svc-org-acct.snowflakecomputing.app", "Method route": "__call__",
+        "Service protocol": "OpenAI-chat rows (messages → choices)", "Model family (client-side template)": "Zephyr",
+        "Compute pool instance family": "GPU_NV_S (0.57 credits/h, 1× A10G)", "Dollars per credit": "3.0",
+        "Max parallelism": "2"}
+    assert "Add model > SPCS chat model" in out
+    assert "'Snowflake OAuth (per user)' preset" in out and "'Snowflake service account' preset" in out
     assert account.grants == ["ZEPHYR_7B_BETA_SVC->SPCS_LLM_USER"]
 
 
@@ -140,9 +147,19 @@ def test_connection_settings_for_an_embedding_model_use_the_plugin_parameter_nam
                              caller_role="SPCS_LLM_USER")
     settings = connection_settings(deployed, auth_type="service", dollars_per_credit=2.5)
     assert settings == {"endpoint": "https://abc-org-acct.snowflakecomputing.app", "route": "encode",
-                        "protocol": "encode", "instance_family": "CPU_X64_S", "credits_per_hour": 0.11,
-                        "dollars_per_credit": 2.5, "max_parallelism": 4, "rows_per_request": 64, "auth_type": "service"}
-    assert "model_family" not in connection_block(deployed)
+                        "protocol": "encode", "instance_family": "CPU_X64_S", "dollars_per_credit": 2.5,
+                        "max_parallelism": 4, "rows_per_request": 64, "auth_type": "service"}
+    block = connection_block(deployed)
+    assert "Model family" not in block and _form_lines(block)["Rows per request"] == "64"
+
+
+def test_an_unlisted_family_carries_its_rate_into_the_settings():
+    spec = resolve_model("phi-2", instance_family="GPU_NEW_FAMILY", credits_per_hour=0.9)
+    deployed = DeployedModel(spec=spec, model_fqn="M", version="V1", service_fqn="S", status="RUNNING",
+                             ingress_host="h-org-acct.snowflakecomputing.app", instance_family="GPU_NEW_FAMILY",
+                             caller_role="SPCS_LLM_USER")
+    assert connection_settings(deployed)["credits_per_hour"] == 0.9
+    assert _form_lines(connection_block(deployed))["Credits per hour (override)"] == "0.9"
 
 
 def test_teardown_execute_without_yes_refuses_off_a_terminal_and_drops_nothing(cli_session, capsys):

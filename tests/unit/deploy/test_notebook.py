@@ -37,10 +37,11 @@ def test_the_notebook_executes_and_ends_with_connection_settings(monkeypatch):
                        resources={"metadata": {"path": str(path.parent)}}).execute()
         out = _text_outputs(notebook)
         assert "Running standalone" in out
-        assert "endpoint           : https://zephyr_7b_beta_svc-org-acct.snowflakecomputing.app" in out
-        assert "protocol           : openai_chat" in out
-        assert "endpoint           : https://all_minilm_l6_v2_svc-org-acct.snowflakecomputing.app" in out
-        assert "rows_per_request   : 64" in out
+        lines = [" ".join(line.split()) for line in out.splitlines()]
+        assert "Endpoint: https://zephyr_7b_beta_svc-org-acct.snowflakecomputing.app" in lines
+        assert "Service protocol: OpenAI-chat rows (messages → choices)" in lines
+        assert "Endpoint: https://all_minilm_l6_v2_svc-org-acct.snowflakecomputing.app" in lines
+        assert "Rows per request: 64" in lines
         assert "DROP COMPUTE POOL IF EXISTS SPCS_LLM_GPU_POOL" in out
         assert "zephyr-7b-beta: ~14.5 GB of weights, downloaded by Snowflake itself" in out  # the estimate cell
         assert "skipped: set a programmatic access token" in out  # the smoke-test cell without a PAT
