@@ -1,7 +1,9 @@
 """Deploy LLMs and embedding models to Snowpark Container Services with the snowflake-ml registry (2.6 API).
 
 Used by people, not by DSS: the ``spcs-llm`` CLI (``setup-sql``, ``deploy``, ``status``, ``teardown``) and the
-companion notebook. snowflake-ml is imported only when a deployment runs, so importing this package is cheap.
+companion notebook. snowflake-ml and Snowpark are not in the plugin's DSS code env: they come from
+``notebooks/requirements.txt`` and are imported only when a deployment runs (a missing one is a
+``DeploymentStackMissingError`` naming that file), so importing this package is cheap.
 """
 
 from .catalog import CATALOG, ModelSpec, resolve_model
