@@ -17,6 +17,7 @@ AuthKind = Literal["oauth", "pat", "keypair"]
 OAuthMode = Literal["auto", "direct", "exchange"]
 ChatProtocolName = Literal["auto", "openai_chat", "text_generation"]
 EmbedProtocolName = Literal["encode", "predict"]
+EmbedRequestFormat = Literal["dataframe_records", "flat"]
 FAMILIES = ("auto", "llama2", "zephyr", "mistral", "phi2", "falcon", "chatml", "raw")
 
 OAUTH_PRESET_PARAM = "oauth_preset"
@@ -24,6 +25,12 @@ SERVICE_PRESET_PARAM = "service_preset"
 OAUTH_CREDENTIAL_KEY = "snowflake_oauth"
 
 DEFAULT_READ_TIMEOUT = 55.0  # below the ingress's 60 s request budget (spcs-protocol.md §0.7)
+# How long 502 / 503 / refused connections count as "the service is resuming" (transport.py). Based on Snowflake's
+# own numbers: registry_model_deployment_test_base.py waits up to 30 min for a service to leave PENDING and then
+# retries 502 / "connection refused" for another 30+60+90 s because the proxy does not wait for the model to load;
+# snowml's create_service waits 30 min (service_ops.py _wait_for_service_status). A resume needs no image build, so
+# 15 min covers a GPU node start, the image pull and a 7B model load (~15 GB of weights) [inf: no documented figure].
+DEFAULT_COLD_START_TIMEOUT = 900.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class EndpointConfig:
     max_parallelism: int = 4
     max_attempts: int = 6
     max_retry_seconds: float = 120.0
+    cold_start_timeout: float = DEFAULT_COLD_START_TIMEOUT
 
     @property
     def host(self) -> str:
@@ -105,6 +113,9 @@ class EmbeddingModelConfig:
     rows_per_request: int = 64
     max_request_bytes: int = 1_000_000
     tokenizer: str | None = None
+    request_format: EmbedRequestFormat = "dataframe_records"
+    input_column: str = "sentence"
+    signature_params: tuple[str, ...] = ("batch_size", "truncate_dim")
 
 
 def _text(config: dict, key: str) -> str | None:
@@ -170,6 +181,7 @@ def parse_endpoint(config: dict, *, default_route: str) -> EndpointConfig:
         max_parallelism=_number(config, "max_parallelism", 4, minimum=1, cast=int),
         max_attempts=_number(config, "max_attempts", 6, minimum=1, cast=int),
         max_retry_seconds=_number(config, "max_retry_seconds", 120.0, minimum=0),
+        cold_start_timeout=_number(config, "cold_start_timeout", DEFAULT_COLD_START_TIMEOUT, minimum=0),
     )
 
 
@@ -274,4 +286,38 @@ def parse_embedding_config(config: dict) -> EmbeddingModelConfig:
         rows_per_request=_number(config, "rows_per_request", 64, minimum=1, cast=int),
         max_request_bytes=_number(config, "max_request_bytes", 1_000_000, minimum=1024, cast=int),
         tokenizer=_text(config, "tokenizer"),
+        **_embedding_signature(config, protocol),
     )
+
+
+# What our deployment logs: a sentence-transformers model gets snowml's auto-inferred signature, input `sentence`
+# and params `batch_size`, `truncate_dim` (sentence_transformers.py _auto_infer_signature; `truncate_dim` only with
+# sentence-transformers >= 5); the custom predict model takes one `inputs` column and no params.
+_SIGNATURE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "encode": {"request_format": "dataframe_records", "input_column": "sentence",
+               "signature_params": ("batch_size", "truncate_dim")},
+    "predict": {"request_format": "flat", "input_column": "inputs", "signature_params": ()},
+}
+NO_PARAMS = "none"
+
+
+def _embedding_signature(config: dict, protocol: str) -> dict[str, Any]:
+    """Request format, input column and signature params: the settings, else what our deployment logs.
+
+    Snowflake's sentence-transformers REST tests send ``dataframe_records`` (named columns, params left to their
+    defaults), so the number of params does not matter; flat rows are positional and must carry every param.
+    """
+    defaults = _SIGNATURE_DEFAULTS[protocol]
+    chosen = _choice(config, "request_format", ("auto", "dataframe_records", "flat"), "auto")
+    params_text = _text(config, "signature_params")
+    if params_text is None:
+        params = defaults["signature_params"]
+    elif params_text.lower() == NO_PARAMS:
+        params = ()
+    else:
+        params = tuple(name.strip() for name in params_text.split(",") if name.strip())
+    return {
+        "request_format": defaults["request_format"] if chosen == "auto" else chosen,
+        "input_column": _text(config, "input_column") or defaults["input_column"],
+        "signature_params": params,
+    }

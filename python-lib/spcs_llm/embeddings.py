@@ -8,7 +8,6 @@ offending row is alone, so one bad text costs only its own result. Errors that c
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from collections.abc import Sequence
@@ -27,14 +26,13 @@ from .errors import (
     SpcsLlmError,
     TransportError,
 )
-from .protocol import RowError, embedding_row, envelope, looks_like_signature_mismatch, parse_embedding_output, unwrap
+from .embedding_request import EmbeddingWireFormat
+from .protocol import RowError, looks_like_signature_mismatch, parse_embedding_output, unwrap
 from .redaction import get_logger
 from .transport import CallResult
 
 log = get_logger(__name__)
 
-ROW_OVERHEAD_BYTES = 16  # "[12345, ...], " around each row in the flat envelope
-ENVELOPE_OVERHEAD_BYTES = 16
 LENGTH_BUCKET_RATIO = 1.1  # bench/README.md: padding within 1 % of an exact sort on the mixed corpus
 SHORT_ROW_BYTES = 32  # rows this small cost the model about the same whatever their length
 SPLITTABLE = (PayloadTooLargeError, RequestRejectedError, InputTooLongError)
@@ -86,10 +84,6 @@ class UnsupportedInput:
     reason: str
 
 
-def _row_bytes(text: str) -> int:
-    return len(json.dumps(text).encode("utf-8")) + ROW_OVERHEAD_BYTES
-
-
 def _length_bucket(size: int) -> int:
     """Rows within a factor LENGTH_BUCKET_RATIO of each other share a bucket; all short rows share bucket 0.
 
@@ -100,7 +94,7 @@ def _length_bucket(size: int) -> int:
     return 1 + int(math.log(size / SHORT_ROW_BYTES, LENGTH_BUCKET_RATIO))
 
 
-def _unusable_text_reason(text: object, max_row_bytes: int) -> str | None:
+def _unusable_text_reason(text: object, wire: EmbeddingWireFormat, budget: int) -> str | None:
     if isinstance(text, UnsupportedInput):
         return text.reason
     if not isinstance(text, str):
@@ -114,10 +108,10 @@ def _unusable_text_reason(text: object, max_row_bytes: int) -> str | None:
             f"the text holds invalid Unicode at position {bad.start} (a lone surrogate). "
             "Fix: clean the text (e.g. decode the source with errors='replace')."
         )
-    size = _row_bytes(text)
-    if size > max_row_bytes:
+    size = wire.body_bytes([text])
+    if size > budget:
         return (
-            f"the text is {size:,} bytes, over the {max_row_bytes:,}-byte request budget. "
+            f"the text makes a {size:,}-byte request, over the {budget:,}-byte request budget. "
             "Fix: split long documents into chunks (the Embed recipe's text splitter) or raise 'Max request bytes'."
         )
     return None
@@ -129,13 +123,14 @@ class EmbeddingClient(ModelClient):
     def __init__(self, config: EmbeddingModelConfig):
         super().__init__(config)
         self.config = config
+        self.wire = EmbeddingWireFormat.for_config(config)
+        log.info("Embedding requests to %s send %s", config.endpoint.url, self.wire.describe())
 
     def embed(self, texts: Sequence[str]) -> EmbeddingBatchResult:
         rows: list[EmbeddingRow | None] = [None] * len(texts)
-        max_row_bytes = self.config.max_request_bytes - ENVELOPE_OVERHEAD_BYTES
         sendable: list[int] = []
         for index, text in enumerate(texts):
-            reason = _unusable_text_reason(text, max_row_bytes)
+            reason = _unusable_text_reason(text, self.wire, self.config.max_request_bytes)
             if reason:
                 rows[index] = EmbeddingRow(error=f"Text #{index}: {reason}")
             else:
@@ -166,8 +161,8 @@ class EmbeddingClient(ModelClient):
         service compute mostly padding (twice the tokens on a mixed corpus). Longest-first also keeps the slowest
         batches away from the end of the call, where nothing else runs beside them.
         """
-        budget = self.config.max_request_bytes - ENVELOPE_OVERHEAD_BYTES
-        sizes = {index: _row_bytes(texts[index]) for index in indices}
+        budget = self.config.max_request_bytes - self.wire.envelope_bytes
+        sizes = {index: self.wire.row_bytes(texts[index]) for index in indices}
         batches: list[list[int]] = []
         current: list[int] = []
         current_bytes = 0
@@ -185,12 +180,12 @@ class EmbeddingClient(ModelClient):
     def _send_batch(
         self, texts: Sequence[str], indices: list[int], calls: list[CallResult], calls_lock: threading.Lock
     ) -> dict[int, EmbeddingRow]:
-        body = envelope([embedding_row(texts[i]) for i in indices], shape="flat")
+        body = self.wire.body([texts[i] for i in indices])
         try:
             call = self.transport.post_json(self.config.endpoint.route, body)
         except SPLITTABLE as rejected:
             if looks_like_signature_mismatch(rejected.message):
-                raise  # the whole endpoint speaks another protocol: no row can succeed
+                raise self._signature_mismatch(rejected) from None  # no row of this shape can succeed
             if len(indices) == 1:
                 return {indices[0]: EmbeddingRow(error=f"Text #{indices[0]}: {rejected}")}
             log.info("Splitting a batch of %d rows after %s", len(indices), type(rejected).__name__)
@@ -205,6 +200,16 @@ class EmbeddingClient(ModelClient):
             calls.append(call)
         outputs = unwrap(call.payload, len(indices))
         return {index: self._row(index, output) for index, output in zip(indices, outputs)}
+
+    def _signature_mismatch(self, rejected: SpcsLlmError) -> RequestRejectedError:
+        return RequestRejectedError(
+            f"{rejected.message} The rows did not match the model's signature; this model sends "
+            f"{self.wire.describe()}.",
+            fix="Read the signature (SHOW FUNCTIONS IN MODEL <model> VERSION <version>, or the deploy output) and "
+            "set 'Request format', 'Input column' (the input's name) and, for flat rows, 'Signature params' (every "
+            "param, in order) to match; check 'Service protocol' and 'Method route' too.",
+            status=rejected.status,
+        )
 
     def _row(self, index: int, output: object) -> EmbeddingRow:
         if isinstance(output, RowError):

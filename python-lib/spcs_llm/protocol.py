@@ -62,8 +62,15 @@ class RowError:
 # --------------------------------------------------------------------------------------------- envelopes
 
 
-def envelope(rows: Sequence[Any], *, shape: Literal["wide", "flat"] = "wide") -> dict:
-    """Wrap rows for the service: wide rows are dicts (``[[i, {..}]]``), flat rows column lists (``[[i, v1, ..]]``)."""
+def envelope(rows: Sequence[Any], *, shape: Literal["wide", "flat", "records"] = "wide") -> dict:
+    """Wrap rows for the service: wide rows are dicts (``[[i, {..}]]``), flat rows column lists (``[[i, v1, ..]]``),
+    records dicts of named columns (``{"dataframe_records": [{..}]}``, answered as ``{"data": [[i, ..]]}`` by
+    position; ``RestInferencePayloadFormat`` in snowml's ``registry_model_deployment_test_base.py``)."""
+    if shape == "records":
+        for index, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise ValueError(f"Row {index} of a records envelope must be a dict, got {type(row).__name__}.")
+        return {"dataframe_records": list(rows)}
     data: list[list[Any]] = []
     for index, row in enumerate(rows):
         if shape == "wide":
@@ -75,7 +82,7 @@ def envelope(rows: Sequence[Any], *, shape: Literal["wide", "flat"] = "wide") ->
                 raise ValueError(f"Row {index} of a flat envelope must be a list, got {type(row).__name__}.")
             data.append([index, *row])
         else:
-            raise ValueError(f"Unknown envelope shape {shape!r}; use 'wide' or 'flat'.")
+            raise ValueError(f"Unknown envelope shape {shape!r}; use 'wide', 'flat' or 'records'.")
     return {"data": data}
 
 
@@ -296,13 +303,26 @@ def parse_chat_output(row_output: Any, *, prompt: str | None = None, stop: Seque
 # --------------------------------------------------------------------------------------------- embeddings
 
 
-def embedding_row(text: str) -> list:
-    """A flat row ``[text]``: one positional input column, so its name (``sentence``/``text``) does not matter."""
+def _embedding_text(text: Any) -> str:
     if not isinstance(text, str):
         raise RequestRejectedError(
             f"An embedding input must be text, got {type(text).__name__}.", fix="Send the texts to embed as strings."
         )
-    return [text]
+    return text
+
+
+def embedding_row(text: str, *, signature_params: int = 0) -> list:
+    """A flat row ``[text, null, ..]``: the one input, then a null (= the default) for every signature param.
+
+    Flat rows are positional and must carry every column (snowml ``registry_custom_model_params_test.py``: "Flat
+    format requires ALL columns present"; its "none" cases send null params and get the defaults).
+    """
+    return [_embedding_text(text), *([None] * signature_params)]
+
+
+def embedding_record(text: str, input_column: str) -> dict:
+    """A ``dataframe_records`` row ``{input_column: text}``; params are left out, so they take their defaults."""
+    return {input_column: _embedding_text(text)}
 
 
 _FLOAT_ONLY = {float}

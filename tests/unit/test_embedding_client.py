@@ -30,8 +30,17 @@ def vector_for(text):
     return [float(len(text)), float(sum(map(ord, text)) % 97), 1.0]
 
 
+def sent_rows(request):
+    """(row index, text) pairs of a request, whichever envelope it used; records are answered by position."""
+    body = json.loads(request.body)
+    if "dataframe_records" in body:
+        assert set(body) == {"dataframe_records"}
+        return [(i, record["sentence"]) for i, record in enumerate(body["dataframe_records"])]
+    return [(row[0], row[1]) for row in body["data"]]
+
+
 def encode_service(request):
-    rows = json.loads(request.body)["data"]
+    rows = sent_rows(request)
     return 200, {}, json.dumps({"data": [[i, {"output": vector_for(text)}] for i, text in rows]})
 
 
@@ -42,7 +51,7 @@ def test_batches_by_rows_keep_order_and_count_tokens():
     result = make_client().embed(texts)
     assert [row.vector for row in result.rows] == [vector_for(t) for t in texts]
     assert result.requests == 3 and len(responses.calls) == 3
-    sizes = sorted(len(json.loads(c.request.body)["data"]) for c in responses.calls)
+    sizes = sorted(len(sent_rows(c.request)) for c in responses.calls)
     assert sizes == [2, 4, 4]
     assert result.prompt_tokens > 0 and result.tokens_estimated is True
 
@@ -59,7 +68,7 @@ def test_byte_budget_splits_batches():
 @responses.activate
 def test_413_splits_until_rows_fit():
     def service(request):
-        rows = json.loads(request.body)["data"]
+        rows = sent_rows(request)
         if len(rows) > 1:
             return 413, {}, json.dumps({"error": "Request Entity Too Large"})
         return encode_service(request)
@@ -73,7 +82,7 @@ def test_413_splits_until_rows_fit():
 @responses.activate
 def test_one_bad_row_fails_alone():
     def service(request):
-        rows = json.loads(request.body)["data"]
+        rows = sent_rows(request)
         if any(text == "poison" for _, text in rows):
             return 400, {}, json.dumps({"error": "Prediction failed: cannot embed poison"})
         return encode_service(request)
@@ -105,9 +114,9 @@ def test_transient_failure_marks_only_its_batch():
     lock = threading.Lock()
 
     def service(request):
-        rows = json.loads(request.body)["data"]
+        rows = sent_rows(request)
         if any(text.startswith("unlucky") for _, text in rows):
-            return 503, {}, json.dumps({"error": "service starting"})
+            return 429, {}, json.dumps({"error": "Too many requests"})
         with lock:
             state["n"] += 1
         return encode_service(request)
@@ -122,7 +131,7 @@ def test_transient_failure_marks_only_its_batch():
 @responses.activate
 def test_wrong_dimension_is_a_row_error():
     def service(request):
-        rows = json.loads(request.body)["data"]
+        rows = sent_rows(request)
         return 200, {}, json.dumps({"data": [[i, {"output": [1.0] * (3 if t != "odd" else 5)}] for i, t in rows]})
 
     responses.add_callback(responses.POST, f"{ENDPOINT}/encode", callback=service)
@@ -157,5 +166,5 @@ def test_batches_group_texts_of_similar_length_and_results_keep_input_order():
     texts = [t for pair in zip(short, long) for t in pair]  # short, long, short, long, …
     result = make_client(rows_per_request=4, max_parallelism=1).embed(texts)
     assert [row.vector for row in result.rows] == [vector_for(t) for t in texts]
-    batches = [[text for _, text in json.loads(c.request.body)["data"]] for c in responses.calls]
+    batches = [[text for _, text in sent_rows(c.request)] for c in responses.calls]
     assert batches[0] == long and batches[1] == short  # longest first, no padding of titles to paragraphs

@@ -80,7 +80,8 @@ def test_image_input_is_refused_clearly():
 
 
 def embed_service(request):
-    rows = json.loads(request.body)["data"]
+    records = json.loads(request.body)["dataframe_records"]  # answered by position, like the real server
+    rows = [(i, record["sentence"]) for i, record in enumerate(records)]
     return 200, {}, json.dumps({"data": [[i, {"output": [float(len(t)), 0.5]}] for i, t in rows]})
 
 
