@@ -22,6 +22,7 @@ from .errors import (
     PayloadTooLargeError,
     RateLimitedError,
     RequestRejectedError,
+    ServiceResumeTimeoutError,
     ServiceUnavailableError,
     SpcsLlmError,
     TransportError,
@@ -65,6 +66,7 @@ class EmbeddingBatchResult:
     attempts: int = 0
     renewals: int = 0
     retry_reasons: list[str] = field(default_factory=list)
+    cold_start_wait_seconds: float = 0.0  # the longest wait of a request for the service to resume
 
     @property
     def failed(self) -> int:
@@ -194,6 +196,8 @@ class EmbeddingClient(ModelClient):
                 **self._send_batch(texts, indices[:middle], calls, calls_lock),
                 **self._send_batch(texts, indices[middle:], calls, calls_lock),
             }
+        except ServiceResumeTimeoutError:
+            raise  # the service never came up: every other batch would wait as long for nothing
         except ROW_LEVEL as failed:
             return {i: EmbeddingRow(error=f"Text #{i}: {failed}") for i in indices}
         with calls_lock:
@@ -253,4 +257,5 @@ class EmbeddingClient(ModelClient):
             attempts=sum(c.attempts for c in calls),
             renewals=sum(c.renewals for c in calls),
             retry_reasons=[r for c in calls for r in c.retry_reasons],
+            cold_start_wait_seconds=max((c.cold_start_wait_seconds for c in calls), default=0.0),
         )

@@ -57,6 +57,15 @@ class ServiceUnavailableError(SpcsLlmError):
     )
 
 
+class ServiceResumeTimeoutError(ServiceUnavailableError):
+    """The service kept answering like a suspended service waking up (502, 503, refused connections) too long."""
+
+    default_fix = (
+        "Raise 'Cold-start wait (s)' on the model, or keep the service running so it never has to resume: "
+        "ALTER SERVICE <service> SET MIN_INSTANCES = 1 (billed while idle)."
+    )
+
+
 class RateLimitedError(SpcsLlmError):
     default_fix = "Lower 'Max parallelism' on the model, or add service instances / workers."
 

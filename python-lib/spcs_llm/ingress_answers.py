@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import requests
@@ -22,6 +23,7 @@ from .errors import (
     PermissionDeniedError,
     RateLimitedError,
     RequestRejectedError,
+    ServiceResumeTimeoutError,
     ServiceUnavailableError,
     SpcsLlmError,
     TransportError,
@@ -38,6 +40,7 @@ _INPUT_TOO_LONG = re.compile(
     r"maximum context|too many tokens|longer than the maximum",
     re.IGNORECASE,
 )
+_REFUSED_OR_RESET_WORDS = ("connection refused", "connection reset", "errno 111", "errno 104")
 _DNS_WORDS = ("name or service not known", "nodename nor servname", "getaddrinfo failed", "failed to resolve",
               "name resolution", "no address associated")
 SNIPPET_CHARS = 200
@@ -148,7 +151,7 @@ def error_for_status(url: str, status: int, text: str) -> SpcsLlmError:
     if status == 500 and "empty data" in text.lower():
         return AuthenticationError(
             f"{url} answered HTTP 500 'empty data': the ingress could not resolve the service for this session "
-            "token. This happens with session tokens made by a Python-connector login (spcs-protocol.md §A.1).",
+            "token. This happens with session tokens made by a Python-connector login.",
             fix="Use direct OAuth (OAuth mode 'direct'), a PAT or key-pair auth; a session token must be issued with "
             "PYTHON_CONNECTOR_QUERY_RESULT_FORMAT=JSON.",
             status=status,
@@ -175,7 +178,7 @@ def error_for_exhausted(url: str, failure: RetryableFailure, attempts: int, elap
         )
     if failure.status == 429:
         return RateLimitedError(f"{url} kept rate limiting (HTTP 429) {tried}.", status=429)
-    if failure.status in (503, 504):
+    if failure.status in (502, 503, 504):
         return ServiceUnavailableError(
             f"{url} kept answering HTTP {failure.status} {tried}: the service is suspended, resuming or overloaded.",
             status=failure.status,
@@ -183,6 +186,36 @@ def error_for_exhausted(url: str, failure: RetryableFailure, attempts: int, elap
     if failure.status is not None:
         return error_for_status(url, failure.status, failure.response_text)
     return TransportError(f"Could not reach {url} {tried} ({failure.detail}).")
+
+
+def resume_timed_out(url: str, failure: RetryableFailure, budget: float, elapsed: float) -> ServiceResumeTimeoutError:
+    """The cold-start budget ran out while the service still answered like one that is resuming."""
+    last = failure.detail or failure.reason
+    return ServiceResumeTimeoutError(
+        f"The service at {url} did not finish resuming within {budget:.0f} s (still {last} after {elapsed:.0f} s).",
+        status=failure.status,
+    )
+
+
+def _chain(exc: BaseException) -> Iterator[Any]:
+    """The exception, its causes, contexts, reasons and arguments, each once (how requests wraps urllib3/socket)."""
+    seen: set[int] = set()
+    pending: list[Any] = [exc]
+    while pending:
+        item = pending.pop()
+        if item is None or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        if isinstance(item, BaseException):
+            pending.extend([item.__cause__, item.__context__, getattr(item, "reason", None), *item.args])
+
+
+def is_refused_or_reset(exc: BaseException) -> bool:
+    """True when the host refused or reset the connection: what a resuming service's proxy does (not a timeout)."""
+    if any(isinstance(item, (ConnectionRefusedError, ConnectionResetError)) for item in _chain(exc)):
+        return True
+    return any(word in str(exc).lower() for word in _REFUSED_OR_RESET_WORDS)
 
 
 def is_read_timeout(exc: BaseException) -> bool:
@@ -195,17 +228,8 @@ def is_read_timeout(exc: BaseException) -> bool:
 
 
 def is_dns_failure(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    pending: list[Any] = [exc]
-    while pending:
-        item = pending.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, (socket.gaierror, urllib3.exceptions.NameResolutionError)):
-            return True
-        if isinstance(item, BaseException):
-            pending.extend([item.__cause__, item.__context__, getattr(item, "reason", None), *item.args])
+    if any(isinstance(item, (socket.gaierror, urllib3.exceptions.NameResolutionError)) for item in _chain(exc)):
+        return True
     return any(word in str(exc).lower() for word in _DNS_WORDS)
 
 
@@ -220,6 +244,10 @@ def failure_for_exception(url: str, host: str, exc: requests.RequestException, r
     if is_dns_failure(exc):
         return EndpointNotFoundError(f"The host {host!r} was not found (DNS lookup failed) for {url}.")
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ConnectTimeout)):
-        kind = "connect timeout" if isinstance(exc, requests.exceptions.ConnectTimeout) else "connection error"
-        return RetryableFailure("connection", detail=f"{kind}: {snippet(str(exc), 160)}")
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return RetryableFailure("connection", detail=f"connect timeout: {snippet(str(exc), 160)}")
+        # Snowflake's tests retry "connection refused" after RUNNING: the proxy is up before the model server.
+        cold_start = is_refused_or_reset(exc)
+        kind = "connection refused or reset" if cold_start else "connection error"
+        return RetryableFailure("connection", detail=f"{kind}: {snippet(str(exc), 160)}", cold_start=cold_start)
     return TransportError(f"The request to {url} failed: {type(exc).__name__}: {snippet(str(exc), 160)}.")

@@ -21,6 +21,7 @@ from requests.adapters import HTTPAdapter
 
 from .config import EndpointConfig
 from .cost import BusyTimeLedger, ledger_for, reset_ledgers
+from .errors import AuthenticationError, CredentialMissingError, SpcsLlmError
 from .ingress_answers import (
     auth_rejection,
     authentication_failed,
@@ -29,6 +30,7 @@ from .ingress_answers import (
     error_for_status,
     failure_for_exception,
     not_json_error,
+    resume_timed_out,
 )
 from .limiter import EndpointLimiter
 from .redaction import get_logger
@@ -39,8 +41,11 @@ if TYPE_CHECKING:
     from .auth import Credential, TokenSource
 
 LOG = get_logger(__name__)
-RETRIED_STATUSES = (429, 503, 504)
+RETRIED_STATUSES = (429, 502, 503, 504)
 MIN_POOL_SIZE = 10
+# An idle model service suspends after 30 min without traffic (Snowflake docs, "Service Management & Scaling":
+# min_instances 0). Within that window of a 2xx a 503 means "overloaded"; otherwise it may be a resume.
+WARM_WINDOW_SECONDS = 1800.0
 
 
 @dataclass
@@ -53,6 +58,7 @@ class CallResult:
     elapsed_seconds: float = 0.0  # wall time of the call; for a stream, until it is exhausted or closed
     retry_reasons: list[str] = field(default_factory=list)
     events: Iterator[Any] | None = None  # parsed JSON of SSE ``data:`` lines when the answer is text/event-stream
+    cold_start_wait_seconds: float = 0.0  # how long the call waited for a resuming service (502/503/refused)
 
 
 @dataclass
@@ -65,12 +71,19 @@ class EndpointState:
     ledger: BusyTimeLedger
     pool_size: int
     answered_2xx: bool = False
+    last_2xx_at: float | None = None
     first_403_at: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def record_success(self) -> None:
+    def record_success(self, now: float) -> None:
         with self.lock:
             self.answered_2xx = True
+            self.last_2xx_at = now
+
+    def warm(self, now: float) -> bool:
+        """Answered 2xx recently enough that it cannot have suspended since."""
+        with self.lock:
+            return self.last_2xx_at is not None and now - self.last_2xx_at < WARM_WINDOW_SECONDS
 
     def within_deploy_403_window(self, now: float, window: float) -> bool:
         """403 counts as "routing still propagating" only until the endpoint first answers 2xx, for ``window`` s."""
@@ -178,6 +191,9 @@ class _Call:
     renewals: int = 0
     busy_seconds: float = 0.0
     retry_reasons: list[str] = field(default_factory=list)
+    resuming: bool = False  # a cold-start answer (502, refused connection) was seen: later 503s are the resume too
+    grant_retry_used: bool = False
+    renewal_refused: SpcsLlmError | None = None  # why the credential could not be renewed, if it could not
 
 
 class Transport:
@@ -214,21 +230,30 @@ class Transport:
         policy = RetryPolicy(
             max_attempts=self.endpoint.max_attempts, max_retry_seconds=self.endpoint.max_retry_seconds,
             settings=self.retry_settings, sleep=self._sleep, rng=self._rng, clock=self._clock,
-            label=label,
+            label=label, cold_start_seconds=self.endpoint.cold_start_timeout,
         )
         try:
             for attempt in policy.retrying():
                 with attempt:
                     answer = self._attempt(call)
         except RetryableFailure as failure:
-            raise error_for_exhausted(display_url, failure, call.attempts, self._clock() - call.started) from None
-        return self._result(call, answer)
+            elapsed = self._clock() - call.started
+            if failure.cold_start and policy.cold_start_seconds > 0:
+                raise resume_timed_out(display_url, failure, policy.cold_start_seconds, elapsed) from None
+            raise error_for_exhausted(display_url, failure, call.attempts, elapsed) from None
+        result = self._result(call, answer)
+        if policy.resume_started is not None:
+            result.cold_start_wait_seconds = policy.resume_waited()
+            LOG.info("%s: service resuming, waited %.0f s before it answered", display_url,
+                     result.cold_start_wait_seconds)
+        return result
 
     def _attempt(self, call: _Call) -> _Answer:
         """One try: send, renew the credential once if the ingress rejects it, then classify the answer.
 
         The one renewal is per attempt, not per call: a credential renewed in an earlier attempt may expire during
-        a retry's back-off (short-lived session tokens), and that is no reason to give up.
+        a retry's back-off (short-lived session tokens), and that is no reason to give up. An endpoint that has
+        never answered 2xx gets one more chance after a short wait (``_after_grant``).
         """
         credential = self.tokens.credential()
         renewed = False
@@ -238,16 +263,47 @@ class Transport:
             if rejection is None:
                 return self._classify(call, answer)
             if renewed:
-                raise authentication_failed(call.display_url, rejection, answer.status)
+                if not self._may_retry_after_grant(call):
+                    raise call.renewal_refused or authentication_failed(call.display_url, rejection, answer.status)
+                credential = self._after_grant(call, credential, rejection)
+                continue
             LOG.info("%s rejected the credential (%s); renewing it and trying once more", call.display_url, rejection)
             renewed = True
             call.renewals += 1
-            credential = self.tokens.renew(credential)
+            try:
+                credential = self.tokens.renew(credential)
+            except (AuthenticationError, CredentialMissingError) as refused:
+                if not self._may_retry_after_grant(call):
+                    raise
+                call.renewal_refused = refused
+                credential = self._after_grant(call, credential, rejection)
+
+    def _may_retry_after_grant(self, call: _Call) -> bool:
+        return not call.grant_retry_used and not self.state.answered_2xx
+
+    def _after_grant(self, call: _Call, credential: Credential, rejection: str) -> Credential:
+        """Snowflake's tests treat a 401 right after a grant as transient: wait, renew if possible, send once more.
+
+        A credential that cannot be renewed (a PAT, a direct OAuth token) is sent again as it is.
+        """
+        call.grant_retry_used = True
+        wait = self.retry_settings.grant_401_backoff
+        LOG.info("%s still rejects the credential (%s) and has never answered: a new grant may not have reached it "
+                 "yet; trying once more in %.0f s", call.display_url, rejection, wait)
+        call.retry_reasons.append("401-after-grant")
+        self._sleep(wait)
+        try:
+            renewed = self.tokens.renew(credential)
+        except (AuthenticationError, CredentialMissingError):
+            return credential
+        call.renewals += 1
+        return renewed
 
     def _classify(self, call: _Call, answer: _Answer) -> _Answer:
         status = answer.status
+        now = self._clock()
         if 200 <= status < 300:
-            self.state.record_success()
+            self.state.record_success(now)
             return answer
         retryable = status in RETRIED_STATUSES or (
             status == 403
@@ -256,9 +312,14 @@ class Transport:
         if not retryable:
             raise error_for_status(call.display_url, status, answer.text)
         call.retry_reasons.append(str(status))
+        # 502: the proxy is up but the model server is not (yet); 503 on an endpoint that may have suspended, or
+        # after a 502 in this call: the ingress waking the service. 429/504 and a warm 503 are overload.
+        cold_start = status == 502 or (status == 503 and (call.resuming or not self.state.warm(now)))
+        call.resuming = call.resuming or status == 502
         raise RetryableFailure(
             str(status), status=status, detail=f"HTTP {status} {answer.reason}".strip(), response_text=answer.text,
             retry_after=parse_retry_after(answer.headers.get("Retry-After"), self._wall_clock()),
+            cold_start=cold_start,
         )
 
     def _send(self, call: _Call, credential: Credential) -> _Answer:
@@ -289,6 +350,7 @@ class Transport:
             failure = failure_for_exception(call.display_url, self.endpoint.host, exc, self.endpoint.read_timeout)
             if isinstance(failure, RetryableFailure):
                 call.retry_reasons.append(failure.reason)
+                call.resuming = call.resuming or failure.cold_start
             raise failure from None
         finally:
             if not keep_open:

@@ -60,12 +60,15 @@ def test_a_token_renewed_in_an_earlier_attempt_may_be_renewed_again_after_a_retr
 
 
 def test_a_credential_rejected_right_after_its_renewal_still_fails_at_once(mocked):
+    mocked.add(responses.POST, URL, status=200, json={"data": []})  # answered before: no grant still propagating
     mocked.add(responses.POST, URL, status=401, json=EXPIRED)
     mocked.add(responses.POST, URL, status=401, json=EXPIRED)
     tokens = RenewingTokens()
+    transport = _transport(tokens)
+    transport.post_json("encode", {"data": []})
     with pytest.raises(AuthenticationError, match="even after renewing it once"):
-        _transport(tokens).post_json("encode", {"data": []})
-    assert tokens.renewals == 1 and len(mocked.calls) == 2
+        transport.post_json("encode", {"data": []})
+    assert tokens.renewals == 1 and len(mocked.calls) == 3
 
 
 def test_a_chat_message_with_a_lone_surrogate_is_refused_before_sending():

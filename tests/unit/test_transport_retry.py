@@ -101,7 +101,7 @@ def test_retryable_status_is_retried_then_succeeds(mocked, fake_time, status):
 
 
 def test_jitter_is_full_and_capped(mocked, fake_time):
-    add_status(mocked, 503, times=6)
+    add_status(mocked, 504, times=6)
     rng = CeilingRandom()
     with pytest.raises(ServiceUnavailableError):
         make_transport(fake_time, rng=rng, initial_backoff=1.0, max_backoff=5.0).post_json("predict", {})
@@ -120,11 +120,11 @@ def test_full_jitter_stays_within_its_ceiling():
 
 
 def test_stops_at_max_attempts(mocked, fake_time):
-    add_status(mocked, 503, times=10)
+    add_status(mocked, 504, times=10)
     with pytest.raises(ServiceUnavailableError) as info:
         make_transport(fake_time, max_attempts=4).post_json("predict", {})
     assert len(mocked.calls) == 4 and len(fake_time.sleeps) == 3
-    assert info.value.status == 503
+    assert info.value.status == 504
     assert "4 attempts" in str(info.value) and "resum" in str(info.value)
 
 
@@ -176,7 +176,8 @@ def test_connection_error_is_retried(mocked, fake_time):
 
 def test_connection_errors_exhausted_raise_transport_error(mocked, fake_time):
     for _ in range(3):
-        mocked.add(responses.POST, URL, body=requests.exceptions.ConnectionError("connection refused"))
+        mocked.add(responses.POST, URL, body=requests.exceptions.ConnectionError(
+            "('Connection aborted.', RemoteDisconnected('Remote end closed connection without response'))"))
     with pytest.raises(TransportError) as info:
         make_transport(fake_time, max_attempts=3).post_json("predict", {})
     assert "3 attempts" in str(info.value) and info.value.status is None
@@ -221,12 +222,12 @@ def test_403_window_is_bounded(mocked, fake_time):
 
 def test_each_retry_is_logged_at_info_without_headers_or_body(mocked, fake_time, caplog):
     caplog.set_level(logging.DEBUG)
-    add_status(mocked, 503, body='{"error": "body-text-marker"}')
+    add_status(mocked, 504, body='{"error": "body-text-marker"}')
     add_ok(mocked)
     make_transport(fake_time).post_json("predict?x=1", {"data": [[0, "prompt-text-marker"]]}, trace_name="chat")
     retry_lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and "retrying" in r.getMessage()]
     assert len(retry_lines) == 1
     line = retry_lines[0]
-    assert f"POST {URL} (chat)" in line and "503" in line and "attempt 1/6" in line and "1.00 s" in line
+    assert f"POST {URL} (chat)" in line and "504" in line and "attempt 1/6" in line and "1.00 s" in line
     assert "x=1" not in caplog.text
     assert "marker" not in caplog.text and "retry-test-token" not in caplog.text
