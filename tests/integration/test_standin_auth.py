@@ -102,9 +102,12 @@ def test_login_request_session_and_renew(local_stack, snowflake_auth):
     session = snowflake_auth(data["token"])
     assert requests.post(f"{local_stack.chat_url}/__call__", json=CHAT_BODY, headers=session, timeout=30).status_code == 200
 
+    renewal = {"oldSessionToken": data["token"], "requestType": "RENEW"}
+    # the connector's spelling is requestId (network.py); request_id, the login-request's, is refused here
+    assert requests.post(f"{local_stack.account_url}/session/token-request", timeout=10, params={"request_id": "0"},
+                         headers=snowflake_auth(data["masterToken"]), json=renewal).status_code == 400
     renew = requests.post(f"{local_stack.account_url}/session/token-request", timeout=10,
-                          headers=snowflake_auth(data["masterToken"]),
-                          json={"oldSessionToken": data["token"], "requestType": "RENEW"}).json()
+                          params={"requestId": "0"}, headers=snowflake_auth(data["masterToken"]), json=renewal).json()
     assert renew["success"] is True and renew["data"]["validityInSecondsST"] == 3600
     renewed = snowflake_auth(renew["data"]["sessionToken"])
     assert requests.post(f"{local_stack.chat_url}/__call__", json=CHAT_BODY, headers=renewed, timeout=30).status_code == 200

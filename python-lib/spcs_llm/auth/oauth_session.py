@@ -132,12 +132,14 @@ def renew_session(client: AccountClient, session_token: str, master: MasterToken
     (e.g. 390114, master token expired)."""
     # [inf] spcs-protocol.md §A.1: the RENEW request and its data.sessionToken answer are inferred from the
     # connector (REQUEST_TYPE_RENEW); a refusal here falls back to a fresh login, so a wrong guess costs one call.
+    # The query parameter is spelled `requestId` here, as snowflake-connector's network.py _token_request sends it
+    # (REQUEST_ID = "requestId"); only login-request uses `request_id` (connector auth/_auth.py).
     headers = {**JSON_HEADERS, "Authorization": f'Snowflake Token="{master.token}"'}
     now = time.time()
     response = client.post(
         "/session/token-request",
         purpose="the session renewal",
-        params={"request_id": str(uuid.uuid4())},
+        params={"requestId": str(uuid.uuid4())},
         json_body={"oldSessionToken": session_token, "requestType": "RENEW"},
         headers=headers,
     )

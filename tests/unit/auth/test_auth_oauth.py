@@ -149,6 +149,9 @@ def test_session_token_is_reused_until_its_margin_then_renewed_with_the_master_t
     assert renewed.token == "session-token-0002"
     renewal = http.calls[1].request
     assert renewal.headers["Authorization"] == 'Snowflake Token="master-token-0001"'
+    # snowflake-connector network.py sends the renewal's id as `requestId` (login-request keeps `request_id`)
+    query = parse_qs(urlparse(renewal.url).query)
+    assert set(query) == {"requestId"} and uuid.UUID(query["requestId"][0]).version == 4
     assert body_of(http.calls[1]) == {"oldSessionToken": "session-token-0001", "requestType": "RENEW"}
     assert renewed.expires_at == START + 3241 + 3600
     assert len(http.calls) == 2
