@@ -18,7 +18,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 from urllib.parse import urlparse
@@ -176,14 +176,16 @@ def _embedding_attempt(client: EmbeddingClient) -> Attempt:
                    f"a {len(row.vector)}-dimension vector", result.renewals)
 
 
-def _attempts(inputs: DoctorInputs, config: Any) -> list[Callable[[], Attempt]]:
-    """A client per way to try, most modern first; only the given route when there is one."""
+def _attempts(inputs: DoctorInputs) -> list[Callable[[], Attempt]]:
+    """A client per way to try, most modern first; only the given route when there is one. Each is configured as
+    DSS would configure the component with that protocol and route (its defaults follow the protocol)."""
+    settings = _dss_config(inputs)
     wanted = inputs.route.strip("/") if inputs.route else None
     if inputs.kind == "embed":
-        return [partial(_embedding_attempt, EmbeddingClient(replace(
-            config, protocol=protocol, endpoint=replace(config.endpoint, route=protocol))))
-            for protocol in EMBEDDING_PROTOCOLS if wanted in (None, protocol)]
-    return [partial(_chat_attempt, ChatClient(replace(config, endpoint=replace(config.endpoint, route=route))))
+        return [partial(_embedding_attempt, EmbeddingClient(parse_embedding_config(
+            {**settings, "protocol": protocol, "route": protocol}))) for protocol in EMBEDDING_PROTOCOLS
+            if wanted in (None, protocol)]
+    return [partial(_chat_attempt, ChatClient(parse_chat_config({**settings, "route": route})))
             for route in CHAT_ROUTES if wanted in (None, route)]
 
 
@@ -194,7 +196,7 @@ def check_service(report: Report, inputs: DoctorInputs) -> bool:
         config = parse(_dss_config(inputs))
         tokens = token_source_for(config.auth, config.endpoint.host)
         credential = tokens.credential()
-        attempts = _attempts(inputs, config)
+        attempts = _attempts(inputs)
     except SpcsLlmError as failure:
         return report.add("Token", False, failure.message, failure.fix)
     report.add("Token", True, f"{config.auth.kind} credential ready ({credential.kind})")
