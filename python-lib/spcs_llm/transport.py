@@ -191,7 +191,7 @@ class _Call:
     renewals: int = 0
     busy_seconds: float = 0.0
     retry_reasons: list[str] = field(default_factory=list)
-    resuming: bool = False  # a cold-start answer (502, refused connection) was seen: later 503s are the resume too
+    resuming: bool = False  # a cold-start answer was seen: later 503s and refused connections are the resume too
     grant_retry_used: bool = False
     renewal_refused: SpcsLlmError | None = None  # why the credential could not be renewed, if it could not
 
@@ -315,7 +315,7 @@ class Transport:
         # 502: the proxy is up but the model server is not (yet); 503 on an endpoint that may have suspended, or
         # after a 502 in this call: the ingress waking the service. 429/504 and a warm 503 are overload.
         cold_start = status == 502 or (status == 503 and (call.resuming or not self.state.warm(now)))
-        call.resuming = call.resuming or status == 502
+        call.resuming = call.resuming or cold_start
         raise RetryableFailure(
             str(status), status=status, detail=f"HTTP {status} {answer.reason}".strip(), response_text=answer.text,
             retry_after=parse_retry_after(answer.headers.get("Retry-After"), self._wall_clock()),
@@ -350,6 +350,10 @@ class Transport:
             failure = failure_for_exception(call.display_url, self.endpoint.host, exc, self.endpoint.read_timeout)
             if isinstance(failure, RetryableFailure):
                 call.retry_reasons.append(failure.reason)
+                # Inferred: a refused connection is a resume only from an endpoint known to be a model service (it
+                # answered before, or this call saw it resuming); at first contact it is a wrong host or port, and
+                # waiting the cold-start budget for it would only delay the error.
+                failure.cold_start = failure.cold_start and (call.resuming or self.state.answered_2xx)
                 call.resuming = call.resuming or failure.cold_start
             raise failure from None
         finally:

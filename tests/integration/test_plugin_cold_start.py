@@ -28,6 +28,8 @@ def test_a_resuming_embedding_service_is_waited_for_and_the_wait_is_traced(clean
 def test_connections_refused_while_the_model_loads_are_waited_for(clean_stack, dss_config, presets):
     model = load_component("spcs-embeddings", dss_config("embed", presets.pat(clean_stack.issue_pat()),
                                                          max_attempts=1, max_retry_seconds=0))
+    embed_once = {"queries": [{"text": "warm"}]}
+    model.process(embed_once, {}, SpanBuilder("warm-up"))  # it answered once, so a refusal later is a resume
     clean_stack.suspend("embed", [("refuse", 1.5)])
     trace = SpanBuilder("test")
     answer = model.process({"queries": [{"text": "wake up"}]}, {}, trace)

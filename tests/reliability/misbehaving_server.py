@@ -34,7 +34,11 @@ def fake_vector(text: str, dimension: int = DIMENSION) -> list[float]:
 
 
 def _rows(body: bytes) -> list[tuple[int, str]]:
-    return [(row[0], row[1]) for row in json.loads(body)["data"]]
+    """(row index, text) of flat rows, or of ``dataframe_records`` (answered by position, as the real server does)."""
+    payload = json.loads(body)
+    if "dataframe_records" in payload:
+        return [(i, next(iter(record.values()))) for i, record in enumerate(payload["dataframe_records"])]
+    return [(row[0], row[1]) for row in payload["data"]]
 
 
 def _envelope(pairs: list[tuple[int, Any]]) -> dict:

@@ -18,7 +18,7 @@ from spcs_llm.errors import (
     PermissionDeniedError,
     RateLimitedError,
     RequestRejectedError,
-    ServiceUnavailableError,
+    ServiceResumeTimeoutError,
     TransportError,
 )
 
@@ -74,9 +74,9 @@ CASES = [
     Case("setting-not-a-number", EMBED, lambda env: env.embed(max_parallelism="four"), texts_query(["a"]),
          raises=ConfigurationError, says="'max_parallelism' must be a number", fix="Correct the model's settings"),
     # --- bad service states -----------------------------------------------------------------------------------
-    Case("service-suspended", CHAT, lambda env: env.chat(**FAST_FAIL), HELLO,
+    Case("service-suspended", CHAT, lambda env: env.chat(**FAST_FAIL, cold_start_timeout=2), HELLO,
          prepare=lambda env: env.stack.set_cold_start("chat", 120),
-         raises=ServiceUnavailableError, says="kept answering HTTP 503", fix="ALTER SERVICE <service> RESUME"),
+         raises=ServiceResumeTimeoutError, says="did not finish resuming within 2 s", fix="'Cold-start wait (s)'"),
     Case("service-overloaded-429", CHAT, lambda env: env.chat(**FAST_FAIL), HELLO,
          prepare=lambda env: env.stack.set_faults("chat", rate_429=1.0, retry_after_s=0),
          raises=RateLimitedError, says="kept rate limiting (HTTP 429)", fix="Lower 'Max parallelism'"),

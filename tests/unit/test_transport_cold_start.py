@@ -12,9 +12,9 @@ import responses
 from spcs_llm.auth import Credential
 from spcs_llm.config import DEFAULT_COLD_START_TIMEOUT, EndpointConfig, parse_embedding_config, parse_endpoint
 from spcs_llm.embeddings import EmbeddingClient
-from spcs_llm.errors import AuthenticationError, ServiceResumeTimeoutError, ServiceUnavailableError
+from spcs_llm.errors import AuthenticationError, ServiceResumeTimeoutError, ServiceUnavailableError, TransportError
 from spcs_llm.retry import RetrySettings
-from spcs_llm.transport import Transport, reset_endpoint_registry
+from spcs_llm.transport import Transport
 
 BASE = "https://cold-org-acct.snowflakecomputing.app"
 URL = f"{BASE}/encode"
@@ -61,14 +61,6 @@ def fake_time():
     return FakeTime()
 
 
-@pytest.fixture(autouse=True)
-def fresh_endpoints():
-    """Whether an endpoint has answered 2xx is process-wide state: every test starts from a never-answered one."""
-    reset_endpoint_registry()
-    yield
-    reset_endpoint_registry()
-
-
 def make_transport(fake_time, tokens=None, **endpoint) -> Transport:
     settings = {"max_attempts": 3, "max_retry_seconds": 10.0, "cold_start_timeout": 300.0, **endpoint}
     return Transport(EndpointConfig(base_url=BASE, route="encode", **settings), tokens or Tokens(),
@@ -106,10 +98,29 @@ def test_502_then_503_then_ok_over_a_simulated_minute_succeeds_with_the_wait_rep
 
 @responses.activate
 def test_connection_refused_while_resuming_is_retried(fake_time):
-    responses.add_callback(responses.POST, URL, callback=resuming_service(fake_time, [(40, "refuse"), (50, 503)]))
+    responses.add_callback(responses.POST, URL, callback=resuming_service(fake_time, [(20, 503), (50, "refuse")]))
     result = make_transport(fake_time).post_json("encode", {"data": []})
-    assert result.payload == OK and result.cold_start_wait_seconds >= 40
+    assert result.payload == OK and result.cold_start_wait_seconds >= 50
     assert "connection" in result.retry_reasons
+
+
+@responses.activate
+def test_connection_refused_by_a_service_that_answered_before_is_a_resume(fake_time):
+    responses.add(responses.POST, URL, status=200, json=OK)
+    transport = make_transport(fake_time)
+    transport.post_json("encode", {"data": []})
+    responses.add_callback(responses.POST, URL, callback=resuming_service(fake_time, [(45, "refuse")]))
+    result = transport.post_json("encode", {"data": []})
+    assert result.payload == OK and result.cold_start_wait_seconds >= 40
+
+
+@responses.activate
+def test_connection_refused_at_first_contact_is_not_waited_for(fake_time):
+    responses.add_callback(responses.POST, URL, callback=resuming_service(fake_time, [(10_000, "refuse")]))
+    with pytest.raises(TransportError, match="Could not reach") as info:
+        make_transport(fake_time).post_json("encode", {"data": []})
+    assert not isinstance(info.value, ServiceResumeTimeoutError)
+    assert len(responses.calls) == 3 and fake_time.now < 10  # max_attempts: a wrong host or port, not a resume
 
 
 @responses.activate
