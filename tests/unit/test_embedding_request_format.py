@@ -123,3 +123,14 @@ def test_a_batch_packed_to_the_byte_limit_is_sent_whole_and_within_it():
     assert len(responses.calls) == 1
     assert len(json.loads(responses.calls[0].request.body)["dataframe_records"]) == 4
     assert len(responses.calls[0].request.body) == limit
+
+
+def test_the_embedding_component_offers_the_format_settings():
+    from pathlib import Path
+
+    llm_json = Path(__file__).resolve().parents[2] / "python-llms" / "spcs-embeddings" / "llm.json"
+    params = {p["name"]: p for p in json.loads(llm_json.read_text())["params"] if "name" in p}
+    assert params["request_format"]["label"] == "Request format"
+    assert {c["value"] for c in params["request_format"]["selectChoices"]} == {"auto", "dataframe_records", "flat"}
+    assert params["input_column"]["label"] == "Input column"
+    assert params["signature_params"]["label"] == "Signature params (flat rows)"

@@ -4,6 +4,7 @@ after a grant gets one more chance. Time is simulated: the clock moves only when
 import json
 import logging
 import random
+from pathlib import Path
 
 import pytest
 import requests
@@ -16,6 +17,7 @@ from spcs_llm.errors import AuthenticationError, ServiceResumeTimeoutError, Serv
 from spcs_llm.retry import RetrySettings
 from spcs_llm.transport import Transport
 
+ROOT = Path(__file__).resolve().parents[2]
 BASE = "https://cold-org-acct.snowflakecomputing.app"
 URL = f"{BASE}/encode"
 OK = {"data": [[0, {"output": [1.0]}]]}
@@ -187,7 +189,12 @@ def test_a_read_timeout_while_resuming_is_still_not_retried(fake_time):
 def test_the_cold_start_wait_is_a_setting_with_a_documented_default():
     assert DEFAULT_COLD_START_TIMEOUT == 900.0
     assert parse_endpoint({"endpoint": BASE}, default_route="encode").cold_start_timeout == 900.0
-    assert parse_endpoint({"endpoint": BASE, "cold_start_timeout": "60"}, default_route="encode").cold_start_timeout == 60
+    chosen = parse_endpoint({"endpoint": BASE, "cold_start_timeout": "60"}, default_route="encode")
+    assert chosen.cold_start_timeout == 60
+    for component in ("spcs-chat", "spcs-embeddings"):
+        params = json.loads((ROOT / "python-llms" / component / "llm.json").read_text())["params"]
+        setting = next(p for p in params if p.get("name") == "cold_start_timeout")
+        assert setting["label"] == "Cold-start wait (s)" and setting["defaultValue"] == DEFAULT_COLD_START_TIMEOUT
 
 
 @responses.activate
