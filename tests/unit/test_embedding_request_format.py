@@ -2,6 +2,7 @@
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 import responses
@@ -126,8 +127,6 @@ def test_a_batch_packed_to_the_byte_limit_is_sent_whole_and_within_it():
 
 
 def test_the_embedding_component_offers_the_format_settings():
-    from pathlib import Path
-
     llm_json = Path(__file__).resolve().parents[2] / "python-llms" / "spcs-embeddings" / "llm.json"
     params = {p["name"]: p for p in json.loads(llm_json.read_text())["params"] if "name" in p}
     assert params["request_format"]["label"] == "Request format"
