@@ -75,7 +75,7 @@ class InProcess:
 
 
 class ReferenceEmbedder:
-    """The reference algorithm, written plainly: one ``POST /encode`` per text, one after the other.
+    """The reference algorithm, written plainly: one ``POST /encode`` per text (one record), one after the other.
 
     It keeps one HTTP connection alive (as the reference's pooled HTTP client does), which favours it: a new
     connection per text would make it slower still.
@@ -89,7 +89,7 @@ class ReferenceEmbedder:
     def embed(self, texts: list[str]) -> list[list[float]]:
         vectors = []
         for text in texts:
-            answer = self.session.post(self.url, data=json.dumps({"data": [[0, text]]}), headers=self.headers,
+            answer = self.session.post(self.url, data=json.dumps({"dataframe_records": [{"sentence": text}]}), headers=self.headers,
                                        timeout=60)
             answer.raise_for_status()
             vectors.append(answer.json()["data"][0][1]["output"])
