@@ -8,20 +8,24 @@ from dataclasses import dataclass, field, replace
 
 from .client import ModelClient
 from .config import ChatModelConfig
+from .conversation import normalise
 from .errors import ConfigurationError, RequestRejectedError
+from .json_output import check_json_reply, wire_response_format
 from .protocol import (
     ChatOutput,
     GenerationParams,
     RowError,
     envelope,
     looks_like_signature_mismatch,
+    looks_like_template_refusal,
     openai_chat_row,
     parse_chat_output,
+    text_content,
     text_generation_row,
     unwrap,
 )
 from .redaction import get_logger
-from .templates import family_for_model, render_chat
+from .templates import family_for_model, family_spec, render_chat
 from .transport import CallResult
 
 log = get_logger(__name__)
@@ -31,6 +35,7 @@ TEXT_GENERATION = "text_generation"
 
 _detected_protocols: dict[str, str] = {}
 _paramless_endpoints: set[str] = set()  # text-generation services whose signature has no generation params
+_system_folding_endpoints: set[str] = set()  # OpenAI-chat services whose template refused a system message
 _detected_lock = threading.Lock()
 
 
@@ -39,6 +44,7 @@ def forget_detected_protocols() -> None:
     with _detected_lock:
         _detected_protocols.clear()
         _paramless_endpoints.clear()
+        _system_folding_endpoints.clear()
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,9 @@ class _Plan:
     prompt: str | None = None
     stop: tuple[str, ...] = ()
     prompt_text_for_count: str = ""
+    max_tokens: int | None = None  # the completion limit the service was sent, if any
+    response_format: dict | None = None  # the JSON output the caller asked for, checked on the reply
+    system_folded: bool = False
     calls: list[CallResult] = field(default_factory=list)
 
 
@@ -95,6 +104,7 @@ class ChatClient(ModelClient):
         plan, call = self._post(messages, params, stream=True)
         if call.events is None:
             output = self._decode(plan, call)
+            self._check_json(plan, output)
             yield output.text
             yield self._result(plan, output)
             return
@@ -112,11 +122,24 @@ class ChatClient(ModelClient):
         parsed = parse_chat_output(
             {"choices": [{"message": {"content": "".join(pieces)}, "finish_reason": finish_reason}], "usage": usage}
         )
+        self._check_json(plan, parsed)
         yield self._result(plan, parsed)
 
     def _send(self, messages: Sequence[dict], params: GenerationParams) -> tuple[_Plan, ChatOutput]:
         plan, call = self._post(messages, params)
-        return plan, self._decode(plan, call)
+        output = self._decode(plan, call)
+        self._check_json(plan, output)
+        return plan, output
+
+    def _check_json(self, plan: _Plan, output: ChatOutput) -> None:
+        if not plan.response_format:
+            return
+        finish = self._finish_reason(plan, output, *self._token_counts(plan, output)[1:])
+        check_json_reply(output.text, plan.response_format, finish_reason=finish, engine=self._engine(plan))
+
+    def _engine(self, plan: _Plan) -> str:
+        """Only OpenAI-chat rows can carry response_format; a text-generation service honours none of it."""
+        return self.config.engine if plan.protocol == OPENAI_CHAT else "python"
 
     def _post(
         self, messages: Sequence[dict], params: GenerationParams, *, stream: bool = False
@@ -128,16 +151,19 @@ class ChatClient(ModelClient):
             try:
                 call = self.transport.post_json(self.config.endpoint.route, plan.body, stream=stream)
             except RequestRejectedError as rejected:
-                if not looks_like_signature_mismatch(rejected.message) or not self._learn_from_refusal(plan):
+                if not self._learn_from_refusal(plan, rejected):
                     raise
                 plan = self._plan(messages, params, self._protocol())
                 continue
             plan.calls.append(call)
             return plan, call
 
-    def _learn_from_refusal(self, plan: _Plan) -> bool:
-        """Remember what a signature-mismatch refusal of ``plan`` says about the endpoint; False if nothing is left
-        to try."""
+    def _learn_from_refusal(self, plan: _Plan, rejected: RequestRejectedError) -> bool:
+        """Remember what a refusal of ``plan`` says about the endpoint; False if nothing is left to try."""
+        if looks_like_template_refusal(rejected.message):
+            return self._learn_template_refusal(plan, rejected)
+        if not looks_like_signature_mismatch(rejected.message):
+            return False
         url = self.config.endpoint.url
         if plan.protocol == OPENAI_CHAT and self.config.protocol == "auto":
             log.info("Endpoint %s refused OpenAI-chat rows; switching to text generation", url)
@@ -153,6 +179,27 @@ class ChatClient(ModelClient):
                 _paramless_endpoints.add(url)
             return True
         return False
+
+    def _learn_template_refusal(self, plan: _Plan, rejected: RequestRejectedError) -> bool:
+        """The model's own chat template refused the conversation (its words: roles must alternate / no system
+        role): retry once with the system message folded into the first user turn, for this endpoint from now on.
+        Refused in that form too, the conversation itself is at fault."""
+        url = self.config.endpoint.url
+        if plan.protocol != OPENAI_CHAT:
+            return False
+        if plan.system_folded:
+            raise RequestRejectedError(
+                "The model's chat template refused the conversation even with the system message folded into the "
+                f"first user turn and consecutive same-role turns merged. {rejected.message}",
+                fix="Start the conversation with a user message, and alternate user and assistant turns.",
+                status=rejected.status,
+            ) from None
+        log.warning("Endpoint %s: the model's chat template refused the conversation (%s). Retrying with the "
+                    "system message folded into the first user turn; later requests to this endpoint are sent "
+                    "that way.", url, rejected.message)
+        with _detected_lock:
+            _system_folding_endpoints.add(url)
+        return True
 
     def _decode(self, plan: _Plan, call: CallResult) -> ChatOutput:
         (row,) = unwrap(call.payload, 1)
@@ -173,10 +220,17 @@ class ChatClient(ModelClient):
     def _plan(self, messages: Sequence[dict], params: GenerationParams, protocol: str) -> _Plan:
         if params.max_tokens is None:
             params = replace(params, max_tokens=self.config.default_max_tokens)
+        honours_json = protocol == OPENAI_CHAT and self.config.engine == "vllm"
+        if params.response_format and not honours_json and self.config.json_fallback == "refuse":
+            raise ConfigurationError(
+                "JSON output was requested, but this service cannot honour it: only OpenAI-chat services on the "
+                "vLLM engine constrain replies to JSON, and this one is set to the Python engine or takes a text "
+                "prompt.",
+                fix="Serve the model with the vLLM engine and set 'Inference engine' to vllm, or set 'JSON output "
+                "the service cannot honour' to check, to accept replies that parse as JSON.",
+            )
         if protocol == OPENAI_CHAT:
-            row = openai_chat_row(messages, params)
-            text = "\n".join(str(m.get("content") or "") for m in messages)
-            return _Plan(OPENAI_CHAT, envelope([row]), prompt_text_for_count=text)
+            return self._openai_chat_plan(messages, params, honours_json)
         rendered = render_chat(self._family(), messages)
         stop = tuple(dict.fromkeys((*params.stop, *rendered.stop)))
         with _detected_lock:
@@ -186,7 +240,33 @@ class ChatClient(ModelClient):
             if paramless
             else text_generation_row(rendered.request_text, replace(params, stop=stop))
         )
-        return _Plan(TEXT_GENERATION, envelope([row]), rendered.request_text, stop, rendered.model_input)
+        return _Plan(TEXT_GENERATION, envelope([row]), rendered.request_text, stop, rendered.model_input,
+                     max_tokens=None if paramless else params.max_tokens, response_format=params.response_format)
+
+    def _openai_chat_plan(self, messages: Sequence[dict], params: GenerationParams, honours_json: bool) -> _Plan:
+        """OpenAI-chat rows: the conversation in the form the model's template accepts, and only the controls the
+        service's engine applies."""
+        fold = self._folds_system()
+        plain = [{"role": m.get("role"), "content": text_content(m.get("content"), i)} for i, m in enumerate(messages)]
+        conversation = normalise(plain, fold_system=fold)
+        sent = replace(params, response_format=wire_response_format(params.response_format) if honours_json else None)
+        if self.config.engine == "python" and params.presence_penalty is not None:
+            # snowml's _openai_chat_wrapper.py logs and drops presence_penalty on the Python engine.
+            log.warning("presence_penalty is ignored by Python-engine services; not sending it to %s",
+                        self.config.endpoint.url)
+            sent = replace(sent, presence_penalty=None)
+        text = "\n".join(m["content"] for m in conversation)
+        return _Plan(OPENAI_CHAT, envelope([openai_chat_row(conversation, sent)]), prompt_text_for_count=text,
+                     max_tokens=params.max_tokens, response_format=params.response_format, system_folded=fold)
+
+    def _folds_system(self) -> bool:
+        """Whether the system message goes into the first user turn: the family's template has no system role,
+        or this endpoint's template already refused one."""
+        family = self.config.family if self.config.family != "auto" else family_for_model(self.config.endpoint.url)
+        if family_spec(family).system == "fold":
+            return True
+        with _detected_lock:
+            return self.config.endpoint.url in _system_folding_endpoints
 
     def _family(self) -> str:
         if self.config.family != "auto":
@@ -200,17 +280,36 @@ class ChatClient(ModelClient):
             )
         return guessed
 
-    def _result(self, plan: _Plan, output: ChatOutput) -> ChatResult:
+    def _token_counts(self, plan: _Plan, output: ChatOutput) -> tuple[int, int, bool]:
+        """Prompt and completion tokens, and whether they are estimates: the service's usage, else our counter."""
         if output.usage is not None:
-            prompt_tokens, completion_tokens, estimated = output.usage.prompt_tokens, output.usage.completion_tokens, False
-        else:
-            prompt_tokens = self.counter.count(plan.prompt_text_for_count)
-            completion_tokens = self.counter.count(output.text)
-            estimated = not self.counter.exact
+            return output.usage.prompt_tokens, output.usage.completion_tokens, False
+        prompt_tokens = self.counter.count(plan.prompt_text_for_count)
+        return prompt_tokens, self.counter.count(output.text), not self.counter.exact
+
+    def _finish_reason(self, plan: _Plan, output: ChatOutput, completion_tokens: int, estimated: bool) -> str | None:
+        """The finish reason DSS should see.
+
+        snowml's Python engine always says "stop" (``_openai_chat_wrapper.py``), and legacy text-generation
+        services say nothing. Rule: unless the service is a vLLM-engine OpenAI-chat service (its reasons are real)
+        or the text was cut at a stop string by us, a completion whose EXACT token count (the service's usage, or
+        the configured tokenizer) reached the max tokens the request sent is reported as "length". The wrapper
+        counts every generated token, the EOS included, so a reply whose EOS was the very last allowed token is
+        also reported as "length". Estimated counts never claim it.
+        """
+        reached_limit = not estimated and plan.max_tokens is not None and completion_tokens >= plan.max_tokens
+        trust_service = plan.protocol == OPENAI_CHAT and self.config.engine == "vllm"
+        cut_by_us = output.finish_reason == "stop" and plan.protocol == TEXT_GENERATION
+        if reached_limit and not trust_service and not cut_by_us:
+            return "length"
+        return output.finish_reason
+
+    def _result(self, plan: _Plan, output: ChatOutput) -> ChatResult:
+        prompt_tokens, completion_tokens, estimated = self._token_counts(plan, output)
         busy = sum(c.busy_seconds for c in plan.calls)
         return ChatResult(
             text=output.text,
-            finish_reason=output.finish_reason,
+            finish_reason=self._finish_reason(plan, output, completion_tokens, estimated),
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             tokens_estimated=estimated,

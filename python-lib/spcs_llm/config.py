@@ -17,6 +17,8 @@ AuthKind = Literal["oauth", "pat", "keypair"]
 OAuthMode = Literal["auto", "direct", "exchange"]
 ChatProtocolName = Literal["auto", "openai_chat", "text_generation"]
 EmbedProtocolName = Literal["encode", "predict"]
+ChatEngine = Literal["python", "vllm"]
+JsonFallback = Literal["check", "refuse"]
 EmbedRequestFormat = Literal["dataframe_records", "flat"]
 FAMILIES = ("auto", "llama2", "zephyr", "mistral", "phi2", "falcon", "chatml", "raw")
 
@@ -102,6 +104,11 @@ class ChatModelConfig:
     family: str = "auto"
     tokenizer: str | None = None
     default_max_tokens: int = 512
+    # How the service generates: "python" (snowml's transformers wrapper: ignores response_format and
+    # presence_penalty, always says finish_reason "stop") or "vllm" (honours json_schema, real finish reasons).
+    engine: ChatEngine = "python"
+    # A JSON request to a service that cannot honour response_format: "check" the reply is JSON, or "refuse" it.
+    json_fallback: JsonFallback = "check"
 
 
 @dataclass(frozen=True)
@@ -272,6 +279,8 @@ def parse_chat_config(config: dict) -> ChatModelConfig:
         family=_choice(config, "model_family", FAMILIES, "auto"),
         tokenizer=_text(config, "tokenizer"),
         default_max_tokens=_number(config, "default_max_tokens", 512, minimum=1, cast=int),
+        engine=_choice(config, "engine", ("python", "vllm"), "python"),  # type: ignore[arg-type]
+        json_fallback=_choice(config, "json_fallback", ("check", "refuse"), "check"),  # type: ignore[arg-type]
     )
 
 

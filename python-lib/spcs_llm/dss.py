@@ -8,6 +8,7 @@ from typing import Any
 
 from .chat import ChatClient, ChatResult
 from .config import EndpointConfig, parse_chat_config, parse_embedding_config
+from .conversation import tool_call_text, tool_result_text
 from .embeddings import EmbeddingBatchResult, EmbeddingClient, UnsupportedInput
 from .errors import RequestRejectedError
 from .protocol import GenerationParams
@@ -22,7 +23,7 @@ IMAGE_QUERY = UnsupportedInput(
 
 
 def _message_text(message: Mapping[str, Any]) -> str:
-    """Text of one DSS message: ``content``, else its TEXT parts, else its tool outputs (as TS-MESH does)."""
+    """Text of one DSS message: ``content``, else its TEXT parts (as TS-MESH does)."""
     if message.get("content") is not None:
         return str(message["content"])
     parts = message.get("parts") or []
@@ -31,24 +32,43 @@ def _message_text(message: Mapping[str, Any]) -> str:
             "The query contains an image, but SPCS chat services take text only.",
             fix="Remove the image, or use a multimodal connection.",
         )
-    if parts:
-        return "\n".join(str(part.get("text") or "") for part in parts if part.get("type") == "TEXT")
-    outputs = message.get("toolOutputs") or []
-    return "\n".join(str(out.get("output") or "") for out in outputs)
+    return "\n".join(str(part.get("text") or "") for part in parts if part.get("type") == "TEXT")
+
+
+def _tool_output_text(output: Mapping[str, Any]) -> str:
+    """One DSS tool output: its ``output`` string, else its TEXT parts (multipart tool outputs, DSS 15)."""
+    if output.get("output") is not None:
+        return str(output["output"])
+    return _message_text({"parts": output.get("parts") or []})
 
 
 def messages_from_query(query: Mapping[str, Any]) -> list[dict[str, str]]:
-    """DSS messages → plain ``{"role", "content"}`` messages.
+    """DSS messages → plain ``{"role", "content"}`` messages (system, user, assistant).
 
-    Tool results become user messages (the services have no tool role); assistant tool-call messages and DSS 15
-    agent-only roles carry no text and are skipped.
+    The services have no tool roles, so tool traffic becomes text the model can follow: an assistant's
+    ``toolCalls`` become assistant text naming each tool and its arguments, and a ``tool`` message's
+    ``toolOutputs`` become a user turn labelled with the tool's name (``conversation.py``). DSS 15 agent-only
+    roles are skipped.
     """
     messages = []
+    tool_names: dict[str, str] = {}
     for message in query.get("messages") or []:
         role = message.get("role") or "user"
-        if role in IGNORED_ROLES or (role == "assistant" and message.get("toolCalls") and not message.get("content")):
+        if role in IGNORED_ROLES:
             continue
-        messages.append({"role": "user" if role == "tool" else role, "content": _message_text(message)})
+        if role == "assistant" and message.get("toolCalls"):
+            calls = message["toolCalls"]
+            tool_names.update({str(c.get("id")): (c.get("function") or {}).get("name") or "unnamed tool" for c in calls})
+            said = _message_text(message) if message.get("content") is not None or message.get("parts") else ""
+            messages.append({"role": "assistant", "content": "\n".join(t for t in (said, tool_call_text(calls)) if t)})
+        elif role == "tool" or message.get("toolOutputs"):
+            outputs = [
+                (tool_names.get(str(out.get("callId")), str(out.get("callId") or "unnamed tool")), _tool_output_text(out))
+                for out in message.get("toolOutputs") or []
+            ]
+            messages.append({"role": "user", "content": tool_result_text(outputs)})
+        else:
+            messages.append({"role": role, "content": _message_text(message)})
     for position, message in enumerate(messages):
         try:
             message["content"].encode("utf-8")

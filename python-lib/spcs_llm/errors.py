@@ -116,3 +116,12 @@ class DeploymentTimeoutError(DeploymentError):
         "The service is still starting (large images and GPU nodes can take 20+ minutes): re-run `spcs-llm deploy` "
         "to keep waiting, or check SHOW SERVICE CONTAINERS IN SERVICE <service>."
     )
+
+
+class JsonOutputError(BadResponseError):
+    """JSON output was asked for, but the model's reply is not JSON (or does not fit the requested schema)."""
+
+    default_fix = (
+        "Serve the model with the vLLM engine (it honours JSON schemas) and set 'Inference engine' to vllm on the "
+        "model; otherwise ask for JSON in the prompt itself, or raise max output tokens if the reply was cut."
+    )

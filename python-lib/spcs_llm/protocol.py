@@ -158,10 +158,23 @@ def looks_like_signature_mismatch(message: str) -> bool:
     return bool(_SIGNATURE_MISMATCH.search(message or ""))
 
 
+# The words chat templates raise with (Llama 2 and Mistral tokenizer_config.json chat_template, Gemma's), which a
+# service passes on in its 400 when apply_chat_template fails in snowml's _openai_chat_wrapper.py.
+_TEMPLATE_REFUSAL = re.compile(
+    r"roles must alternate|only user and assistant roles are supported|system role (?:is )?not supported",
+    re.IGNORECASE,
+)
+
+
+def looks_like_template_refusal(message: str) -> bool:
+    """True when a 400's text is the model's chat template refusing the conversation's roles."""
+    return bool(_TEMPLATE_REFUSAL.search(message or ""))
+
+
 # --------------------------------------------------------------------------------------------- chat rows
 
 
-def _text_content(content: Any, position: int) -> str:
+def text_content(content: Any, position: int) -> str:
     if content is None:
         return ""
     if isinstance(content, str):
@@ -192,7 +205,7 @@ def openai_chat_row(messages: Sequence[dict], params: GenerationParams) -> dict:
             raise RequestRejectedError(
                 f"Message {position} has no role.", fix="Give every message a role: system, user or assistant."
             )
-        text = _text_content(message.get("content"), position)
+        text = text_content(message.get("content"), position)
         wire_messages.append({"role": role, "content": [{"type": "text", "text": text}]})
     row: dict[str, Any] = {"messages": wire_messages}
     optional = {

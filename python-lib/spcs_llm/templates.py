@@ -25,11 +25,11 @@ from jinja2 import TemplateError, TemplateSyntaxError
 from jinja2.ext import loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from .conversation import normalise
 from .errors import ConfigurationError, RequestRejectedError
 from .resources import resource_path
 
 _ROLES = ("system", "user", "assistant")
-_TURN_SEPARATOR = "\n\n"
 
 
 @dataclass(frozen=True)
@@ -181,41 +181,31 @@ def _checked_messages(messages: Sequence[dict]) -> list[dict[str, str]]:
     return checked
 
 
-def _strict_turns(messages: list[dict[str, str]], spec: FamilySpec) -> list[dict[str, str]]:
-    """Fit a conversation to a template that insists on one leading system message and user/assistant turns.
+def _fitted_turns(messages: list[dict[str, str]], spec: FamilySpec) -> list[dict[str, str]]:
+    """The conversation in the form ``spec``'s template accepts (``conversation.normalise``).
 
-    All system texts are joined and moved to the front (these templates accept a system message only there,
-    or not at all); consecutive messages of the same role are merged with a blank line; with ``system: fold``
-    the system text becomes the first paragraph of the first user turn, as later Mistral revisions do.
+    Lenient templates (any role in any order) get the conversation as it is. For the strict ones, a
+    conversation of system messages only is sent as the user's turn, and it must start and end with a user
+    turn, which no merging can make true.
     """
-    system_text = _TURN_SEPARATOR.join(m["content"] for m in messages if m["role"] == "system")
-    turns: list[dict[str, str]] = []
-    for message in (m for m in messages if m["role"] != "system"):
-        if turns and turns[-1]["role"] == message["role"]:
-            merged = turns[-1]["content"] + _TURN_SEPARATOR + message["content"]
-            turns[-1] = {"role": message["role"], "content": merged}
-        else:
-            turns.append(dict(message))
-    if not turns:
-        turns, system_text = [{"role": "user", "content": system_text}], ""
-    if turns[0]["role"] != "user" or turns[-1]["role"] != "user":
+    if not spec.strict_alternation and spec.system != "fold":
+        return messages
+    if all(m["role"] == "system" for m in messages):
+        messages = [{"role": "user", "content": m["content"]} for m in messages]
+    turns = normalise(messages, fold_system=spec.system == "fold")
+    dialogue = [t for t in turns if t["role"] != "system"]
+    if (dialogue[0]["role"] != "user" or dialogue[-1]["role"] != "user"):
         raise RequestRejectedError(
             f"The {spec.name} chat format needs the conversation to start and end with a user message.",
             fix="Start the conversation with a user message and end it with the user's question.",
         )
-    if system_text and spec.system == "fold":
-        turns[0] = {"role": "user", "content": system_text + _TURN_SEPARATOR + turns[0]["content"]}
-    elif system_text:
-        turns.insert(0, {"role": "system", "content": system_text})
     return turns
 
 
 def render_chat(family: str, messages: Sequence[dict]) -> RenderedPrompt:
     """Render ``messages`` ({"role", "content": str}) in ``family``'s chat format, with the generation prompt."""
     spec = family_spec(family)
-    checked = _checked_messages(messages)
-    if spec.strict_alternation:
-        checked = _strict_turns(checked, spec)
+    checked = _fitted_turns(_checked_messages(messages), spec)
     try:
         text = _compiled(family).render(
             messages=checked,
