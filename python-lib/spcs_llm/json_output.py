@@ -47,12 +47,16 @@ def check_json_reply(text: str, response_format: dict | None, *, finish_reason: 
         " This service's engine (python) ignores response_format, so the model was never constrained to JSON."
         if engine != "vllm" else ""
     )
+    fix = None if engine != "vllm" else (
+        "Raise max output tokens if the reply was cut; otherwise check the service really runs on the vLLM engine."
+    )
     try:
         document = json.loads(text)
     except ValueError as exc:
         raise JsonOutputError(
-            f"JSON output was requested, but the model's reply is not JSON ({exc.msg} at character {exc.pos})."
-            f"{cut}{ignored}"
+            f"JSON output was requested, but the model's reply is not JSON ({exc.msg}, character {exc.pos})."
+            f"{cut}{ignored}",
+            fix=fix,
         ) from None
     schema = requested_schema(response_format)
     if schema is None:
@@ -64,7 +68,8 @@ def check_json_reply(text: str, response_format: dict | None, *, finish_reason: 
     except jsonschema.ValidationError as exc:
         where = "/".join(str(part) for part in exc.absolute_path) or "the top level"
         raise JsonOutputError(
-            f"The model's JSON reply does not match the requested schema at {where}: {exc.message}.{cut}{ignored}"
+            f"The model's JSON reply does not match the requested schema at {where}: {exc.message}.{cut}{ignored}",
+            fix=fix,
         ) from None
     except jsonschema.SchemaError as exc:
         raise JsonOutputError(
