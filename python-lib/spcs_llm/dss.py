@@ -94,7 +94,7 @@ def _response_format(settings: Mapping[str, Any]) -> dict | None:
             "type": "json_schema",
             "json_schema": {"name": "response", "schema": wanted["schema"], "strict": bool(wanted.get("strict"))},
         }
-    return {"type": "json_object"}  # [inf] a schema-less JSON mode; the documented signature names json_schema only
+    return {"type": "json_object"}  # sent as a json_schema for any object, to services that honour it (json_output.py)
 
 
 def params_from_settings(settings: Mapping[str, Any] | None) -> GenerationParams:

@@ -1,7 +1,8 @@
 """Chat formats for legacy text-generation services: messages → one prompt string.
 
 Services logged with an OpenAI chat signature apply the model's template themselves; this module is for the
-others (a plain ``inputs`` → ``generated_text`` signature). Each family's Jinja template is data in
+others (a plain ``inputs`` → ``generated_text`` signature). Families whose template is strict get the conversation
+in the form it accepts first (``conversation.normalise``), as the OpenAI-chat path sends it. Each family's Jinja template is data in
 ``resource/chat_templates/`` — for Llama-2, Zephyr, Mistral v0.1 and ChatML the models' own
 ``tokenizer_config.json`` templates, for Phi-2 and Falcon (which ship none) ours — rendered exactly as
 transformers' ``apply_chat_template(..., tokenize=False, add_generation_prompt=True)`` does.
