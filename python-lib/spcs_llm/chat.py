@@ -79,7 +79,7 @@ class _Plan:
     prompt_text_for_count: str = ""
     max_tokens: int | None = None  # the completion limit the service was sent, if any
     response_format: dict | None = None  # the JSON output the caller asked for, checked on the reply
-    system_folded: bool = False
+    system_folded: bool = False  # no system message is left to fold: a template refusal is final
     calls: list[CallResult] = field(default_factory=list)
 
 
@@ -257,7 +257,8 @@ class ChatClient(ModelClient):
             sent = replace(sent, presence_penalty=None)
         text = "\n".join(m["content"] for m in conversation)
         return _Plan(OPENAI_CHAT, envelope([openai_chat_row(conversation, sent)]), prompt_text_for_count=text,
-                     max_tokens=params.max_tokens, response_format=params.response_format, system_folded=fold)
+                     max_tokens=params.max_tokens, response_format=params.response_format,
+                     system_folded=fold or all(m["role"] != "system" for m in conversation))
 
     def _folds_system(self) -> bool:
         """Whether the system message goes into the first user turn: the family's template has no system role,

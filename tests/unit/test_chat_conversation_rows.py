@@ -84,3 +84,12 @@ def test_an_ordinary_400_is_not_retried():
     with pytest.raises(RequestRejectedError):
         make_client(protocol="openai_chat").complete(AGENT_MESSAGES, GenerationParams())
     assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_refused_conversation_without_a_system_message_is_not_retried_in_the_same_form():
+    responses.add(responses.POST, f"{ENDPOINT}/__call__", status=400, json={"error": MISTRAL_REFUSAL})
+    with pytest.raises(RequestRejectedError, match="roles must alternate"):
+        make_client().complete([{"role": "assistant", "content": "Hi"}, {"role": "user", "content": "Yo"}],
+                               GenerationParams())
+    assert len(responses.calls) == 1
