@@ -136,3 +136,11 @@ def test_presence_penalty_is_dropped_with_a_warning_on_the_python_engine_only(ca
     make_client(engine="vllm").complete(MESSAGES, GenerationParams(presence_penalty=0.5))
     assert "presence_penalty" not in sent_row(0) and sent_row(1)["presence_penalty"] == 0.5
     assert "presence_penalty is ignored" in caplog.text
+
+
+@responses.activate
+def test_a_text_generation_service_never_honours_json_even_on_vllm():
+    with pytest.raises(ConfigurationError, match="cannot honour it"):
+        make_client(protocol="text_generation", model_family="zephyr", engine="vllm", json_fallback="refuse").complete(
+            MESSAGES, params_from_settings(JSON_SCHEMA_SETTINGS))
+    assert len(responses.calls) == 0
