@@ -2,7 +2,7 @@
 
 try:
     from dataiku.llm.python import BaseEmbeddingModel
-except ImportError:  # older DSS builds keep it here [T: dataiku-llm-plugin-contract.md §3.1]
+except ImportError:  # older DSS builds keep the class in this module
     from dataiku.llm.python.custom.base_embedding_model import BaseEmbeddingModel
 
 from spcs_llm.dss import EmbeddingAdapter
