@@ -62,6 +62,7 @@ class ChatResult:
     attempts: int
     renewals: int
     retry_reasons: tuple[str, ...] = ()
+    cold_start_wait_seconds: float = 0.0  # the longest wait of a request for the service to resume
 
     @property
     def total_tokens(self) -> int:
@@ -320,4 +321,5 @@ class ChatClient(ModelClient):
             attempts=sum(c.attempts for c in plan.calls),
             renewals=sum(c.renewals for c in plan.calls),
             retry_reasons=tuple(r for c in plan.calls for r in c.retry_reasons),
+            cold_start_wait_seconds=max((c.cold_start_wait_seconds for c in plan.calls), default=0.0),
         )

@@ -168,9 +168,8 @@ def _call_attributes(endpoint: EndpointConfig, result: ChatResult | EmbeddingBat
         "spcs.retryReasons": ",".join(result.retry_reasons),
         "spcs.tokenRenewals": result.renewals,
         "spcs.busySeconds": round(result.busy_seconds, 6),
-        # How long the call waited for a suspended service to resume (0 when it was running); chat results carry
-        # it once ChatResult has the field.
-        "spcs.coldStartWaitSeconds": round(getattr(result, "cold_start_wait_seconds", 0.0), 3),
+        # How long the call waited for a suspended service to resume (0 when it was running).
+        "spcs.coldStartWaitSeconds": round(result.cold_start_wait_seconds, 3),
     }
 
 

@@ -36,3 +36,15 @@ def test_connections_refused_while_the_model_loads_are_waited_for(clean_stack, d
     assert len(answer["responses"][0]["embedding"]) == 384
     attributes = trace.to_dict()["children"][-1]["attributes"]
     assert "connection" in attributes["spcs.retryReasons"] and attributes["spcs.coldStartWaitSeconds"] > 0
+
+
+def test_a_resuming_chat_service_is_waited_for_and_the_wait_is_traced(clean_stack, dss_config, presets):
+    model = load_component("spcs-chat", dss_config("chat", presets.pat(clean_stack.issue_pat()),
+                                                   max_attempts=2, max_retry_seconds=1))
+    clean_stack.suspend("chat", [(503, 1.0), (502, 1.5)])
+    trace = SpanBuilder("test")
+    answer = model.process({"messages": [{"role": "user", "content": "Hi"}]}, {"temperature": 0}, trace)
+    assert answer["text"]
+    attributes = trace.to_dict()["children"][-1]["attributes"]
+    assert attributes["spcs.coldStartWaitSeconds"] >= 2.0
+    assert {"503", "502"} <= set(attributes["spcs.retryReasons"].split(","))
