@@ -51,9 +51,12 @@ def test_llm_py_stays_thin(component):
 def test_make_plugin_builds_the_contract_layout(tmp_path):
     if not (ROOT / ".git").exists():
         pytest.skip("make plugin archives the git HEAD")
-    subprocess.run(["make", "-s", "plugin"], cwd=ROOT, check=True, capture_output=True)
+    # A clone of HEAD: make plugin refuses a working tree with uncommitted changes, which a developer's may have.
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, capture_output=True)
+    subprocess.run(["make", "-s", "plugin"], cwd=clone, check=True, capture_output=True)
     plugin = load("plugin.json")
-    archive = ROOT / "dist" / f"dss-plugin-{plugin['id']}-{plugin['version']}.zip"
+    archive = clone / "dist" / f"dss-plugin-{plugin['id']}-{plugin['version']}.zip"
     names = set(zipfile.ZipFile(archive).namelist())
     prefix = f"{plugin['id']}/"
     for required in ["plugin.json", "python-llms/spcs-chat/llm.json", "python-llms/spcs-chat/llm.py",
