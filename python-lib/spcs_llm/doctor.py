@@ -89,12 +89,14 @@ class DoctorInputs:
     route: str | None = None
     model_family: str = "auto"
     timeout: float = 10.0
+    cold_start_wait: float = 120.0  # a check should not sit through a whole GPU resume unless asked to
 
 
 def _dss_config(inputs: DoctorInputs) -> dict[str, Any]:
     """The model settings the doctor checks, as DSS would hand them to the component."""
     config: dict[str, Any] = {"endpoint": inputs.endpoint, "max_attempts": 2, "max_retry_seconds": 5,
-                              "connect_timeout": inputs.timeout, **inputs.auth}
+                              "cold_start_timeout": inputs.cold_start_wait, "connect_timeout": inputs.timeout,
+                              **inputs.auth}
     if inputs.kind == "chat":
         config["model_family"] = inputs.model_family
     if inputs.route:
@@ -339,7 +341,8 @@ def _handle(args: argparse.Namespace) -> int:
         report.add("Credentials", False, failure.message, failure.fix)
     else:
         report = run_doctor(DoctorInputs(endpoint=args.endpoint, kind=args.kind, auth=auth, route=args.route,
-                                         model_family=args.model_family, timeout=args.timeout))
+                                         model_family=args.model_family, timeout=args.timeout,
+                                         cold_start_wait=args.cold_start_wait))
     print(format_report(report))
     return 0 if report.ok else 1
 
@@ -364,4 +367,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--passphrase-env", default="SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
                         help="environment variable holding the private key's passphrase, if any")
     parser.add_argument("--timeout", type=float, default=10.0, help="connect timeout in seconds")
+    parser.add_argument("--cold-start-wait", type=float, default=120.0, metavar="SECONDS",
+                        help="how long to wait for a suspended service to resume (default 120; a GPU service may "
+                        "need 900)")
     parser.set_defaults(handler=_handle)

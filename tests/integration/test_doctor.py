@@ -296,3 +296,10 @@ def test_cli_entry_point_end_to_end_in_a_subprocess(clean_stack):
                                                                                                        "encode")
     assert "DEBUG" in done.stderr  # -v logs the token exchange...
     assert pat not in done.stdout + done.stderr  # ...without the PAT
+
+
+def test_a_service_still_resuming_after_the_cold_start_wait_is_named(doctor, clean_stack):
+    clean_stack.suspend("chat", [(503, 30.0)])  # reset_faults (clean_stack) ends the suspension after the test
+    code, text = doctor(clean_stack.chat_url, "--auth", "pat", "--cold-start-wait", "1", secret=clean_stack.issue_pat())
+    assert code == 1 and "did not finish resuming within 1 s" in failed_check(text)
+    assert "MIN_INSTANCES" in text
