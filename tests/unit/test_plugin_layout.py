@@ -69,3 +69,17 @@ def test_make_plugin_builds_the_contract_layout(tmp_path):
     assert not any(name.startswith(prefix + "tests/") for name in names)
     requirements = (ROOT / "code-env/python/spec/requirements.txt").read_text()
     assert "dataiku" not in requirements.replace("dataiku-api", "")
+
+
+INTERNAL_REFERENCES = ("spcs-protocol", "design.md", "dataiku-llm-plugin-contract", "§", "[inf]", "[T:")
+SELF_EXPLAINING = {"SEPARATOR", "PRESET", "SELECT"}  # a section title, a preset picker, a labelled choice
+
+
+@pytest.mark.parametrize("descriptor", [f"python-llms/{c}/llm.json" for c in COMPONENTS])
+def test_every_setting_a_user_types_has_help_without_internal_references(descriptor):
+    params = load(descriptor)["params"]
+    undocumented = [p["name"] for p in params if p["type"] not in SELF_EXPLAINING and not p.get("description")]
+    assert undocumented == []
+    text = json.dumps(load(descriptor), ensure_ascii=False)
+    assert [ref for ref in INTERNAL_REFERENCES if ref in text] == []
+    assert "'_' written as '-'" not in text
