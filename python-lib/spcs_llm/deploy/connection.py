@@ -46,10 +46,14 @@ def connection_settings(
     }
     if spec.kind == "chat":
         settings["model_family"] = spec.family
+        # With an engine set, create_service serves the model with vLLM, which honours json_schema and reports
+        # real finish reasons (snowflake-ml 2.6 model_version_impl.create_service, inference_engine_options).
+        settings["engine"] = "vllm" if spec.vllm_args is not None else "python"
     settings.update(
         instance_family=deployed.instance_family,
         dollars_per_credit=dollars_per_credit,
-        # A GPU service runs one worker per instance: more parallel calls only queue (spcs-protocol.md §C.2).
+        # A GPU service runs one worker per instance: more parallel calls only queue (create_service's num_workers
+        # docstring in snowflake-ml 2.6: 1 on GPU).
         max_parallelism=(2 if spec.kind == "chat" else 4) * spec.max_instances,
     )
     if spec.credits_per_hour is not None:

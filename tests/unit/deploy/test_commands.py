@@ -71,7 +71,8 @@ def test_deploy_prints_the_dss_settings_with_the_labels_dss_shows(cli_session, a
     assert _form_lines(out) == {
         "Endpoint": "https://zephyr_7b_beta_svc-org-acct.snowflakecomputing.app", "Method route": "__call__",
         "Service protocol": "OpenAI-chat rows (messages → choices)", "Model family (client-side template)": "Zephyr",
-        "Compute pool instance family": "GPU_NV_S (0.57 credits/h, 1× A10G)", "Dollars per credit": "3.0",
+        "Inference engine": "Python (transformers, the default)",
+        "Compute pool instance family": "GPU_NV_S (0.57 credits/h, 1× A10G 24 GB; AWS only)", "Dollars per credit": "3.0",
         "Max parallelism": "2"}
     assert "Add model > SPCS chat model" in out
     assert "'Snowflake OAuth (per user)' preset" in out and "'Snowflake service account' preset" in out
@@ -273,3 +274,15 @@ def test_status_history_without_the_privilege_is_a_note_not_a_failure(cli_sessio
     assert main(["status", "--history-days", "1"]) == 0
     assert "GRANT IMPORTED PRIVILEGES ON DATABASE SNOWFLAKE" in capsys.readouterr().out
     assert main(["status", "--history-days", "-1"]) == 1
+
+
+def test_a_chat_model_served_with_vllm_tells_dss_its_engine():
+    def deployed(vllm: bool) -> DeployedModel:
+        spec = resolve_model("zephyr-7b-beta", vllm_args=("--max-model-len=4096",) if vllm else None)
+        return DeployedModel(spec=spec, model_fqn="M", version="V1", service_fqn="S", status="RUNNING",
+                             ingress_host="h-org-acct.snowflakecomputing.app", instance_family="GPU_NV_S",
+                             caller_role="SPCS_LLM_USER")
+
+    assert connection_settings(deployed(True))["engine"] == "vllm"
+    assert connection_settings(deployed(False))["engine"] == "python"
+    assert _form_lines(connection_block(deployed(True)))["Inference engine"].lower().startswith("vllm")
