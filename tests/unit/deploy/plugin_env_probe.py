@@ -16,7 +16,9 @@ class FakeService(BaseHTTPRequestHandler):
     """Answers /__call__ (OpenAI-chat rows) and /encode like a model service, in the dataframe envelope."""
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        rows = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["data"]
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        # Chat sends {"data": [[i, {...}]]}; embeddings send {"dataframe_records": [{...}]}, answered by position.
+        rows = request.get("data") or [[i, record] for i, record in enumerate(request["dataframe_records"])]
         if self.path == "/__call__":
             answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "pong"},
                                    "finish_reason": "stop"}],
