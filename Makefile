@@ -21,7 +21,7 @@ $(STAMP): tests/requirements.txt code-env/python/spec/requirements.txt notebooks
 	@# The CPU build of torch everywhere: where the default index would resolve the CUDA build (nvidia-* packages,
 	@# several GB on an ordinary Linux machine), install from PyTorch's CPU wheel index instead.
 	@if [ "$$($(BIN)/pip install --dry-run --quiet --disable-pip-version-check --report - $(TORCH) 2>/dev/null \
-		| $(PYTHON) tools/torch_source.py)" = "cpu-index" ]; then \
+		| $(PYTHON) .ci/torch_source.py)" = "cpu-index" ]; then \
 		echo "Installing the CPU build of torch from $(TORCH_CPU_INDEX)"; \
 		$(BIN)/pip install -q --disable-pip-version-check --index-url $(TORCH_CPU_INDEX) $(TORCH); \
 	else \

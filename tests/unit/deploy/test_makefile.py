@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-TORCH_SOURCE = ROOT / "tools" / "torch_source.py"
+TORCH_SOURCE = ROOT / ".ci" / "torch_source.py"
 
 
 def _report(*packages: tuple[str, str]) -> str:
@@ -33,7 +33,7 @@ def test_the_torch_index_is_chosen_from_pips_dry_run_report(report, source):
 
 def test_the_venv_recipe_asks_pip_before_installing_torch_and_uses_the_cpu_index_when_needed():
     makefile = (ROOT / "Makefile").read_text()
-    assert "--dry-run" in makefile and "--report -" in makefile and "tools/torch_source.py" in makefile
+    assert "--dry-run" in makefile and "--report -" in makefile and ".ci/torch_source.py" in makefile
     assert "--index-url $(TORCH_CPU_INDEX)" in makefile and "download.pytorch.org/whl/cpu" in makefile
 
 
