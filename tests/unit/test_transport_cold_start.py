@@ -24,19 +24,6 @@ OK = {"data": [[0, {"output": [1.0]}]]}
 PAT_REFUSED = "The SPCS endpoint rejected the programmatic access token (PAT)."
 
 
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 class Tokens:
     """Renewable session tokens, or (``renewable=False``) a PAT whose renewal is refused like PatSource's."""
 
@@ -56,11 +43,6 @@ class Tokens:
         self.renewals += 1
         self.current = Credential(f"cold-start-token-{self.renewals:03d}", expires_at=float("inf"))
         return self.current
-
-
-@pytest.fixture
-def fake_time():
-    return FakeTime()
 
 
 def make_transport(fake_time, tokens=None, **endpoint) -> Transport:

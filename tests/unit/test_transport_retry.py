@@ -40,21 +40,6 @@ class FakeTokens:
         return self.current
 
 
-class FakeTime:
-    """A monotonic clock that only moves when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 class CeilingRandom(random.Random):
     """Always picks the top of the jitter range, and records the ranges asked for."""
 
@@ -65,11 +50,6 @@ class CeilingRandom(random.Random):
     def uniform(self, a: float, b: float) -> float:
         self.ranges.append((a, b))
         return b
-
-
-@pytest.fixture
-def fake_time():
-    return FakeTime()
 
 
 def make_transport(fake_time, *, max_attempts=6, max_retry_seconds=120.0, rng=None, **settings) -> Transport:
