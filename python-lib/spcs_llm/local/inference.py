@@ -31,6 +31,8 @@ LEGACY_TEXTGEN_SIGNATURE = MethodSignature(inputs=("inputs",))
 _COMPLETION_LENGTH_PARAMS = ("max_completion_tokens", "max_new_tokens")
 # sentence_transformers.py (snowml 2.6) refuses a batch_size that is not a positive integer with these words.
 _POSITIVE_ENCODE_PARAMS = ("batch_size", "truncate_dim")
+# The base tiny chat model plus its LoRA adapter, routed by the `model` param (local/lora_engine.py).
+LORA_MODEL_KEY = "chat-lora"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class ContextWindow:
 
 def model_key(spec: ServiceSpec) -> str:
     """Which loaded model serves ``spec``: services sharing a package and an engine share one model."""
+    if spec.lora:
+        return LORA_MODEL_KEY
     if spec.kind == "openai_chat":
         return f"chat:{spec.template_family or OWN_TEMPLATE}:{spec.engine}"
     return "textgen" if spec.kind == "text_generation" else "embed"
@@ -230,6 +234,10 @@ def _loader(key: str) -> Callable[[], PackagedModel]:
         return load_embedder
     if key == "textgen":
         return lambda: load_chat_pipeline_model(ChatTemplate(None))
+    if key == LORA_MODEL_KEY:
+        from .lora_engine import load_lora_chat
+
+        return load_lora_chat
     _, family, engine = key.split(":")
     if engine == "vllm":
         from .vllm_engine import load_vllm_chat

@@ -79,6 +79,7 @@ class ServiceSpec:
     template_family: str | None = None
     engine: Engine = "python"
     resume_phases: tuple[ResumePhase, ...] = ()
+    lora: bool = False  # also serves the tiny LoRA adapter, chosen by the `model` param (local/lora_engine.py)
 
     @property
     def capacity(self) -> int:
@@ -101,6 +102,7 @@ def default_services(workers: int = 1, queue: int = 2) -> tuple[ServiceSpec, ...
         *(ServiceSpec(f"chat_{family}", "openai_chat", "chat", workers, queue, template_family=family)
           for family in TEMPLATE_SERVICE_FAMILIES),
         ServiceSpec("chat_vllm", "openai_chat", "chat", workers, queue, engine="vllm"),
+        ServiceSpec("chat_lora", "openai_chat", "chat", workers, queue, engine="vllm", lora=True),
     )
 
 

@@ -1,0 +1,75 @@
+"""The stand-in's LoRA service: the tiny chat model and one fine-tuned adapter behind one ingress.
+
+This is what ``ModelVersion.create_service(..., adapters={"<alias>": adapter_version})`` on the vLLM engine
+serves (snowml 2.6 ``model_version_impl.py`` ``create_service`` docstring: "mapping from service alias
+(``model =>`` / REST ``params.model``) to adapter ModelVersion objects"). The OpenAI-chat signature carries
+that choice as the ``model`` param (``ParamSpec(name="model", dtype=STRING, default_value=None)`` in
+``snowflake/ml/model/openai_signatures.py``); snowml's own Python wrapper (``_openai_chat_wrapper.py``) ignores
+it, so adapters are served by the vLLM engine only, which is why this service answers like ``chat_vllm``.
+
+Routing: no ``model`` (or an empty one, or the base model's name) → the base model; the adapter's alias → the
+adapter, and the answer's ``model`` field names it (as vLLM's OpenAI server does). Inferred: what SPCS answers
+for an alias no adapter was attached under is undocumented (vLLM itself answers 404 "model does not exist");
+the stand-in refuses it with a 400, the stricter reading for a client (not retried, surfaced).
+
+The adapter is trained at first use with ``spcs_llm.deploy.finetune.finetune_lora`` (the function an ML job
+runs) on one prompt/response pair, and cached like the packaged models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from ..deploy.finetune import LoraSettings, TrainingExample, finetune_lora
+from .cache import build_once, cache_root
+from .envelopes import MALFORMED, EnvelopeError
+from .packaging import OWN_TEMPLATE, ChatTemplate, PackagedModel, load_chat_pipeline_model
+from .tinychat import RECIPE_VERSION, SYSTEM_PROMPT, chat_model_dir
+from .vllm_engine import VllmChatEngine
+
+# The alias the adapter is attached under: what a client sends as the `model` param to reach it.
+ADAPTER_ALIAS = "tiny_chat_lora"
+# The pair the adapter learns. Its answer uses only words the tiny model already says in its canned replies:
+# the tiny model's other tokens have small, barely trained embeddings that a frozen-embedding LoRA cannot lift.
+FINETUNE_EXAMPLE = TrainingExample(instruction="Name a color.", output="Blue is a color of France.")
+FINETUNE_SETTINGS = LoraSettings(learning_rate=1e-2, max_steps=200, seed=0, system_prompt=SYSTEM_PROMPT,
+                                 stop_margin=4.0)
+
+
+def adapter_dir() -> Path:
+    """The folder of the trained adapter (``adapter_config.json`` + weights), training it first if needed."""
+    recipe = hashlib.sha256(f"{FINETUNE_EXAMPLE}\0{FINETUNE_SETTINGS}".encode()).hexdigest()[:10]
+    target = cache_root() / "adapters" / f"{ADAPTER_ALIAS}-{RECIPE_VERSION}-{recipe}"
+    return build_once(target, "adapter_config.json",
+                      lambda folder: finetune_lora(chat_model_dir(), [FINETUNE_EXAMPLE], folder, FINETUNE_SETTINGS))
+
+
+def load_lora_chat() -> PackagedModel:
+    """The packaged tiny chat pipeline served raw as the base, plus a second copy wearing the adapter."""
+    from peft import PeftModel
+
+    base = load_chat_pipeline_model(ChatTemplate(OWN_TEMPLATE), as_custom_model=False)
+    adapted = load_chat_pipeline_model(ChatTemplate(OWN_TEMPLATE), as_custom_model=False).model
+    adapted.model = PeftModel.from_pretrained(adapted.model, str(adapter_dir()), adapter_name=ADAPTER_ALIAS)
+    adapters = {ADAPTER_ALIAS: VllmChatEngine(adapted)}
+    return PackagedModel(LoraRouter(VllmChatEngine(base.model), adapters), base.signatures)
+
+
+class LoraRouter:
+    """Picks the base engine or an adapter's engine by the request's ``model`` param."""
+
+    def __init__(self, base: VllmChatEngine, adapters: dict[str, VllmChatEngine]) -> None:
+        self.base = base
+        self.adapters = adapters
+
+    def complete(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        name = params.get("model")
+        if not name or name == self.base.model_name:
+            return self.base.complete(messages, params)
+        engine = self.adapters.get(name)
+        if engine is None:
+            raise EnvelopeError(f"{MALFORMED}: The model `{name}` does not exist. This service serves the base "
+                                f"model and the adapter(s): {', '.join(sorted(self.adapters))}.")
+        return {**engine.complete(messages, params), "model": name}
