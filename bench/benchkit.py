@@ -122,7 +122,7 @@ def pat_config(endpoint: str, pat: str, **settings: Any) -> dict[str, Any]:
 
 
 def snowflake_token_header(pat: str) -> dict[str, str]:
-    """The header the ingress expects (spcs-protocol.md §A.3), as a hand-written client would send it."""
+    """The header the ingress expects (snowflake-ml ``utils/authentication.py`` SnowflakePATAuth), as a hand-written client would send it."""
     return {"Authorization": f'Snowflake Token="{pat}"', "Content-Type": "application/json"}
 
 

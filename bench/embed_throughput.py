@@ -2,7 +2,7 @@
 
 (a) ``SentenceTransformer.encode`` in this process, in the faster of two thread layouts: the machine's limit.
 (b) the plugin's ``spcs-embeddings`` component at its llm.json defaults, against the local stand-in.
-(c) the reference connector's algorithm (TitanML's Dataiku connector, peers-and-prompt-formats.md §1.1): one text
+(c) the reference connector's algorithm (TitanML's Dataiku connector, github.com/titanml/takeoff-dataiku): one text
     per HTTP request, serially, with the same auth header, against the same stand-in.
 (b) and (c) run with no added latency and with a network round trip added by the stand-in before its ingress.
 All five run in one process, interleaved in rounds over slices of the corpus, so that a change of machine load

@@ -1,4 +1,4 @@
-"""Credit-cost accounting (design.md "Cost = share of busy time").
+"""Credit-cost accounting: a request costs its share of busy time.
 
 An SPCS service bills for the time its compute pool runs, not per request. So a request is charged its
 *share* of the endpoint's busy time: between any two events (a request starting or stopping) the elapsed wall

@@ -130,7 +130,10 @@ def check_network(report: Report, base_url: str, timeout: float) -> bool:
 
 
 def check_unauthenticated_answer(report: Report, url: str, timeout: float) -> bool:
-    """An SPCS ingress refuses a request without a token with a login redirect or a 401 (spcs-protocol.md §A.5)."""
+    """An SPCS ingress refuses a request without a token with a login redirect or a 401.
+
+    The 401 is what Snowflake-Labs spcs-templates ``token_demo.py`` shows; the redirect is inferred.
+    """
     try:
         answer = requests.post(url, json={"data": []}, allow_redirects=False, timeout=timeout)
     except requests.RequestException as failure:

@@ -1,4 +1,7 @@
-"""The DSS contract (dataiku-llm-plugin-contract.md §3) ↔ library values; what the thin llm.py files call."""
+"""The DSS contract (Dataiku developer guide, "Creating a custom LLM Connection") ↔ library values.
+
+This is what the thin llm.py files call.
+"""
 
 from __future__ import annotations
 
@@ -215,7 +218,11 @@ class ChatAdapter:
 
 
 def texts_from_query(query: Mapping[str, Any]) -> tuple[list[Any], bool]:
-    """Both documented embedding input shapes: ``{"queries": [{"text"}, ...]}`` and ``{"text": ...}`` [T]."""
+    """Both embedding input shapes: ``{"queries": [{"text"}, ...]}`` and ``{"text": ...}``.
+
+    Seen in a third-party plugin (qsun-aidata/dss-ollama-mesh ``llm.py``); the batch shape mirrors
+    ``dataikuapi/dss/llm.py``.
+    """
     if "queries" in query:
         texts = []
         for item in query.get("queries") or []:

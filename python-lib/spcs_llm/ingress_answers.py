@@ -1,4 +1,6 @@
-"""What an SPCS ingress answer means (spcs-protocol.md §A.5): auth rejections, and final failures → typed errors.
+"""What an SPCS ingress answer means: auth rejections, and final failures → typed errors.
+
+The answers are the ones Snowflake's registry REST tests meet (``registry_model_deployment_test_base.py``).
 
 Every message carries at most a short, redacted snippet of what the server said, and names the fix.
 """
@@ -32,7 +34,8 @@ from .redaction import redact
 from .retry import RetryableFailure
 
 # Snowflake codes meaning "not authenticated": 390104 user must login again, 390112 session expired,
-# 390318 OAuth access token expired (spcs-protocol.md §A.1; peers-and-prompt-formats.md §0.3).
+# 390318 OAuth access token expired (snowflake-connector network.py;
+# 390104 in langchain-snowflake issue #38).
 AUTH_REJECTION_CODES = frozenset({"390104", "390112", "390318"})
 _AUTH_CODE_IN_TEXT = re.compile(r"\b(390104|390112|390318)\b")
 _INPUT_TOO_LONG = re.compile(
@@ -100,9 +103,10 @@ def server_message(text: str) -> str:
 
 
 def auth_rejection(status: int, content: bytes) -> str | None:
-    """Why the ingress did not accept the credential, or None. 3xx is an auth answer (design.md)."""
+    """Why the ingress did not accept the credential, or None. 3xx is an auth answer."""
     if 300 <= status < 400:
-        # [inf] spcs-protocol.md §A.5: a 3xx from the ingress is a redirect to the browser login page.
+        # Inferred (Snowflake docs "service network communications" describe the browser login): a 3xx from the
+        # ingress is a redirect to the browser login page.
         return f"a redirect (HTTP {status}) to a login page"
     if status == 401:
         return "HTTP 401"

@@ -1,4 +1,4 @@
-"""The per-endpoint parallelism limit, shared by every thread of the process (design.md "Process-wide registries").
+"""The per-endpoint parallelism limit, shared by every thread of the process.
 
 DSS may run many component instances and threads against one endpoint; a model service with few workers
 answers 429 or queues when overloaded, so all of them together must stay under the configured limit.

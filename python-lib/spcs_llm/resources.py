@@ -10,7 +10,8 @@ def resource_dir() -> Path:
     """The plugin's resource folder.
 
     DSS exposes a plugin's resource folder to other component types through DKU_CUSTOM_RESOURCE_FOLDER; that
-    LLM components get it too is inferred (dataiku-llm-plugin-contract.md §7.2 [I]), so we fall back to the
+    LLM components get it too is inferred (Dataiku's plugin reference docs name it for recipes and connectors
+    only), so we fall back to the
     folder beside python-lib, which is where the plugin zip puts it.
     """
     from_env = os.environ.get("DKU_CUSTOM_RESOURCE_FOLDER")

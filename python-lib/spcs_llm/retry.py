@@ -1,4 +1,4 @@
-"""The one retry policy (design.md "One retry policy"), expressed as a tenacity ``Retrying``.
+"""The one retry policy, expressed as a tenacity ``Retrying``.
 
 Transient answers — 429, 503, 504, connection failures and 403 right after a deploy — are retried with
 exponential back-off and full jitter (a uniform wait between 0 and the exponential ceiling, so that many DSS

@@ -222,7 +222,7 @@ def render_chat(family: str, messages: Sequence[dict]) -> RenderedPrompt:
     request_text = text
     model_input = text
     if spec.server_adds_bos and spec.bos_token:
-        # [inf] A service with a plain `inputs` signature tokenizes the string with the tokenizer's defaults,
+        # Inferred: a service with a plain `inputs` signature tokenizes the string with the tokenizer's defaults,
         # which add BOS for Llama/Mistral tokenizers (transformers TextGenerationPipeline.preprocess).
         if text.startswith(spec.bos_token):
             request_text = text[len(spec.bos_token):]

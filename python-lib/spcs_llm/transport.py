@@ -1,9 +1,9 @@
 """Pooled sessions, the per-endpoint limiter and the one retry policy, behind ``Transport.post_json``.
 
-Everything shared is per endpoint base URL per process (design.md "Process-wide registries"): one pooled
+Everything shared is per endpoint base URL per process: one pooled
 ``requests.Session``, one ``EndpointLimiter`` and one ``BusyTimeLedger``, so every DSS component instance and
 thread together respects the endpoint's parallelism and is charged its share of busy time.
-Redirects are never followed: a 3xx from the ingress is an auth answer (design.md "3xx is an auth answer").
+Redirects are never followed: a 3xx from the ingress is an auth answer.
 """
 
 from __future__ import annotations
@@ -338,7 +338,8 @@ class Transport:
             )
             answer = _Answer(status=response.status_code, reason=response.reason or "", headers=response.headers)
             content_type = response.headers.get("Content-Type", "")
-            # [inf] registry services answer one JSON document even when asked to stream (spcs-protocol.md §C.3);
+            # Inferred: registry services answer one JSON document even when asked to stream (snowflake-ml
+            # _openai_chat_wrapper.py ignores `stream`);
             # an SSE answer is expected only from OpenAI-style servers, so both shapes are accepted here.
             if call.stream and 200 <= answer.status < 300 and content_type.startswith("text/event-stream"):
                 answer.stream, answer.in_flight, keep_open = response, in_flight, True

@@ -1,4 +1,8 @@
-"""The stand-in's account and ingress authentication, driven with plain ``requests`` (spcs-protocol.md §A, §B)."""
+"""The stand-in's account and ingress authentication, driven with plain ``requests``.
+
+Shapes follow snowflake-connector-python (login-request), snowflake-ml ``utils/authentication.py`` (key-pair
+JWT, PAT) and Snowflake-Labs spcs-templates ``spcs-ingress-auth`` (Snowflake OAuth).
+"""
 
 from __future__ import annotations
 
@@ -90,7 +94,7 @@ def _login(stack, token: str) -> dict:
                      "AUTHENTICATOR": "OAUTH", "TOKEN": token}}
     response = requests.post(f"{stack.account_url}/session/v1/login-request", json=body, timeout=10,
                              params={"request_id": "0"})
-    assert response.status_code == 200  # spcs-protocol.md §A.1: failures are HTTP 200 too
+    assert response.status_code == 200  # snowflake-connector network.py: failures are HTTP 200 too
     return response.json()
 
 

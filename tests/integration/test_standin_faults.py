@@ -1,4 +1,7 @@
-"""Capacity, cold start and each fault-injection knob of the stand-in (spcs-protocol.md §A.5)."""
+"""Capacity, cold start and each fault-injection knob of the stand-in.
+
+The answers are those Snowflake's registry REST tests retry (``registry_model_deployment_test_base.py``).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The stand-in's model services: routes, envelopes and answers from the real models (spcs-protocol.md §C)."""
+"""The stand-in's model services: routes, envelopes and answers from the real models.
+
+The shapes are those of Snowflake's registry REST tests (``registry_model_deployment_test_base.py``).
+"""
 
 from __future__ import annotations
 

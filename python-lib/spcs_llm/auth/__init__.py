@@ -1,4 +1,5 @@
-"""Token sources, the process-wide token cache, renewal (spcs-protocol.md §A, §B; design.md "Token lifecycle").
+"""Token sources, the process-wide token cache, renewal (snowflake-ml ``utils/authentication.py``;
+snowflake-connector ``auth/oauth.py``).
 
 - ``Credential``: the value sent as ``Authorization: Snowflake Token="<token>"`` plus extra headers
   (``X-SF-SPCS-Authentication-Method: OAUTH`` for direct OAuth), and when it stops being usable.

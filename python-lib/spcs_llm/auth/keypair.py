@@ -1,4 +1,7 @@
-"""The key-pair JWT that ``/oauth/token`` exchanges for an ingress token (spcs-protocol.md §A.2)."""
+"""The key-pair JWT that ``/oauth/token`` exchanges for an ingress token.
+
+Built as snowflake-ml ``_internal/utils/jwt_generator.py`` builds it.
+"""
 
 from __future__ import annotations
 

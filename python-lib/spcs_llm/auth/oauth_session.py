@@ -1,6 +1,7 @@
 """Snowflake OAuth access token → Snowflake session (``login-request``), and session renewal (``token-request``).
 
-spcs-protocol.md §A.1: the session token (~1 h) and master token (~4 h) outlive the ~10 min access token.
+Per snowflake-connector ``auth/_auth.py`` (validityInSeconds, masterValidityInSeconds), the session token (~1 h) and
+master token (~4 h; typical values, inferred) outlive the ~10 min access token.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from .credential import MasterToken
 
 logger = get_logger(__name__)
 
-# A non-Python client id (with JSON results below) keeps the ingress from meeting an ARROW-format session (§A.1
-# pitfall: HTTP 500 "empty data") [inf: the JSON parameter is sourced, the client-id part is inferred].
+# A non-Python client id (with JSON results below) keeps the ingress from meeting an ARROW-format session (snowflake-ml
+# feature_store/online_service_http_client.py docstring: HTTP 500 "empty data"); the JSON parameter is sourced,
+# the client-id part is inferred.
 CLIENT_APP_ID = "spcs-llm"
-DEFAULT_SESSION_VALIDITY = 3600.0  # typical validityInSeconds [X]; used only when the answer omits it
-DEFAULT_MASTER_VALIDITY = 14400.0  # typical masterValidityInSeconds [X]
+DEFAULT_SESSION_VALIDITY = 3600.0  # typical validityInSeconds (connector test mocks); used if the answer omits it
+DEFAULT_MASTER_VALIDITY = 14400.0  # typical masterValidityInSeconds (connector test mocks)
 ACCESS_TOKEN_REFUSED_CODES = {"390303": "invalid", "390318": "expired"}
 JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
 
@@ -58,7 +60,7 @@ def _json(response: requests.Response, purpose: str, account_url: str) -> dict:
 
 def _tokens(data: dict, token_field: str, now: float, previous_master: MasterToken | None) -> SessionTokens:
     """Read a login answer (``validityInSeconds``/``masterValidityInSeconds``) or a renewal answer, which other
-    drivers read as ``validityInSecondsST``/``validityInSecondsMT`` [X: Go/.NET/Node driver sources]."""
+    drivers read as ``validityInSecondsST``/``validityInSecondsMT`` (Snowflake's Go/.NET/Node driver sources)."""
     session_token = str(data[token_field])
     register_secret(session_token)
     master = previous_master
@@ -130,8 +132,8 @@ def login_with_oauth(client: AccountClient, access_token: str, role: str | None)
 def renew_session(client: AccountClient, session_token: str, master: MasterToken) -> SessionTokens:
     """Get a new session token from the master token; ``AuthenticationError`` when Snowflake refuses
     (e.g. 390114, master token expired)."""
-    # [inf] spcs-protocol.md §A.1: the RENEW request and its data.sessionToken answer are inferred from the
-    # connector (REQUEST_TYPE_RENEW); a refusal here falls back to a fresh login, so a wrong guess costs one call.
+    # Inferred: the RENEW request and its data.sessionToken answer come from snowflake-connector's network.py
+    # (REQUEST_TYPE_RENEW); a refusal here falls back to a fresh login, so a wrong guess costs one call.
     # The query parameter is spelled `requestId` here, as snowflake-connector's network.py _token_request sends it
     # (REQUEST_ID = "requestId"); only login-request uses `request_id` (connector auth/_auth.py).
     headers = {**JSON_HEADERS, "Authorization": f'Snowflake Token="{master.token}"'}

@@ -1,7 +1,8 @@
 """Short-lived ingress tokens from ``POST <account>/oauth/token`` (PAT token-exchange, key-pair JWT bearer).
 
-spcs-protocol.md §A.2/§A.3: the form is url-encoded, the answer is the raw token text (itself a JWT whose
-``exp`` we read without verifying, to plan the refresh).
+As in snowflake-ml ``utils/authentication.py`` and Snowflake's sfc-gh-bhess/ex_spcs_token sample: the form is
+url-encoded, the answer is the raw token text (itself a JWT whose ``exp`` we read without verifying, to plan the
+refresh).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from .account import AccountClient, body_excerpt
 
 logger = get_logger(__name__)
 
-FALLBACK_LIFETIME_SECONDS = 3600.0  # when the token carries no readable exp; Snowflake caps these at ~1 h [inf]
+FALLBACK_LIFETIME_SECONDS = 3600.0  # when the token carries no readable exp; Snowflake caps these at ~1 h (inferred)
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/plain, application/json"}
@@ -24,7 +25,8 @@ FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "
 
 def scope_for(role: str | None, endpoint_host: str) -> str:
     """``session:role:<ROLE> <host>`` or just ``<host>`` (host without scheme). The ``session:role:`` spelling
-    follows snowflake-ml's JWT flow; the PAT example used ``session:scope:`` [inf, spcs-protocol.md §A.3]."""
+    follows snowflake-ml's JWT flow; the PAT example (sfc-gh-bhess/ex_spcs_token ``pat_gen.py``) used
+    ``session:scope:`` (inferred: ``session:role:`` works for both)."""
     return f"session:role:{role} {endpoint_host}" if role else endpoint_host
 
 

@@ -135,7 +135,8 @@ class Deployer:
             block=False,
         )
         if spec.vllm_args is not None:
-            # vLLM needs the OpenAI-chat signature and a GPU (spcs-protocol.md §C.4).
+            # vLLM needs the OpenAI-chat signature and a GPU (snowflake-ml model_version_impl.py
+            # _check_huggingface_vllm_supported_model).
             arguments["inference_engine_options"] = {"engine": "vllm", "engine_args_override": list(spec.vllm_args)}
         log.info("Creating service %s on %s", service_fqn, pool)
         try:

@@ -91,7 +91,7 @@ class DeploymentNames:
 
     @property
     def oauth_redirect_uri(self) -> str:
-        """Where Snowflake sends the user back after consent (dataiku-llm-plugin-contract.md §5)."""
+        """Where Snowflake sends the user back after consent (Dataiku plugin docs, "Credential requests")."""
         if not self.dss_url:
             raise ConfigurationError(
                 "The DSS URL is needed for the OAuth redirect of the security integration.",

@@ -24,7 +24,7 @@ from .services import services_of
 
 log = get_logger(__name__)
 
-# Files needed to serve a transformers model from a local snapshot; skips duplicate *.bin weights [inf].
+# Files needed to serve a transformers model from a local snapshot; skips duplicate *.bin weights (inferred).
 SNAPSHOT_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.py")
 TARGET_PLATFORMS = ["SNOWPARK_CONTAINER_SERVICES"]
 

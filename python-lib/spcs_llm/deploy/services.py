@@ -1,7 +1,8 @@
 """Inference services: look them up, wait for RUNNING with a progress bar, show logs when they fail, grant access.
 
-Status and ingress host come from ``ModelVersion.list_services()`` (spcs-protocol.md §A.0, §D); logs and
-grants are plain SQL (``SYSTEM$GET_SERVICE_LOGS``, ``GRANT SERVICE ROLE``; §E.2, §A.0).
+Status and ingress host come from ``ModelVersion.list_services()`` (snowflake-ml ``model_ops.py`` ``show_services``);
+logs and grants are plain SQL (``SYSTEM$GET_SERVICE_LOGS`` as snowflake-ml ``service_ops.py`` calls it,
+``GRANT SERVICE ROLE``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ log = get_logger(__name__)
 
 LIVE_STATES = ("RUNNING", "PENDING", "SUSPENDING", "SUSPENDED")
 FAILED_STATES = ("FAILED", "INTERNAL_ERROR")
-INFERENCE_CONTAINER = "model-inference"  # spcs-protocol.md §C.2
+INFERENCE_CONTAINER = "model-inference"  # snowflake-ml _client/ops/deployment_step.py
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def open_session(
 
 def _create(connection_name: str | None, config: Mapping[str, Any] | None, dss_connection: str | None) -> Any:
     if dss_connection:
-        # [inf] dataiku.snowpark.DkuSnowpark().get_session(connection_name) builds a Snowpark session from a DSS
+        # Inferred: dataiku.snowpark.DkuSnowpark().get_session(connection_name) builds a Snowpark session from a DSS
         # Snowflake connection (Dataiku developer docs); not verified against a live DSS here.
         from dataiku.snowpark import DkuSnowpark  # type: ignore[import-not-found]
 

@@ -18,7 +18,8 @@ from .catalog import CATALOG, ModelSpec
 from .names import DeploymentNames
 
 DEFAULT_AUTO_SUSPEND_SECS = 600
-REFRESH_TOKEN_VALIDITY_SECS = 7_776_000  # 90 days, the maximum for a custom OAuth client (spcs-protocol.md §B)
+REFRESH_TOKEN_VALIDITY_SECS = 7_776_000  # 90 days, the maximum for a custom OAuth client (inferred;
+# Snowflake docs "CREATE SECURITY INTEGRATION (Snowflake OAuth)")
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,9 @@ def setup_sql(
     gpu_max_nodes: int = 1,
     cpu_max_nodes: int = 1,
 ) -> str:
-    """Roles, warehouse, schema, pools, BIND SERVICE ENDPOINT, egress, OAuth integration, image repo (§E.3).
+    """Roles, warehouse, schema, pools, BIND SERVICE ENDPOINT, egress, OAuth integration, image repo.
+
+    The steps follow Snowflake's model-serving REST API docs and the sfc-gh-bhess/ex_spcs_token notebook.
 
     The DSS URL is required (``names.dss_url``): the OAuth redirect is never a placeholder.
     """

@@ -1,7 +1,9 @@
 """The Snowflake account stand-in: Snowflake OAuth, ``login-request`` sessions, and ``/oauth/token`` exchanges.
 
-Request and answer shapes follow spcs-protocol.md §A.1 (login-request / token-request), §A.2 (key-pair JWT
-exchange), §A.3 (PAT token-exchange) and §B (OAuth for a custom client).
+Request and answer shapes follow snowflake-connector-python (``auth/_auth.py``, ``auth/_oauth_base.py``,
+``network.py``: login-request / token-request), snowflake-ml ``utils/authentication.py`` (key-pair JWT exchange),
+sfc-gh-bhess/ex_spcs_token ``pat_gen.py`` (PAT token-exchange) and Snowflake-Labs spcs-templates
+``spcs-ingress-auth/external_browser_demo.py`` (Snowflake OAuth for a custom client).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ log = get_logger(__name__)
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 PAT_TOKEN_TYPE = "programmatic_access_token"
-# spcs-protocol.md §A.1 failure codes [src C network.py; JDBC Constants].
+# login-request failure codes (snowflake-connector network.py; snowflake-jdbc Constants).
 OAUTH_TOKEN_INVALID = "390303"
 OAUTH_TOKEN_EXPIRED = "390318"
 SESSION_EXPIRED = "390112"
@@ -34,12 +36,13 @@ MASTER_TOKEN_EXPIRED = "390114"
 
 
 def oauth_error(error: str, description: str, status: int = 400) -> JSONResponse:
-    """RFC 6749 §5.2 error body, the shape §B's token endpoint answers with [inf: exact Snowflake wording]."""
+    """RFC 6749 §5.2 error body, the shape Snowflake OAuth's token endpoint answers
+    with (inferred: the exact Snowflake wording)."""
     return JSONResponse({"error": error, "error_description": description}, status_code=status)
 
 
 def gs_failure(code: str | None, message: str) -> JSONResponse:
-    """spcs-protocol.md §A.1 "Failure": HTTP 200 with success:false and the GS code."""
+    """A login failure as snowflake-connector network.py reads it: HTTP 200 with success:false and the GS code."""
     return JSONResponse({"success": False, "code": code, "message": message, "data": {"errorCode": code}})
 
 
@@ -59,10 +62,10 @@ class AccountApp:
             Route("/session/token-request", self.session_token_request, methods=["POST"]),
         ]
 
-    # --- §B Snowflake OAuth -------------------------------------------------------------------------------------
+    # --- Snowflake OAuth (spcs-templates external_browser_demo.py; connector auth/_oauth_base.py) ---------------
 
     async def authorize(self, request: Request) -> Response:
-        """§B step 1. Auto-approves the configured local user (no consent page)."""
+        """GET /oauth/authorize. Auto-approves the configured local user (no consent page)."""
         q = request.query_params
         s = self.settings
         # RFC 6749 §4.1.2.1: a bad client or redirect URI is shown to the user, never redirected to.
@@ -96,7 +99,7 @@ class AccountApp:
         return back(code=code)
 
     def _scope_role(self, scope: str) -> tuple[str, str | None]:
-        """§B Scopes: `session:role:<ROLE>` picks the role, `refresh_token` asks for a refresh token."""
+        """Snowflake OAuth scopes: `session:role:<ROLE>` picks the role, `refresh_token` asks for a refresh token."""
         for part in scope.split():
             if part != "refresh_token" and not part.lower().startswith("session:role:"):
                 return "", f"Unsupported scope '{part}'; use 'refresh_token' and 'session:role:<ROLE>'."
@@ -106,7 +109,7 @@ class AccountApp:
         return role, None
 
     async def token_request(self, request: Request) -> Response:
-        """§B step 2: authorization_code and refresh_token grants; §B step 3 answer."""
+        """POST /oauth/token-request: authorization_code and refresh_token grants, and the token answer."""
         form = await _form(request)
         client_error = self._client_auth(request, form)
         if client_error is not None:
@@ -133,7 +136,8 @@ class AccountApp:
         return oauth_error("unsupported_grant_type", "grant_type must be authorization_code or refresh_token.")
 
     def _client_auth(self, request: Request, form: dict[str, str]) -> Response | None:
-        """§B step 2: Basic base64(client_id:client_secret), or client_id in the body for PUBLIC clients."""
+        """/oauth/token-request client auth: Basic base64(client_id:client_secret), or client_id in the body for
+        PUBLIC clients."""
         s = self.settings
         header = request.headers.get("authorization", "")
         if header.lower().startswith("basic "):
@@ -164,7 +168,7 @@ class AccountApp:
             body["refresh_token_expires_in"] = s.lifetimes.oauth_refresh
         return JSONResponse(body)
 
-    # --- §A.1 sessions ------------------------------------------------------------------------------------------
+    # --- login-request sessions (snowflake-connector auth/_auth.py, network.py) ----------------------------------
 
     async def login_request(self, request: Request) -> Response:
         try:
@@ -179,7 +183,7 @@ class AccountApp:
         if record.expired():
             return gs_failure(OAUTH_TOKEN_EXPIRED, "OAuth access token expired. ")
         asked = request.query_params.get("roleName")
-        # §A.1: "The role the OAuth token is scoped to limits which roles are allowed" [inf].
+        # Inferred: the role the OAuth token is scoped to limits which roles are allowed.
         if asked and asked.upper() != record.role:
             return gs_failure(OAUTH_TOKEN_INVALID, f"Role {asked.upper()} is not allowed by the OAuth token's scope.")
         return JSONResponse({"success": True, "code": None, "message": None, "data": self._new_session(record.user,
@@ -198,7 +202,8 @@ class AccountApp:
         }
 
     async def session_token_request(self, request: Request) -> Response:
-        """§A.1 "Renewing the session token" [inf]: master token in the Authorization header, RENEW or ISSUE."""
+        """Session renewal (inferred from connector network.py): master token in the Authorization header,
+        RENEW or ISSUE."""
         # snowflake-connector's network.py (_token_request) always sends `?requestId=<uuid>` (REQUEST_ID =
         # "requestId"). Inferred: what the real account does without it is unknown; the stricter reading refuses.
         if not request.query_params.get("requestId"):
@@ -223,17 +228,19 @@ class AccountApp:
                 return gs_failure(SESSION_EXPIRED, "Session no longer exists. New login required to access the service.")
             self.credentials.revoke(str(body["oldSessionToken"]))
         # Renew answer fields: sessionToken / validityInSecondsST / masterToken / validityInSecondsMT
-        # [X: driver RenewSessionResponseData; §A.1 names data.sessionToken].
+        # (Snowflake's Go/.NET/Node drivers' RenewSessionResponseData; data.sessionToken as in Snowflake's SPCS
+        # tutorial).
         return JSONResponse({"success": True, "code": None, "message": None, "data": {
             "sessionToken": new, "validityInSecondsST": life.session,
             "masterToken": master_token,
             "validityInSecondsMT": max(0, int(master.expires_at - time.time())),
         }})
 
-    # --- §A.2 / §A.3 /oauth/token -------------------------------------------------------------------------------
+    # --- /oauth/token (snowflake-ml utils/authentication.py; ex_spcs_token pat_gen.py) ---------------------------
 
     async def oauth_token(self, request: Request) -> Response:
-        """Key-pair JWT or PAT exchanged for a short-lived ingress token; the answer is raw text (§A.2)."""
+        """Key-pair JWT or PAT exchanged for a short-lived ingress token; the answer is raw text
+        (snowflake-ml ``utils/authentication.py`` reads ``response.text``)."""
         form = await _form(request)
         scope = str(form.get("scope", ""))
         grant = form.get("grant_type")
@@ -253,14 +260,15 @@ class AccountApp:
             user, restriction = pat.user, pat.role
         else:
             return oauth_error("unsupported_grant_type", f"grant_type must be {JWT_BEARER} or {TOKEN_EXCHANGE}.")
-        # §A.3: B writes `session:scope:<ROLE>`, snowflake-ml `session:role:<ROLE>`; both are read [inf].
+        # ex_spcs_token pat_gen.py writes `session:scope:<ROLE>`, snowflake-ml `session:role:<ROLE>`; both are read
+        # (inferred).
         role = parse_role_scope(scope, ("session:role:", "session:scope:")) or restriction or self.settings.role
         if restriction and role != restriction:
             return oauth_error("invalid_scope", f"The PAT is restricted to role {restriction}.")
         # Every local user holds the configured roles: the stand-in is single-tenant.
         if role not in self.settings.user_roles:
             return oauth_error("invalid_scope", f"Role {role} is not granted to user {user}.")
-        # §A.2: the ingress host in the scope is recorded; whether Snowflake binds the token to it is unknown [inf].
+        # The ingress host in the scope is recorded; whether Snowflake binds the token to it is unknown (inferred).
         token = self.credentials.issue(TokenKind.EXCHANGED, user, role, self.settings.lifetimes.exchanged,
                                        scope=tuple(scope.split()))
         return PlainTextResponse(token)

@@ -67,7 +67,7 @@ class AdminApp:
         return JSONResponse({"status": "ready"})
 
     async def issue_pat(self, request: Request) -> Response:
-        """Like ``ALTER USER u ADD PROGRAMMATIC ACCESS TOKEN t ROLE_RESTRICTION='R'`` (spcs-protocol.md §A.3)."""
+        """Like ``ALTER USER u ADD PROGRAMMATIC ACCESS TOKEN t ROLE_RESTRICTION='R'`` (Snowflake's PAT SQL)."""
         body = await _json(request)
         user, role = self._identity(body)
         ttl = float(body.get("ttl") or self.settings.lifetimes.pat)
@@ -114,7 +114,7 @@ class AdminApp:
         return JSONResponse({"suspended": True, "phases": [{"answer": p.answer, "seconds": p.seconds} for p in phases]})
 
     async def grants(self, request: Request) -> Response:
-        """``GRANT/REVOKE SERVICE ROLE <svc>!ALL_ENDPOINTS_USAGE ... ROLE r`` (spcs-protocol.md §A.0)."""
+        """``GRANT/REVOKE SERVICE ROLE <svc>!ALL_ENDPOINTS_USAGE ... ROLE r`` (sfc-gh-bhess/ex_spcs_token notebook)."""
         state = self._service(request)
         role = str((await _json(request))["role"]).upper()
         if request.method == "POST":

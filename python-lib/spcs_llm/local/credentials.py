@@ -1,7 +1,8 @@
 """Every credential the stand-in issues or accepts, with its owner, role and expiry.
 
 Opaque tokens (codes, OAuth, session, master, PAT) are random strings; the token returned by ``/oauth/token`` is
-a JWT so clients can decode its ``exp`` (spcs-protocol.md §A.2 "The token is itself a JWT"). All state lives in
+a JWT so clients can decode its ``exp`` (as sfc-gh-bhess/ex_spcs_token ``keypair_gen.py``
+decodes it). All state lives in
 one process and is touched only from the event loop, so plain dicts suffice.
 """
 
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from ..redaction import register_secret
 
 
-# spcs-protocol.md §0.2: `Authorization: Snowflake Token="<token>"`, with literal double quotes.
+# snowflake-ml utils/authentication.py: `Authorization: Snowflake Token="<token>"`, with literal double quotes.
 _SNOWFLAKE_TOKEN_HEADER = re.compile(r'^\s*Snowflake\s+Token="([^"]+)"\s*$', re.IGNORECASE)
 
 
@@ -112,7 +113,8 @@ class CredentialStore:
     def verify_keypair_jwt(self, assertion: str, max_lifetime: int) -> str:
         """Return the user a key-pair JWT authenticates, or raise ``KeyPairError``.
 
-        spcs-protocol.md §A.2: RS256; iss = "<ACCOUNT>.<USER>.SHA256:<fp>", sub = "<ACCOUNT>.<USER>"; lifetime ≤ 1 h [inf].
+        snowflake-ml ``_internal/utils/jwt_generator.py``: RS256; iss = "<ACCOUNT>.<USER>.SHA256:<fp>",
+        sub = "<ACCOUNT>.<USER>"; lifetime ≤ 1 h (inferred).
         """
         try:
             claims = jwt.decode(assertion, options={"verify_signature": False})
@@ -143,7 +145,7 @@ class CredentialStore:
 
 
 def public_key_fingerprint(key) -> str:  # key: an RSA public key object from cryptography
-    """``SHA256:`` + base64 of the SHA-256 of the DER SubjectPublicKeyInfo (spcs-protocol.md §A.2)."""
+    """``SHA256:`` + base64 of the SHA-256 of the DER SubjectPublicKeyInfo (snowflake-ml ``jwt_generator.py``)."""
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return "SHA256:" + base64.b64encode(hashlib.sha256(der).digest()).decode()
 

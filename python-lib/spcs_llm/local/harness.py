@@ -1,8 +1,8 @@
 """A small stand-in for the part of DSS that hosts LLM components — for the demo and the tests, not for DSS.
 
-``dataiku.llm.python`` ships only inside DSS (dataiku-llm-plugin-contract.md §3.1), so this registers minimal
-base classes under that name, imports ``python-llms/<id>/llm.py`` from its path as DSS does, instantiates the one
-``BaseLLM``/``BaseEmbeddingModel`` subclass it defines, and calls ``set_config(config, plugin_config)``.
+``dataiku.llm.python`` ships only inside DSS (Dataiku developer guide, "Creating a custom LLM Connection"), so
+this registers minimal base classes under that name, imports ``python-llms/<id>/llm.py`` from its path as DSS
+does, instantiates the one ``BaseLLM``/``BaseEmbeddingModel`` subclass it defines, and calls ``set_config(config, plugin_config)``.
 When the real ``dataiku`` package is importable (inside DSS), it is left alone.
 """
 
@@ -61,7 +61,8 @@ def load_component(component_id: str, config: dict[str, Any], plugin_config: dic
 
 class DssOAuthCredential:
     """What DSS does for a per-user OAUTH2 credential request: the authorization-code flow (with PKCE) against
-    the account's /oauth/authorize and /oauth/token-request, then refreshes (spcs-protocol.md §B). The plugin only
+    the account's /oauth/authorize and /oauth/token-request, then refreshes (as Snowflake-Labs
+    spcs-templates ``external_browser_demo.py`` runs Snowflake OAuth). The plugin only
     ever sees the resulting access token, as ``config["oauth_preset"]["snowflake_oauth"]``.
     """
 
@@ -100,7 +101,7 @@ class DssOAuthCredential:
         from requests.auth import HTTPBasicAuth
 
         # A refresh answer need not repeat the `refresh_token` scope (it only asked for a refresh token); DSS
-        # accepts such answers, while oauthlib raises on any scope change unless told to relax [inf: DSS side].
+        # accepts such answers, while oauthlib raises on any scope change unless told to relax (inferred for DSS).
         os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
         self.token = self.session.refresh_token(
             f"{self.account_url}/oauth/token-request",

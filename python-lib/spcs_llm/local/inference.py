@@ -1,7 +1,8 @@
 """The model-server half of each service: parse rows, run the real model, build the ``{"data": ...}`` answer.
 
-Runs in the service's worker threads (never on the event loop). Responses follow spcs-protocol.md §C.2
-"Response": ``{"data": [[row_id, {"<out col>": value}], ...]}``; failures are §C.1 400s.
+Runs in the service's worker threads (never on the event loop). Responses follow Snowflake's
+registry REST tests: ``{"data": [[row_id, {"<out col>": value}], ...]}``; failures are 400s as in the legacy
+server (snowflake-ml 1.6.2 ``_deploy_client/image_builds/inference_server/main.py``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from .tinychat import chat_model_dir
 
 log = get_logger(__name__)
 
-# The custom /predict embedder (spcs-protocol.md §D custom-model sketch, §C.1 external-function rows): a
+# The custom /predict embedder (a snowflake-ml custom_model method fed external-function rows, as the
+# 1.6.2 inference_server/main.py read them): a
 # hand-declared signature ``inputs`` STRING → ``outputs`` STRING holding the vector as JSON text. It reuses the
 # packaged MiniLM rather than packaging a CustomModel of its own: that would copy the same 88 MB of weights again
 # and add a pandas round trip per request, with no change to what goes over the wire.
 CUSTOM_PREDICT_SIGNATURE = MethodSignature(inputs=("inputs",))
-# The ≤1.7 text-generation signature had no generation params (spcs-protocol.md §C.3 first row).
+# The ≤1.7 text-generation signature had no generation params (snowflake-ml ≤1.7 _signatures/utils.py).
 LEGACY_TEXTGEN_SIGNATURE = MethodSignature(inputs=("inputs",))
 # Completion-length params (OpenAI chat: max_completion_tokens; text generation: max_new_tokens).
 _COMPLETION_LENGTH_PARAMS = ("max_completion_tokens", "max_new_tokens")
@@ -46,8 +48,9 @@ class InferenceResult:
 class ContextWindow:
     """Holds requests to the chat model's context: prompt plus requested completion must fit, checked up front.
 
-    The refusal uses vLLM's wording (the engine SPCS serves large chat models with, §C.4) [inf: that the managed
-    server passes it on as a 400]. Without it a 1 MB prompt would hold a worker for minutes.
+    The refusal uses vLLM's wording (the engine SPCS serves large chat models with; snowflake-ml
+    ``inference_engine.py``). Inferred: that the managed server passes it on as a 400. Without it a 1 MB prompt
+    would hold a worker for minutes.
     """
 
     tokenizer: Any
@@ -122,11 +125,12 @@ class ModelRuntime:
                 self.model(key)
 
     def routes(self, spec: ServiceSpec) -> dict[str, str]:
-        """URL path → model method. spcs-protocol.md §0.3: ``/<method with _ → ->``; ``__call__`` also as-is."""
+        """URL path → model method, as Snowflake's REST tests call it: ``/<method with _ → ->``; ``__call__`` as-is."""
         if spec.kind == "openai_chat":
             return {"/__call__": "__call__", "/--call--": "__call__"}
         if spec.kind == "text_generation":
-            # §C.1: the legacy deploy path served a single /predict; §C.2: current services expose __call__.
+            # The legacy deploy path served a single /predict (1.6.2 inference_server/main.py); current services
+            # expose __call__ (registry_transformer_params_test.py).
             return {"/predict": "__call__", "/__call__": "__call__", "/--call--": "__call__"}
         if spec.kind == "encode":
             return {"/encode": "encode", "/encode-query": "encode_query", "/encode-document": "encode_document"}
@@ -145,7 +149,8 @@ class ModelRuntime:
             return _error(400, str(exc))
         except Exception as exc:
             # Any model failure, a chat template's TemplateError included: 400 {"error": "Prediction failed: ..."}.
-            # Inferred: that is the ≤1.6 inference server's answer (§C.1); the current server's is undocumented, and
+            # Inferred: that is the ≤1.6 inference server's answer (1.6.2 main.py); the current server's is
+            # undocumented, and
             # a 400 holding the exception text is the stricter reading (a client must surface it, not retry it).
             log.warning("Prediction failed on %s: %s: %s", spec.name, type(exc).__name__, exc)
             return _error(400, f"Prediction failed: {type(exc).__name__}: {exc}")
@@ -189,7 +194,8 @@ class ModelRuntime:
         pairs = []
         for row, answer in zip(request.rows, answers):
             generated = [{"generated_text": item["generated_text"]} for item in answer["outputs"]]
-            # §C.3: ≤1.7 sent `outputs` as JSON text; 1.8+ as a real list of {generated_text}.
+            # snowflake-ml _signatures/utils.py: ≤1.7 sent `outputs` as JSON text; 1.8+ as a real list of
+            # {generated_text}.
             pairs.append((row.row_id, {"outputs": json.dumps(generated) if legacy else generated}))
         return _data(pairs, len(request.rows))
 

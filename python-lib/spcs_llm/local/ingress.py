@@ -31,8 +31,8 @@ LOGIN_PATH = "/sfc-endpoint/login"
 LOGOUT_PATH = "/sfc-endpoint/logout"
 _ACCEPTED_KINDS = {TokenKind.OAUTH_ACCESS, TokenKind.SESSION, TokenKind.EXCHANGED, TokenKind.PAT}
 _FORCED_EXPIRY_KINDS = {TokenKind.SESSION, TokenKind.EXCHANGED}
-# [inf] code 390104 and this wording come from the project brief, not from spcs-protocol.md (§A.5 says only
-# "401: bad, expired or missing token").
+# Inferred: code 390104 and this wording follow langchain-snowflake issue #38 (a 401 with 390104 "User must login
+# again"); Snowflake's own material says only that a 401 means a bad, expired or missing token.
 _LOGIN_AGAIN = {"code": "390104", "message": "User must login again to access the service."}
 _LOGIN_PAGE = """<!DOCTYPE html>
 <html><head><title>Snowflake - Sign in</title></head>
@@ -118,18 +118,20 @@ class IngressApp:
         # registry_model_deployment_test_base.py: after RUNNING the proxy answers 502 until the model has loaded.
         if resuming == 502:
             return HTMLResponse(_BAD_GATEWAY_PAGE, status_code=502)
-        # spcs-protocol.md §A.5: 503 while the service is starting or resuming from min_instances=0.
+        # 503 while the service is starting or resuming from min_instances=0 (retried by
+        # registry_model_deployment_test_base.py).
         if resuming == 503 or self.state.cold() or self.state.draw(knobs.rate_503):
             return JSONResponse({"error": "Service is starting, please retry."}, status_code=503)
         if self.state.draw(knobs.rate_429):
             return _too_many(knobs.retry_after_s)
         method = self.routes.get(path)
         if method is None:
-            # [inf] the ingress's answer for an unknown method route is not documented.
+            # Inferred: the ingress's answer for an unknown method route is not documented.
             return JSONResponse({"error": f"Unknown route {path}; this service serves {sorted(self.routes)}."}, 404)
         if request.method != "POST":
             return JSONResponse({"error": f"{path} accepts POST only."}, status_code=405)
-        # spcs-protocol.md §A.5 / §C.1: {"error": "Too many requests"} once in-flight requests exceed the cap.
+        # {"error": "Too many requests"} once in-flight requests exceed the cap (snowflake-ml 1.6.2
+        # _deploy_client/image_builds/inference_server/main.py, _CONCURRENT_REQUESTS_MAX).
         if self.state.stats.in_flight >= self.state.spec.capacity:
             return _too_many(None)
         self.state.stats.in_flight += 1
@@ -153,20 +155,22 @@ class IngressApp:
     def _authenticate(self, request: Request) -> Response | None:
         header = request.headers.get("authorization")
         if header is None:
-            # spcs-protocol.md §A.5 [inf]: requests without credentials get the interactive web login (302).
+            # Inferred from Snowflake docs "service network communications" (browser login): requests without
+            # credentials get the interactive web login (302).
             target = quote(request.url.path)
             return RedirectResponse(f"{request.base_url}{LOGIN_PATH.lstrip('/')}?redirect_uri={target}", 302)
         token = snowflake_token(header)
         record = self.credentials.lookup(token) if token else None
-        # spcs-protocol.md §A.5: 401 for a bad or expired token.
+        # 401 for a bad or expired token (Snowflake-Labs spcs-templates spcs-ingress-auth/token_demo.py).
         if record is None or record.kind not in _ACCEPTED_KINDS or self._expired(record):
             log.info("401 on %s (Authorization scheme %r)", request.url.path, header.split(" ", 1)[0])
             return JSONResponse(_LOGIN_AGAIN, status_code=401)
-        # spcs-protocol.md §A.1 "Simpler alternative" [src T]: an OAuth access token is accepted only together
-        # with X-SF-SPCS-Authentication-Method: OAUTH.
+        # Snowflake-Labs spcs-templates spcs-ingress-auth/external_browser_demo.py: an OAuth access token is
+        # accepted only together with X-SF-SPCS-Authentication-Method: OAUTH.
         if record.kind is TokenKind.OAUTH_ACCESS and request.headers.get(OAUTH_METHOD_HEADER, "").upper() != "OAUTH":
             return JSONResponse(_LOGIN_AGAIN, status_code=401)
-        # spcs-protocol.md §A.0: callers need a role holding <svc>!ALL_ENDPOINTS_USAGE; §A.5: 403 otherwise [inf].
+        # Callers need a role holding <svc>!ALL_ENDPOINTS_USAGE (sfc-gh-bhess/ex_spcs_token notebook); 403
+        # otherwise (inferred).
         if record.role not in self.state.granted_roles:
             return JSONResponse(
                 {"message": f"Role {record.role} is not authorized to use this service endpoint."},

@@ -1,6 +1,7 @@
 """Package the stand-in's models with snowflake-ml-python's own ``ModelPackager``, as ``Registry.log_model`` would.
 
-``ModelPackager.save`` is the code ``log_model`` runs to build what it uploads (offline-stack.md §4a). So the
+``ModelPackager.save`` is the code ``log_model`` runs to build what it uploads
+(snowml ``model/_packager/model_packager.py``). So the
 signatures the stand-in serves are the ones snowml infers for:
 
 - the tiny chat ``transformers.Pipeline`` with a chat template → ``__call__`` with the OpenAI-chat signature (its

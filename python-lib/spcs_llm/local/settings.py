@@ -24,16 +24,16 @@ _TTL_FLAGS = ("authorization_code", "oauth_access", "oauth_refresh", "session", 
 
 @dataclass(frozen=True)
 class TokenLifetimes:
-    """Seconds each kind of token lives (defaults follow spcs-protocol.md §A.4)."""
+    """Seconds each kind of token lives (defaults: typical values from public Snowflake material)."""
 
-    authorization_code: int = 600  # [inf] not documented; a short-lived one-time code
-    oauth_access: int = 600  # spcs-protocol.md §A.4: Snowflake OAuth access token 600 s [X]
-    oauth_refresh: int = 7_776_000  # spcs-protocol.md §A.4: OAUTH_REFRESH_TOKEN_VALIDITY 90 days [X/inf]
-    session: int = 3600  # spcs-protocol.md §A.1: validityInSeconds typically 3600 [X/inf]
-    master: int = 14_400  # spcs-protocol.md §A.1: masterValidityInSeconds about 4 h [X/inf]
-    exchanged: int = 3600  # spcs-protocol.md §A.2: "short-lived; about 1 h or less" [inf]
-    pat: int = 15 * 86_400  # spcs-protocol.md §A.3: PAT default expiry 15 days [inf/X]
-    keypair_jwt_max: int = 3600  # spcs-protocol.md §A.2: Snowflake caps the key-pair JWT at 1 h [inf]
+    authorization_code: int = 600  # inferred: not documented; a short-lived one-time code
+    oauth_access: int = 600  # Snowflake OAuth access token 600 s (Progress DataDirect docs)
+    oauth_refresh: int = 7_776_000  # OAUTH_REFRESH_TOKEN_VALIDITY 90 days (public examples; inferred)
+    session: int = 3600  # validityInSeconds typically 3600 (connector test mocks; inferred)
+    master: int = 14_400  # masterValidityInSeconds about 4 h (connector test mocks; inferred)
+    exchanged: int = 3600  # /oauth/token answer: short-lived, about 1 h or less (inferred)
+    pat: int = 15 * 86_400  # PAT default expiry 15 days (third-party docs; inferred)
+    keypair_jwt_max: int = 3600  # Snowflake caps the key-pair JWT at 1 h (inferred; jwt_generator.py)
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,11 @@ class ResumePhase:
 class ServiceSpec:
     """One model service with its own ingress port.
 
-    ``kind`` is what the model was logged as (spcs-protocol.md §C.2/§C.3); ``legacy_json_output`` selects the
-    ≤1.7 text-generation encoding where ``outputs`` is a JSON string (§C.3 first row). ``template_family`` picks
-    the chat template an OpenAI-chat service was logged with (None: the tiny model's own Zephyr-style one);
-    ``engine`` is how it is served (snowml's Python wrapper or vLLM). ``resume_phases`` starts the service
-    suspended: the first request begins a resume through those phases.
+    ``kind`` is what the model was logged as (snowflake-ml ``model/_signatures/utils.py``,
+    ``openai_signatures.py``); ``legacy_json_output`` selects the ≤1.7 text-generation encoding where ``outputs``
+    is a JSON string. ``template_family`` picks the chat template an OpenAI-chat service was logged with (None:
+    the tiny model's own Zephyr-style one); ``engine`` is how it is served (snowml's Python wrapper or vLLM).
+    ``resume_phases`` starts the service suspended: the first request begins a resume through those phases.
     """
 
     name: str
@@ -83,7 +83,8 @@ class ServiceSpec:
 
     @property
     def capacity(self) -> int:
-        """In-flight requests admitted before 429: the workers plus a small queue (spcs-protocol.md §A.5)."""
+        """In-flight requests admitted before 429: the workers plus a small queue
+        (like _CONCURRENT_REQUESTS_MAX in snowflake-ml 1.6.2 ``inference_server/main.py``)."""
         return self.workers + self.queue
 
 
@@ -117,7 +118,7 @@ class StandinSettings:
     oauth_client_id: str = "local-dss-client"
     oauth_client_secret: str = field(default="local-dss-secret", repr=False)
     oauth_redirect_uri: str = "http://127.0.0.1:11200/dip/api/oauth2-callback"
-    oauth_public_client: bool = False  # §B OAUTH_CLIENT_TYPE = 'PUBLIC': client_id in the body, PKCE required
+    oauth_public_client: bool = False  # OAUTH_CLIENT_TYPE = 'PUBLIC': client_id in the body, PKCE required
     lifetimes: TokenLifetimes = TokenLifetimes()
     services: tuple[ServiceSpec, ...] = default_services()
     preload: tuple[ModelName, ...] = ()

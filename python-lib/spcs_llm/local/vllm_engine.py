@@ -2,7 +2,7 @@
 
 A service created with ``inference_engine_options={"engine": "vllm"}`` (snowml ``inference_engine.py``) serves
 the logged Hugging Face weights and tokenizer through vLLM, behind the same REST envelopes and OpenAI-shaped
-rows (spcs-protocol.md §C.4; ``registry_transformer_params_test.py`` runs the same REST assertions on both
+rows (``registry_transformer_params_test.py`` runs the same REST assertions on both
 engines). Unlike snowml's Python wrapper (``_openai_chat_wrapper.py``), vLLM:
 
 - honours ``response_format`` ``{"type": "json_schema", "json_schema": {"schema": ...}}`` with guided decoding

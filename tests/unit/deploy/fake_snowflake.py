@@ -86,7 +86,7 @@ class FakeAccount:
 
 def imported_model_spec(model: str, hf_model: dict[str, Any]) -> str:
     """The model.yaml the server would write for an imported Hub model: chat → OpenAI-chat signature (snowflake-ml
-    1.38+ for templates, spcs-protocol.md §C.3); sentence-transformers → ``encode``."""
+    1.38+ for templates, ``_signatures/utils.py``); sentence-transformers → ``encode``."""
     from snowflake.ml.model import model_signature, openai_signatures
 
     if hf_model.get("task") == "text-generation":
