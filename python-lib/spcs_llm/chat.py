@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from .client import ModelClient
-from .config import ChatModelConfig
+from .config import ChatModelConfig, adapter_needs_openai_chat
 from .conversation import normalise
 from .errors import ConfigurationError, RequestRejectedError
 from .json_output import check_json_reply, wire_response_format
@@ -232,6 +232,8 @@ class ChatClient(ModelClient):
             )
         if protocol == OPENAI_CHAT:
             return self._openai_chat_plan(messages, params, honours_json)
+        if self.config.adapter:
+            raise adapter_needs_openai_chat()
         rendered = render_chat(self._family(), messages)
         stop = tuple(dict.fromkeys((*params.stop, *rendered.stop)))
         with _detected_lock:
@@ -257,7 +259,8 @@ class ChatClient(ModelClient):
                         self.config.endpoint.url)
             sent = replace(sent, presence_penalty=None)
         text = "\n".join(m["content"] for m in conversation)
-        return _Plan(OPENAI_CHAT, envelope([openai_chat_row(conversation, sent)]), prompt_text_for_count=text,
+        row = openai_chat_row(conversation, sent, model=self.config.adapter)
+        return _Plan(OPENAI_CHAT, envelope([row]), prompt_text_for_count=text,
                      max_tokens=params.max_tokens, response_format=params.response_format,
                      system_folded=fold or all(m["role"] != "system" for m in conversation))
 

@@ -35,6 +35,16 @@ DEFAULT_READ_TIMEOUT = 55.0  # below the ingress's 60 s request budget (spcs-pro
 DEFAULT_COLD_START_TIMEOUT = 900.0
 
 
+def adapter_needs_openai_chat() -> ConfigurationError:
+    """An adapter is chosen by the OpenAI-chat signature's `model` param (snowml openai_signatures.py); a
+    text-generation signature has no such param, so a text-generation service cannot be asked for one."""
+    return ConfigurationError(
+        "A LoRA adapter is set, but this service takes text-generation requests, which cannot choose an adapter.",
+        fix="Clear 'LoRA adapter', or serve the model with an OpenAI-chat signature (created with adapters=) and "
+        "set 'Service protocol' to auto-detect or OpenAI-chat rows.",
+    )
+
+
 @dataclass(frozen=True)
 class AuthConfig:
     """Who calls the endpoint and how. ``identity`` keys token caches and never contains a secret."""
@@ -109,6 +119,9 @@ class ChatModelConfig:
     engine: ChatEngine = "python"
     # A JSON request to a service that cannot honour response_format: "check" the reply is JSON, or "refuse" it.
     json_fallback: JsonFallback = "check"
+    # A LoRA adapter the service was created with (create_service adapters=): its alias, sent as the OpenAI-chat
+    # `model` param; None asks the base model.
+    adapter: str | None = None
 
 
 @dataclass(frozen=True)
@@ -271,16 +284,21 @@ def parse_cost(config: dict) -> CostConfig:
 
 
 def parse_chat_config(config: dict) -> ChatModelConfig:
+    protocol = _choice(config, "protocol", ("auto", "openai_chat", "text_generation"), "auto")
+    adapter = _text(config, "adapter")
+    if adapter and protocol == "text_generation":
+        raise adapter_needs_openai_chat()
     return ChatModelConfig(
         endpoint=parse_endpoint(config, default_route="__call__"),
         auth=parse_auth(config),
         cost=parse_cost(config),
-        protocol=_choice(config, "protocol", ("auto", "openai_chat", "text_generation"), "auto"),  # type: ignore[arg-type]
+        protocol=protocol,  # type: ignore[arg-type]
         family=_choice(config, "model_family", FAMILIES, "auto"),
         tokenizer=_text(config, "tokenizer"),
         default_max_tokens=_number(config, "default_max_tokens", 512, minimum=1, cast=int),
         engine=_choice(config, "engine", ("python", "vllm"), "python"),  # type: ignore[arg-type]
         json_fallback=_choice(config, "json_fallback", ("check", "refuse"), "check"),  # type: ignore[arg-type]
+        adapter=adapter,
     )
 
 

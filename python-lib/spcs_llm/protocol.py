@@ -189,8 +189,12 @@ def text_content(content: Any, position: int) -> str:
     )
 
 
-def openai_chat_row(messages: Sequence[dict], params: GenerationParams) -> dict:
+def openai_chat_row(messages: Sequence[dict], params: GenerationParams, *, model: str | None = None) -> dict:
     """A wide row for an OpenAI-chat-signature service: ``messages`` plus only the controls that are set.
+
+    ``model`` names a LoRA adapter the service was created with: the signature's ``model`` param, which
+    ``create_service(adapters=...)`` maps to an adapter by alias (snowml ``openai_signatures.py``,
+    ``model_version_impl.py``); None leaves it unsent, which asks the base model.
 
     Each message's content is a list holding ONE text part: OPENAI_CHAT_SIGNATURE requires parts since 1.23,
     and snowflake-ml's HF wrapper turns each part into its own message, which would break templates that
@@ -216,6 +220,7 @@ def openai_chat_row(messages: Sequence[dict], params: GenerationParams) -> dict:
         "presence_penalty": params.presence_penalty,
         "frequency_penalty": params.frequency_penalty,
         "response_format": params.response_format,
+        "model": model,
     }
     row.update({name: value for name, value in optional.items() if value is not None})
     return row

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..deploy.finetune import LoraSettings, TrainingExample, finetune_lora
 from .cache import build_once, cache_root
-from .envelopes import MALFORMED, EnvelopeError
+from .envelopes import EnvelopeError
 from .packaging import OWN_TEMPLATE, ChatTemplate, PackagedModel, load_chat_pipeline_model
 from .tinychat import RECIPE_VERSION, SYSTEM_PROMPT, chat_model_dir
 from .vllm_engine import VllmChatEngine
@@ -70,6 +70,7 @@ class LoraRouter:
             return self.base.complete(messages, params)
         engine = self.adapters.get(name)
         if engine is None:
-            raise EnvelopeError(f"{MALFORMED}: The model `{name}` does not exist. This service serves the base "
-                                f"model and the adapter(s): {', '.join(sorted(self.adapters))}.")
+            # vLLM's wording, not "Input data malformed": the rows fit the signature, the name does not exist.
+            raise EnvelopeError(f"The model `{name}` does not exist. This service serves its base model and the "
+                                f"adapter(s): {', '.join(sorted(self.adapters))}.")
         return {**engine.complete(messages, params), "model": name}
