@@ -98,9 +98,9 @@ class ChatClient(ModelClient):
     def stream(self, messages: Sequence[dict], params: GenerationParams) -> Iterator[str | ChatResult]:
         """Yield text deltas, then the final ChatResult.
 
-        Registry services answer one JSON document (spcs-protocol.md §C.3: ``stream`` is ignored), so usually the
-        whole text arrives as one delta. If an endpoint answers ``text/event-stream`` (an OpenAI-style chunk stream,
-        which is [inf] for SPCS), the deltas are passed on as they come.
+        Registry services answer one JSON document (snowflake-ml ``_openai_chat_wrapper.py`` ignores ``stream``),
+        so usually the whole text arrives as one delta. If an endpoint answers ``text/event-stream`` (an OpenAI-style
+        chunk stream, which is inferred for SPCS), the deltas are passed on as they come.
         """
         plan, call = self._post(messages, params, stream=True)
         if call.events is None:
@@ -172,8 +172,8 @@ class ChatClient(ModelClient):
             return True
         row = plan.body["data"][0][1]
         if plan.protocol == TEXT_GENERATION and set(row) != {"inputs"}:
-            # spcs-protocol.md §C.3: text-generation signatures have generation params only since snowflake-ml
-            # 1.38; that older services refuse them with a signature-mismatch 400 is [inf].
+            # snowflake-ml changelog 1.38 (_signatures/utils.py): text-generation signatures have generation params
+            # only since 1.38; inferred: older services refuse them with a signature-mismatch 400.
             log.info("Endpoint %s refused generation params; sending the prompt alone (the service's own "
                      "generation defaults apply, stop strings are cut client-side)", url)
             with _detected_lock:

@@ -26,12 +26,15 @@ OAUTH_PRESET_PARAM = "oauth_preset"
 SERVICE_PRESET_PARAM = "service_preset"
 OAUTH_CREDENTIAL_KEY = "snowflake_oauth"
 
-DEFAULT_READ_TIMEOUT = 55.0  # below the ingress's 60 s request budget (spcs-protocol.md §0.7)
+# Below the ingress's 60 s request budget (registry_model_deployment_test_base.py: "ingress will timeout after 60
+# seconds").
+DEFAULT_READ_TIMEOUT = 55.0
 # How long 502 / 503 / refused connections count as "the service is resuming" (transport.py). Based on Snowflake's
 # own numbers: registry_model_deployment_test_base.py waits up to 30 min for a service to leave PENDING and then
 # retries 502 / "connection refused" for another 30+60+90 s because the proxy does not wait for the model to load;
 # snowml's create_service waits 30 min (service_ops.py _wait_for_service_status). A resume needs no image build, so
-# 15 min covers a GPU node start, the image pull and a 7B model load (~15 GB of weights) [inf: no documented figure].
+# 15 min covers a GPU node start, the image pull and a 7B model load (~15 GB of weights); inferred: no documented
+# figure.
 DEFAULT_COLD_START_TIMEOUT = 900.0
 
 

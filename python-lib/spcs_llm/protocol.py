@@ -1,4 +1,4 @@
-"""SPCS model-service envelopes and row shapes (reference/spcs-protocol.md §C).
+"""SPCS model-service envelopes and row shapes, as Snowflake's registry REST tests send and read them.
 
 A request is ``{"data": [[row_index, ...], ...]}`` and so is the answer; this module builds rows for the
 shapes our services speak (OpenAI chat, HF text generation, sentence-transformers ``encode``, a custom
@@ -99,7 +99,7 @@ def payload_size(body: dict) -> int:
 def _row_error(output: Any) -> RowError | None:
     """A per-row error object (``{"error": ...}``) as a RowError; None when the output is a result.
 
-    [inf] The services document only whole-request errors (400 ``{"error": ...}``); a row whose output is an
+    Inferred: the services document only whole-request errors (400 ``{"error": ...}``); a row whose output is an
     ``error`` object is treated as that row's failure so one bad row does not sink its batch.
     """
     if output is None:
@@ -273,7 +273,8 @@ def _unknown_shape(row_output: Any, what: str) -> BadResponseError:
 
 
 def _generated_text(row_output: Any) -> str | None:
-    """The ``generated_text`` of a legacy text-generation output, whichever version encoded it (§C.3)."""
+    """The ``generated_text`` of a legacy text-generation output, whichever version encoded it
+    (snowflake-ml ``model/_signatures/utils.py``: JSON text up to 1.7, a list since 1.8)."""
     if isinstance(row_output, dict):
         if isinstance(row_output.get("generated_text"), str):  # models.llm (vLLM, ≤1.6)
             return row_output["generated_text"]
