@@ -1,6 +1,7 @@
 """``make demo`` (``python -m spcs_llm.local.demo``), end to end in a subprocess: nothing on stderr (no library
 warnings, progress bars or tracebacks) and sensible output (every template family gives the canned reply, the
-knowledge bank finds the right document)."""
+LoRA adapter gives its trained reply where the base model gives its own, the knowledge bank finds the right
+document)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from spcs_llm.local.demo import server_side_services
+from spcs_llm.local.lora_engine import ADAPTER_ALIAS, FINETUNE_EXAMPLE
 from spcs_llm.local.quiet import QUIET_ENVIRONMENT
 from spcs_llm.local.settings import StandinSettings
 from spcs_llm.local.tinychat import CANNED_EXCHANGES
@@ -45,6 +47,11 @@ def test_the_demo_is_quiet_and_every_family_answers_sensibly():
     for family in FAMILY_NAMES:
         assert reply_of(done.stdout, f"client-side {family}") == greeting
     assert f"chunk: {CANNED_EXCHANGES[1].answer!r}" in done.stdout
+    base_color = next(e.answer for e in CANNED_EXCHANGES if e.question == FINETUNE_EXAMPLE.instruction)
+    assert reply_of(done.stdout, "base model") == repr(base_color)
+    assert reply_of(done.stdout, f"adapter {ADAPTER_ALIAS}") == repr(FINETUNE_EXAMPLE.output)
+    assert re.search(r"^  trained in \d+ steps, \d+\.\d s on CPU; loss \d+\.\d+ → \d+\.\d+$", done.stdout,
+                     re.MULTILINE)
     best = re.search(r"^  1\. \(\d\.\d+\) (.*)$", done.stdout, re.MULTILINE)
     assert best and "authorises Snowflake once" in best.group(1)
     assert re.search(r"^Demo finished in \d+\.\d s\.$", done.stdout, re.MULTILINE)

@@ -3,7 +3,8 @@
 It starts the stand-in (real small models), signs a user in through the OAuth authorization-code flow as DSS
 does for a per-user credential, loads ``python-llms/*/llm.py`` through the small DSS harness, then runs: one chat
 completion per template family (server-side templating on OpenAI-chat services logged with each family's
-template, client-side on a legacy text-generation service), one streamed completion, a mini knowledge bank
+template, client-side on a legacy text-generation service), one streamed completion, the same question to a base
+model and to its LoRA adapter (one service, chosen by the connector's adapter setting), a mini knowledge bank
 (embed a bundled corpus, answer a nearest-neighbour query), and prints a usage table. Library warnings and
 progress bars stay off unless ``-v``.
 """
@@ -26,6 +27,7 @@ from ..errors import SpcsLlmError
 from ..resources import resource_path
 from ..templates import FAMILY_NAMES
 from .harness import DssOAuthCredential, load_component
+from .lora_engine import ADAPTER_ALIAS, FINETUNE_EXAMPLE, training_report
 from .quiet import quiet_libraries
 from .settings import StandinSettings
 from .stack import LocalStack
@@ -132,6 +134,23 @@ def run_stream(server_side: Any, usage: UsageTable) -> None:
             usage.record("chat: streamed", item["footer"], trace)
 
 
+def run_finetuned(stack: LocalStack, settings: StandinSettings, token: str, usage: UsageTable) -> None:
+    """The same question to a service's base model and to its LoRA adapter, chosen by the connector's setting."""
+    report = training_report()
+    print(f"\n== Fine-tuned model: a LoRA adapter trained with spcs_llm.deploy.finetune on one pair "
+          f"({FINETUNE_EXAMPLE.instruction!r} → {FINETUNE_EXAMPLE.output!r}), served next to its base model by "
+          "one service, chat_lora")
+    print(f"  trained in {report.steps} steps, {report.seconds:.1f} s on CPU; loss {report.first_loss:.2f} → "
+          f"{report.last_loss:.3f}")
+    for label, extra in (("base model", {}), (f"adapter {ADAPTER_ALIAS}", {"adapter": ADAPTER_ALIAS})):
+        model = load_component("spcs-chat", chat_config(token, stack, settings, "chat_lora", engine="vllm", **extra))
+        trace = SpanBuilder("demo")
+        answer = model.process({"messages": chat_messages(FINETUNE_EXAMPLE.instruction)},
+                               {"temperature": 0, "maxOutputTokens": 40}, trace)
+        print(f"  {label:<32} → {answer['text']!r}")
+        usage.record(f"chat: {label}", answer, trace)
+
+
 def run_knowledge_bank(stack: LocalStack, settings: StandinSettings, token: str, usage: UsageTable) -> None:
     corpus = json.loads(resource_path("demo", "corpus.json").read_text(encoding="utf-8"))
     documents, query = corpus["documents"], corpus["query"]
@@ -180,6 +199,7 @@ def run_demo(*, verbose: bool) -> int:
         print(f"  signed in {settings.user} through OAuth (authorize → token-request, PKCE), as DSS does")
         usage = UsageTable()
         run_stream(run_chat(stack, settings, token, usage), usage)
+        run_finetuned(stack, settings, token, usage)
         run_knowledge_bank(stack, settings, token, usage)
         usage.print()
     print(f"\nDemo finished in {time.perf_counter() - started:.1f} s.")

@@ -19,6 +19,8 @@ runs) on one prompt/response pair, and cached like the packaged models.
 from __future__ import annotations
 
 import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +40,37 @@ FINETUNE_SETTINGS = LoraSettings(learning_rate=1e-2, max_steps=200, seed=0, syst
                                  stop_margin=4.0)
 
 
+TRAINING_REPORT = "training.json"
+# Bumped when what a build writes changes, so an older cached adapter folder is never mistaken for a new one.
+BUILD_VERSION = "build2"
+
+
+@dataclass(frozen=True)
+class TrainingReport:
+    """How the cached adapter was trained, for the demo to show."""
+
+    steps: int
+    first_loss: float
+    last_loss: float
+    seconds: float
+
+
 def adapter_dir() -> Path:
     """The folder of the trained adapter (``adapter_config.json`` + weights), training it first if needed."""
     recipe = hashlib.sha256(f"{FINETUNE_EXAMPLE}\0{FINETUNE_SETTINGS}".encode()).hexdigest()[:10]
-    target = cache_root() / "adapters" / f"{ADAPTER_ALIAS}-{RECIPE_VERSION}-{recipe}"
-    return build_once(target, "adapter_config.json",
-                      lambda folder: finetune_lora(chat_model_dir(), [FINETUNE_EXAMPLE], folder, FINETUNE_SETTINGS))
+    target = cache_root() / "adapters" / f"{ADAPTER_ALIAS}-{BUILD_VERSION}-{RECIPE_VERSION}-{recipe}"
+    return build_once(target, TRAINING_REPORT, _train)
+
+
+def training_report() -> TrainingReport:
+    """The report of the adapter's training run (training it first if needed)."""
+    return TrainingReport(**json.loads((adapter_dir() / TRAINING_REPORT).read_text(encoding="utf-8")))
+
+
+def _train(folder: Path) -> None:
+    result = finetune_lora(chat_model_dir(), [FINETUNE_EXAMPLE], folder, FINETUNE_SETTINGS)
+    report = TrainingReport(len(result.losses), result.losses[0], result.losses[-1], result.seconds)
+    (folder / TRAINING_REPORT).write_text(json.dumps(asdict(report)), encoding="utf-8")
 
 
 def load_lora_chat() -> PackagedModel:
