@@ -289,8 +289,18 @@ def parse_cost(config: dict) -> CostConfig:
 def parse_chat_config(config: dict) -> ChatModelConfig:
     protocol = _choice(config, "protocol", ("auto", "openai_chat", "text_generation"), "auto")
     adapter = _text(config, "adapter")
+    engine = _choice(config, "engine", ("python", "vllm"), "python")
     if adapter and protocol == "text_generation":
         raise adapter_needs_openai_chat()
+    if adapter and engine == "python":
+        # snowml's Python engine (_openai_chat_wrapper.py generate_chat_completion) takes no `model` argument, so
+        # it would answer every request with the base model; adapters are served by the vLLM engine, whose LoRA
+        # flags Snowflake sets itself (model_deployment_spec.py blocks --enable-lora / --lora-modules overrides).
+        raise ConfigurationError(
+            "A LoRA adapter is set, but 'Inference engine' is Python: that engine ignores the adapter and would "
+            "answer with the base model.",
+            fix="Set 'Inference engine' to vLLM: services created with adapters= serve them on the vLLM engine.",
+        )
     return ChatModelConfig(
         endpoint=parse_endpoint(config, default_route="__call__"),
         auth=parse_auth(config),
@@ -299,7 +309,7 @@ def parse_chat_config(config: dict) -> ChatModelConfig:
         family=_choice(config, "model_family", FAMILIES, "auto"),
         tokenizer=_text(config, "tokenizer"),
         default_max_tokens=_number(config, "default_max_tokens", 512, minimum=1, cast=int),
-        engine=_choice(config, "engine", ("python", "vllm"), "python"),  # type: ignore[arg-type]
+        engine=engine,  # type: ignore[arg-type]
         json_fallback=_choice(config, "json_fallback", ("check", "refuse"), "check"),  # type: ignore[arg-type]
         adapter=adapter,
     )

@@ -17,7 +17,7 @@ SIGNATURE_MISMATCH = {"error": "Input data columns do not match the model signat
 
 def make_client(**overrides):
     config = {"auth_type": "service", "service_preset": {"service_auth": "pat", "pat": "pat-secret-for-lora-tests"},
-              "endpoint": ENDPOINT, "max_attempts": 2, **overrides}
+              "endpoint": ENDPOINT, "max_attempts": 2, "engine": "vllm", **overrides}
     return ChatClient(parse_chat_config(config))
 
 
@@ -59,3 +59,9 @@ def test_an_auto_detected_text_generation_service_with_an_adapter_is_a_configura
     with pytest.raises(ConfigurationError, match="cannot choose an adapter"):
         make_client(adapter="tiny_chat_lora", model_family="zephyr").complete(MESSAGES, GenerationParams())
     assert len(responses.calls) == 1
+
+
+def test_an_adapter_on_the_python_engine_is_a_configuration_error_naming_the_fix():
+    with pytest.raises(ConfigurationError, match="ignores the adapter") as raised:
+        make_client(adapter="tiny_chat_lora", engine="python")
+    assert "vLLM" in str(raised.value.fix)
