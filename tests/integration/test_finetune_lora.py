@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from spcs_llm.deploy.finetune import LoraSettings, TrainingExample, example_messages, finetune_lora
+from spcs_llm.deploy.finetune import LoraSettings, TrainingExample, example_messages, finetune_lora, training_batch
 from spcs_llm.errors import ConfigurationError
 from spcs_llm.local.tinychat import CANNED_EXCHANGES, SYSTEM_PROMPT, chat_model_dir
 
@@ -64,3 +64,22 @@ def test_no_pairs_is_a_configuration_error(tmp_path):
 def test_an_instruction_with_input_is_rendered_as_one_user_turn():
     pair = TrainingExample(instruction="Summarise.", input="A long text.", output="Short.")
     assert example_messages(pair) == [{"role": "user", "content": "Summarise.\n\nA long text."}]
+
+
+def test_only_the_response_and_its_eos_are_trained_on():
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(chat_model_dir())
+    ids, mask, labels = training_batch(tokenizer, [PAIR, TrainingExample("Hi there", "Hello!")], SYSTEM_PROMPT)
+    for row in range(2):
+        trained = labels[row][labels[row] != -100].tolist()
+        example = (PAIR, TrainingExample("Hi there", "Hello!"))[row]
+        assert tokenizer.decode(trained) == example.output + tokenizer.eos_token
+        length = int(mask[row].sum())
+        assert ids[row][length - len(trained):length].tolist() == trained  # the response ends the real tokens
+
+
+@pytest.mark.parametrize("bad", [{"rank": 0}, {"max_steps": 0}, {"learning_rate": 0.0}])
+def test_bad_lora_settings_are_configuration_errors(bad):
+    with pytest.raises(ConfigurationError):
+        LoraSettings(**bad)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ class FinetuneResult:
     adapter_dir: Path
     losses: tuple[float, ...]
     seconds: float
-    margin: float | None = field(default=None)
+    margin: float | None = None
 
 
 def example_messages(example: TrainingExample, system_prompt: str | None = None) -> list[dict[str, str]]:
@@ -105,7 +105,7 @@ def finetune_lora(base_model_dir: str | Path, examples: Sequence[TrainingExample
     config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                         target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
     model = get_peft_model(base, config)
-    ids, mask, labels = _training_batch(tokenizer, examples, settings.system_prompt)
+    ids, mask, labels = training_batch(tokenizer, examples, settings.system_prompt)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate)
     losses: list[float] = []
     margin = None
@@ -130,7 +130,7 @@ def finetune_lora(base_model_dir: str | Path, examples: Sequence[TrainingExample
     return FinetuneResult(Path(output_dir), tuple(losses), seconds, margin)
 
 
-def _training_batch(tokenizer: Any, examples: Sequence[TrainingExample], system_prompt: str | None) -> tuple:
+def training_batch(tokenizer: Any, examples: Sequence[TrainingExample], system_prompt: str | None) -> tuple:
     """Token ids of each rendered pair, padded, with labels only on the response and its EOS token."""
     import torch
 
