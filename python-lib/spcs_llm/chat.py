@@ -92,8 +92,8 @@ class ChatClient(ModelClient):
         self.config = config
 
     def complete(self, messages: Sequence[dict], params: GenerationParams) -> ChatResult:
-        plan, output = self._send(messages, params)
-        return self._result(plan, output)
+        plan, call = self._post(messages, params)
+        return self._finished(plan, self._decode(plan, call))
 
     def stream(self, messages: Sequence[dict], params: GenerationParams) -> Iterator[str | ChatResult]:
         """Yield text deltas, then the final ChatResult.
@@ -105,9 +105,9 @@ class ChatClient(ModelClient):
         plan, call = self._post(messages, params, stream=True)
         if call.events is None:
             output = self._decode(plan, call)
-            self._check_json(plan, output)
+            result = self._finished(plan, output)
             yield output.text
-            yield self._result(plan, output)
+            yield result
             return
         pieces: list[str] = []
         finish_reason = None
@@ -123,20 +123,16 @@ class ChatClient(ModelClient):
         parsed = parse_chat_output(
             {"choices": [{"message": {"content": "".join(pieces)}, "finish_reason": finish_reason}], "usage": usage}
         )
-        self._check_json(plan, parsed)
-        yield self._result(plan, parsed)
+        yield self._finished(plan, parsed)
 
-    def _send(self, messages: Sequence[dict], params: GenerationParams) -> tuple[_Plan, ChatOutput]:
-        plan, call = self._post(messages, params)
-        output = self._decode(plan, call)
-        self._check_json(plan, output)
-        return plan, output
-
-    def _check_json(self, plan: _Plan, output: ChatOutput) -> None:
-        if not plan.response_format:
-            return
-        finish = self._finish_reason(plan, output, *self._token_counts(plan, output)[1:])
-        check_json_reply(output.text, plan.response_format, finish_reason=finish, engine=self._engine(plan))
+    def _finished(self, plan: _Plan, output: ChatOutput) -> ChatResult:
+        """The result DSS sees; the reply to a JSON request is checked against it (with the finish reason it
+        reports) before anything is returned, so tokens are counted once."""
+        result = self._result(plan, output)
+        if plan.response_format:
+            check_json_reply(output.text, plan.response_format, finish_reason=result.finish_reason,
+                             engine=self._engine(plan))
+        return result
 
     def _engine(self, plan: _Plan) -> str:
         """Only OpenAI-chat rows can carry response_format; a text-generation service honours none of it."""
