@@ -1,9 +1,9 @@
 """Chat formats for legacy text-generation services: messages → one prompt string.
 
 Services logged with an OpenAI chat signature apply the model's template themselves; this module is for the
-others (a plain ``inputs`` → ``generated_text`` signature). Families whose template is strict get the conversation
-in the form it accepts first (``conversation.normalise``), as the OpenAI-chat path sends it. Each family's Jinja template is data in
-``resource/chat_templates/`` — for Llama-2, Zephyr, Mistral v0.1 and ChatML the models' own
+others (a plain ``inputs`` → ``generated_text`` signature). Families whose template is strict get the
+conversation in the form it accepts first (``conversation.normalise``), as the OpenAI-chat path sends it. Each
+family's Jinja template is data in ``resource/chat_templates/`` — for Llama-2, Zephyr, Mistral v0.1 and ChatML the models' own
 ``tokenizer_config.json`` templates, for Phi-2 and Falcon (which ship none) ours — rendered exactly as
 transformers' ``apply_chat_template(..., tokenize=False, add_generation_prompt=True)`` does.
 
@@ -195,7 +195,7 @@ def _fitted_turns(messages: list[dict[str, str]], spec: FamilySpec) -> list[dict
         messages = [{"role": "user", "content": m["content"]} for m in messages]
     turns = normalise(messages, fold_system=spec.system == "fold")
     dialogue = [t for t in turns if t["role"] != "system"]
-    if (dialogue[0]["role"] != "user" or dialogue[-1]["role"] != "user"):
+    if dialogue[0]["role"] != "user" or dialogue[-1]["role"] != "user":
         raise RequestRejectedError(
             f"The {spec.name} chat format needs the conversation to start and end with a user message.",
             fix="Start the conversation with a user message and end it with the user's question.",
