@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from .config import EmbeddingModelConfig, EmbedRequestFormat
 from .protocol import embedding_record, embedding_row, envelope
@@ -42,9 +43,10 @@ class EmbeddingWireFormat:
         return envelope([embedding_row(text, signature_params=len(self.signature_params)) for text in texts],
                         shape="flat")
 
-    @property
+    @cached_property
     def envelope_bytes(self) -> int:
-        """The body's bytes without rows, less one separator (rows are counted with theirs)."""
+        """The body's bytes without rows, less one separator (rows are counted with theirs); computed once, as every
+        text's size check adds it."""
         empty = envelope([], shape="records" if self.request_format == "dataframe_records" else "flat")
         return len(json.dumps(empty)) - _SEPARATOR
 
