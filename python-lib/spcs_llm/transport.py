@@ -70,15 +70,18 @@ class EndpointState:
     limiter: EndpointLimiter
     ledger: BusyTimeLedger
     pool_size: int
-    answered_2xx: bool = False
     last_2xx_at: float | None = None
     first_403_at: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record_success(self, now: float) -> None:
         with self.lock:
-            self.answered_2xx = True
             self.last_2xx_at = now
+
+    @property
+    def answered_2xx(self) -> bool:
+        """Whether the endpoint has ever answered 2xx in this process (a model service really is there)."""
+        return self.last_2xx_at is not None
 
     def warm(self, now: float) -> bool:
         """Answered 2xx recently enough that it cannot have suspended since."""
