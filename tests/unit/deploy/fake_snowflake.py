@@ -17,7 +17,7 @@ import threading
 import types
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 from snowflake.snowpark import AsyncJob, Row
@@ -156,6 +156,12 @@ def _not_found(what: str) -> SnowparkSQLException:
     return SnowparkSQLException(message, sql_error_code=2003)
 
 
+Handlers = list[tuple[str, Callable[[re.Match], list[Row]]]]
+# Other fake modules (fake_jobs.py, fake_batch.py) append a function here that returns the (pattern, answer) pairs
+# for the statements of their snowflake-ml area; every new session gets them after the registry's own.
+HANDLER_EXTENSIONS: list[Callable[["RecordingSession"], Handlers]] = []
+
+
 class RecordingSession:
     """The Snowpark ``Session`` surface that snowflake-ml 2.6 and spcs_llm.deploy use."""
 
@@ -192,6 +198,8 @@ class RecordingSession:
              r"|DROP ROLE) ", lambda m: [Row(status="Statement executed successfully.")]),
             (r"^GRANT SERVICE ROLE ([\w.\"]+)!ALL_ENDPOINTS_USAGE TO ROLE (\w+)", self._grant),
         ]
+        for extend in HANDLER_EXTENSIONS:
+            self._handlers.extend(extend(self))
 
     # --- the Session surface -----------------------------------------------------------------------------------
     def sql(self, query: str, params: Any = None) -> _FakeDataFrame:
