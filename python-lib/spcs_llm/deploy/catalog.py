@@ -14,6 +14,7 @@ from typing import Literal
 
 from ..config import FAMILIES
 from ..errors import ConfigurationError
+from .engine import EngineOptions, default_engine, resolve_engine
 from .families import check_instance_family, fits, instance_families, smallest_fitting_gpu_family
 from .hub import OVERRIDE_FLAGS, hub_facts
 
@@ -35,7 +36,8 @@ class ModelSpec:
     ``gated``: the Hub repo needs an accepted licence and a token, held in a Snowflake SECRET.
     ``params_billion``: parameter count; the bf16 weights take twice that in GB (memory fit).
     ``credits_per_hour``: set for an instance family the shipped table does not list (it wins over the table).
-    ``vllm_args``: when not None, the service runs on the vLLM engine with these extra engine arguments.
+    ``engine``: the inference engine and its vLLM settings (vLLM by default for chat models on a GPU, engine.py).
+    ``context_length``: the model's context in tokens, where known (bounds vLLM's --max-model-len).
     """
 
     key: str
@@ -50,7 +52,8 @@ class ModelSpec:
     max_instances: int = 1
     num_workers: int | None = None
     max_batch_rows: int | None = None
-    vllm_args: tuple[str, ...] | None = None
+    engine: EngineOptions = EngineOptions("python")
+    context_length: int | None = None
     revision: str | None = None
     model_name: str = ""
     service_name: str = ""
@@ -96,6 +99,8 @@ def _entry(key: str, hf_id: str, kind: ModelKind, **options: object) -> ModelSpe
     model_name = registry_name(key)
     if kind == "embedding":
         options = {"instance_family": CPU_FAMILY, "gpu_count": 0, "max_batch_rows": 64, **options}
+    engine = EngineOptions(default_engine(kind, int(options.get("gpu_count", 1)) > 0))  # type: ignore[call-overload]
+    options = {"engine": engine, **options}
     return ModelSpec(  # type: ignore[arg-type]
         key=key, hf_id=hf_id, kind=kind, model_name=model_name, service_name=f"{model_name}_SVC", **options
     )
@@ -109,29 +114,30 @@ _ATTACHED = ("Ships no chat template: the weights are downloaded to the machine 
 CATALOG: dict[str, ModelSpec] = {
     spec.key: spec
     for spec in (
-        # The four models the project was asked for, and the 2023 instruct models beside them.
-        _entry("zephyr-7b-beta", "HuggingFaceH4/zephyr-7b-beta", "chat", family="zephyr", params_billion=7.24,
-               notes=_OWN_TEMPLATE),
+        # The four models the project was asked for, and the 2023 instruct models beside them. context_length is
+        # max_position_embeddings of each model's config.json on the Hub.
+        _entry("zephyr-7b-beta", "HuggingFaceH4/zephyr-7b-beta", "chat", family="zephyr",
+               context_length=32768, params_billion=7.24, notes=_OWN_TEMPLATE),
         _entry("llama-2-7b-chat", "meta-llama/Llama-2-7b-chat-hf", "chat", family="llama2", gated=True,
-               params_billion=6.74, notes=_GATED),
-        _entry("phi-2", "microsoft/phi-2", "chat", family="phi2", attach_chat_template=True, params_billion=2.78,
-               notes=_ATTACHED.format("phi2")),
+               context_length=4096, params_billion=6.74, notes=_GATED),
+        _entry("phi-2", "microsoft/phi-2", "chat", family="phi2", attach_chat_template=True,
+               context_length=2048, params_billion=2.78, notes=_ATTACHED.format("phi2")),
         _entry("falcon-7b-instruct", "tiiuae/falcon-7b-instruct", "chat", family="falcon", attach_chat_template=True,
-               params_billion=7.22, notes=_ATTACHED.format("falcon")),
+               context_length=2048, params_billion=7.22, notes=_ATTACHED.format("falcon")),
         _entry("mistral-7b-instruct", "mistralai/Mistral-7B-Instruct-v0.2", "chat", family="mistral", gated=True,
-               params_billion=7.24, notes=_GATED),
+               context_length=32768, params_billion=7.24, notes=_GATED),
         _entry("all-minilm-l6-v2", "sentence-transformers/all-MiniLM-L6-v2", "embedding", params_billion=0.023,
                dimensions=384, notes="384 dimensions; reads at most 256 tokens per text (longer text is cut)."),
         # Current instruct models. Llama 3.x's format has no family of its own here: its services speak
         # OpenAI-chat with the model's own template, so 'auto' is right for the connection.
-        _entry("llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B-Instruct", "chat", gated=True, params_billion=8.03,
-               notes=_GATED),
-        _entry("llama-3.2-3b-instruct", "meta-llama/Llama-3.2-3B-Instruct", "chat", gated=True, params_billion=3.21,
-               notes=_GATED),
-        _entry("qwen2.5-7b-instruct", "Qwen/Qwen2.5-7B-Instruct", "chat", family="chatml", params_billion=7.62,
-               notes=_OWN_TEMPLATE),
+        _entry("llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B-Instruct", "chat", gated=True,
+               context_length=131072, params_billion=8.03, notes=_GATED),
+        _entry("llama-3.2-3b-instruct", "meta-llama/Llama-3.2-3B-Instruct", "chat", gated=True,
+               context_length=131072, params_billion=3.21, notes=_GATED),
+        _entry("qwen2.5-7b-instruct", "Qwen/Qwen2.5-7B-Instruct", "chat", family="chatml",
+               context_length=32768, params_billion=7.62, notes=_OWN_TEMPLATE),
         _entry("mistral-7b-instruct-v0.3", "mistralai/Mistral-7B-Instruct-v0.3", "chat", family="mistral", gated=True,
-               params_billion=7.25, notes=_GATED),
+               context_length=32768, params_billion=7.25, notes=_GATED),
         # Current embedding models (CPU is enough at these sizes).
         _entry("arctic-embed-m-v1.5", "Snowflake/snowflake-arctic-embed-m-v1.5", "embedding", params_billion=0.109,
                dimensions=768, notes="768 dimensions; prefix queries as the model card says for retrieval."),
@@ -158,7 +164,7 @@ def resolve_model(
     max_instances: int | None = None,
     num_workers: int | None = None,
     max_batch_rows: int | None = None,
-    vllm_args: tuple[str, ...] | None = None,
+    engine: EngineOptions | None = None,
     revision: str | None = None,
     model_name: str | None = None,
     service_name: str | None = None,
@@ -166,6 +172,8 @@ def resolve_model(
     credits_per_hour: float | None = None,
 ) -> ModelSpec:
     """A catalog entry (by key or by its Hub id) or a spec for any Hub id, with the given overrides.
+
+    ``engine``: None (or an ``engine`` of None) picks vLLM for chat models on a GPU and Python otherwise.
 
     Nothing here connects to Snowflake, so every mistake is reported before a deployment starts.
     """
@@ -182,7 +190,7 @@ def resolve_model(
             family=family, kind=kind, attach_chat_template=attach_chat_template, gated=gated,
             instance_family=instance_family.strip().upper() if instance_family else None, gpu_count=gpu_count,
             min_instances=min_instances, max_instances=max_instances, num_workers=num_workers,
-            max_batch_rows=max_batch_rows, vllm_args=vllm_args, revision=revision,
+            max_batch_rows=max_batch_rows, revision=revision,
             model_name=model_name.upper() if model_name else None,
             service_name=service_name.upper() if service_name else None,
             params_billion=params_billion, credits_per_hour=credits_per_hour,
@@ -191,7 +199,9 @@ def resolve_model(
     }
     spec = replace(base, **overrides)
     _validate(spec)
-    return spec
+    chosen = resolve_engine(engine or EngineOptions(), model=spec.key, kind=spec.kind, gpu_count=spec.gpu_count,
+                            family=instance_families().get(spec.instance_family), context_length=spec.context_length)
+    return replace(spec, engine=chosen)
 
 
 def _from_hub(name: str, hf_id: str, *, kind: ModelKind | None, gated: bool | None, revision: str | None,
@@ -271,8 +281,6 @@ def _validate(spec: ModelSpec) -> None:
             f"Model {spec.key}: max_batch_rows must be at least 32 (snowflake-ml rule), got {spec.max_batch_rows}.",
             fix="Leave --batch-rows unset or use 32 or more.",
         )
-    if spec.vllm_args is not None and spec.kind != "chat":
-        raise ConfigurationError("vLLM serves chat models only.", fix="Drop --vllm for embedding models.")
     if spec.kind == "chat" and not spec.uses_gpu:
         raise ConfigurationError(f"Model {spec.key}: chat models are served on a GPU here.",
                                  fix="Drop --gpus 0, or pass --gpus 1 with a GPU --instance-family.")

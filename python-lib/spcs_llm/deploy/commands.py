@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from .catalog import CATALOG
+from .engine import ENGINES
 from .handlers import deploy_command, setup_sql_command, status_command, teardown_command
 from .names import DeploymentNames
 
@@ -52,6 +53,23 @@ def _add_session_options(parser: argparse.ArgumentParser) -> None:
         help="connection name in ~/.snowflake/connections.toml (default: SNOWFLAKE_* env or the default entry)",
     )
     group.add_argument("--dss-connection", help="inside DSS: name of a Snowflake connection")
+
+
+def add_engine_options(parser: argparse.ArgumentParser, *, vllm_only: bool = False) -> None:
+    """--engine and the vLLM settings, checked before any connection (engine.py)."""
+    group = parser.add_argument_group("inference engine")
+    if not vllm_only:
+        group.add_argument("--engine", choices=ENGINES,
+                           help="vllm (default for chat models on a GPU: JSON schemas enforced, real finish reasons) "
+                                "or python (snowflake-ml's server; the default for embedding models)")
+    group.add_argument("--max-model-len", type=int, metavar="TOKENS",
+                       help="vLLM: longest prompt + answer in tokens (at most the model's context)")
+    group.add_argument("--gpu-memory-utilization", type=float, metavar="SHARE",
+                       help="vLLM: share of each GPU's memory it may take, 0 < SHARE <= 1 (vLLM's default 0.9)")
+    group.add_argument("--tensor-parallel-size", type=int, metavar="GPUS",
+                       help="vLLM: GPUs to split the model across (divides the GPUs per node; with --gpus)")
+    group.add_argument("--engine-arg", action="append", metavar="ARG",
+                       help="vLLM: any other engine argument, e.g. --engine-arg=--enforce-eager (repeatable)")
 
 
 def _add_debug(parser: argparse.ArgumentParser) -> None:
@@ -100,8 +118,7 @@ def register(subparsers: Any) -> None:
     serving.add_argument("--max-instances", type=int)
     serving.add_argument("--workers", type=int, help="server workers per instance")
     serving.add_argument("--batch-rows", type=int, help="max rows per inference batch (>= 32)")
-    serving.add_argument("--vllm", action="store_true", help="serve with the vLLM engine")
-    serving.add_argument("--vllm-arg", action="append", help="extra vLLM argument, e.g. --vllm-arg=--max-model-len=4096")
+    add_engine_options(deploy)
     registry = deploy.add_argument_group("registry and service")
     registry.add_argument("--model-name", help="registry model name")
     registry.add_argument("--service-name", help="service name")

@@ -46,9 +46,9 @@ def connection_settings(
     }
     if spec.kind == "chat":
         settings["model_family"] = spec.family
-        # With an engine set, create_service serves the model with vLLM, which honours json_schema and reports
-        # real finish reasons (snowflake-ml 2.6 model_version_impl.create_service, inference_engine_options).
-        settings["engine"] = "vllm" if spec.vllm_args is not None else "python"
+        # On vLLM (create_service's inference_engine_options, snowflake-ml 2.6 model_version_impl.py) the service
+        # honours json_schema and reports real finish reasons; the connector reads that from this setting.
+        settings["engine"] = spec.engine.engine or "python"
     settings.update(
         instance_family=deployed.instance_family,
         dollars_per_credit=dollars_per_credit,

@@ -8,6 +8,7 @@ always recreated.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -15,6 +16,7 @@ from ..errors import DeploymentError
 from ..redaction import get_logger
 from .catalog import ModelSpec
 from .connection import DeployedModel
+from .engine import check_tensor_parallel
 from .families import fits, instance_families
 from .names import DeploymentNames
 from .pools import PoolBilling, pool_billing
@@ -32,6 +34,8 @@ from .services import (
 )
 
 log = get_logger(__name__)
+# Given the base model version once it is in the registry, the adapters to serve with it (alias -> ModelVersion).
+AdaptersFor = Callable[[Any], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,12 @@ class Deployer:
             self._registry = open_registry(self.session, self.names)
         return self._registry
 
-    def deploy(self, spec: ModelSpec, options: DeployOptions = DeployOptions()) -> DeployedModel:
+    def deploy(self, spec: ModelSpec, options: DeployOptions = DeployOptions(),
+               adapters_for: AdaptersFor | None = None) -> DeployedModel:
+        """Pools checked → version logged or reused → service created or reused → RUNNING → access granted.
+
+        ``adapters_for`` logs (or finds) the LoRA adapters pinned to the base version; the service serves them.
+        """
         names = self.names
         pool, default_family = names.pool_for(spec.uses_gpu)
         pool_row = describe_pool(self.session, pool)
@@ -76,8 +85,9 @@ class Deployer:
         describe_pool(self.session, names.cpu_pool)  # remote logging and image builds run there
         outcome = ensure_version(self.registry, spec, names, options.version_name, replace=options.replace_version)
         model_version = outcome.model_version
+        adapters = adapters_for(model_version) if adapters_for else None
         service_fqn = names.qualify(spec.service_name)
-        job, service_reused = self._ensure_service(spec, model_version, service_fqn, pool, options)
+        job, service_reused = self._ensure_service(spec, model_version, service_fqn, pool, options, adapters)
         state = wait_until_running(
             self.session, model_version, service_fqn, job, options.wait, sleep=self._sleep, clock=self._clock
         )
@@ -97,7 +107,8 @@ class Deployer:
         )
 
     def _ensure_service(
-        self, spec: ModelSpec, model_version: Any, service_fqn: str, pool: str, options: DeployOptions
+        self, spec: ModelSpec, model_version: Any, service_fqn: str, pool: str, options: DeployOptions,
+        adapters: Mapping[str, Any] | None,
     ) -> tuple[Any | None, bool]:
         """(deploy job or None, reused?) — keep a live service unless asked to replace it."""
         existing = services_of(model_version).get(service_fqn)
@@ -114,10 +125,11 @@ class Deployer:
                     fix="Re-run with --replace-service to drop it, or choose another --service-name.",
                 )
             self.session.sql(f"DROP SERVICE IF EXISTS {service_fqn}").collect()
-        return self._create_service(spec, model_version, service_fqn, pool, options), False
+        return self._create_service(spec, model_version, service_fqn, pool, options, adapters), False
 
     def _create_service(
-        self, spec: ModelSpec, model_version: Any, service_fqn: str, pool: str, options: DeployOptions
+        self, spec: ModelSpec, model_version: Any, service_fqn: str, pool: str, options: DeployOptions,
+        adapters: Mapping[str, Any] | None,
     ) -> Any:
         names = self.names
         arguments: dict[str, Any] = dict(
@@ -134,10 +146,13 @@ class Deployer:
             build_external_access_integrations=[names.external_access_integration] if options.external_access else None,
             block=False,
         )
-        if spec.vllm_args is not None:
+        engine_options = spec.engine.inference_engine_options()
+        if engine_options is not None:
             # vLLM needs the OpenAI-chat signature and a GPU (snowflake-ml model_version_impl.py
-            # _check_huggingface_vllm_supported_model).
-            arguments["inference_engine_options"] = {"engine": "vllm", "engine_args_override": list(spec.vllm_args)}
+            # _check_huggingface_vllm_supported_model); with it snowflake-ml builds no image (service_ops.py).
+            arguments["inference_engine_options"] = engine_options
+        if adapters:
+            arguments["adapters"] = dict(adapters)
         log.info("Creating service %s on %s", service_fqn, pool)
         try:
             return model_version.create_service(**arguments)
@@ -181,6 +196,7 @@ def check_pool_fits(spec: ModelSpec, pool: str, family_name: str) -> None:
     family = instance_families().get(family_name)
     if family is None:
         return  # a family newer than the table: nothing known to check against
+    check_tensor_parallel(spec.engine.tensor_parallel_size, spec.gpu_count, family)
     if spec.uses_gpu and not family.has_gpu:
         problem = "has no GPU"
     elif spec.uses_gpu and spec.weights_gb is not None and not fits(

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from .catalog import CATALOG, resolve_model
+from .engine import EngineOptions
 from .families import check_instance_family
 from .names import DeploymentNames
 from .pools import billing_report
@@ -81,6 +82,17 @@ def setup_sql_command(args: argparse.Namespace, ask: Ask | None = None) -> int:
     return 0
 
 
+def engine_options_from(args: argparse.Namespace, engine: str | None = None) -> EngineOptions:
+    """The engine flags as given; the default engine and every check come with ``resolve_model``."""
+    return EngineOptions(
+        engine=engine or getattr(args, "engine", None),
+        max_model_len=args.max_model_len,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        tensor_parallel_size=args.tensor_parallel_size,
+        extra_args=tuple(args.engine_arg or ()),
+    )
+
+
 def deploy_command(args: argparse.Namespace) -> int:
     from .connection import connection_block
     from .deployer import Deployer, DeployOptions
@@ -98,7 +110,7 @@ def deploy_command(args: argparse.Namespace) -> int:
         max_instances=args.max_instances,
         num_workers=args.workers,
         max_batch_rows=args.batch_rows,
-        vllm_args=tuple(args.vllm_arg or ()) if args.vllm else None,
+        engine=engine_options_from(args),
         revision=args.revision,
         model_name=args.model_name,
         service_name=args.service_name,

@@ -11,6 +11,7 @@ import pytest
 
 from spcs_llm.config import FAMILIES
 from spcs_llm.deploy import CATALOG, resolve_model
+from spcs_llm.deploy.engine import EngineOptions
 from spcs_llm.deploy.families import SERVING_OVERHEAD, instance_families
 from spcs_llm.errors import ConfigurationError
 
@@ -153,7 +154,7 @@ def test_an_embedding_model_never_becomes_a_chat_service_on_a_gpu(monkeypatch):
         ("phi-2", {"max_batch_rows": 8}, "at least 32"),
         ("phi-2", {"min_instances": 3, "max_instances": 2}, "max_instances"),
         ("phi-2", {"service_name": "bad-name"}, "plain Snowflake identifier"),
-        ("all-minilm-l6-v2", {"vllm_args": ()}, "vLLM serves chat models only"),
+        ("all-minilm-l6-v2", {"engine": EngineOptions("vllm")}, "vLLM serves chat models only"),
         ("phi-2", {"instance_family": "GPU_FOO"}, "not a known SPCS instance family"),
         ("phi-2", {"instance_family": "CPU_X64_S"}, "a GPU family is needed"),
         ("llama-3.1-8b-instruct", {"instance_family": "GPU_NV_XS"}, "does not fit"),

@@ -12,6 +12,7 @@ from spcs_llm.cli import main
 from spcs_llm.cost import instance_family_rates
 from spcs_llm.deploy import CATALOG, DeploymentNames, connection_block, connection_settings, resolve_model, setup_sql
 from spcs_llm.deploy.connection import DeployedModel
+from spcs_llm.deploy.engine import EngineOptions
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV, open_session
 
 
@@ -71,7 +72,7 @@ def test_deploy_prints_the_dss_settings_with_the_labels_dss_shows(cli_session, a
     assert _form_lines(out) == {
         "Endpoint": "https://zephyr_7b_beta_svc-org-acct.snowflakecomputing.app", "Method route": "__call__",
         "Service protocol": "OpenAI-chat rows (messages → choices)", "Model family (client-side template)": "Zephyr",
-        "Inference engine": "Python (transformers, the default)",
+        "Inference engine": "vLLM",
         "Compute pool instance family": "GPU_NV_S (0.57 credits/h, 1× A10G 24 GB; AWS only)", "Dollars per credit": "3.0",
         "Max parallelism": "2"}
     assert "Add model > SPCS chat model" in out
@@ -278,7 +279,7 @@ def test_status_history_without_the_privilege_is_a_note_not_a_failure(cli_sessio
 
 def test_a_chat_model_served_with_vllm_tells_dss_its_engine():
     def deployed(vllm: bool) -> DeployedModel:
-        spec = resolve_model("zephyr-7b-beta", vllm_args=("--max-model-len=4096",) if vllm else None)
+        spec = resolve_model("zephyr-7b-beta", engine=EngineOptions("vllm" if vllm else "python"))
         return DeployedModel(spec=spec, model_fqn="M", version="V1", service_fqn="S", status="RUNNING",
                              ingress_host="h-org-acct.snowflakecomputing.app", instance_family="GPU_NV_S",
                              caller_role="SPCS_LLM_USER")

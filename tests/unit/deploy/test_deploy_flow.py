@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from spcs_llm.deploy import CATALOG, Deployer, DeployOptions, WaitSettings, resolve_model
-from spcs_llm.errors import DeploymentError, DeploymentTimeoutError, ServiceFailedError
+from spcs_llm.deploy.engine import EngineOptions
+from spcs_llm.errors import ConfigurationError, DeploymentError, DeploymentTimeoutError, ServiceFailedError
 from spcs_llm.templates import template_source
 
 FAST = DeployOptions(wait=WaitSettings(timeout_s=60, poll_interval_s=5))
@@ -41,9 +42,15 @@ def test_remote_logged_models_deploy_with_the_expected_arguments(session, accoun
     assert service["service"]["min_instances"] == 0 and service["service"]["max_instances"] == 1
     assert service["service"].get("gpu") == ("1" if spec.uses_gpu else None)
     assert service["service"].get("max_batch_rows") == spec.max_batch_rows
-    assert service["image_build"]["compute_pool"] == "SPCS_LLM_CPU_POOL"
-    assert service["image_build"]["image_repo"] == "SPCS_LLM.MODELS.IMAGES"
-    assert service["image_build"]["external_access_integrations"] == ["SPCS_LLM_EGRESS_EAI"]
+    if spec.kind == "chat":  # vLLM by default: snowflake-ml builds no image for it
+        assert service["service"]["inference_engine_spec"] == {"inference_engine_name": "vllm",
+                                                               "inference_engine_args": []}
+        assert "image_build" not in service
+    else:
+        assert "inference_engine_spec" not in service["service"]
+        assert service["image_build"]["compute_pool"] == "SPCS_LLM_CPU_POOL"
+        assert service["image_build"]["image_repo"] == "SPCS_LLM.MODELS.IMAGES"
+        assert service["image_build"]["external_access_integrations"] == ["SPCS_LLM_EGRESS_EAI"]
 
     assert deployed.status == "RUNNING"
     assert deployed.ingress_host == f"{spec.service_name.lower()}-org-acct.snowflakecomputing.app"
@@ -185,13 +192,31 @@ def test_a_missing_grant_privilege_names_the_statement_to_run(session, account):
 
 
 def test_vllm_options_and_scaling_overrides_reach_the_service_spec(session, account):
-    spec = resolve_model("zephyr-7b-beta", vllm_args=("--max-model-len=4096",), min_instances=1, max_instances=3, num_workers=2)
+    engine = EngineOptions(max_model_len=4096, gpu_memory_utilization=0.85, extra_args=("--enforce-eager",))
+    spec = resolve_model("zephyr-7b-beta", engine=engine, min_instances=1, max_instances=3, num_workers=2)
     _deployer(session).deploy(spec, FAST)
     service = _service_spec(account, spec.service_name)
     assert service["service"]["inference_engine_spec"] == {
-        "inference_engine_name": "vllm", "inference_engine_args": ["--max-model-len=4096"]}
+        "inference_engine_name": "vllm",
+        "inference_engine_args": ["--max-model-len=4096", "--gpu-memory-utilization=0.85", "--enforce-eager"]}
     assert (service["service"]["min_instances"], service["service"]["max_instances"]) == (1, 3)
     assert service["service"]["num_workers"] == 2
+
+
+def test_the_python_engine_builds_an_image_and_sends_no_engine_spec(session, account):
+    spec = resolve_model("zephyr-7b-beta", engine=EngineOptions("python"))
+    _deployer(session).deploy(spec, FAST)
+    service = _service_spec(account, spec.service_name)
+    assert "inference_engine_spec" not in service["service"]
+    assert service["image_build"]["compute_pool"] == "SPCS_LLM_CPU_POOL"
+
+
+def test_a_tensor_parallel_size_the_pool_cannot_split_fails_before_anything_is_logged(session, account):
+    spec = resolve_model("zephyr-7b-beta", instance_family="GPU_NV_M", gpu_count=2,
+                         engine=EngineOptions(tensor_parallel_size=2))  # sized for 4 GPUs; the pool has 1 per node
+    with pytest.raises(ConfigurationError, match="needs 2 GPUs on one node"):
+        _deployer(session).deploy(spec, FAST)
+    assert session.statements_like("SELECT SYSTEM$IMPORT_MODEL") == []
 
 
 def test_status_lists_services_with_their_ingress_host(session, account):
