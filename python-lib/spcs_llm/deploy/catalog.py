@@ -71,6 +71,11 @@ class ModelSpec:
         return self.gpu_count > 0
 
     @property
+    def vllm_args(self) -> tuple[str, ...] | None:
+        """The vLLM engine arguments, or None when the Python engine serves the model."""
+        return tuple(self.engine.engine_args_override()) if self.engine.is_vllm else None
+
+    @property
     def weights_gb(self) -> float | None:
         """Size of the bf16 weights (2 bytes per parameter)."""
         return None if self.params_billion is None else 2.0 * self.params_billion
