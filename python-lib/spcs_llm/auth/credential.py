@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+BEARER_TOKEN_TYPE_HEADER = "X-Snowflake-Authorization-Token-Type"
+
 
 @dataclass(frozen=True)
 class Credential:
@@ -14,9 +16,15 @@ class Credential:
     token: str = field(repr=False)
     expires_at: float  # time.time() seconds; float("inf") when unknown and long-lived (a PAT)
     extra_headers: dict[str, str] = field(default_factory=dict)
-    kind: str = ""  # "oauth-direct", "oauth-session", "pat", "pat-exchanged", "keypair-exchanged"
+    kind: str = ""  # "oauth-direct", "oauth-session", "pat", "pat-exchanged", "keypair-exchanged", "cortex-…"
+    # Snowflake REST APIs (Cortex) take ``Authorization: Bearer <token>`` and name the token's type in
+    # ``X-Snowflake-Authorization-Token-Type`` (KEYPAIR_JWT, OAUTH, PROGRAMMATIC_ACCESS_TOKEN); empty: the SPCS form.
+    bearer_token_type: str = ""
 
     def headers(self) -> dict[str, str]:
+        if self.bearer_token_type:
+            return {"Authorization": f"Bearer {self.token}", BEARER_TOKEN_TYPE_HEADER: self.bearer_token_type,
+                    **self.extra_headers}
         return {"Authorization": f'Snowflake Token="{self.token}"', **self.extra_headers}
 
 

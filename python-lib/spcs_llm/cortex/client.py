@@ -1,0 +1,222 @@
+"""Cortex chat and embedding clients: one request plan → the shared transport → results with usage and cost.
+
+They reuse the SPCS connector's transport (pooled session, per-endpoint limiter, the tenacity retry policy with
+Retry-After, token renewal on 401) with two Cortex differences: no cold-start waits, and a 403 is final at once
+(a missing CORTEX_USER grant, not routing still propagating).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..errors import BadResponseError, SpcsLlmError
+from ..protocol import GenerationParams
+from ..retry import RetrySettings
+from ..tokens import TokenCounter
+from ..transport import CallResult, Transport
+from .auth import CORTEX_ROLE_FIX, PAT_FIX, cortex_token_source
+from .config import CortexChatConfig, CortexEmbeddingConfig
+from .cortex_cost import CortexPricing, CostEstimate
+from .endpoints import CHAT_COMPLETIONS_ROUTE, EMBED_ROUTE, chat_completions_body, embed_body, parse_embed_answer
+from .errors import for_cortex
+from .streaming import StreamedText, StreamedToolCalls, StreamEnd, read_chat_stream, usage_of
+from .tool_calls import ToolRequest, reply_tool_calls
+
+CORTEX_RETRY_SETTINGS = RetrySettings(deploy_403_window=0.0)
+
+
+@dataclass(frozen=True)
+class CortexChatRequest:
+    messages: list[dict]
+    params: GenerationParams
+    tools: ToolRequest = field(default_factory=ToolRequest)
+
+
+@dataclass(frozen=True)
+class CortexChatResult:
+    text: str
+    tool_calls: list[dict]
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_estimated: bool
+    cost: CostEstimate
+    attempts: int
+    renewals: int
+    retry_reasons: tuple[str, ...] = ()
+    elapsed_seconds: float = 0.0
+
+
+def _auth_fix(kind: str) -> str:
+    if kind == "pat":
+        return PAT_FIX
+    if kind == "keypair":
+        return ("Register the key's public half for the preset's user (ALTER USER <user> SET RSA_PUBLIC_KEY='…'; "
+                "DESC USER shows RSA_PUBLIC_KEY_FP), check the account identifier the JWT names, and: "
+                + CORTEX_ROLE_FIX)
+    return "Re-authorise in Profile & Settings → Credentials. " + CORTEX_ROLE_FIX
+
+
+class _CortexClient:
+    """What both clients share: the transport for the account, the auth advice, the token counter and prices."""
+
+    def __init__(self, config: CortexChatConfig | CortexEmbeddingConfig, *,
+                 sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None):
+        self.config = config
+        self.transport = Transport(config.endpoint, cortex_token_source(config.auth, config.endpoint.base_url),
+                                   retry_settings=CORTEX_RETRY_SETTINGS, sleep=sleep, rng=rng)
+        self.pricing = CortexPricing(config.model, config.cost)
+        self.counter = TokenCounter.for_setting(config.tokenizer)
+        self._auth_fix = _auth_fix(config.auth.kind)
+
+    def _post(self, route: str, body: dict, *, stream: bool = False) -> CallResult:
+        try:
+            return self.transport.post_json(route, body, stream=stream, trace_name=self.config.model)
+        except SpcsLlmError as error:
+            raise for_cortex(error, self._auth_fix) from None
+
+
+class CortexChatClient(_CortexClient):
+    """Thread-safe; one per configured model."""
+
+    config: CortexChatConfig
+
+    def _body(self, request: CortexChatRequest, *, stream: bool) -> dict:
+        params = request.params
+        if params.max_tokens is None:
+            params = replace(params, max_tokens=self.config.default_max_tokens)
+        return chat_completions_body(self.config.model, request.messages, params, request.tools, stream=stream)
+
+    def complete(self, request: CortexChatRequest) -> CortexChatResult:
+        call = self._post(CHAT_COMPLETIONS_ROUTE, self._body(request, stream=False))
+        if call.events is not None:  # a server that streams anyway: read it whole
+            end = self._drain(read_chat_stream(call.events))
+            return self._result(request, call, end)
+        return self._result_from_payload(request, call)
+
+    def stream(self, request: CortexChatRequest) -> Iterator[str | list[dict] | CortexChatResult]:
+        """Yield text deltas as they arrive, then the tool calls (a list, if any), then the result, last.
+
+        Closing this generator closes the HTTP stream and releases the endpoint's limiter slot.
+        """
+        call = self._post(CHAT_COMPLETIONS_ROUTE, self._body(request, stream=True), stream=True)
+        if call.events is None:  # answered one JSON document: pass it on as one delta
+            result = self._result_from_payload(request, call)
+            if result.text:
+                yield result.text
+            if result.tool_calls:
+                yield result.tool_calls
+            yield result
+            return
+        parts = read_chat_stream(call.events)
+        try:
+            for part in parts:
+                if isinstance(part, StreamedText):
+                    yield part.text
+                elif isinstance(part, StreamedToolCalls):
+                    yield part.calls
+                elif isinstance(part, StreamEnd):
+                    yield self._result(request, call, part)
+        except SpcsLlmError as error:
+            raise for_cortex(error, self._auth_fix) from None
+        finally:
+            parts.close()
+
+    def _result_from_payload(self, request: CortexChatRequest, call: CallResult) -> CortexChatResult:
+        payload = call.payload if isinstance(call.payload, dict) else {}
+        if not payload.get("choices"):
+            raise BadResponseError("Cortex answered a chat completion without choices.")
+        choice = payload["choices"][0]
+        message = choice.get("message") or {}
+        text = message.get("content") if isinstance(message.get("content"), str) else ""
+        end = StreamEnd(text=text, finish_reason=choice.get("finish_reason"), usage=usage_of(payload),
+                        tool_calls=reply_tool_calls(message))
+        return self._result(request, call, end)
+
+    @staticmethod
+    def _drain(parts: Iterator[Any]) -> StreamEnd:
+        end = None
+        for part in parts:
+            end = part if isinstance(part, StreamEnd) else end
+        assert end is not None  # read_chat_stream always ends with a StreamEnd
+        return end
+
+    def _result(self, request: CortexChatRequest, call: CallResult, end: StreamEnd) -> CortexChatResult:
+        """Exact usage from Cortex when it reports it, else counted here and flagged as estimated."""
+        if end.usage is not None:
+            prompt_tokens, completion_tokens, estimated = end.usage.prompt_tokens, end.usage.completion_tokens, False
+        else:
+            prompt_text = "\n".join(str(m.get("content") or "") for m in request.messages)
+            prompt_tokens = self.counter.count(prompt_text)
+            completion_tokens = self.counter.count(end.text)
+            estimated = not self.counter.exact
+        return CortexChatResult(
+            text=end.text, tool_calls=end.tool_calls, finish_reason=end.finish_reason, prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens, tokens_estimated=estimated,
+            cost=self.pricing.estimate(prompt_tokens, completion_tokens), attempts=call.attempts,
+            renewals=call.renewals, retry_reasons=tuple(call.retry_reasons), elapsed_seconds=call.elapsed_seconds,
+        )
+
+
+@dataclass(frozen=True)
+class CortexEmbeddingRow:
+    vector: list[float] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CortexEmbeddingResult:
+    rows: list[CortexEmbeddingRow]
+    prompt_tokens: int
+    tokens_estimated: bool
+    cost: CostEstimate
+    requests: int
+    attempts: int
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for row in self.rows if row.error is not None)
+
+
+class CortexEmbeddingClient(_CortexClient):
+    """Embeds texts in requests of at most 'Rows per request'; a failed request fails only its own rows."""
+
+    config: CortexEmbeddingConfig
+
+    def embed(self, texts: Sequence[Any]) -> CortexEmbeddingResult:
+        rows: list[CortexEmbeddingRow | None] = [None] * len(texts)
+        sendable = []
+        for position, text in enumerate(texts):
+            if isinstance(text, str) and text.strip():
+                sendable.append(position)
+            else:
+                reason = getattr(text, "reason", None) or "the input is empty or not text"
+                rows[position] = CortexEmbeddingRow(error=f"Row {position} was not embedded: {reason}.")
+        tokens, estimated, requests, attempts = 0, False, 0, 0
+        size = self.config.rows_per_request
+        for start in range(0, len(sendable), size):
+            batch = sendable[start:start + size]
+            requests += 1
+            try:
+                call = self._post(EMBED_ROUTE, embed_body(self.config.model, [texts[i] for i in batch]))
+                answer = parse_embed_answer(call.payload, len(batch))
+            except SpcsLlmError as error:
+                for position in batch:
+                    rows[position] = CortexEmbeddingRow(error=str(error))
+                continue
+            attempts += call.attempts
+            for position, vector in zip(batch, answer.vectors):
+                rows[position] = CortexEmbeddingRow(vector=vector)
+            if answer.total_tokens is not None:
+                tokens += answer.total_tokens
+            else:
+                tokens += sum(self.counter.count(texts[i]) for i in batch)
+                estimated = estimated or not self.counter.exact
+        return CortexEmbeddingResult(
+            rows=[row or CortexEmbeddingRow(error="not embedded") for row in rows], prompt_tokens=tokens,
+            tokens_estimated=estimated, cost=self.pricing.estimate(tokens), requests=requests, attempts=attempts,
+        )

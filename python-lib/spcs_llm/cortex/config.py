@@ -1,0 +1,125 @@
+"""Cortex model settings: DSS ``config`` dicts (llm.json params + resolved presets) → validated dataclasses.
+
+Authentication reuses the SPCS presets (``parse_auth``); the endpoint is the account URL itself, since the Cortex
+REST API lives at ``https://<account>.snowflakecomputing.com/api/v2/cortex/...``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..config import AuthConfig, EndpointConfig, _choice, _number, _text, normalise_url, parse_auth
+from ..errors import ConfigurationError
+
+ToolCalling = Literal["auto", "supported", "unsupported"]
+TOOL_CALLING_CHOICES = ("auto", "supported", "unsupported")
+
+# Inferred: the Cortex REST API has no documented per-request time limit; generation streams, so the read timeout
+# bounds the silence between two chunks, and a long non-streamed answer needs more than the SPCS ingress's 60 s.
+DEFAULT_READ_TIMEOUT = 300.0
+DEFAULT_CHAT_MODEL = "claude-3-5-sonnet"
+DEFAULT_EMBEDDING_MODEL = "snowflake-arctic-embed-m-v1.5"
+
+
+@dataclass(frozen=True)
+class CortexCostConfig:
+    """The model's own rate (credits per million input / output tokens) when set, else the shipped table."""
+
+    input_credits_per_million: float | None = None
+    output_credits_per_million: float | None = None
+    dollars_per_credit: float = 3.0
+
+
+@dataclass(frozen=True)
+class CortexChatConfig:
+    endpoint: EndpointConfig
+    auth: AuthConfig
+    cost: CortexCostConfig
+    model: str
+    default_max_tokens: int = 1024
+    tool_calling: ToolCalling = "auto"  # whether the model can call tools: auto = the shipped capability list
+    tokenizer: str | None = None
+
+
+@dataclass(frozen=True)
+class CortexEmbeddingConfig:
+    endpoint: EndpointConfig
+    auth: AuthConfig
+    cost: CortexCostConfig
+    model: str
+    rows_per_request: int = 64
+    tokenizer: str | None = None
+
+
+def parse_account_endpoint(config: dict) -> EndpointConfig:
+    """The account URL (from the preset, else the model's 'Snowflake account URL') as the endpoint's base URL.
+
+    Cortex answers no cold starts (no service to resume) and a 403 means a missing grant, not routing that is
+    still propagating, so neither gets the SPCS waits (``cold_start_timeout`` 0 here; the client turns off the 403
+    window).
+    """
+    presets = [config.get("oauth_preset") or {}, config.get("service_preset") or {}]
+    chosen = presets[0] if (_text(config, "auth_type") or "oauth") == "oauth" else presets[1]
+    account = _text(chosen, "account_url") or _text(config, "account_url")
+    if not account:
+        raise ConfigurationError(
+            "No Snowflake account URL is set.",
+            fix="Set 'Snowflake account URL' (https://<account>.snowflakecomputing.com) in the preset or the model.",
+        )
+    base = normalise_url(account, what="account URL")
+    return EndpointConfig(
+        base_url=base,
+        route="api/v2/cortex",
+        connect_timeout=_number(config, "connect_timeout", 10.0, minimum=0.1),
+        read_timeout=_number(config, "read_timeout", DEFAULT_READ_TIMEOUT, minimum=0.1),
+        max_parallelism=_number(config, "max_parallelism", 4, minimum=1, cast=int),
+        max_attempts=_number(config, "max_attempts", 6, minimum=1, cast=int),
+        max_retry_seconds=_number(config, "max_retry_seconds", 120.0, minimum=0),
+        cold_start_timeout=0.0,
+    )
+
+
+def parse_cortex_cost(config: dict) -> CortexCostConfig:
+    """0 or empty overrides mean "use the shipped table"."""
+    input_rate = _number(config, "input_credits_per_million", 0.0, minimum=0.0)
+    output_rate = _number(config, "output_credits_per_million", 0.0, minimum=0.0)
+    return CortexCostConfig(
+        input_credits_per_million=input_rate or None,
+        output_credits_per_million=output_rate or None,
+        dollars_per_credit=_number(config, "dollars_per_credit", 3.0, minimum=0.0),
+    )
+
+
+def _model(config: dict, default: str) -> str:
+    model = _text(config, "model") or default
+    if any(ch.isspace() for ch in model):
+        raise ConfigurationError(
+            f"The model name {model!r} contains spaces.",
+            fix="Use a Cortex model name such as claude-3-5-sonnet, or a fine-tuned model's fully qualified name "
+            "(DATABASE.SCHEMA.MODEL).",
+        )
+    return model
+
+
+def parse_cortex_chat_config(config: dict) -> CortexChatConfig:
+    return CortexChatConfig(
+        endpoint=parse_account_endpoint(config),
+        auth=parse_auth(config),
+        cost=parse_cortex_cost(config),
+        model=_model(config, DEFAULT_CHAT_MODEL),
+        default_max_tokens=_number(config, "default_max_tokens", 1024, minimum=1, cast=int),
+        tool_calling=_choice(config, "tool_calling", TOOL_CALLING_CHOICES, "auto"),  # type: ignore[arg-type]
+        tokenizer=_text(config, "tokenizer"),
+    )
+
+
+def parse_cortex_embedding_config(config: dict) -> CortexEmbeddingConfig:
+    return CortexEmbeddingConfig(
+        endpoint=parse_account_endpoint(config),
+        auth=parse_auth(config),
+        cost=parse_cortex_cost(config),
+        model=_model(config, DEFAULT_EMBEDDING_MODEL),
+        rows_per_request=_number(config, "rows_per_request", 64, minimum=1, cast=int),
+        tokenizer=_text(config, "tokenizer"),
+    )

@@ -1,0 +1,156 @@
+"""The DSS contract ↔ the Cortex clients: what the thin ``python-llms/cortex-*`` components call.
+
+Responses follow the same contract as the SPCS components (``spcs_llm.dss``), plus ``toolCalls``: in a
+non-streamed answer beside the text, and in a stream as one ``{"chunk": {"toolCalls": [...]}}`` of whole calls
+before the footer (DSS reads tool calls from chunks only). A model without a known price reports no
+``estimatedCost`` (and says why in the trace) rather than a cost of 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ..dss import params_from_settings, texts_from_query, traced
+from ..errors import RequestRejectedError
+from ..redaction import redact
+from .client import (
+    CortexChatClient,
+    CortexChatRequest,
+    CortexChatResult,
+    CortexEmbeddingClient,
+    CortexEmbeddingResult,
+)
+from .config import parse_cortex_chat_config, parse_cortex_embedding_config
+from .cortex_cost import CostEstimate
+from .messages import chat_messages
+from .tool_calls import tool_request
+
+TOOL_SETTINGS = ("tools", "toolChoice")
+
+
+def usage_footer(prompt_tokens: int, completion_tokens: int, estimated: bool, cost: CostEstimate) -> dict[str, Any]:
+    footer: dict[str, Any] = {
+        "promptTokens": prompt_tokens,
+        "completionTokens": completion_tokens,
+        "totalTokens": prompt_tokens + completion_tokens,
+        "tokenCountsAreEstimated": estimated,
+    }
+    if cost.dollars is not None:
+        footer["estimatedCost"] = cost.dollars
+    return footer
+
+
+def _record(span: Any, attributes: dict[str, Any], outputs: dict[str, Any] | None = None) -> None:
+    if span is None:
+        return
+    span.attributes.update({k: redact(v) if isinstance(v, str) else v for k, v in attributes.items()})
+    if outputs:
+        span.outputs.update(outputs)
+
+
+def _cost_attributes(cost: CostEstimate) -> dict[str, Any]:
+    if cost.dollars is None:
+        return {"cortex.costUnknown": cost.unknown_reason}
+    return {"cortex.credits": round(cost.credits or 0.0, 9)}
+
+
+class CortexChatAdapter:
+    """Backs the Cortex chat component."""
+
+    def __init__(self, client: CortexChatClient):
+        self.client = client
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "CortexChatAdapter":
+        return cls(CortexChatClient(parse_cortex_chat_config(dict(config))))
+
+    def request(self, query: Mapping[str, Any], settings: Mapping[str, Any] | None) -> CortexChatRequest:
+        """Plan the request; a required tool the model cannot call is refused here, before any request."""
+        settings = settings or {}
+        config = self.client.config
+        tools = tool_request(settings, config.model, config.tool_calling)
+        params = params_from_settings({k: v for k, v in settings.items() if k not in TOOL_SETTINGS})
+        messages = chat_messages(query, structured_tools=bool(tools.tools))
+        return CortexChatRequest(messages=messages, params=params, tools=tools)
+
+    def _footer(self, result: CortexChatResult) -> dict[str, Any]:
+        footer = usage_footer(result.prompt_tokens, result.completion_tokens, result.tokens_estimated, result.cost)
+        if result.finish_reason:
+            footer["finishReason"] = result.finish_reason
+        return footer
+
+    def _attributes(self, result: CortexChatResult) -> dict[str, Any]:
+        return {
+            "cortex.model": self.client.config.model,
+            "cortex.attempts": result.attempts,
+            "cortex.retryReasons": ",".join(result.retry_reasons),
+            "cortex.tokenRenewals": result.renewals,
+            "cortex.toolCalls": len(result.tool_calls),
+            **_cost_attributes(result.cost),
+            **self._footer(result),
+        }
+
+    def process(self, query: Mapping[str, Any], settings: Mapping[str, Any] | None, trace: Any) -> dict[str, Any]:
+        request = self.request(query, settings)
+        with traced(trace, "cortex chat completion") as span:
+            result = self.client.complete(request)
+            _record(span, self._attributes(result), {"text": result.text})
+        response: dict[str, Any] = {"text": result.text, **self._footer(result)}
+        if result.tool_calls:
+            response["toolCalls"] = result.tool_calls
+        return response
+
+    def process_stream(self, query: Mapping[str, Any], settings: Mapping[str, Any] | None,
+                       trace: Any) -> Iterator[dict[str, Any]]:
+        request = self.request(query, settings)
+        with traced(trace, "cortex chat completion (stream)") as span:
+            events = self.client.stream(request)
+            try:
+                for event in events:
+                    if isinstance(event, CortexChatResult):
+                        _record(span, self._attributes(event), {"text": event.text})
+                        yield {"footer": self._footer(event)}
+                    elif isinstance(event, list):
+                        yield {"chunk": {"toolCalls": event}}
+                    elif event:
+                        yield {"chunk": {"text": event}}
+            finally:
+                events.close()
+
+
+class CortexEmbeddingAdapter:
+    """Backs the Cortex embedding component."""
+
+    def __init__(self, client: CortexEmbeddingClient):
+        self.client = client
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "CortexEmbeddingAdapter":
+        return cls(CortexEmbeddingClient(parse_cortex_embedding_config(dict(config))))
+
+    def process(self, query: Mapping[str, Any], settings: Mapping[str, Any] | None, trace: Any) -> dict[str, Any]:
+        texts, single = texts_from_query(query)
+        with traced(trace, "cortex embeddings") as span:
+            result = self.client.embed(texts)
+            _record(span, self._attributes(result))
+        usage = usage_footer(result.prompt_tokens, 0, result.tokens_estimated, result.cost)
+        if single:
+            row = result.rows[0]
+            if row.error:
+                raise RequestRejectedError(row.error, fix="")
+            return {"embedding": row.vector, **usage}
+        responses = [{"embedding": r.vector} if r.error is None else {"errorMessage": r.error} for r in result.rows]
+        return {"responses": responses, **usage}
+
+    def _attributes(self, result: CortexEmbeddingResult) -> dict[str, Any]:
+        return {
+            "cortex.model": self.client.config.model,
+            "cortex.rows": len(result.rows),
+            "cortex.failedRows": result.failed,
+            "cortex.requests": result.requests,
+            "cortex.attempts": result.attempts,
+            "promptTokens": result.prompt_tokens,
+            "tokenCountsAreEstimated": result.tokens_estimated,
+            **_cost_attributes(result.cost),
+        }

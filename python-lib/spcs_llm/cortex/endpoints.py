@@ -1,0 +1,81 @@
+"""The Cortex REST endpoints: their routes, request bodies and the parts of their answers we read.
+
+- ``POST /api/v2/cortex/v1/chat/completions``: OpenAI-compatible chat completions (``stream``, ``tools``,
+  ``tool_choice``, ``response_format``); answers JSON, or ``text/event-stream`` chunks when streaming.
+- ``POST /api/v2/cortex/inference:embed``: ``{"model", "text": [...]}`` → ``data[i].embedding`` (+ ``index``) and
+  ``usage.total_tokens`` (Cortex Embed API OpenAPI spec).
+- ``POST /api/v2/cortex/inference:complete`` (the older, always-streaming form) is not used: chat completions is
+  the superset the Cortex docs recommend for all models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import BadResponseError
+from ..protocol import GenerationParams
+from .tool_calls import ToolRequest
+
+CHAT_COMPLETIONS_ROUTE = "api/v2/cortex/v1/chat/completions"
+EMBED_ROUTE = "api/v2/cortex/inference:embed"
+
+
+def chat_completions_body(model: str, messages: Sequence[dict], params: GenerationParams, tools: ToolRequest,
+                          *, stream: bool) -> dict[str, Any]:
+    """An OpenAI-style request; unset controls are left out so the model's defaults apply."""
+    body: dict[str, Any] = {"model": model, "messages": list(messages), "stream": stream}
+    if stream:
+        # Inferred: Cortex accepts OpenAI's stream_options (it documents the endpoint as a superset of OpenAI's);
+        # it makes the last chunk carry the exact usage for the footer.
+        body["stream_options"] = {"include_usage": True}
+    optional = {
+        "max_completion_tokens": params.max_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "stop": list(params.stop) or None,
+        "presence_penalty": params.presence_penalty,
+        "frequency_penalty": params.frequency_penalty,
+        "response_format": params.response_format,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    body.update(tools.body_fields())
+    return body
+
+
+def embed_body(model: str, texts: Sequence[str]) -> dict[str, Any]:
+    return {"model": model, "text": list(texts)}
+
+
+@dataclass(frozen=True)
+class EmbedAnswer:
+    vectors: list[list[float]]
+    total_tokens: int | None
+
+
+def _vector(value: Any) -> list[float]:
+    # The Embed API spec types `embedding` as a nested array (one vector per input, wrapped); accept both forms.
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
+        value = value[0]
+    if not isinstance(value, list) or not all(isinstance(x, (int, float)) for x in value):
+        raise BadResponseError("Cortex answered an embedding that is not a list of numbers.")
+    return [float(x) for x in value]
+
+
+def parse_embed_answer(payload: Any, expected: int) -> EmbedAnswer:
+    """The vectors in input order (by ``index``), and the billed tokens."""
+    data = payload.get("data") if isinstance(payload, Mapping) else None
+    if not isinstance(data, list) or len(data) != expected:
+        got = len(data) if isinstance(data, list) else "no"
+        raise BadResponseError(f"Cortex answered {got} embeddings for {expected} texts.")
+    ordered: list[list[float] | None] = [None] * expected
+    for position, item in enumerate(data):
+        index = item.get("index", position) if isinstance(item, Mapping) else position
+        if not isinstance(index, int) or not 0 <= index < expected or ordered[index] is not None:
+            raise BadResponseError(f"Cortex answered an embedding with a bad index {index!r}.")
+        ordered[index] = _vector(item.get("embedding") if isinstance(item, Mapping) else None)
+    usage = payload.get("usage") or {}
+    total = usage.get("total_tokens")
+    return EmbedAnswer(vectors=[v for v in ordered if v is not None],
+                       total_tokens=int(total) if total is not None else None)

@@ -1,0 +1,82 @@
+"""DSS query messages → chat completions messages for Cortex.
+
+For a model that calls tools, tool traffic keeps its structure (OpenAI form): an assistant's ``toolCalls`` become
+``tool_calls``, and each ``toolOutputs`` entry a ``tool`` message answering its ``tool_call_id``. For other models
+it becomes text, as for SPCS services (``conversation.py``), so that a conversation with earlier tool use can still
+be continued in text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..conversation import normalise, tool_call_text, tool_result_text
+from ..errors import RequestRejectedError
+from .tool_calls import dss_tool_call
+
+IGNORED_ROLES = {"memoryFragment", "toolValidationRequests", "toolValidationResponses"}
+
+
+def message_text(message: Mapping[str, Any]) -> str:
+    """``content``, else the TEXT parts; images are refused (this connection sends text only)."""
+    if message.get("content") is not None:
+        return str(message["content"])
+    parts = message.get("parts") or []
+    if any(part.get("type") in ("IMAGE_INLINE", "IMAGE_URI") for part in parts):
+        raise RequestRejectedError(
+            "The query contains an image, but this Cortex connection sends text only.",
+            fix="Remove the image from the query.",
+        )
+    return "\n".join(str(part.get("text") or "") for part in parts if part.get("type") == "TEXT")
+
+
+def _output_text(output: Mapping[str, Any]) -> str:
+    if output.get("output") is not None:
+        return str(output["output"])
+    return message_text({"parts": output.get("parts") or []})
+
+
+def _api_calls(calls: list[Mapping[str, Any]]) -> list[dict]:
+    return [
+        dss_tool_call(str(call.get("id") or f"call_{i}"), (call.get("function") or {}).get("name") or "",
+                      (call.get("function") or {}).get("arguments"))
+        for i, call in enumerate(calls)
+    ]
+
+
+def chat_messages(query: Mapping[str, Any], *, structured_tools: bool) -> list[dict]:
+    """The conversation to send; ``structured_tools`` when the request carries tools the model can call."""
+    messages: list[dict] = []
+    tool_names: dict[str, str] = {}
+    for message in query.get("messages") or []:
+        role = message.get("role") or "user"
+        if role in IGNORED_ROLES:
+            continue
+        if role == "assistant" and message.get("toolCalls"):
+            calls = _api_calls(message["toolCalls"])
+            tool_names.update({c["id"]: c["function"]["name"] for c in calls})
+            said = message_text(message) if message.get("content") is not None or message.get("parts") else ""
+            if structured_tools:
+                previous = messages[-1] if messages else None
+                if previous and previous["role"] == "assistant" and "tool_calls" not in previous and not said:
+                    previous["tool_calls"] = calls  # DSS sends the assistant's words as a separate message before
+                else:
+                    messages.append({"role": "assistant", "content": said or None, "tool_calls": calls})
+            else:
+                text = "\n".join(t for t in (said, tool_call_text(calls)) if t)
+                messages.append({"role": "assistant", "content": text})
+        elif role == "tool" or message.get("toolOutputs"):
+            outputs = message.get("toolOutputs") or []
+            if structured_tools:
+                messages.extend({"role": "tool", "tool_call_id": str(out.get("callId") or ""),
+                                 "content": _output_text(out)} for out in outputs)
+            else:
+                named = [(tool_names.get(str(out.get("callId")), str(out.get("callId") or "unnamed tool")),
+                          _output_text(out)) for out in outputs]
+                messages.append({"role": "user", "content": tool_result_text(named)})
+        else:
+            messages.append({"role": role, "content": message_text(message)})
+    if not messages:
+        raise RequestRejectedError("The query has no messages.", fix="Send at least one user message.")
+    return messages if structured_tools else normalise(messages)
