@@ -13,7 +13,7 @@ torch, transformers and peft are imported only when it runs, so importing ``spcs
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,8 @@ class TrainingExample:
 class LoraSettings:
     """LoRA and optimiser settings. ``max_steps`` bounds the run; with ``stop_margin`` set, training also stops
     once every response token beats the runner-up token by that many logits (greedy replies are then the
-    trained answers even where float kernels round differently)."""
+    trained answers even where float kernels round differently). ``batch_size`` (None: every pair in each step)
+    bounds the pairs per step, so a large table need not fit in GPU memory at once."""
 
     rank: int = 8
     alpha: int = 16
@@ -55,8 +56,11 @@ class LoraSettings:
     system_prompt: str | None = None
     stop_margin: float | None = None
     check_every: int = 10
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigurationError("batch_size must be at least 1.", fix="Use e.g. batch_size=8, or leave it unset.")
         if self.rank < 1 or self.alpha < 1:
             raise ConfigurationError("LoRA rank and alpha must be positive.", fix="Use e.g. rank 8 and alpha 16.")
         if self.max_steps < 1 or self.check_every < 1:
@@ -81,12 +85,15 @@ def example_messages(example: TrainingExample, system_prompt: str | None = None)
     return [*messages, {"role": "user", "content": example.prompt}]
 
 
+StepCallback = Callable[[int, float], None]  # (step, loss): progress for a job's log
+
+
 def finetune_lora(base_model_dir: str | Path, examples: Sequence[TrainingExample], output_dir: str | Path,
-                  settings: LoraSettings = LoraSettings()) -> FinetuneResult:
+                  settings: LoraSettings = LoraSettings(), on_step: StepCallback | None = None) -> FinetuneResult:
     """Train a LoRA adapter on ``examples`` over the model in ``base_model_dir``; save it to ``output_dir``.
 
-    Full-batch training on the rendered pairs (small datasets; a job over a large table would batch them), seeded,
-    at most ``settings.max_steps`` steps. Raises ``ConfigurationError`` if there is nothing to train on or the
+    Full-batch training on the rendered pairs unless ``settings.batch_size`` is set (each step then takes the next
+    slice, wrapping round), seeded, at most ``settings.max_steps`` steps; ``on_step`` hears each step's loss. Raises ``ConfigurationError`` if there is nothing to train on or the
     tokenizer has no chat template.
     """
     import torch
@@ -106,17 +113,21 @@ def finetune_lora(base_model_dir: str | Path, examples: Sequence[TrainingExample
                         target_modules=list(settings.target_modules), task_type="CAUSAL_LM")
     model = get_peft_model(base, config)
     ids, mask, labels = training_batch(tokenizer, examples, settings.system_prompt)
+    size = settings.batch_size or len(examples)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=settings.learning_rate)
     losses: list[float] = []
     margin = None
     started = time.monotonic()
     model.train()
     for step in range(1, settings.max_steps + 1):
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        rows = step_rows(step, size, len(examples))
+        loss = model(input_ids=ids[rows], attention_mask=mask[rows], labels=labels[rows]).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         losses.append(loss.item())
+        if on_step is not None:
+            on_step(step, losses[-1])
         if settings.stop_margin is not None and step % settings.check_every == 0:
             margin = smallest_margin(model, ids, mask, labels)
             if margin >= settings.stop_margin:
@@ -128,6 +139,12 @@ def finetune_lora(base_model_dir: str | Path, examples: Sequence[TrainingExample
     log.info("LoRA adapter trained in %d steps (%.1f s, loss %.4f → %.4f), saved to %s",
              len(losses), seconds, losses[0], losses[-1], output_dir)
     return FinetuneResult(Path(output_dir), tuple(losses), seconds, margin)
+
+
+def step_rows(step: int, batch_size: int, total: int) -> list[int]:
+    """The pairs step ``step`` (from 1) trains on: consecutive slices of ``batch_size``, wrapping round."""
+    start = (step - 1) * batch_size
+    return [(start + offset) % total for offset in range(min(batch_size, total))]
 
 
 def training_batch(tokenizer: Any, examples: Sequence[TrainingExample], system_prompt: str | None) -> tuple:

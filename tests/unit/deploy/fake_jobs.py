@@ -1,0 +1,346 @@
+"""The fake account's side of ``snowflake.ml.jobs`` (snowflake-ml 2.6): payload stage, file transfers, job services.
+
+Importing this module appends ``jobs_handlers`` to ``fake_snowflake.HANDLER_EXTENSIONS``; every new
+``RecordingSession`` then also gets the Session surface the jobs code uses beyond ``session.sql``:
+
+* ``session._conn.run_query`` — snowflake-ml ``jobs/_utils/query_helper.py`` sends its qmark-bound statements there
+  (``describe stage``, ``SYSTEM$GET_ML_JOB_RUNTIME``, ``SYSTEM$EXECUTE_ML_JOB``, ``DESCRIBE SERVICE``,
+  ``spcs_wait_for``, ``SYSTEM$GET_SERVICE_LOGS``), answered here and recorded in ``session.statements`` with the
+  parameters bound as the connector's own converter quotes them;
+* ``session._conn._cursor._preprocess_pyformat_query`` — ``job_definition.py`` ``to_sql`` binds the EXECUTE call
+  client-side with it; the fake uses the connector's ``SnowflakeConverter`` quoting, as the real cursor does;
+* ``session.file`` (``put`` / ``put_stream`` / ``get``) — the payload upload (``payload_utils.py``) and the result
+  download (``_interop/data_utils.py``); a stage is a dict of paths in ``account.uploaded``. As Snowflake's PUT,
+  an existing file is skipped unless ``overwrite=True``.
+* ``session.get_current_warehouse``.
+
+A submitted job does not run: it ends as ``FakeJobs.next_outcome`` scripts it, and its result file is written with
+snowflake-ml's own ``_interop.utils.save`` (what ``mljob_launcher.py`` does in the container), so ``MLJob.result()``
+reads it through the real loader. Unknown statements raise, as in ``fake_snowflake``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import io
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+from snowflake.connector.converter import SnowflakeConverter
+from snowflake.connector.cursor import ResultMetadata
+from snowflake.snowpark import Row
+from snowflake.snowpark.exceptions import SnowparkSQLException
+
+import fake_snowflake
+from fake_snowflake import RecordingSession, _last, _not_found, _unquote
+
+TERMINAL = {"DONE", "FAILED", "CANCELLED", "INTERNAL_ERROR", "DELETED"}  # snowflake-ml jobs/job.py
+RUNTIME_IMAGES = {  # snowflake-ml jobs/_utils/constants.py DEFAULT_IMAGE_* (what GET_ML_JOB_RUNTIME picks per pool)
+    True: "/snowflake/images/snowflake_images/st_plat/runtime/x86/generic_gpu/runtime_image/snowbooks:1.8.0",
+    False: "/snowflake/images/snowflake_images/st_plat/runtime/x86/runtime_image/snowbooks:1.8.0",
+}
+STAGE_MOUNT = "/mnt/job_stage"  # constants.STAGE_VOLUME_MOUNT_PATH
+RESULT_PATH = "output/mljob_result"  # constants.RESULT_PATH_DEFAULT_VALUE
+
+
+@dataclass
+class JobOutcome:
+    """How the next submitted job ends: its final status, its return value or raised error, and its log."""
+
+    status: str = "DONE"
+    value: Any = None
+    error: BaseException | None = None
+    logs: str = "ML job started\nML job finished"
+
+
+@dataclass
+class FakeTable:
+    columns: list[str]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class FakeJob:
+    id: str
+    compute_pool: str
+    spec_options: dict[str, Any]
+    job_options: dict[str, Any]
+    outcome: JobOutcome
+    status: str = "PENDING"
+
+    @property
+    def stage_path(self) -> str:
+        return str(self.spec_options["STAGE_PATH"])
+
+    @property
+    def args(self) -> list[str]:
+        return [str(arg) for arg in self.spec_options["ARGS"]]
+
+    def spec(self) -> str:
+        """The service spec ``DESCRIBE SERVICE`` shows. inferred: the server's spec for an ML job has one ``main``
+        container with the submitted env plus MLRS_RESULT_PATH, and the payload stage mounted at /mnt/job_stage
+        (the fields snowflake-ml jobs/job.py reads: containers[].env / volumeMounts, volumes[].source)."""
+        env = {**self.spec_options["ENV_VARS"], "MLRS_RESULT_PATH": RESULT_PATH}
+        return yaml.safe_dump({"spec": {
+            "containers": [{"name": "main", "image": self.spec_options["RUNTIME"], "command": self.args, "env": env,
+                            "volumeMounts": [{"name": "stage-volume", "mountPath": STAGE_MOUNT}]}],
+            "volumes": [{"name": "stage-volume", "source": self.stage_path}],
+        }})
+
+
+class FakeJobs:
+    """Jobs, stages and tables of the fake account, scripted by tests."""
+
+    def __init__(self, session: RecordingSession) -> None:
+        self.session = session
+        self.stages: set[str] = set()
+        self.jobs: dict[str, FakeJob] = {}
+        self.tables: dict[str, FakeTable] = {}
+        self.next_outcome = JobOutcome()
+
+    @property
+    def uploaded(self) -> dict[str, bytes]:
+        return self.session.account.uploaded
+
+    def add_table(self, name: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
+        self.tables[_fqn(self.session, name)] = FakeTable(columns, rows)
+
+    def files_under(self, prefix: str) -> dict[str, bytes]:
+        return {path: data for path, data in self.uploaded.items() if path.startswith(prefix.rstrip("/") + "/")}
+
+
+def _bind_qmark(query: str, params: Any) -> str:
+    """The statement as the server sees it once the ``?`` parameters are bound, quoted like the connector does."""
+    values = iter(params or ())
+    converter = SnowflakeConverter()
+    return re.sub(r"\?", lambda _m: converter.quote(converter.escape(converter.to_snowflake(next(values)))), query)
+
+
+def _literals(text: str) -> list[str]:
+    """The SQL string literals of a statement, unescaped (the inverse of ``SnowflakeConverter.escape``)."""
+    unescape = {"n": "\n", "r": "\r"}
+    return [re.sub(r"\\(.)", lambda m: unescape.get(m[1], m[1]), raw) for raw in re.findall(r"'((?:[^'\\]|\\.)*)'", text)]
+
+
+class FakeCursor:
+    def __init__(self) -> None:
+        self.description: list[ResultMetadata] = []
+
+    def _preprocess_pyformat_query(self, command: str, params: Any = None) -> str:
+        converter = SnowflakeConverter()
+        if params is None:
+            return command
+        return command % tuple(converter.quote(converter.escape(converter.to_snowflake(p))) for p in params)
+
+
+class FakeConnection:
+    """``session._conn`` as snowflake-ml's ``query_helper.run_query`` calls it: a result dict plus cursor metadata.
+
+    The jobs answers are tried before the registry's: ``DESCRIBE SERVICE IDENTIFIER(...)`` of a job must not reach
+    the registry's ``DESCRIBE SERVICE <name>`` answer. Anything else goes through ``session.execute`` as usual."""
+
+    def __init__(self, session: RecordingSession, handlers: fake_snowflake.Handlers) -> None:
+        self._session = session
+        self._handlers = handlers
+        self._cursor = FakeCursor()
+
+    def _answer(self, text: str) -> list[Row]:
+        for pattern, handler in self._handlers:
+            match = re.search(pattern, text, re.DOTALL | re.IGNORECASE)
+            if match:
+                with self._session._lock:
+                    self._session.statements.append(text)
+                return handler(match)
+        return self._session.execute(text, None)
+
+    def run_query(self, query: str, params: Any = None, **_: Any) -> dict[str, Any]:
+        rows = self._answer(_bind_qmark(query, params))
+        names = list(rows[0].asDict()) if rows else []
+        self._cursor.description = [ResultMetadata(name, 2, None, None, None, None, True) for name in names]
+        return {"data": [tuple(row) for row in rows]}
+
+
+class FakeStageFiles:
+    """``session.file``: PUT / PUT-stream / GET against ``account.uploaded`` (stage path → bytes)."""
+
+    def __init__(self, jobs: FakeJobs) -> None:
+        self._jobs = jobs
+        self.puts: list[str] = []
+
+    def _store(self, path: str, data: bytes, overwrite: bool) -> None:
+        self.puts.append(path)
+        if overwrite or path not in self._jobs.uploaded:  # Snowflake PUT skips an existing file unless OVERWRITE
+            self._jobs.uploaded[path] = data
+
+    def put(self, local_file_name: str, stage_location: str, *, overwrite: bool = False, **_: Any) -> list:
+        files = sorted(glob.glob(local_file_name))
+        if not files:
+            raise SnowparkSQLException(f"253006: File doesn't exist: ['{local_file_name}']")
+        for name in files:
+            self._store(f"{stage_location.rstrip('/')}/{Path(name).name}", Path(name).read_bytes(), overwrite)
+        return []
+
+    def put_stream(self, input_stream: io.IOBase, stage_location: str, *, overwrite: bool = False, **_: Any) -> None:
+        input_stream.seek(0)  # the connector uploads the whole stream (file_transfer_agent.py seeks to 0)
+        self._store(stage_location, input_stream.read(), overwrite)
+
+    def get(self, stage_location: str, target_directory: str, **_: Any) -> list:
+        """One file, or every file under a folder (kept relative to it), as Snowflake's GET downloads them."""
+        wanted = stage_location.rstrip("/")
+        target = Path(target_directory)
+        found = {wanted: PurePosixPath(wanted).name} if wanted in self._jobs.uploaded else {
+            path: path[len(wanted) + 1:] for path in self._jobs.files_under(wanted)}
+        for path, relative in found.items():
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            (target / relative).write_bytes(self._jobs.uploaded[path])
+        return [Row(file=relative) for relative in found.values()]
+
+
+def _fqn(session: RecordingSession, name: str) -> str:
+    parts = [_unquote(part) for part in name.split(".")]
+    defaults = [session.account.database, session.account.schema]
+    return ".".join(defaults[: 3 - len(parts)] + parts)
+
+
+def _stage_error(name: str) -> SnowparkSQLException:
+    return SnowparkSQLException(f"002003 (02000): SQL compilation error: Stage '{name}' does not exist or not authorized.",
+                                sql_error_code=2003)
+
+
+def jobs_handlers(session: RecordingSession) -> fake_snowflake.Handlers:
+    """Give ``session`` the jobs surface (see module docstring) and return the answers to the jobs statements."""
+    jobs = FakeJobs(session)
+    session.ml_jobs = jobs
+    session.file = FakeStageFiles(jobs)
+    session.get_current_warehouse = lambda: '"SPCS_LLM_WH"'
+
+    def describe_stage(m: re.Match) -> list[Row]:
+        name = _fqn(session, m[1])
+        if name not in jobs.stages:
+            raise _stage_error(name)
+        return [Row(parent_property="STAGE_LOCATION", property="URL", property_value="")]
+
+    def create_stage(m: re.Match) -> list[Row]:
+        jobs.stages.add(_fqn(session, m[1]))
+        return [Row(status="Stage area successfully created.")]
+
+    def runtime(m: re.Match) -> list[Row]:
+        family = session.account.compute_pools.get(_unquote(m[1]))
+        if family is None:
+            raise _not_found(f"Compute pool '{_unquote(m[1])}'")
+        return [Row(**{"SYSTEM$GET_ML_JOB_RUNTIME": RUNTIME_IMAGES[family.startswith("GPU")]})]
+
+    def execute_job(m: re.Match) -> list[Row]:
+        name, pool, spec_json, options_json = _literals(m[1])
+        if _unquote(pool) not in session.account.compute_pools:
+            raise _not_found(f"Compute pool '{_unquote(pool)}'")
+        spec_options, job_options = json.loads(spec_json), json.loads(options_json)
+        stage = spec_options["STAGE_PATH"]
+        for arg in spec_options["ARGS"]:  # stricter than known: every payload file the command names was uploaded
+            if str(arg).startswith(STAGE_MOUNT) and f"{stage}{str(arg)[len(STAGE_MOUNT):]}" not in jobs.uploaded:
+                raise SnowparkSQLException(f"Job payload file {arg} is not on stage {stage}.")
+        job_id = f"{name.rstrip('_')}_{uuid.uuid4().hex[:6].upper()}" if name.endswith("_") else name
+        job = FakeJob(job_id, _unquote(pool), spec_options, job_options, jobs.next_outcome)
+        jobs.jobs[job_id] = job
+        _write_result(session, job)
+        return [Row(**{"SYSTEM$EXECUTE_ML_JOB": job_id})]
+
+    def job(fqn: str) -> FakeJob:
+        found = jobs.jobs.get(_fqn(session, fqn))
+        if found is None:
+            raise _not_found(f"Service '{_last(fqn)}'")
+        return found
+
+    def wait_for(m: re.Match) -> list[Row]:
+        """inferred: spcs_wait_for returns once the job ends and errors when it does not end in time (snowflake-ml
+        jobs/job.py then falls back to polling DESCRIBE SERVICE)."""
+        found = job(m[1])
+        found.status = found.outcome.status
+        if found.status not in TERMINAL:
+            raise SnowparkSQLException(f"Timed out waiting for service {found.id} to reach DONE.")
+        return [Row(status=found.status)]
+
+    def describe_service(m: re.Match) -> list[Row]:
+        found = job(m[1])
+        db, schema, name = found.id.split(".")
+        return [Row(name=name, database_name=db, schema_name=schema, status=found.status,
+                    compute_pool=found.compute_pool, target_instances=found.job_options.get("TARGET_INSTANCES") or 1,
+                    spec=found.spec())]
+
+    def job_history(m: re.Match) -> list[Row]:
+        """snowflake.spcs.get_job_history rows (snowflake-ml jobs/job.py ``_get_service_info_spcs``)."""
+        found = jobs.jobs.get(f"{m[1]}.{m[2]}.{m[3]}")
+        return [] if found is None else [Row(DATABASE_NAME=m[1], SCHEMA_NAME=m[2], NAME=m[3], STATUS=found.status,
+                                             COMPUTE_POOL_NAME=found.compute_pool, PARAMETERS="{}")]
+
+    def logs(m: re.Match) -> list[Row]:
+        return [Row(**{"SYSTEM$GET_SERVICE_LOGS": job(m[1]).outcome.logs})]
+
+    def describe_table(m: re.Match) -> list[Row]:
+        table = jobs.tables.get(_fqn(session, m[1]))
+        if table is None:
+            raise _not_found(f"Table '{_last(m[1])}'")
+        return [Row(name=column.upper(), type="VARCHAR(16777216)", kind="COLUMN") for column in table.columns]
+
+    def count_rows(m: re.Match) -> list[Row]:
+        instruction, output, name = m[1], m[2], m[3]
+        table = jobs.tables[_fqn(session, name)]
+
+        def empty(row: dict[str, Any], column: str) -> bool:
+            value = {key.upper(): v for key, v in row.items()}.get(column.upper())
+            return value is None or not str(value).strip()
+
+        bad = sum(1 for row in table.rows if empty(row, instruction) or empty(row, output))
+        return [Row(TOTAL_ROWS=len(table.rows), EMPTY_ROWS=bad)]
+
+    handlers = [
+        (r"^describe stage identifier\('([\w.\"]+)'\)$", describe_stage),
+        (r"^create stage if not exists identifier\('([\w.\"]+)'\) encryption = \( type = 'SNOWFLAKE_SSE' \)", create_stage),
+        (r"^CREATE STAGE IF NOT EXISTS ([\w.\"]+) ENCRYPTION = \(TYPE = 'SNOWFLAKE_SSE'\)$", create_stage),
+        (r"^CALL SYSTEM\$GET_ML_JOB_RUNTIME\('(\w+)', '.*'\)$", runtime),
+        (r"^CALL SYSTEM\$EXECUTE_ML_JOB\((.*)\)$", execute_job),
+        (r"^call ([\w.\"]+)!spcs_wait_for\('DONE', \d+\)$", wait_for),
+        (r"^DESCRIBE SERVICE IDENTIFIER\('([\w.\"]+)'\)$", describe_service),
+        (r"^select DATABASE_NAME, SCHEMA_NAME, NAME, STATUS, COMPUTE_POOL_NAME, PARAMETERS from "
+         r"table\(snowflake\.spcs\.get_job_history\(\)\) where database_name = '(\w+)' and schema_name = '(\w+)' "
+         r"and name = '(\w+)'$", job_history),
+        (r"^SELECT SYSTEM\$GET_SERVICE_LOGS\('([\w.\"]+)', 0, 'main'(?:, \d+)?\)$", logs),
+        (r"^DESCRIBE TABLE ([\w.\"]+)$", describe_table),
+        (r"^SELECT COUNT\(\*\) AS TOTAL_ROWS, COUNT_IF\(NULLIF\(TRIM\((\w+)\), ''\) IS NULL OR "
+         r"NULLIF\(TRIM\((\w+)\), ''\) IS NULL\) AS EMPTY_ROWS FROM ([\w.\"]+)$", count_rows),
+    ]
+    session._conn = FakeConnection(session, handlers)
+    return handlers
+
+
+def _write_result(session: RecordingSession, job: FakeJob) -> None:
+    """What the launcher leaves on the stage when the job ends: its return value or error, saved with
+    snowflake-ml's own serializer (``mljob_launcher.py`` ``save_mljob_result_v2``)."""
+    from snowflake.ml.jobs._interop import results, utils
+
+    outcome = job.outcome
+    if outcome.status != "DONE" and outcome.error is None:
+        return
+    value = outcome.error if outcome.error is not None else outcome.value
+    utils.save(results.ExecutionResult(success=outcome.error is None, value=value),
+               f"{job.stage_path}/{RESULT_PATH}", session=session)
+
+
+def payload_files(session: RecordingSession, job_id: str) -> dict[str, bytes]:
+    """The files uploaded for a job's payload, by path relative to its stage folder."""
+    stage = session.ml_jobs.jobs[job_id].stage_path
+    return {path[len(stage) + 1:]: data for path, data in session.ml_jobs.files_under(stage).items()}
+
+
+def matching(paths: dict[str, bytes], pattern: str) -> list[str]:
+    return [path for path in paths if fnmatch.fnmatch(path, pattern)]
+
+
+if jobs_handlers not in fake_snowflake.HANDLER_EXTENSIONS:
+    fake_snowflake.HANDLER_EXTENSIONS.append(jobs_handlers)
