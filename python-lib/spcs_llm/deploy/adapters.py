@@ -1,44 +1,100 @@
-"""Register a LoRA adapter against its base model version and serve base + adapters on the vLLM engine.
+"""Register LoRA adapters against their base model version, or merge them where the account has no LoRA support.
 
-snowflake-ml 2.6 signatures this module relies on (exercised in unit tests only against fakes):
-- ``snowflake.ml.model.models.huggingface.PeftAdapter(*, base_model: ModelVersion, adapter_path: str | None, ...)``;
-  its constructor raises when ``PlatformCapabilities.is_lora_adapters_enabled()`` is false, with the message
-  "... because ENABLE_LORA_ADAPTERS is not enabled." (huggingface.py, PeftAdapter.__init__).
-- ``Registry.log_model(model, *, model_name, version_name, ...)`` accepts the PeftAdapter
-  (model/_packager/model_handlers/peft_adapter.py repeats the ENABLE_LORA_ADAPTERS check).
-- ``ModelVersion.create_service(..., inference_engine_options: dict | None, adapters: dict[str, ModelVersion] |
-  list[ModelVersion] | None)`` (model/_client/model/model_version_impl.py); the request's ``model`` param picks
-  the adapter.
+snowflake-ml 2.6 calls this module relies on (driven through the recording fake session in the unit tests):
+- ``snowflake.ml.model.models.huggingface.PeftAdapter(*, base_model: ModelVersion, adapter_path: str | None = None,
+  adapter=None, adapter_repo=None, subfolder=None, revision=None, token=None)``; the constructor raises
+  ``SnowflakeMLException`` ("... because ENABLE_LORA_ADAPTERS is not enabled.") when the account's
+  ``SYSTEM$ML_PLATFORM_CAPABILITIES`` lacks the flag, and ``adapter_path`` must be a local folder: "adapter_path
+  starting with '@' or 'snow://' is not supported yet" (``_packager/model_handlers/peft_adapter.py``).
+- ``Registry.log_model(model, *, model_name, version_name, target_platforms, signatures, ...)`` takes the
+  PeftAdapter (an adapter targets Snowpark Container Services only: ``registry/_manager/
+  model_parameter_reconciler.py``) or the merged text-generation pipeline.
+- ``FileOperation.get(stage_location, target_directory)`` downloads a stage folder (a fine-tuning job's output).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import re
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigurationError
 from ..redaction import get_logger
-from .connection import DeployedModel, connection_settings
+from .catalog import registry_name
+from .registry_ops import TARGET_PLATFORMS
 
 LOGGER = get_logger(__name__)
 LORA_FEATURE_FLAG = "ENABLE_LORA_ADAPTERS"
+ADAPTER_CONFIG = "adapter_config.json"
+MERGED_SUFFIX = "_MERGED"  # merged versions get their own name, so a later pinned log never reuses one by mistake
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_STAGE = re.compile(r"^@[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*){0,2}(/[\w.\-]+)*/?$")
+
+
+@dataclass(frozen=True)
+class AdapterRequest:
+    """One adapter to serve: ``alias`` is the model name callers send; ``location`` a local folder or a stage path."""
+
+    alias: str
+    location: str
+
+    @property
+    def model_name(self) -> str:
+        """The adapter's registry model name."""
+        return registry_name(self.alias)
+
+    @property
+    def on_stage(self) -> bool:
+        return self.location.startswith("@")
 
 
 @dataclass(frozen=True)
 class LoggedAdapter:
-    """One adapter in the registry: either pinned to its base version or merged into a full model."""
+    """One adapter in the registry: pinned to its base version, or merged into a full model."""
 
-    name: str
+    alias: str
     model_version: Any
     merged: bool
+    reused: bool
     note: str
 
 
-def _peft_adapter(base_version: Any, adapter_dir: str) -> Any:
-    from snowflake.ml.model.models.huggingface import PeftAdapter
+def parse_adapter(text: str) -> AdapterRequest:
+    """``alias=/local/folder`` or ``alias=@DB.SCHEMA.STAGE/folder``, checked without touching Snowflake."""
+    alias, separator, location = text.partition("=")
+    alias, location = alias.strip(), location.strip()
+    if not separator or not alias or not location:
+        raise ConfigurationError(f"Adapter {text!r} is not NAME=LOCATION.",
+                                 fix="Write it like --adapter support_bot=./adapters/support_bot or "
+                                     "--adapter support_bot=@SPCS_LLM.MODELS.FINETUNE/support_bot.")
+    if not _ALIAS.match(alias):
+        raise ConfigurationError(f"Adapter name {alias!r} is not a plain identifier.",
+                                 fix="Use letters, digits and underscores, starting with a letter.")
+    if location.startswith("@"):
+        if not _STAGE.match(location):
+            raise ConfigurationError(f"{location!r} is not a stage path.",
+                                     fix="Write it like @DB.SCHEMA.STAGE/folder (plain identifiers, no spaces).")
+    elif not Path(location, ADAPTER_CONFIG).is_file():
+        raise ConfigurationError(f"{location} has no {ADAPTER_CONFIG}, so it is not a LoRA adapter folder.",
+                                 fix="Pass the folder the fine-tuning run saved its adapter to.")
+    return AdapterRequest(alias, location)
 
-    return PeftAdapter(base_model=base_version, adapter_path=adapter_dir)
+
+def local_adapter_dir(session: Any, request: AdapterRequest, workdir: str) -> str:
+    """The adapter as a local folder: PeftAdapter reads local folders only, so a stage folder is downloaded first."""
+    if not request.on_stage:
+        return request.location
+    target = Path(workdir, request.alias)
+    target.mkdir(parents=True, exist_ok=True)
+    session.file.get(request.location.rstrip("/") + "/", str(target))
+    # inferred: GET may keep or flatten the stage sub-folders; the adapter is wherever its config landed.
+    configs = sorted(target.rglob(ADAPTER_CONFIG))
+    if not configs:
+        raise ConfigurationError(f"{request.location} holds no {ADAPTER_CONFIG}.",
+                                 fix="Pass the stage folder the fine-tuning job wrote the adapter to (LIST it to see).")
+    return str(configs[0].parent)
 
 
 def merge_adapter(base_dir: str, adapter_dir: str, output_dir: str) -> Any:
@@ -63,54 +119,74 @@ def _lacks_lora_support(error: Exception) -> bool:
     return LORA_FEATURE_FLAG in str(error)
 
 
+def _find_version(registry: Any, model_name: str, version_name: str) -> Any | None:
+    try:
+        return registry.get_model(model_name).version(version_name)
+    except ValueError:  # no such model, or no such version (snowflake-ml model_impl.version)
+        return None
+
+
+def find_logged_adapter(registry: Any, request: AdapterRequest, version_name: str = "V1") -> LoggedAdapter | None:
+    """The adapter already in the registry (pinned first, else merged), so a re-run logs nothing again."""
+    pinned = _find_version(registry, request.model_name, version_name)
+    if pinned is not None:
+        return LoggedAdapter(request.alias, pinned, merged=False, reused=True,
+                             note=f"{request.alias}: reusing {request.model_name} {version_name}.")
+    merged = _find_version(registry, request.model_name, version_name + MERGED_SUFFIX)
+    if merged is not None:
+        return LoggedAdapter(request.alias, merged, merged=True, reused=True,
+                             note=f"{request.alias}: reusing the merged model {request.model_name} "
+                                  f"{version_name}{MERGED_SUFFIX}.")
+    return None
+
+
 def log_adapter(
     registry: Any,
     base_version: Any,
     adapter_dir: str,
-    name: str,
+    request: AdapterRequest,
     *,
+    version_name: str = "V1",
     base_model_dir: str | None = None,
-    make_adapter: Callable[[Any, str], Any] = _peft_adapter,
     merge: Callable[[str, str, str], Any] = merge_adapter,
 ) -> LoggedAdapter:
-    """Log ``adapter_dir`` as registry model ``name`` pinned to ``base_version``, or merged where LoRA is off."""
-    if not Path(adapter_dir, "adapter_config.json").is_file():
-        raise ConfigurationError(f"{adapter_dir} has no adapter_config.json, so it is not a LoRA adapter.",
-                                 fix="Pass the directory the fine-tuning run saved its adapter to.")
+    """Log ``adapter_dir`` as ``request.model_name`` pinned to ``base_version``; merged where LoRA is off."""
+    from snowflake.ml.model.models.huggingface import PeftAdapter
+
+    if not Path(adapter_dir, ADAPTER_CONFIG).is_file():
+        raise ConfigurationError(f"{adapter_dir} has no {ADAPTER_CONFIG}, so it is not a LoRA adapter.",
+                                 fix="Pass the folder the fine-tuning run saved its adapter to.")
     try:
-        adapter = make_adapter(base_version, adapter_dir)
+        adapter = PeftAdapter(base_model=base_version, adapter_path=adapter_dir)
     except Exception as error:
         if not _lacks_lora_support(error):
             raise
-        if base_model_dir is None:
-            raise ConfigurationError(
-                "This account does not have LoRA adapters enabled, so the adapter must be merged into the base "
-                "weights, which needs them locally.",
-                fix="Pass the base model directory (base_model_dir), or ask Snowflake to enable LoRA adapters.",
-            ) from error
-        merged = merge(base_model_dir, adapter_dir, str(Path(adapter_dir).with_name(f"{name}_merged")))
-        note = f"LoRA adapters are not enabled on this account: logged {name} as a merged full model."
-        LOGGER.warning(note)
-        version = registry.log_model(merged, model_name=name, version_name="merged")
-        return LoggedAdapter(name=name, model_version=version, merged=True, note=note)
-    version = registry.log_model(adapter, model_name=name, version_name="v1")
-    return LoggedAdapter(name=name, model_version=version, merged=False, note=f"{name} pinned to its base version.")
+        return _log_merged(registry, adapter_dir, request, version_name + MERGED_SUFFIX, base_model_dir, merge, error)
+    LOGGER.info("Logging adapter %s as %s %s pinned to its base version", request.alias, request.model_name,
+                version_name)
+    version = registry.log_model(adapter, model_name=request.model_name, version_name=version_name,
+                                 comment=f"spcs-llm: LoRA adapter {request.alias}", target_platforms=TARGET_PLATFORMS)
+    return LoggedAdapter(request.alias, version, merged=False, reused=False,
+                         note=f"{request.alias}: logged as {request.model_name} {version_name}, pinned to its base.")
 
 
-def deploy_with_adapters(
-    base_version: Any, deployed: DeployedModel, adapters: list[LoggedAdapter], *, vllm_args: list[str] | None = None,
-    **service_options: Any,
-) -> list[dict[str, object]]:
-    """Serve the base with its adapters on vLLM; one connection settings dict per adapter (one LLM Mesh model each)."""
-    pinned = [adapter for adapter in adapters if not adapter.merged]
-    if not pinned:
-        raise ConfigurationError("No pinned adapter to serve.",
-                                 fix="Deploy merged models as ordinary models (spcs-llm deploy).")
-    base_version.create_service(
-        service_name=deployed.service_fqn,
-        adapters={adapter.name: adapter.model_version for adapter in pinned},
-        inference_engine_options={"engine": "vllm", "engine_args_override": list(vllm_args or [])},
-        **service_options,
-    )
-    served = replace(deployed, spec=replace(deployed.spec, vllm_args=tuple(vllm_args or ())))
-    return [{**connection_settings(served), "engine": "vllm", "adapter": adapter.name} for adapter in pinned]
+def _log_merged(registry: Any, adapter_dir: str, request: AdapterRequest, version_name: str,
+                base_model_dir: str | None, merge: Callable[[str, str, str], Any], cause: Exception) -> LoggedAdapter:
+    from snowflake.ml.model import openai_signatures
+
+    if base_model_dir is None:
+        raise ConfigurationError(
+            "This account does not have LoRA adapters enabled, so the adapter must be merged into the base "
+            "weights, which needs them on this machine.",
+            fix="Pass the base model's local folder (--base-model-dir), or ask Snowflake to enable LoRA adapters.",
+        ) from cause
+    note = (f"{request.alias}: LoRA adapters are not enabled on this account, so the adapter was merged into the "
+            f"base weights and logged as the full model {request.model_name} {version_name} (its own service).")
+    LOGGER.warning(note)
+    with tempfile.TemporaryDirectory(prefix="spcs-llm-merged-") as output_dir:
+        merged = merge(base_model_dir, adapter_dir, output_dir)
+        version = registry.log_model(merged, model_name=request.model_name, version_name=version_name,
+                                     comment=f"spcs-llm: LoRA adapter {request.alias} merged into its base",
+                                     target_platforms=TARGET_PLATFORMS,
+                                     signatures=openai_signatures.OPENAI_CHAT_WITH_PARAMS_SIGNATURE)
+    return LoggedAdapter(request.alias, version, merged=True, reused=False, note=note)

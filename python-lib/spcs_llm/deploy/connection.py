@@ -29,6 +29,7 @@ class DeployedModel:
     caller_role: str
     version_reused: bool = False
     service_reused: bool = False
+    adapter: str | None = None  # the LoRA adapter alias this model is, on a service serving base + adapters
 
 
 def connection_settings(
@@ -49,6 +50,8 @@ def connection_settings(
         # On vLLM (create_service's inference_engine_options, snowflake-ml 2.6 model_version_impl.py) the service
         # honours json_schema and reports real finish reasons; the connector reads that from this setting.
         settings["engine"] = spec.engine.engine or "python"
+        if deployed.adapter:
+            settings["adapter"] = deployed.adapter
     settings.update(
         instance_family=deployed.instance_family,
         dollars_per_credit=dollars_per_credit,
@@ -72,7 +75,8 @@ def connection_block(deployed: DeployedModel, *, dollars_per_credit: float = DEF
     role = deployed.caller_role
     lines = [
         f"Dataiku: Administration > Connections > your spcs-llm Custom LLM connection > Add model > {form.title}",
-        f"Model {spec.hf_id} served by {deployed.service_fqn} ({deployed.status}); callers need role {role}.",
+        f"Model {spec.hf_id}{f' with LoRA adapter {deployed.adapter}' if deployed.adapter else ''} served by "
+        f"{deployed.service_fqn} ({deployed.status}); callers need role {role}.",
         f"{form.label('auth_type')}: '{form.shown('auth_type', 'oauth')}' with a '{preset_form(OAUTH_PRESET).title}' "
         f"preset (scope session:role:{role}),",
         f"    or '{form.shown('auth_type', 'service')}' with a '{preset_form(SERVICE_PRESET).title}' preset "

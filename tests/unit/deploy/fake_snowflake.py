@@ -7,6 +7,9 @@ snowflake-ml version shows up as a test failure rather than a silent pass.
 
 Two things are not SQL and are faked at their own seams (see conftest.py): the client-side PUT of model files
 (``snowflake.snowpark.FileOperation.put``) and the Hugging Face Hub download (``huggingface_hub.snapshot_download``).
+The session's own ``file`` (GET of a stage folder, ``FakeFileOperation``) and ``lineage`` (``Lineage.trace``
+builds a data frame from graph-query answers; ``FakeLineage`` answers from the account's adapter pins) are faked
+here.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import threading
 import types
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import yaml
@@ -24,6 +28,7 @@ from snowflake.snowpark import AsyncJob, Row
 from snowflake.snowpark.exceptions import SnowparkSQLException
 
 CAPABILITIES = {"ENABLE_INLINE_DEPLOYMENT_SPEC_FROM_CLIENT_VERSION": "1.0.0"}  # the deploy spec travels inline in the CALL
+LORA_FLAG = "ENABLE_LORA_ADAPTERS"  # snowflake-ml _internal/platform_capabilities.py; off unless the account has it
 
 
 @dataclass
@@ -69,7 +74,14 @@ class FakeAccount:
     deploy_specs: list[dict[str, Any]] = field(default_factory=list)
     import_specs: list[dict[str, Any]] = field(default_factory=list)
     uploaded: dict[str, bytes] = field(default_factory=dict)  # stage path -> content (recorded PUTs)
+    stage_files: dict[str, bytes] = field(default_factory=dict)  # "@DB.SCHEMA.STAGE/path/file" -> content, for GET
+    downloads: list[str] = field(default_factory=list)  # stage locations fetched with session.file.get
     model_specs: dict[tuple[str, str], str] = field(default_factory=dict)  # (model, version) -> model.yaml text
+    lora_adapters_enabled: bool = False  # SYSTEM$ML_PLATFORM_CAPABILITIES lists ENABLE_LORA_ADAPTERS when True
+    pins: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # adapter version -> base version
+
+    def capabilities(self) -> dict[str, Any]:
+        return {**CAPABILITIES, LORA_FLAG: True} if self.lora_adapters_enabled else dict(CAPABILITIES)
 
     def add_version(self, model: str, version: str) -> None:
         """Register a version; until something better is known its spec is a chat model's (see CREATE MODEL)."""
@@ -162,6 +174,59 @@ Handlers = list[tuple[str, Callable[[re.Match], list[Row]]]]
 HANDLER_EXTENSIONS: list[Callable[["RecordingSession"], Handlers]] = []
 
 
+class FakeFileOperation:
+    """``session.file``: PUT records like the patched ``FileOperation.put`` (conftest.py); GET copies the account's
+    ``stage_files`` under the asked prefix into the target folder, keeping sub-folders. A GET of nothing raises:
+    an unexpected download (e.g. of a model manifest) must show up as a test failure."""
+
+    def __init__(self, session: "RecordingSession") -> None:
+        self._account = session.account
+
+    def put(self, local_file_name: str, stage_location: str, **_: Any) -> list:
+        path = Path(local_file_name)
+        self._account.uploaded[f"{stage_location.rstrip('/')}/{path.name}"] = path.read_bytes()
+        return []
+
+    def get(self, stage_location: str, target_directory: str, **_: Any) -> list[types.SimpleNamespace]:
+        prefix = stage_location.rstrip("/") + "/"
+        found = {path[len(prefix):]: data for path, data in self._account.stage_files.items() if path.startswith(prefix)}
+        if not found:
+            raise AssertionError(f"The fake Snowflake session has no files under: {stage_location}")
+        self._account.downloads.append(stage_location)
+        for relative, data in found.items():
+            target = Path(target_directory, relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        return [types.SimpleNamespace(file=name, size=len(data), status="DOWNLOADED") for name, data in found.items()]
+
+
+class FakeLineage:
+    """``session.lineage``: the one-step model edges of the account's adapter pins (base → adapter), as the rows
+    Snowpark's ``Lineage.trace`` returns (SOURCE_OBJECT / TARGET_OBJECT as JSON, snowflake-ml lineage_node.py)."""
+
+    def __init__(self, session: "RecordingSession") -> None:
+        self._session = session
+        self.traces: list[tuple[str, str | None, str]] = []
+
+    def _node(self, model: str, version: str) -> str:
+        account = self._session.account
+        return json.dumps({"name": f"{account.database}.{account.schema}.{model}", "domain": "model",
+                           "version": version, "status": "ACTIVE", "createdOn": "2026-11-22T00:00:00Z"})
+
+    def trace(self, object_name: str, object_domain: str, *, object_version: str | None = None,
+              direction: Any = "both", distance: int = 2) -> Any:  # noqa: ARG002 - Lineage.trace signature
+        wanted = (_last(object_name), _unquote(object_version or ""))
+        way = str(getattr(direction, "value", direction)).lower()
+        self.traces.append((object_name, object_version, way))
+        rows = []
+        for adapter, base in self._session.account.pins.items():
+            if way in ("upstream", "both") and adapter == wanted:
+                rows.append(Row(SOURCE_OBJECT=self._node(*base), TARGET_OBJECT=self._node(*adapter), DIRECTION="Upstream", DISTANCE=1))
+            if way in ("downstream", "both") and base == wanted:
+                rows.append(Row(SOURCE_OBJECT=self._node(*base), TARGET_OBJECT=self._node(*adapter), DIRECTION="Downstream", DISTANCE=1))
+        return types.SimpleNamespace(collect=lambda **_: rows)
+
+
 class RecordingSession:
     """The Snowpark ``Session`` surface that snowflake-ml 2.6 and spcs_llm.deploy use."""
 
@@ -172,10 +237,12 @@ class RecordingSession:
         self._options = {"paramstyle": "pyformat"}
         self.connection = types.SimpleNamespace(host="org-acct.snowflakecomputing.com", scheme="https")
         self._lock = threading.Lock()
+        self.lineage = FakeLineage(self)
+        self.file = FakeFileOperation(self)
         self._handlers = [
             (r"^SHOW DATABASES LIKE '(\w+)'", self._show_databases),
             (r"^SHOW SCHEMAS LIKE '(\w+)'", self._show_schemas),
-            (r"SYSTEM\$ML_PLATFORM_CAPABILITIES", lambda m: [Row(FEATURES=json.dumps(CAPABILITIES))]),
+            (r"SYSTEM\$ML_PLATFORM_CAPABILITIES", lambda m: [Row(FEATURES=json.dumps(self.account.capabilities()))]),
             (r"^SHOW MODELS LIKE '(\w+)'", self._show_models),
             (r"^SHOW VERSIONS (?:LIKE '(\w+)' )?IN MODEL ([\w.\"]+)", self._show_versions),
             (r"^SELECT SYSTEM\$IMPORT_MODEL\('(.*)'\)$", self._import_model),
@@ -266,20 +333,45 @@ class RecordingSession:
     def _create_model(self, m: re.Match) -> list[Row]:
         stage = re.search(r"FROM @([\w.\"]+)/(\w+)", m.string)
         manifest = self.account.uploaded.get(f"@{stage[1]}/{stage[2]}/model/model.yaml") if stage else None
+        key = (_last(m[1]), _unquote(m[2]))
         if manifest:
-            self.account.model_specs[(_last(m[1]), _unquote(m[2]))] = manifest.decode("utf-8")
-        self.account.add_version(_last(m[1]), _unquote(m[2]))
+            pin = self._adapter_pin(yaml.safe_load(manifest))
+            if pin is not None:
+                self.account.pins[key] = pin
+            self.account.model_specs[key] = manifest.decode("utf-8")
+        self.account.add_version(*key)
         return [Row(status="Model created.")]
+
+    def _adapter_pin(self, spec: dict[str, Any]) -> tuple[str, str] | None:
+        """The base version a PEFT adapter manifest names (blob options ``base_model_name`` / ``base_model_version``,
+        snowflake-ml ``_packager/model_handlers/peft_adapter.py`` save_model). Stricter than known: the account
+        refuses an adapter while LoRA is off, and one whose base version does not exist."""
+        blob = next((b for b in spec.get("models", {}).values() if b.get("model_type") == "peft_adapter"), None)
+        if blob is None:
+            return None
+        if not self.account.lora_adapters_enabled:
+            raise SnowparkSQLException(f"LoRA adapters are not enabled for this account ({LORA_FLAG}).")
+        base, version = _last(blob["options"]["base_model_name"]), _unquote(blob["options"]["base_model_version"])
+        if version not in self.account.models.get(base, {}):
+            raise _not_found(f"Model '{base}' version '{version}'")
+        return base, version
 
     def _drop_version(self, m: re.Match) -> list[Row]:
         model = _last(m[1])
         self.account.models[model].pop(_unquote(m[2]))
         self.account.model_specs.pop((model, _unquote(m[2])), None)
+        self.account.pins.pop((model, _unquote(m[2])), None)
         return [Row(status="Statement executed successfully.")]
 
     def _show_functions(self, m: re.Match) -> list[Row]:
-        """One SQL function per method of the version's model spec, named as Snowflake upper-cases it."""
-        spec = yaml.safe_load(self.account.model_specs[(_last(m[1]), _unquote(m[2]))])
+        """One SQL function per method of the version's model spec, named as Snowflake upper-cases it.
+
+        An adapter version has the functions of its base version: its manifest carries no signatures ("signatures
+        are copied at commit from the pin", snowflake-ml peft_adapter.py), and ``model_ops.get_functions`` then
+        resolves them through the pin. inferred: the server lists the pin's methods for the adapter version.
+        """
+        key = (_last(m[1]), _unquote(m[2]))
+        spec = yaml.safe_load(self.account.model_specs[self.account.pins.get(key, key)])
         return [Row(name=method.upper(), return_type="OBJECT", arguments="(...)") for method in spec["signatures"]]
 
     def _show_pools(self, m: re.Match) -> list[Row]:
@@ -315,12 +407,25 @@ class RecordingSession:
         if pool not in self.account.compute_pools:
             raise _not_found(f"Compute pool '{pool}'")
         model = spec["models"][0]
+        self._check_adapters(spec["service"].get("adapters") or [], (_last(model["name"]), _unquote(model["version"])))
         created = self.account.add_service(
             _last(model["name"]), _unquote(model["version"]), _last(service["name"]), self.account.next_statuses, pool
         )
         created.logs = self.account.next_logs
         created.spec = spec
         return [Row(**{"SYSTEM$DEPLOY_MODEL": f"Service {created.name} deployed."})]
+
+    def _check_adapters(self, adapters: list[dict[str, Any]], base: tuple[str, str]) -> None:
+        """Stricter than known: every adapter of a deploy spec exists and is pinned to the version being served
+        (snowflake-ml model_version_impl.py create_service serializes them as name/version/alias)."""
+        if adapters and not self.account.lora_adapters_enabled:
+            raise SnowparkSQLException(f"LoRA adapters are not enabled for this account ({LORA_FLAG}).")
+        for adapter in adapters:
+            key = (_last(adapter["name"]), _unquote(adapter["version"]))
+            if key not in self.account.pins:
+                raise _not_found(f"Adapter model '{key[0]}' version '{key[1]}'")
+            if self.account.pins[key] != base:
+                raise SnowparkSQLException(f"Adapter {key[0]} {key[1]} is pinned to {self.account.pins[key]}, not {base}.")
 
     def _service(self, fqn: str) -> FakeService:
         service = self.account.services.get(_last(fqn))

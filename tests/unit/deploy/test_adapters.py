@@ -1,79 +1,208 @@
-"""Adapter logging (pinned or merged fallback) and serving base + adapters on vLLM, against recording fakes."""
+"""LoRA adapters through the real snowflake-ml 2.6 code, down to the recording fake session: logged pinned to the base
+version (PeftAdapter), merged where the account lacks ENABLE_LORA_ADAPTERS, and served with the base on vLLM."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
+import yaml
 
-from spcs_llm.deploy.adapters import LoggedAdapter, deploy_with_adapters, log_adapter
-from spcs_llm.deploy.catalog import CATALOG
-from spcs_llm.deploy.connection import DeployedModel
-from spcs_llm.errors import ConfigurationError
+from spcs_llm.deploy import CATALOG, Deployer, DeployOptions, WaitSettings
+from spcs_llm.deploy.adapter_serving import adapter_service_spec, serve_adapters
+from spcs_llm.deploy.adapters import AdapterRequest, log_adapter, parse_adapter
+from spcs_llm.deploy.connection import connection_settings
+from spcs_llm.deploy.engine import EngineOptions
+from spcs_llm.deploy.registry_ops import open_registry
+from spcs_llm.errors import ConfigurationError, DeploymentError
 
-
-class RecordingRegistry:
-    def __init__(self) -> None:
-        self.logged: list[tuple] = []
-
-    def log_model(self, model, *, model_name: str, version_name: str):
-        self.logged.append((model, model_name, version_name))
-        return f"{model_name}/{version_name}"
-
-
-class RecordingVersion:
-    def __init__(self) -> None:
-        self.services: list[dict] = []
-
-    def create_service(self, **kwargs) -> None:
-        self.services.append(kwargs)
+FAST = DeployOptions(wait=WaitSettings(timeout_s=60, poll_interval_s=5))
+# The merged model is logged with the OpenAI-chat signature on purpose; snowflake-ml warns that it cannot check it.
+pytestmark = pytest.mark.filterwarnings("ignore:It is impossible to validate your model signatures")
 
 
-@pytest.fixture
-def adapter_dir(tmp_path):
-    folder = tmp_path / "adapter"
-    folder.mkdir()
-    (folder / "adapter_config.json").write_text("{}")
-    return str(folder)
+@pytest.fixture(scope="module")
+def trained_adapter() -> str:
+    """A real LoRA adapter of the stand-in's tiny chat model (trained once, then cached)."""
+    from spcs_llm.local.lora_engine import adapter_dir
+
+    return str(adapter_dir())
 
 
-def _lora_disabled(base_version, adapter_dir):
-    raise ValueError("PEFT adapter logging is unavailable because ENABLE_LORA_ADAPTERS is not enabled.")
+@pytest.fixture(scope="module")
+def base_weights() -> str:
+    from spcs_llm.local.tinychat import chat_model_dir
+
+    return str(chat_model_dir())
 
 
-def test_the_adapter_is_logged_pinned_to_its_base_version(adapter_dir):
-    registry, base = RecordingRegistry(), RecordingVersion()
-    logged = log_adapter(registry, base, adapter_dir, "TUNED", make_adapter=lambda b, d: ("peft", b, d))
-    assert registry.logged == [(("peft", base, adapter_dir), "TUNED", "v1")]
-    assert logged.merged is False
+def _deployer(session) -> Deployer:
+    ticks = iter(range(0, 100_000, 5))
+    return Deployer(session, sleep=lambda _s: None, clock=lambda: next(ticks))
 
 
-def test_without_lora_support_the_adapter_is_merged_and_said_so(adapter_dir, caplog):
-    registry, merges = RecordingRegistry(), []
-    logged = log_adapter(registry, RecordingVersion(), adapter_dir, "TUNED", base_model_dir="/base",
-                         make_adapter=_lora_disabled, merge=lambda *args: merges.append(args) or args[2])
-    assert merges and merges[0][:2] == ("/base", adapter_dir)
-    assert registry.logged == [(merges[0][2], "TUNED", "merged")]
-    assert logged.merged is True and "merged" in logged.note and "merged" in caplog.text
+def _base_version(session, account):
+    account.add_version("ZEPHYR_7B_BETA", "V1")
+    return _deployer(session).registry.get_model("ZEPHYR_7B_BETA").version("V1")
 
 
-def test_without_lora_support_and_no_base_dir_the_error_names_the_fix(adapter_dir):
-    with pytest.raises(ConfigurationError, match="base model directory"):
-        log_adapter(RecordingRegistry(), RecordingVersion(), adapter_dir, "TUNED", make_adapter=_lora_disabled)
+def _manifest(account, model: str, version: str) -> dict:
+    return yaml.safe_load(account.model_specs[(model, version)])
 
 
-def test_a_folder_without_adapter_config_is_refused(tmp_path):
-    with pytest.raises(ConfigurationError, match="adapter_config.json"):
-        log_adapter(RecordingRegistry(), RecordingVersion(), str(tmp_path), "TUNED")
+def test_the_adapter_is_logged_pinned_to_its_base_version(session, account, trained_adapter):
+    account.lora_adapters_enabled = True
+    base = _base_version(session, account)
+    logged = log_adapter(open_registry(session, Deployer(session).names), base, trained_adapter,
+                         AdapterRequest("support_bot", trained_adapter))
+
+    assert session.statements_like("CREATE MODEL SPCS_LLM.MODELS.SUPPORT_BOT WITH VERSION V1 FROM @")
+    blob = _manifest(account, "SUPPORT_BOT", "V1")["models"]["SUPPORT_BOT"]
+    assert blob["model_type"] == "peft_adapter"
+    assert (blob["options"]["base_model_name"], blob["options"]["base_model_version"]) == (
+        "SPCS_LLM.MODELS.ZEPHYR_7B_BETA", "V1")
+    uploaded = {Path(path).name for path in account.uploaded if "/models/SUPPORT_BOT/adapter/" in path}
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= uploaded
+    assert account.pins[("SUPPORT_BOT", "V1")] == ("ZEPHYR_7B_BETA", "V1")
+    assert (logged.merged, logged.reused, logged.alias) == (False, False, "support_bot")
+    # The adapter version exposes its base's chat function, resolved through the pin (model_ops.get_functions).
+    assert [f["target_method"] for f in logged.model_version.show_functions()] == ["__call__"]
 
 
-def test_deploy_passes_adapters_and_vllm_and_prints_one_model_per_adapter():
-    spec = next(spec for spec in CATALOG.values() if spec.kind == "chat")
-    deployed = DeployedModel(spec=spec, model_fqn="DB.S.BASE", version="V1", service_fqn="DB.S.SVC",
-                             status="READY", ingress_host="abc.snowflakecomputing.app",
-                             instance_family="GPU_NV_S", caller_role="R")
-    base = RecordingVersion()
-    adapters = [LoggedAdapter("TUNED_A", "mv_a", False, ""), LoggedAdapter("TUNED_B", "mv_b", False, "")]
-    settings = deploy_with_adapters(base, deployed, adapters, vllm_args=["--max-model-len=4096"])
-    call = base.services[0]
-    assert call["adapters"] == {"TUNED_A": "mv_a", "TUNED_B": "mv_b"}
-    assert call["inference_engine_options"] == {"engine": "vllm", "engine_args_override": ["--max-model-len=4096"]}
-    assert [(s["adapter"], s["engine"]) for s in settings] == [("TUNED_A", "vllm"), ("TUNED_B", "vllm")]
+def test_without_lora_support_the_adapter_is_merged_and_logged_as_a_full_chat_model(
+        session, account, trained_adapter, base_weights, caplog):
+    base = _base_version(session, account)
+    with caplog.at_level(logging.WARNING):
+        logged = log_adapter(open_registry(session, Deployer(session).names), base, trained_adapter,
+                             AdapterRequest("support_bot", trained_adapter), base_model_dir=base_weights)
+
+    assert session.statements_like("CREATE MODEL SPCS_LLM.MODELS.SUPPORT_BOT WITH VERSION V1_MERGED FROM @")
+    manifest = _manifest(account, "SUPPORT_BOT", "V1_MERGED")
+    assert manifest["model_type"] == "huggingface_pipeline"
+    assert [i["name"] for i in manifest["signatures"]["__call__"]["inputs"]] == ["messages"]
+    assert any(path.endswith("/models/SUPPORT_BOT/model/model.safetensors") for path in account.uploaded)
+    assert account.pins == {}
+    assert logged.merged is True and "not enabled" in logged.note and "merged" in caplog.text
+
+
+def test_without_lora_support_and_no_base_weights_the_error_names_the_fix(session, account, trained_adapter):
+    base = _base_version(session, account)
+    with pytest.raises(ConfigurationError, match="--base-model-dir"):
+        log_adapter(open_registry(session, Deployer(session).names), base, trained_adapter,
+                    AdapterRequest("support_bot", trained_adapter))
+    assert session.statements_like("CREATE MODEL") == []
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("support_bot", "not NAME=LOCATION"),
+    ("9lives=/tmp", "not a plain identifier"),
+    ("bot=/nowhere", "no adapter_config.json"),
+    ("bot=@stage with space/x", "not a stage path"),
+])
+def test_bad_adapter_arguments_are_refused_with_a_fix(text, message):
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        parse_adapter(text)
+    assert caught.value.fix
+
+
+def test_base_and_adapters_are_served_on_vllm_with_one_model_per_adapter(session, account, trained_adapter):
+    account.lora_adapters_enabled = True
+    spec = adapter_service_spec(_vllm("zephyr-7b-beta", max_model_len=4096))
+    result = serve_adapters(_deployer(session), spec, [AdapterRequest("support_bot", trained_adapter),
+                                                       AdapterRequest("legal_bot", trained_adapter)], FAST)
+
+    deploy_spec = account.deploy_specs[-1]
+    assert deploy_spec["models"] == [{"name": "SPCS_LLM.MODELS.ZEPHYR_7B_BETA", "version": "V1"}]
+    assert deploy_spec["service"]["name"] == "SPCS_LLM.MODELS.ZEPHYR_7B_BETA_LORA_SVC"
+    assert deploy_spec["service"]["adapters"] == [
+        {"alias": "support_bot", "name": "SPCS_LLM.MODELS.SUPPORT_BOT", "version": "V1"},
+        {"alias": "legal_bot", "name": "SPCS_LLM.MODELS.LEGAL_BOT", "version": "V1"}]
+    assert deploy_spec["service"]["inference_engine_spec"] == {"inference_engine_name": "vllm",
+                                                               "inference_engine_args": ["--max-model-len=4096"]}
+    settings = [connection_settings(model) for model in [result.base, *result.adapters]]
+    assert [(s.get("adapter"), s["engine"]) for s in settings] == [
+        (None, "vllm"), ("support_bot", "vllm"), ("legal_bot", "vllm")]
+    assert {s["endpoint"] for s in settings} == {"https://zephyr_7b_beta_lora_svc-org-acct.snowflakecomputing.app"}
+
+
+def test_a_second_run_reuses_the_adapters_and_the_service(session, account, trained_adapter):
+    account.lora_adapters_enabled = True
+    spec = adapter_service_spec(_vllm("zephyr-7b-beta"))
+    requests = [AdapterRequest("support_bot", trained_adapter)]
+    serve_adapters(_deployer(session), spec, requests, FAST)
+    created, deployed = len(session.statements_like("CREATE MODEL")), len(account.deploy_specs)
+
+    again = serve_adapters(_deployer(session), spec, requests, FAST)
+    assert len(session.statements_like("CREATE MODEL")) == created and len(account.deploy_specs) == deployed
+    assert again.base.service_reused and again.logged[0].reused
+    assert [model.adapter for model in again.adapters] == ["support_bot"]
+
+
+def test_a_new_adapter_on_a_kept_service_says_to_replace_it(session, account, trained_adapter):
+    account.lora_adapters_enabled = True
+    spec = adapter_service_spec(_vllm("zephyr-7b-beta"))
+    serve_adapters(_deployer(session), spec, [AdapterRequest("support_bot", trained_adapter)], FAST)
+    again = serve_adapters(_deployer(session), spec, [AdapterRequest("support_bot", trained_adapter),
+                                                      AdapterRequest("legal_bot", trained_adapter)], FAST)
+    assert any("--replace" in note and "legal_bot" in note for note in again.notes)
+
+    replaced = serve_adapters(_deployer(session), spec, [AdapterRequest("support_bot", trained_adapter),
+                                                         AdapterRequest("legal_bot", trained_adapter)],
+                              DeployOptions(replace_service=True, wait=FAST.wait))
+    assert [a["alias"] for a in account.deploy_specs[-1]["service"]["adapters"]] == ["support_bot", "legal_bot"]
+    assert not replaced.base.service_reused
+
+
+def test_an_adapter_on_a_stage_is_downloaded_before_logging(session, account, trained_adapter):
+    account.lora_adapters_enabled = True
+    for file in Path(trained_adapter).iterdir():
+        if file.is_file():
+            account.stage_files[f"@SPCS_LLM.MODELS.FINETUNE/support_bot/{file.name}"] = file.read_bytes()
+    spec = adapter_service_spec(_vllm("zephyr-7b-beta"))
+    serve_adapters(_deployer(session), spec, [parse_adapter("support_bot=@SPCS_LLM.MODELS.FINETUNE/support_bot")],
+                   FAST)
+    assert account.downloads == ["@SPCS_LLM.MODELS.FINETUNE/support_bot/"]
+    assert account.pins == {("SUPPORT_BOT", "V1"): ("ZEPHYR_7B_BETA", "V1")}
+
+
+def test_without_lora_support_each_merged_adapter_gets_its_own_vllm_service(
+        session, account, trained_adapter, base_weights):
+    spec = adapter_service_spec(_vllm("zephyr-7b-beta"))
+    result = serve_adapters(_deployer(session), spec, [AdapterRequest("support_bot", trained_adapter)], FAST,
+                            base_model_dir=base_weights)
+
+    base_spec, merged_spec = account.deploy_specs
+    assert "adapters" not in base_spec["service"]
+    assert merged_spec["models"] == [{"name": "SPCS_LLM.MODELS.SUPPORT_BOT", "version": "V1_MERGED"}]
+    assert merged_spec["service"]["name"] == "SPCS_LLM.MODELS.SUPPORT_BOT_SVC"
+    assert merged_spec["service"]["inference_engine_spec"]["inference_engine_name"] == "vllm"
+    settings = connection_settings(result.adapters[0])
+    assert "adapter" not in settings and settings["engine"] == "vllm"
+    assert settings["endpoint"] == "https://support_bot_svc-org-acct.snowflakecomputing.app"
+    assert any("merged" in note for note in result.notes)
+
+
+def test_an_adapter_pinned_to_another_base_is_refused_at_deploy(session, account, trained_adapter):
+    account.lora_adapters_enabled = True
+    account.add_version("LLAMA_3_1_8B_INSTRUCT", "V1")
+    other = _deployer(session).registry.get_model("LLAMA_3_1_8B_INSTRUCT").version("V1")
+    log_adapter(open_registry(session, Deployer(session).names), other, trained_adapter,
+                AdapterRequest("support_bot", trained_adapter))
+    with pytest.raises(DeploymentError, match="pinned to"):
+        serve_adapters(_deployer(session), adapter_service_spec(_vllm("zephyr-7b-beta")),
+                       [AdapterRequest("support_bot", trained_adapter)], FAST)
+
+
+def test_adapters_need_the_vllm_engine():
+    from spcs_llm.deploy import resolve_model
+
+    with pytest.raises(ConfigurationError, match="vLLM engine only"):
+        adapter_service_spec(resolve_model("zephyr-7b-beta", engine=EngineOptions("python")))
+
+
+def _vllm(key: str, **settings):
+    from spcs_llm.deploy import resolve_model
+
+    assert CATALOG[key].engine.is_vllm
+    return resolve_model(key, engine=EngineOptions(**settings))
