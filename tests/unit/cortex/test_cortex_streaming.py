@@ -124,3 +124,12 @@ def test_non_streamed_completion_reads_text_usage_and_finish_reason(http):
     body = json.loads(http.calls[0].request.body)
     assert body["stream"] is False and body["max_completion_tokens"] == 50 and body["temperature"] == 0
     assert body["model"] == "claude-3-5-sonnet" and body["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_json_output_with_a_schema_is_passed_through_as_a_json_schema(http):
+    http.add(responses.POST, CHAT_URL, json={"choices": [{"message": {"content": '{"a": 1}'}, "finish_reason": "stop"}]})
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    CortexChatAdapter(chat_client()).process(QUERY, {"responseFormat": {"type": "json", "schema": schema,
+                                                                        "strict": True}}, None)
+    sent = json.loads(http.calls[0].request.body)["response_format"]
+    assert sent == {"type": "json_schema", "json_schema": {"name": "response", "schema": schema, "strict": True}}
