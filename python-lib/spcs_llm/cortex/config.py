@@ -52,22 +52,19 @@ class CortexEmbeddingConfig:
     tokenizer: str | None = None
 
 
-def parse_account_endpoint(config: dict) -> EndpointConfig:
+def parse_account_endpoint(config: dict, auth: AuthConfig) -> EndpointConfig:
     """The account URL (from the preset, else the model's 'Snowflake account URL') as the endpoint's base URL.
 
     Cortex answers no cold starts (no service to resume) and a 403 means a missing grant, not routing that is
     still propagating, so neither gets the SPCS waits (``cold_start_timeout`` 0 here; the client turns off the 403
     window).
     """
-    presets = [config.get("oauth_preset") or {}, config.get("service_preset") or {}]
-    chosen = presets[0] if (_text(config, "auth_type") or "oauth") == "oauth" else presets[1]
-    account = _text(chosen, "account_url") or _text(config, "account_url")
-    if not account:
+    if not auth.account_url:
         raise ConfigurationError(
             "No Snowflake account URL is set.",
             fix="Set 'Snowflake account URL' (https://<account>.snowflakecomputing.com) in the preset or the model.",
         )
-    base = normalise_url(account, what="account URL")
+    base = normalise_url(auth.account_url, what="account URL")
     return EndpointConfig(
         base_url=base,
         route="api/v2/cortex",
@@ -103,9 +100,10 @@ def _model(config: dict, default: str) -> str:
 
 
 def parse_cortex_chat_config(config: dict) -> CortexChatConfig:
+    auth = parse_auth(config)
     return CortexChatConfig(
-        endpoint=parse_account_endpoint(config),
-        auth=parse_auth(config),
+        endpoint=parse_account_endpoint(config, auth),
+        auth=auth,
         cost=parse_cortex_cost(config),
         model=_model(config, DEFAULT_CHAT_MODEL),
         default_max_tokens=_number(config, "default_max_tokens", 1024, minimum=1, cast=int),
@@ -115,9 +113,10 @@ def parse_cortex_chat_config(config: dict) -> CortexChatConfig:
 
 
 def parse_cortex_embedding_config(config: dict) -> CortexEmbeddingConfig:
+    auth = parse_auth(config)
     return CortexEmbeddingConfig(
-        endpoint=parse_account_endpoint(config),
-        auth=parse_auth(config),
+        endpoint=parse_account_endpoint(config, auth),
+        auth=auth,
         cost=parse_cortex_cost(config),
         model=_model(config, DEFAULT_EMBEDDING_MODEL),
         rows_per_request=_number(config, "rows_per_request", 64, minimum=1, cast=int),

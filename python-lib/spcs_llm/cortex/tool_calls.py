@@ -120,7 +120,7 @@ class ToolCallAssembler:
 
     OpenAI-style streams send each call's id and name once and its arguments in fragments, calls told apart by
     ``index`` (several run in parallel). Names and arguments are both appended, so a name split over chunks joins
-    up too. A fragment without ``index`` belongs to the call its ``id`` names, else starts a new call if it brings
+    up too (a fragment repeating the whole name so far is not appended again). A fragment without ``index`` belongs to the call its ``id`` names, else starts a new call if it brings
     an unseen id, else continues the latest call (inferred: some OpenAI-compatible servers leave ``index`` out).
     """
 
@@ -139,8 +139,9 @@ class ToolCallAssembler:
             if fragment.get("id") and not call.call_id:
                 call.call_id = str(fragment["id"])
             function = fragment.get("function") or {}
-            if function.get("name"):
-                call.name += str(function["name"])
+            name = str(function.get("name") or "")
+            if name and name != call.name:  # a server that repeats the whole name in every fragment adds nothing
+                call.name += name
             arguments = function.get("arguments")
             if arguments:
                 call.arguments += arguments if isinstance(arguments, str) else json.dumps(arguments)

@@ -136,3 +136,10 @@ def test_tool_history_is_sent_structured_to_a_tool_model_and_as_text_otherwise()
     as_text = chat_messages(query, structured_tools=False)
     assert [m["role"] for m in as_text] == ["user", "assistant", "user"]
     assert "get_weather" in as_text[1]["content"] and "18°C, sunny" in as_text[2]["content"]
+
+
+def test_a_server_repeating_the_whole_name_in_each_fragment_does_not_double_it():
+    assembler = ToolCallAssembler()
+    assembler.add([{"index": 0, "id": "c", "function": {"name": "get_time", "arguments": "{"}}])
+    assembler.add([{"index": 0, "function": {"name": "get_time", "arguments": "}"}}])
+    assert assembler.calls()[0]["function"] == {"name": "get_time", "arguments": "{}"}
