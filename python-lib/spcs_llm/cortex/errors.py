@@ -32,13 +32,24 @@ CORTEX_FIXES: dict[type[SpcsLlmError], str] = {
     ServiceUnavailableError: "Cortex is busy or unavailable in this region: retry later, or use another model.",
     RequestRejectedError: MODEL_FIX + " Also check the query's settings (tools, JSON schema, max tokens).",
     BadResponseError: "Check that 'Snowflake account URL' is the account's URL, not a service ingress host.",
-    TransportError: "Check network access from DSS to the Snowflake account host (DNS, proxy, firewall) and the "
-    "timeouts.",
+    TransportError: "Check network access from DSS to the Snowflake account host (DNS, proxy, firewall); if the "
+    "answer was only slow, raise 'Read timeout' or lower the max output tokens.",
 }
 
 
+class CortexStreamError(BadResponseError):
+    """Cortex ended a stream with an error event (snowflake-ml cortex/_complete.py MidStreamException)."""
+
+    default_fix = "Retry the query; if it persists, check the model name, the JSON schema or the tools sent with it."
+
+
 def for_cortex(error: SpcsLlmError, auth_fix: str) -> SpcsLlmError:
-    """The same error type and message, with the fix for Cortex (the most specific registered type wins)."""
+    """The same error type and message, with the fix for Cortex (the most specific registered type wins).
+
+    Errors raised in this package already carry Cortex advice and pass unchanged.
+    """
+    if type(error).__module__.startswith(__package__ or "spcs_llm.cortex"):
+        return error
     if isinstance(error, AuthenticationError):
         fix = auth_fix
     else:

@@ -13,10 +13,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import BadResponseError
 from ..ingress_answers import snippet
 from ..protocol import Usage
 from ..sse import EventStream
+from .errors import CortexStreamError
 from .tool_calls import ToolCallAssembler
 
 
@@ -46,15 +46,12 @@ def usage_of(payload: Mapping[str, Any]) -> Usage | None:
                  completion_tokens=int(usage.get("completion_tokens") or 0))
 
 
-def _mid_stream_error(event: Mapping[str, Any]) -> BadResponseError:
+def _mid_stream_error(event: Mapping[str, Any]) -> CortexStreamError:
     # snowflake-ml cortex/_complete.py: the stream "can contain error messages in the middle of the stream" as an
     # event whose JSON has an "error" member (MidStreamException).
     error = event.get("error")
     detail = error.get("message") if isinstance(error, Mapping) else error
-    return BadResponseError(
-        f"Cortex stopped the stream with an error: {snippet(str(detail))!r}.",
-        fix="Retry the query; if it persists, check the model name, the JSON schema or the tools sent with it.",
-    )
+    return CortexStreamError(f"Cortex stopped the stream with an error: {snippet(str(detail))!r}.")
 
 
 def read_chat_stream(events: EventStream) -> Iterator[StreamedText | StreamedToolCalls | StreamEnd]:

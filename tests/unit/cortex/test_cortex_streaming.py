@@ -102,8 +102,9 @@ def test_an_error_event_mid_stream_is_a_typed_error_after_the_text_so_far(http):
     stream = chat_client().stream(CortexChatRequest(messages=[{"role": "user", "content": "hi"}],
                                                     params=GenerationParams()))
     assert next(stream) == "partial"
-    with pytest.raises(BadResponseError, match="schema violation"):
+    with pytest.raises(BadResponseError, match="schema violation") as failed:
         next(stream)
+    assert "JSON schema" in failed.value.fix  # the stream's own advice, not the generic bad-answer one
 
 
 def test_a_stream_without_usage_reports_estimated_counts(http):
