@@ -94,7 +94,7 @@ class CortexChatClient(_CortexClient):
     def complete(self, request: CortexChatRequest) -> CortexChatResult:
         call = self._post(CHAT_COMPLETIONS_ROUTE, self._body(request, stream=False))
         if call.events is not None:  # a server that streams anyway: read it whole
-            end = self._drain(read_chat_stream(call.events))
+            *_, end = read_chat_stream(call.events)  # the last part is always the StreamEnd
             return self._result(request, call, end)
         return self._result_from_payload(request, call)
 
@@ -136,14 +136,6 @@ class CortexChatClient(_CortexClient):
         end = StreamEnd(text=text, finish_reason=choice.get("finish_reason"), usage=usage_of(payload),
                         tool_calls=reply_tool_calls(message))
         return self._result(request, call, end)
-
-    @staticmethod
-    def _drain(parts: Iterator[Any]) -> StreamEnd:
-        end = None
-        for part in parts:
-            end = part if isinstance(part, StreamEnd) else end
-        assert end is not None  # read_chat_stream always ends with a StreamEnd
-        return end
 
     def _result(self, request: CortexChatRequest, call: CallResult, end: StreamEnd) -> CortexChatResult:
         """Exact usage from Cortex when it reports it, else counted here and flagged as estimated."""
