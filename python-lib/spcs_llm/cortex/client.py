@@ -93,9 +93,6 @@ class CortexChatClient(_CortexClient):
 
     def complete(self, request: CortexChatRequest) -> CortexChatResult:
         call = self._post(CHAT_COMPLETIONS_ROUTE, self._body(request, stream=False))
-        if call.events is not None:  # a server that streams anyway: read it whole
-            *_, end = read_chat_stream(call.events)  # the last part is always the StreamEnd
-            return self._result(request, call, end)
         return self._result_from_payload(request, call)
 
     def stream(self, request: CortexChatRequest) -> Iterator[str | list[dict] | CortexChatResult]:

@@ -135,8 +135,3 @@ def test_json_output_with_a_schema_is_passed_through_as_a_json_schema(http):
     sent = json.loads(http.calls[0].request.body)["response_format"]
     assert sent == {"type": "json_schema", "json_schema": {"name": "response", "schema": schema, "strict": True}}
 
-
-def test_a_non_streamed_request_answered_as_a_stream_is_read_whole(http):
-    http.add(responses.POST, CHAT_URL, body=STREAM, content_type="text/event-stream")
-    response = CortexChatAdapter(chat_client()).process(QUERY, {}, None)
-    assert response["text"] == "Hello, world" and response["promptTokens"] == 12
