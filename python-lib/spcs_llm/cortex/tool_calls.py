@@ -120,8 +120,9 @@ class ToolCallAssembler:
 
     OpenAI-style streams send each call's id and name once and its arguments in fragments, calls told apart by
     ``index`` (several run in parallel). Names and arguments are both appended, so a name split over chunks joins
-    up too (a fragment repeating the whole name so far is not appended again). A fragment without ``index`` belongs to the call its ``id`` names, else starts a new call if it brings
-    an unseen id, else continues the latest call (inferred: some OpenAI-compatible servers leave ``index`` out).
+    up too (a fragment repeating the whole name so far is not appended again). A fragment without ``index``
+    belongs to the call its ``id`` names, else starts a new call if it brings an unseen id, else continues the
+    latest call (inferred: some OpenAI-compatible servers leave ``index`` out).
     """
 
     def __init__(self) -> None:
