@@ -1,0 +1,62 @@
+"""Training pairs from rows and files: columns by any case, optional input, nothing skipped silently."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spcs_llm.deploy.finetune import TrainingExample, step_rows
+from spcs_llm.deploy.training_data import TrainingColumns, examples_from_file, examples_from_records
+from spcs_llm.errors import ConfigurationError
+
+COLUMNS = TrainingColumns()
+
+
+def test_rows_become_examples_with_the_optional_input():
+    rows = [{"INSTRUCTION": "Translate", "INPUT": "chat", "OUTPUT": "cat"}, {"instruction": "Hi", "output": "Hello"}]
+    assert examples_from_records(rows, COLUMNS, "t") == [
+        TrainingExample(instruction="Translate", output="cat", input="chat"),
+        TrainingExample(instruction="Hi", output="Hello"),
+    ]
+
+
+def test_rows_with_an_empty_instruction_or_output_fail_the_load_with_their_numbers():
+    rows = [{"instruction": "a", "output": "b"}, {"instruction": " ", "output": "b"}, {"instruction": "c", "output": None}]
+    with pytest.raises(ConfigurationError, match=r"2 row\(s\) .* \(rows 2, 3\)") as error:
+        examples_from_records(rows, COLUMNS, "pairs.jsonl")
+    assert "Fill or delete" in error.value.fix
+
+
+def test_long_lists_of_bad_rows_are_cut_and_an_empty_source_is_refused():
+    with pytest.raises(ConfigurationError, match=r"12 row\(s\).*rows 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 \.\.\.\)"):
+        examples_from_records([{"instruction": "x"}] * 12, COLUMNS, "t")
+    with pytest.raises(ConfigurationError, match="has no rows"):
+        examples_from_records([], COLUMNS, "t")
+
+
+def test_jsonl_and_csv_files_with_chosen_column_names(tmp_path):
+    columns = TrainingColumns(instruction="prompt", output="response", input=None)
+    jsonl = tmp_path / "pairs.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"prompt": f"q{i}", "response": f"a{i}"}) for i in range(3)) + "\n\n")
+    csv_file = tmp_path / "pairs.csv"
+    csv_file.write_text("prompt,response\n\"q, with comma\",a\n")
+    assert [e.output for e in examples_from_file(jsonl, columns)] == ["a0", "a1", "a2"]
+    assert examples_from_file(csv_file, columns) == [TrainingExample(instruction="q, with comma", output="a")]
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("bad.jsonl", '{"instruction": "a", "output": "b"}\nnot json\n', "line 2 is not JSON"),
+    ("list.json", '[{"instruction": "a", "output": "b"}, 3]', r"record\(s\) 2 are not JSON objects"),
+    ("cols.jsonl", '{"question": "a", "answer": "b"}\n', r"has no instruction, output column \(it has: question, answer\)"),
+])
+def test_malformed_files_name_the_line_or_the_columns(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigurationError, match=message):
+        examples_from_file(path, COLUMNS)
+
+
+def test_mini_batches_take_consecutive_slices_and_wrap_round():
+    assert [step_rows(step, 2, 5) for step in (1, 2, 3, 4)] == [[0, 1], [2, 3], [4, 0], [1, 2]]
+    assert step_rows(7, 10, 3) == [0, 1, 2]  # a batch larger than the data is the whole data
