@@ -135,3 +135,12 @@ def test_json_output_with_a_schema_is_passed_through_as_a_json_schema(http):
     sent = json.loads(http.calls[0].request.body)["response_format"]
     assert sent == {"type": "json_schema", "json_schema": {"name": "response", "schema": schema, "strict": True}}
 
+
+
+def test_a_stream_request_answered_with_one_json_document_becomes_one_delta_and_the_footer(http):
+    http.add(responses.POST, CHAT_URL, json={"choices": [{"message": {"content": "whole"}, "finish_reason": "stop"}],
+                                             "usage": {"prompt_tokens": 4, "completion_tokens": 1}})
+    out = list(CortexChatAdapter(chat_client()).process_stream(QUERY, {}, None))
+    assert out == [{"chunk": {"text": "whole"}}, {"footer": {
+        "promptTokens": 4, "completionTokens": 1, "totalTokens": 5, "tokenCountsAreEstimated": False,
+        "estimatedCost": out[1]["footer"]["estimatedCost"], "finishReason": "stop"}}]
