@@ -110,7 +110,8 @@ class BatchPlan:
 
 def _refuse_bad_options(request: BatchRequest, spec: ModelSpec, engine: str) -> None:
     if request.replicas < 1:
-        raise ConfigurationError(f"replicas must be at least 1, not {request.replicas}.", fix="Pass --replicas 1 or more.")
+        raise ConfigurationError(f"replicas must be at least 1, not {request.replicas}.",
+                                 fix="Pass --replicas 1 or more.")
     if spec.kind == "embedding" and (request.system_prompt or request.adapter
                                      or request.max_tokens is not None or request.temperature is not None):
         raise ConfigurationError(
@@ -151,7 +152,8 @@ def _model_version(registry: Any, model_name: str, version: str, what: str, fix:
     try:
         return registry.get_model(model_name).version(version)
     except Exception as exc:  # noqa: BLE001 - snowml raises ValueError/SnowflakeMLException for a missing object
-        raise DeploymentError(f"{what} {model_name} version {version} is not in the registry ({exc}).", fix=fix) from None
+        raise DeploymentError(f"{what} {model_name} version {version} is not in the registry ({exc}).",
+                              fix=fix) from None
 
 
 def _function(model_version: Any, spec: ModelSpec) -> dict[str, Any]:
@@ -161,7 +163,8 @@ def _function(model_version: Any, spec: ModelSpec) -> dict[str, Any]:
     if chosen is None and len(functions) == 1:
         chosen = functions[0]
     if chosen is None:
-        raise DeploymentError(f"{spec.model_name} has no {spec.route} method ({[f['target_method'] for f in functions]}).",
+        methods = [f["target_method"] for f in functions]
+        raise DeploymentError(f"{spec.model_name} has no {spec.route} method ({methods}).",
                               fix="Deploy the model with `spcs-llm deploy`, which logs the method the batch calls.")
     if len(chosen["signature"].inputs) != 1:
         raise ConfigurationError(
@@ -190,7 +193,8 @@ def _params(function: dict[str, Any], request: BatchRequest) -> tuple[dict[str, 
     signature_params = function["signature"].params
     if params and not signature_params:
         raise ConfigurationError(f"This model's signature takes no parameters, so {', '.join(params)} cannot be set.",
-                                 fix="Leave out --max-tokens/--temperature/--adapter, or redeploy with `spcs-llm deploy`.")
+                                 fix="Leave out --max-tokens/--temperature/--adapter, or redeploy with "
+                                     "`spcs-llm deploy`.")
     try:
         resolved = param_utils.validate_and_resolve_params(params or None, signature_params) or []
     except Exception as exc:  # noqa: BLE001 - snowml wraps the ValueError; keep its text
@@ -203,7 +207,8 @@ def _service_status(session: Any, names: DeploymentNames, service: str) -> str |
     return next((str(row["status"]).upper() for row in rows if str(row["name"]).upper() == service), None)
 
 
-def _choose_mode(request: BatchRequest, rows: int, service_status: str | None, service_fqn: str) -> Literal["job", "service"]:
+def _choose_mode(request: BatchRequest, rows: int, service_status: str | None,
+                 service_fqn: str) -> Literal["job", "service"]:
     live = service_status in LIVE_STATES
     if request.mode == "service" and not live:
         raise DeploymentError(f"The service path needs the model's service {service_fqn}, which is "
@@ -214,7 +219,8 @@ def _choose_mode(request: BatchRequest, rows: int, service_status: str | None, s
     return request.mode
 
 
-def _pool(session: Any, request: BatchRequest, names: DeploymentNames, spec: ModelSpec) -> tuple[str, str, float | None]:
+def _pool(session: Any, request: BatchRequest, names: DeploymentNames,
+          spec: ModelSpec) -> tuple[str, str, float | None]:
     pool = (request.compute_pool or names.pool_for(spec.uses_gpu)[0]).upper()
     billing = pool_billing(describe_pool(session, pool))
     try:

@@ -31,7 +31,8 @@ def register(subparsers: Any) -> None:
     data.add_argument("--text-column", required=True, help="column holding the text (prompt or text to embed)")
     data.add_argument("--output-table", required=True, help="table to create: ROW_ID, the text, RESPONSE, ERROR")
     data.add_argument("--overwrite", action="store_true", help="replace the output table if it exists")
-    data.add_argument("--stage", default=DEFAULT_STAGE, help=f"internal stage for job input/output (default {DEFAULT_STAGE})")
+    data.add_argument("--stage", default=DEFAULT_STAGE,
+                      help=f"internal stage for job input/output (default {DEFAULT_STAGE})")
     run = batch.add_argument_group("how it runs")
     run.add_argument("--mode", choices=("auto", "job", "service"), default="auto", help="default auto")
     run.add_argument("--compute-pool", help="pool of the job (default: the GPU pool for GPU models, else the CPU pool)")
@@ -39,7 +40,8 @@ def register(subparsers: Any) -> None:
     run.add_argument("--engine", choices=("auto", "vllm", "python"), default="auto",
                      help="job engine (default: the model's deployment engine)")
     run.add_argument("--max-model-len", type=int, help="vLLM: max tokens of prompt + reply in the job")
-    run.add_argument("--engine-arg", action="append", help="other vLLM argument for the job, e.g. --engine-arg=--enforce-eager")
+    run.add_argument("--engine-arg", action="append",
+                     help="other vLLM argument for the job, e.g. --engine-arg=--enforce-eager")
     run.add_argument("--chunk-rows", type=int, default=1000, help="service path: rows per statement (default 1000)")
     run.add_argument("--poll-interval", type=float, default=30.0, help="job path: seconds between status checks")
     run.add_argument("--timeout", type=float, default=24 * 3600.0, help="job path: seconds to wait (default 86400)")

@@ -56,7 +56,8 @@ class BatchEstimate:
         credits = self.credits_range
         if credits is None:
             return head + f" {self.instance_family} is not in the credits table: cost unknown."
-        cost = (f" Cost ≈ {self.credits_per_node_hour:g} credits/h × {self.nodes} node(s) × hours (5 min minimum) = "
+        cost = (f" Cost ≈ {self.credits_per_node_hour:g} credits/h × {self.nodes} node(s) × hours "
+                f"(5 min minimum) = "
                 f"{credits[0]:.2f}-{credits[1]:.2f} credits (${credits[0] * self.dollars_per_credit:,.2f}-"
                 f"${credits[1] * self.dollars_per_credit:,.2f} at ${self.dollars_per_credit:g}/credit).")
         if self.mode == "service":

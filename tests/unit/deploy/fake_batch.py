@@ -171,7 +171,8 @@ class _BatchAnswers:
             raise _not_found(f"Service '{_last(service_fqn)}'")
         signatures = yaml.safe_load(self.account.model_specs[(service.model, service.version)])["signatures"]
         if method.upper() not in {name.upper() for name in signatures}:
-            raise SnowparkSQLException(f"002140 (42601): SQL compilation error: Unknown function {service_fqn}!{method}")
+            raise SnowparkSQLException(
+                f"002140 (42601): SQL compilation error: Unknown function {service_fqn}!{method}")
         kind = _kind_of(self.account, service.model, service.version)
         rows = [row for row in self.table(source).rows
                 if m[7] is None or int(m[7]) <= row["ROW_ID"] <= int(m[8])]
@@ -295,7 +296,8 @@ def _handlers(session: RecordingSession) -> fake_snowflake.Handlers:
     if not hasattr(session, "_conn"):
         session._conn = JobConnection(session)  # type: ignore[attr-defined]
     # Ahead of the registry's "DESCRIBE SERVICE <name>", which would read IDENTIFIER as a service name.
-    session._handlers.insert(0, (r"^DESCRIBE SERVICE IDENTIFIER\('([^']*SPCS_LLM_BATCH_[^']*)'\)$", answers.describe_job))
+    job_status = r"^DESCRIBE SERVICE IDENTIFIER\('([^']*SPCS_LLM_BATCH_[^']*)'\)$"
+    session._handlers.insert(0, (job_status, answers.describe_job))
     return [
         (r"^DESCRIBE TABLE ([\w.]+)$", answers.describe_table),
         (r"^SHOW TABLES LIKE '(\w+)' IN SCHEMA ([\w.]+)$", answers.show_tables),

@@ -31,9 +31,10 @@ def _request(**overrides) -> BatchRequest:
     return BatchRequest(**{**values, **overrides})
 
 
-def _run(session, settings=RunSettings(), **overrides):
+def _run(session, settings=RunSettings(), clock=None, **overrides):
+    timing = {"clock": clock} if clock else {}
     return run_batch_inference(session, NAMES, _request(**overrides), settings=settings, sleep=lambda _s: None,
-                               report=lambda _line: None)
+                               report=lambda _line: None, **timing)
 
 
 def _output(account, table="SPCS_LLM.MODELS.ANSWERS"):
@@ -253,3 +254,21 @@ def test_the_job_spec_is_yaml_snowml_wrote(session, account, reviews):
     assert yaml.safe_load(raw.split("WITH SPECIFICATION '", 1)[1].split("'\nFROM", 1)[0].replace("\\'", "'"))[
         "output"]["stage_location"].endswith("/output/")
     assert fake_batch._handlers in fake_snowflake.HANDLER_EXTENSIONS
+
+
+def test_a_job_still_running_at_the_timeout_is_reported_with_how_to_follow_it(session, account, reviews):
+    batch_state(account).next_job_statuses = ["RUNNING"]
+    ticks = iter(range(0, 10_000, 100))
+
+    with pytest.raises(Exception, match=r"is still RUNNING after \d+ min; it keeps running") as caught:
+        _run(session, mode="job", settings=RunSettings(timeout_s=250), clock=lambda: next(ticks))
+    assert "snowflake.ml.jobs.get_job('SPCS_LLM.MODELS.SPCS_LLM_BATCH_ZEPHYR_7B_BETA_" in caught.value.fix
+
+
+def test_a_job_the_server_refuses_is_a_deployment_error_with_its_reason(session, account, reviews):
+    account.compute_pools["SPCS_LLM_GPU_POOL"] = "GPU_NV_S"
+    plan = plan_batch_inference(session, NAMES, _request(mode="job"))
+    del account.compute_pools["SPCS_LLM_GPU_POOL"]  # dropped between the plan and the run
+
+    with pytest.raises(Exception, match="run_batch was refused: .*Compute pool 'SPCS_LLM_GPU_POOL' does not exist"):
+        execute(session, plan, sleep=lambda _s: None, report=lambda _line: None)

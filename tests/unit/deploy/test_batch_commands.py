@@ -6,7 +6,6 @@ import argparse
 
 import pytest
 
-import fake_batch  # noqa: F401 - registers the batch statements with the fake session
 import fake_snowflake
 from fake_batch import add_table, batch_state
 from spcs_llm.deploy import batch_commands
