@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..dss import params_from_settings, texts_from_query, traced
+from ..dss import _record_call, params_from_settings, texts_from_query, traced
 from ..errors import RequestRejectedError
-from ..redaction import redact
 from .client import (
     CortexChatClient,
     CortexChatRequest,
@@ -39,14 +38,6 @@ def usage_footer(prompt_tokens: int, completion_tokens: int, estimated: bool, co
     if cost.dollars is not None:
         footer["estimatedCost"] = cost.dollars
     return footer
-
-
-def _record(span: Any, attributes: dict[str, Any], outputs: dict[str, Any] | None = None) -> None:
-    if span is None:
-        return
-    span.attributes.update({k: redact(v) if isinstance(v, str) else v for k, v in attributes.items()})
-    if outputs:
-        span.outputs.update(outputs)
 
 
 def _cost_attributes(cost: CostEstimate) -> dict[str, Any]:
@@ -95,7 +86,7 @@ class CortexChatAdapter:
         request = self.request(query, settings)
         with traced(trace, "cortex chat completion") as span:
             result = self.client.complete(request)
-            _record(span, self._attributes(result), {"text": result.text})
+            _record_call(span, self._attributes(result), {"text": result.text})
         response: dict[str, Any] = {"text": result.text, **self._footer(result)}
         if result.tool_calls:
             response["toolCalls"] = result.tool_calls
@@ -109,7 +100,7 @@ class CortexChatAdapter:
             try:
                 for event in events:
                     if isinstance(event, CortexChatResult):
-                        _record(span, self._attributes(event), {"text": event.text})
+                        _record_call(span, self._attributes(event), {"text": event.text})
                         yield {"footer": self._footer(event)}
                     elif isinstance(event, list):
                         yield {"chunk": {"toolCalls": event}}
@@ -133,7 +124,7 @@ class CortexEmbeddingAdapter:
         texts, single = texts_from_query(query)
         with traced(trace, "cortex embeddings") as span:
             result = self.client.embed(texts)
-            _record(span, self._attributes(result))
+            _record_call(span, self._attributes(result))
         usage = usage_footer(result.prompt_tokens, 0, result.tokens_estimated, result.cost)
         if single:
             row = result.rows[0]
