@@ -1,0 +1,113 @@
+"""``spcs-llm finetune``: train a LoRA adapter for a catalog chat model as a Snowflake ML job on a GPU pool.
+
+Arguments are checked before any connection; the Snowflake checks (pool, table or stage file) come next, before
+the job is submitted. ``--no-wait`` prints the job id; ``--attach JOB_ID`` waits for such a job later.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..errors import ConfigurationError
+from .catalog import CATALOG
+from .commands import _add_debug, _add_name_options, _add_session_options
+from .finetune import LoraSettings
+from .finetune_job import (
+    FinetuneJob,
+    TrainingSource,
+    attach_finetune,
+    cost_line,
+    outcome_cost_line,
+    plan_finetune,
+    submit_finetune,
+    wait_for_finetune,
+)
+from .handlers import names_from, session_for
+from .training_data import TrainingColumns
+
+FINETUNE_NAMES = ("database", "schema", "gpu_pool", "external_access_integration", "hf_secret")
+NEXT_STEP = "Next: register and serve the adapter in {location} with the deploy library's adapter step."
+
+
+def register(subparsers: Any) -> None:
+    chat_keys = ", ".join(key for key, spec in CATALOG.items() if spec.kind == "chat" and not spec.attach_chat_template)
+    parser = subparsers.add_parser(
+        "finetune", help="train a LoRA adapter on prompt/response pairs as a Snowflake ML job (GPU pool)",
+        description="The pairs have an instruction, an optional input and an output (the Snowflake Llama 2 "
+                    "fine-tuning quickstart's shape), in a table or a JSONL / CSV file on a stage.")
+    parser.add_argument("model", nargs="?", help=f"catalog chat model to fine-tune ({chat_keys})")
+    parser.add_argument("--attach", metavar="JOB_ID", help="wait for a job submitted earlier and print its report")
+    data = parser.add_argument_group("training pairs (one of)")
+    data.add_argument("--table", help="table of pairs: TABLE (in --database/--schema) or DB.SCHEMA.TABLE")
+    data.add_argument("--stage-file", help="JSONL or CSV file of pairs on a stage, e.g. @MY_STAGE/pairs.jsonl")
+    data.add_argument("--instruction-column", default="instruction", help="default instruction")
+    data.add_argument("--input-column", default="input", help="optional column appended to the instruction "
+                                                              "(default input; ignored when absent)")
+    data.add_argument("--output-column", default="output", help="default output")
+    training = parser.add_argument_group("LoRA training")
+    defaults = LoraSettings()
+    training.add_argument("--rank", type=int, default=defaults.rank, help=f"default {defaults.rank}")
+    training.add_argument("--alpha", type=int, default=defaults.alpha, help=f"default {defaults.alpha}")
+    training.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                          help=f"default {defaults.learning_rate:g}")
+    training.add_argument("--max-steps", type=int, default=defaults.max_steps, help=f"default {defaults.max_steps}")
+    training.add_argument("--batch-size", type=int, help="pairs per step (default: all pairs in every step)")
+    training.add_argument("--system-prompt", help="system prompt the pairs are trained under (use it when asking)")
+    job = parser.add_argument_group("job")
+    job.add_argument("--output-stage", help="stage folder for the adapter (default @SPCS_LLM_ADAPTERS/<job name>)")
+    job.add_argument("--base-model-stage", help="stage folder holding the base model's files, instead of the Hub")
+    job.add_argument("--compute-pool", help="pool to train on (default: --gpu-pool)")
+    job.add_argument("--allow-cpu-pool", action="store_true", help="accept a CPU pool (tiny models only)")
+    job.add_argument("--no-external-access", action="store_true",
+                     help="no egress integration (then peft must be in the runtime and the model on a stage)")
+    job.add_argument("--wait", dest="wait", action="store_true", default=True, help="wait for the result (default)")
+    job.add_argument("--no-wait", dest="wait", action="store_false", help="print the job id and return")
+    job.add_argument("--timeout", type=float, default=-1.0, help="seconds to wait (default: no limit)")
+    job.add_argument("--dollars-per-credit", type=float, default=3.0, help="for the cost lines (default 3)")
+    _add_name_options(parser, FINETUNE_NAMES)
+    _add_session_options(parser)
+    _add_debug(parser)
+    parser.set_defaults(handler=finetune_command)
+
+
+def _source(args: argparse.Namespace) -> TrainingSource:
+    columns = TrainingColumns(instruction=args.instruction_column, output=args.output_column,
+                              input=args.input_column or None)
+    return TrainingSource(table=args.table, stage_file=args.stage_file, columns=columns)
+
+
+def _settings(args: argparse.Namespace) -> LoraSettings:
+    return LoraSettings(rank=args.rank, alpha=args.alpha, learning_rate=args.learning_rate, max_steps=args.max_steps,
+                        batch_size=args.batch_size, system_prompt=args.system_prompt or None)
+
+
+def finetune_command(args: argparse.Namespace) -> int:
+    if (args.model is None) == (args.attach is None):
+        raise ConfigurationError("Give a model to fine-tune, or --attach with the id of a submitted job.",
+                                 fix="Run e.g. `spcs-llm finetune zephyr-7b-beta --table PAIRS`.")
+    if args.attach:
+        return _report(attach_finetune(session_for(args), args.attach), args)
+    names, source, settings = names_from(args), _source(args), _settings(args)
+    plan = plan_finetune(names, args.model, source, args.output_stage, settings, compute_pool=args.compute_pool,
+                         base_model_stage=args.base_model_stage)  # every argument checked before connecting
+    job = submit_finetune(session_for(args), names, args.model, source, args.output_stage, settings,
+                          compute_pool=plan.compute_pool, base_model_stage=args.base_model_stage,
+                          allow_cpu_pool=args.allow_cpu_pool, external_access=not args.no_external_access)
+    print(f"Submitted fine-tuning job {job.job_id} on {job.compute_pool} ({job.examples} pairs).")
+    print(f"The adapter will be saved to {job.adapter_location}")
+    print(cost_line(job, plan.spec, settings, args.dollars_per_credit))
+    if not args.wait:
+        print(f"Wait for it with: spcs-llm finetune --attach {job.job_id}")
+        return 0
+    return _report(job, args)
+
+
+def _report(job: FinetuneJob, args: argparse.Namespace) -> int:
+    outcome = wait_for_finetune(job, args.timeout)
+    print(f"Job {outcome.job_id} done: {len(outcome.losses)} steps on {outcome.examples} pairs, "
+          f"loss {outcome.losses[0]:.4f} -> {outcome.losses[-1]:.4f}.")
+    print(outcome_cost_line(outcome, args.dollars_per_credit))
+    print(f"Adapter: {outcome.adapter_location}")
+    print(NEXT_STEP.format(location=outcome.adapter_location))
+    return 0
