@@ -93,8 +93,8 @@ def finetune_lora(base_model_dir: str | Path, examples: Sequence[TrainingExample
     """Train a LoRA adapter on ``examples`` over the model in ``base_model_dir``; save it to ``output_dir``.
 
     Full-batch training on the rendered pairs unless ``settings.batch_size`` is set (each step then takes the next
-    slice, wrapping round), seeded, at most ``settings.max_steps`` steps; ``on_step`` hears each step's loss. Raises ``ConfigurationError`` if there is nothing to train on or the
-    tokenizer has no chat template.
+    slice, wrapping round), seeded, at most ``settings.max_steps`` steps; ``on_step`` hears each step's loss.
+    Raises ``ConfigurationError`` if there is nothing to train on or the tokenizer has no chat template.
     """
     import torch
     from peft import LoraConfig, get_peft_model

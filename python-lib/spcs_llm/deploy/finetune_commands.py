@@ -89,14 +89,14 @@ def finetune_command(args: argparse.Namespace) -> int:
     if args.attach:
         return _report(attach_finetune(session_for(args), args.attach), args)
     names, source, settings = names_from(args), _source(args), _settings(args)
-    plan = plan_finetune(names, args.model, source, args.output_stage, settings, compute_pool=args.compute_pool,
-                         base_model_stage=args.base_model_stage)  # every argument checked before connecting
+    plan_finetune(names, args.model, source, args.output_stage, settings, compute_pool=args.compute_pool,
+                  base_model_stage=args.base_model_stage)  # every argument is checked before connecting
     job = submit_finetune(session_for(args), names, args.model, source, args.output_stage, settings,
-                          compute_pool=plan.compute_pool, base_model_stage=args.base_model_stage,
+                          compute_pool=args.compute_pool, base_model_stage=args.base_model_stage,
                           allow_cpu_pool=args.allow_cpu_pool, external_access=not args.no_external_access)
     print(f"Submitted fine-tuning job {job.job_id} on {job.compute_pool} ({job.examples} pairs).")
     print(f"The adapter will be saved to {job.adapter_location}")
-    print(cost_line(job, plan.spec, settings, args.dollars_per_credit))
+    print(cost_line(job, args.dollars_per_credit))
     if not args.wait:
         print(f"Wait for it with: spcs-llm finetune --attach {job.job_id}")
         return 0

@@ -83,12 +83,14 @@ class FinetuneJob:
     """A submitted fine-tuning job: its id, where the adapter will land, and what its pool bills per hour."""
 
     job_id: str
-    adapter_location: str | None
-    compute_pool: str
+    adapter_location: str | None  # None for a job attached by id: its report says where the adapter went
+    compute_pool: str | None
     instance_family: str | None
     credits_per_hour: float | None
     examples: int | None
     handle: Any = field(repr=False, compare=False)  # snowflake.ml.jobs.MLJob
+    spec: ModelSpec | None = field(default=None, repr=False)
+    settings: LoraSettings | None = field(default=None, repr=False)
     submitted_at: float | None = field(default=None, repr=False, compare=False)
 
 
@@ -166,17 +168,16 @@ def job_arguments(plan: FinetunePlan, input_column: str | None) -> list[str]:
     ]
 
 
-def _sql_error(exc: Exception) -> bool:
-    return type(exc).__name__ == "SnowparkSQLException"
+def _sql_error() -> type[Exception]:
+    """Snowpark's SQL error type, imported only when a Snowflake call is made (the deployment stack is optional)."""
+    return require("snowflake.snowpark.exceptions").SnowparkSQLException  # type: ignore[no-any-return]
 
 
 def check_table(session: Any, table: str, columns: TrainingColumns) -> tuple[int, str | None]:
     """The table's row count and its input column (None if it has none); refuses missing columns and empty rows."""
     try:
         available = [str(row["name"]) for row in session.sql(f"DESCRIBE TABLE {table}").collect()]
-    except Exception as exc:
-        if not _sql_error(exc):
-            raise
+    except _sql_error():
         raise ConfigurationError(f"Table {table} does not exist or the role cannot read it.",
                                  fix="Check --table (and --database / --schema), or grant SELECT on it.") from None
     missing = missing_columns(available, columns)
@@ -203,11 +204,10 @@ def check_stage_file(session: Any, location: str, columns: TrainingColumns) -> t
     with tempfile.TemporaryDirectory(prefix="spcs-llm-pairs-") as folder:
         try:
             session.file.get(location, folder)
-        except Exception as exc:
-            if not _sql_error(exc):
-                raise
-            raise ConfigurationError(f"{location} could not be read.",
-                                     fix="Check --stage-file (upload it with PUT first), or grant READ on the stage.") from None
+        except _sql_error():
+            raise ConfigurationError(
+                f"{location} could not be read.",
+                fix="Check --stage-file (upload it with PUT first), or grant READ on the stage.") from None
         local = Path(folder) / location.rsplit("/", 1)[-1]
         if not local.is_file():
             raise ConfigurationError(f"{location} does not exist.", fix="Upload the file with PUT, then re-run.")
@@ -262,7 +262,7 @@ def submit_finetune(session: Any, names: DeploymentNames, base_model_key: str, s
     )
     return FinetuneJob(job_id=handle.id, adapter_location=plan.output_location, compute_pool=plan.compute_pool,
                        instance_family=family, credits_per_hour=rate, examples=examples, handle=handle,
-                       submitted_at=time.monotonic())
+                       spec=plan.spec, settings=settings, submitted_at=time.monotonic())
 
 
 def hf_token_override(names: DeploymentNames) -> dict[str, Any]:
@@ -279,13 +279,11 @@ def attach_finetune(session: Any, job_id: str) -> FinetuneJob:
     jobs = require("snowflake.ml.jobs")
     try:
         handle = jobs.get_job(job_id, session=session)
-    except Exception as exc:
-        if not _sql_error(exc) and not isinstance(exc, ValueError):
-            raise
+    except (_sql_error(), ValueError):  # ValueError: not a DB.SCHEMA.NAME id (snowflake-ml jobs/manager.py get_job)
         raise ConfigurationError(f"There is no fine-tuning job {job_id}.",
                                  fix="Pass the job id `spcs-llm finetune` printed (DB.SCHEMA.NAME).") from None
-    return FinetuneJob(job_id=handle.id, adapter_location=None, compute_pool=handle._compute_pool,
-                       instance_family=None, credits_per_hour=None, examples=None, handle=handle)
+    return FinetuneJob(job_id=handle.id, adapter_location=None, compute_pool=None, instance_family=None,
+                       credits_per_hour=None, examples=None, handle=handle)
 
 
 def wait_for_finetune(job: FinetuneJob, timeout: float = -1.0) -> FinetuneOutcome:
@@ -325,9 +323,9 @@ def expected_minutes(spec: ModelSpec, settings: LoraSettings) -> tuple[int, int]
     return round(low), round(high) + 1
 
 
-def cost_line(job: FinetuneJob, spec: ModelSpec | None, settings: LoraSettings | None,
-              dollars_per_credit: float) -> str:
-    """What the job will bill (before) — pool credits/h times the expected time, at least five minutes."""
+def cost_line(job: FinetuneJob, dollars_per_credit: float) -> str:
+    """What the job will bill — pool credits/h times the expected time (rough), at least five minutes."""
+    spec, settings = job.spec, job.settings
     if job.credits_per_hour is None:
         return f"Cost: pool {job.compute_pool} ({job.instance_family or 'unknown family'}) has no known credits/h."
     rate = f"{job.credits_per_hour:.2f} credits/h (${job.credits_per_hour * dollars_per_credit:.2f}/h)"

@@ -125,7 +125,8 @@ def _bind_qmark(query: str, params: Any) -> str:
 def _literals(text: str) -> list[str]:
     """The SQL string literals of a statement, unescaped (the inverse of ``SnowflakeConverter.escape``)."""
     unescape = {"n": "\n", "r": "\r"}
-    return [re.sub(r"\\(.)", lambda m: unescape.get(m[1], m[1]), raw) for raw in re.findall(r"'((?:[^'\\]|\\.)*)'", text)]
+    raw_literals = re.findall(r"'((?:[^'\\]|\\.)*)'", text)
+    return [re.sub(r"\\(.)", lambda m: unescape.get(m[1], m[1]), raw) for raw in raw_literals]
 
 
 class FakeCursor:
@@ -209,8 +210,8 @@ def _fqn(session: RecordingSession, name: str) -> str:
 
 
 def _stage_error(name: str) -> SnowparkSQLException:
-    return SnowparkSQLException(f"002003 (02000): SQL compilation error: Stage '{name}' does not exist or not authorized.",
-                                sql_error_code=2003)
+    return SnowparkSQLException(
+        f"002003 (02000): SQL compilation error: Stage '{name}' does not exist or not authorized.", sql_error_code=2003)
 
 
 def jobs_handlers(session: RecordingSession) -> fake_snowflake.Handlers:
@@ -301,7 +302,8 @@ def jobs_handlers(session: RecordingSession) -> fake_snowflake.Handlers:
 
     handlers = [
         (r"^describe stage identifier\('([\w.\"]+)'\)$", describe_stage),
-        (r"^create stage if not exists identifier\('([\w.\"]+)'\) encryption = \( type = 'SNOWFLAKE_SSE' \)", create_stage),
+        (r"^create stage if not exists identifier\('([\w.\"]+)'\) encryption = \( type = 'SNOWFLAKE_SSE' \)",
+         create_stage),
         (r"^CREATE STAGE IF NOT EXISTS ([\w.\"]+) ENCRYPTION = \(TYPE = 'SNOWFLAKE_SSE'\)$", create_stage),
         (r"^CALL SYSTEM\$GET_ML_JOB_RUNTIME\('(\w+)', '.*'\)$", runtime),
         (r"^CALL SYSTEM\$EXECUTE_ML_JOB\((.*)\)$", execute_job),

@@ -124,8 +124,9 @@ def test_a_job_still_running_at_the_timeout_says_how_to_wait_again(session, jobs
 def test_attach_reads_a_job_submitted_earlier(session, jobs):
     job = submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"))
     attached = attach_finetune(session, job.job_id)
-    assert attached.compute_pool == "SPCS_LLM_GPU_POOL"
-    assert wait_for_finetune(attached).losses == (2.5, 1.25, 0.5)
+    outcome = wait_for_finetune(attached)
+    assert outcome.losses == (2.5, 1.25, 0.5) and outcome.adapter_location == REPORT["adapter_location"]
+    assert outcome.credits is None  # the pool is not known from the id alone
     with pytest.raises(ConfigurationError, match="no fine-tuning job SPCS_LLM.MODELS.NOPE"):
         attach_finetune(session, "SPCS_LLM.MODELS.NOPE")
 
@@ -162,7 +163,8 @@ def test_bad_arguments_are_configuration_errors_naming_the_fix(call, message):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda j: j.add_table("PAIRS", ["PROMPT", "OUTPUT"], PAIRS), r"has no instruction column \(it has: PROMPT, OUTPUT\)"),
+    (lambda j: j.add_table("PAIRS", ["PROMPT", "OUTPUT"], PAIRS),
+     r"has no instruction column \(it has: PROMPT, OUTPUT\)"),
     (lambda j: j.add_table("PAIRS", ["INSTRUCTION", "OUTPUT"], [*PAIRS, {"INSTRUCTION": " ", "OUTPUT": "x"}]),
      "1 of 3 rows have an empty instruction or output"),
     (lambda j: j.add_table("PAIRS", ["INSTRUCTION", "OUTPUT"], []), "has no rows"),
@@ -195,7 +197,6 @@ def test_stage_file_rows_with_an_empty_output_are_reported_by_row_number(session
 
 def test_the_cost_line_prices_the_pool_for_the_expected_time(session, jobs):
     job = submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"), settings=SETTINGS)
-    plan = plan_finetune(NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"), settings=SETTINGS)
-    line = cost_line(job, plan.spec, SETTINGS, dollars_per_credit=3.0)
+    line = cost_line(job, dollars_per_credit=3.0)
     assert "SPCS_LLM_GPU_POOL (GPU_NV_S) bills 0.57 credits/h ($1.71/h)" in line
     assert "50 steps" in line and "credits ($" in line

@@ -22,7 +22,8 @@ def test_rows_become_examples_with_the_optional_input():
 
 
 def test_rows_with_an_empty_instruction_or_output_fail_the_load_with_their_numbers():
-    rows = [{"instruction": "a", "output": "b"}, {"instruction": " ", "output": "b"}, {"instruction": "c", "output": None}]
+    rows = [{"instruction": "a", "output": "b"}, {"instruction": " ", "output": "b"},
+            {"instruction": "c", "output": None}]
     with pytest.raises(ConfigurationError, match=r"2 row\(s\) .* \(rows 2, 3\)") as error:
         examples_from_records(rows, COLUMNS, "pairs.jsonl")
     assert "Fill or delete" in error.value.fix
@@ -48,7 +49,8 @@ def test_jsonl_and_csv_files_with_chosen_column_names(tmp_path):
 @pytest.mark.parametrize("name, text, message", [
     ("bad.jsonl", '{"instruction": "a", "output": "b"}\nnot json\n', "line 2 is not JSON"),
     ("list.json", '[{"instruction": "a", "output": "b"}, 3]', r"record\(s\) 2 are not JSON objects"),
-    ("cols.jsonl", '{"question": "a", "answer": "b"}\n', r"has no instruction, output column \(it has: question, answer\)"),
+    ("cols.jsonl", '{"question": "a", "answer": "b"}\n',
+     r"has no instruction, output column \(it has: question, answer\)"),
 ])
 def test_malformed_files_name_the_line_or_the_columns(tmp_path, name, text, message):
     path = tmp_path / name
