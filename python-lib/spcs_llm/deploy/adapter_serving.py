@@ -15,7 +15,9 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from ..redaction import get_logger
-from .adapters import MERGED_SUFFIX, AdapterRequest, LoggedAdapter, find_logged_adapter, local_adapter_dir, log_adapter
+from .adapters import (
+    MERGED_SUFFIX, AdapterRequest, LoggedAdapter, check_adapters, find_logged_adapter, local_adapter_dir, log_adapter,
+)
 from .catalog import ModelSpec
 from .connection import DeployedModel
 from .deployer import Deployer, DeployOptions
@@ -54,10 +56,7 @@ def serve_adapters(
     base_model_dir: str | None = None,
 ) -> AdapterDeployment:
     """Deploy ``spec`` (a vLLM chat spec, see ``adapter_service_spec``) with ``requests`` attached; idempotent."""
-    if not requests:
-        raise ConfigurationError("No adapter given.", fix="Pass --adapter NAME=FOLDER (repeatable).")
-    if len({request.alias.upper() for request in requests}) != len(requests):
-        raise ConfigurationError("Two adapters have the same name.", fix="Give each --adapter its own NAME.")
+    check_adapters(requests)
     logged: list[LoggedAdapter] = []
 
     def adapters_for(base_version: Any) -> dict[str, Any]:

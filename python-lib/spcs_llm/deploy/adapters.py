@@ -82,6 +82,14 @@ def parse_adapter(text: str) -> AdapterRequest:
     return AdapterRequest(alias, location)
 
 
+def check_adapters(requests: list[AdapterRequest]) -> None:
+    """At least one adapter, and no two with one name (each becomes a registry model and a service alias)."""
+    if not requests:
+        raise ConfigurationError("No adapter given.", fix="Pass --adapter NAME=FOLDER (repeatable).")
+    if len({request.model_name for request in requests}) != len(requests):
+        raise ConfigurationError("Two adapters have the same name.", fix="Give each --adapter its own NAME.")
+
+
 def local_adapter_dir(session: Any, request: AdapterRequest, workdir: str) -> str:
     """The adapter as a local folder: PeftAdapter reads local folders only, so a stage folder is downloaded first."""
     if not request.on_stage:

@@ -18,14 +18,22 @@ import json
 import re
 import threading
 import types
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import yaml
-from snowflake.snowpark import AsyncJob, Row
+from snowflake.snowpark import Row
 from snowflake.snowpark.exceptions import SnowparkSQLException
+
+from fake_snowflake_seams import (  # noqa: F401 - re-exported for the other fake modules
+    FakeAsyncJob,
+    FakeFileOperation,
+    FakeLineage,
+    _last,
+    _not_found,
+    _unquote,
+    imported_model_spec,
+)
 
 CAPABILITIES = {"ENABLE_INLINE_DEPLOYMENT_SPEC_FROM_CLIENT_VERSION": "1.0.0"}  # the deploy spec travels inline in the CALL
 LORA_FLAG = "ENABLE_LORA_ADAPTERS"  # snowflake-ml _internal/platform_capabilities.py; off unless the account has it
@@ -73,9 +81,7 @@ class FakeAccount:
     grants: list[str] = field(default_factory=list)
     deploy_specs: list[dict[str, Any]] = field(default_factory=list)
     import_specs: list[dict[str, Any]] = field(default_factory=list)
-    uploaded: dict[str, bytes] = field(default_factory=dict)  # stage path -> content (recorded PUTs)
-    stage_files: dict[str, bytes] = field(default_factory=dict)  # "@DB.SCHEMA.STAGE/path/file" -> content, for GET
-    downloads: list[str] = field(default_factory=list)  # stage locations fetched with session.file.get
+    uploaded: dict[str, bytes] = field(default_factory=dict)  # stage path -> content (PUTs; what GET reads)
     model_specs: dict[tuple[str, str], str] = field(default_factory=dict)  # (model, version) -> model.yaml text
     lora_adapters_enabled: bool = False  # SYSTEM$ML_PLATFORM_CAPABILITIES lists ENABLE_LORA_ADAPTERS when True
     pins: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)  # adapter version -> base version
@@ -96,50 +102,6 @@ class FakeAccount:
         return service
 
 
-def imported_model_spec(model: str, hf_model: dict[str, Any]) -> str:
-    """The model.yaml the server would write for an imported Hub model: chat → OpenAI-chat signature (snowflake-ml
-    1.38+ for templates, ``_signatures/utils.py``); sentence-transformers → ``encode``."""
-    from snowflake.ml.model import model_signature, openai_signatures
-
-    if hf_model.get("task") == "text-generation":
-        method, signature = "__call__", openai_signatures.OPENAI_CHAT_WITH_PARAMS_SIGNATURE["__call__"]
-    else:
-        method = "encode"
-        signature = model_signature.ModelSignature(
-            inputs=[model_signature.FeatureSpec("sentence", model_signature.DataType.STRING)],
-            outputs=[model_signature.FeatureSpec("output", model_signature.DataType.DOUBLE, shape=(384,))],
-        )
-    runtime = {"dependencies": {"artifact_repository_map": {}, "pip": "runtimes/gpu/env/requirements.txt"},
-               "imports": [], "resource_constraint": {}}
-    return yaml.safe_dump({
-        "creation_timestamp": "2026-11-22 00:00:00", "env": {"python_version": "3.11", "cuda_version": "12.4",
-        "pip": "env/requirements.txt", "snowpark_ml_version": "2.6.0"}, "metadata": None,
-        "min_snowpark_ml_version": "1.0.12", "model_type": "huggingface_pipeline", "name": model,
-        "models": {model: {"artifacts": {}, "handler_version": "2023-12-01", "model_type": "huggingface_pipeline",
-                           "name": model, "options": {"task": hf_model.get("task"), "model": hf_model["hf_model_name"],
-                                                      "batch_size": 1}, "path": "model"}},
-        "runtimes": {"cpu": runtime, "gpu": runtime}, "signatures": {method: signature.to_dict()},
-        "task": "UNKNOWN", "version": "2023-12-01",
-    })
-
-
-class FakeAsyncJob(AsyncJob):
-    """A finished query: ``result()`` returns its rows or raises its error."""
-
-    def __init__(self, rows: list[Row], error: Exception | None = None) -> None:  # noqa: D107 - no super(): no connection
-        self.query_id = str(uuid.uuid4())
-        self._rows = rows
-        self._error = error
-
-    def is_done(self) -> bool:
-        return True
-
-    def result(self, result_type: str = "row") -> list[Row]:  # noqa: ARG002 - AsyncJob signature
-        if self._error is not None:
-            raise self._error
-        return self._rows
-
-
 class _FakeDataFrame:
     def __init__(self, session: "RecordingSession", query: str, params: Any) -> None:
         self._session, self._query, self._params = session, query, params
@@ -155,76 +117,10 @@ class _FakeDataFrame:
             return FakeAsyncJob([], exc)
 
 
-def _unquote(name: str) -> str:
-    return name.strip().strip('"').upper()
-
-
-def _last(fqn: str) -> str:
-    return _unquote(fqn.split(".")[-1])
-
-
-def _not_found(what: str) -> SnowparkSQLException:
-    message = f"002003 (02000): SQL compilation error: {what} does not exist or not authorized."
-    return SnowparkSQLException(message, sql_error_code=2003)
-
-
 Handlers = list[tuple[str, Callable[[re.Match], list[Row]]]]
 # Other fake modules (fake_jobs.py, fake_batch.py) append a function here that returns the (pattern, answer) pairs
 # for the statements of their snowflake-ml area; every new session gets them after the registry's own.
 HANDLER_EXTENSIONS: list[Callable[["RecordingSession"], Handlers]] = []
-
-
-class FakeFileOperation:
-    """``session.file``: PUT records like the patched ``FileOperation.put`` (conftest.py); GET copies the account's
-    ``stage_files`` under the asked prefix into the target folder, keeping sub-folders. A GET of nothing raises:
-    an unexpected download (e.g. of a model manifest) must show up as a test failure."""
-
-    def __init__(self, session: "RecordingSession") -> None:
-        self._account = session.account
-
-    def put(self, local_file_name: str, stage_location: str, **_: Any) -> list:
-        path = Path(local_file_name)
-        self._account.uploaded[f"{stage_location.rstrip('/')}/{path.name}"] = path.read_bytes()
-        return []
-
-    def get(self, stage_location: str, target_directory: str, **_: Any) -> list[types.SimpleNamespace]:
-        prefix = stage_location.rstrip("/") + "/"
-        found = {path[len(prefix):]: data for path, data in self._account.stage_files.items() if path.startswith(prefix)}
-        if not found:
-            raise AssertionError(f"The fake Snowflake session has no files under: {stage_location}")
-        self._account.downloads.append(stage_location)
-        for relative, data in found.items():
-            target = Path(target_directory, relative)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        return [types.SimpleNamespace(file=name, size=len(data), status="DOWNLOADED") for name, data in found.items()]
-
-
-class FakeLineage:
-    """``session.lineage``: the one-step model edges of the account's adapter pins (base → adapter), as the rows
-    Snowpark's ``Lineage.trace`` returns (SOURCE_OBJECT / TARGET_OBJECT as JSON, snowflake-ml lineage_node.py)."""
-
-    def __init__(self, session: "RecordingSession") -> None:
-        self._session = session
-        self.traces: list[tuple[str, str | None, str]] = []
-
-    def _node(self, model: str, version: str) -> str:
-        account = self._session.account
-        return json.dumps({"name": f"{account.database}.{account.schema}.{model}", "domain": "model",
-                           "version": version, "status": "ACTIVE", "createdOn": "2026-11-22T00:00:00Z"})
-
-    def trace(self, object_name: str, object_domain: str, *, object_version: str | None = None,
-              direction: Any = "both", distance: int = 2) -> Any:  # noqa: ARG002 - Lineage.trace signature
-        wanted = (_last(object_name), _unquote(object_version or ""))
-        way = str(getattr(direction, "value", direction)).lower()
-        self.traces.append((object_name, object_version, way))
-        rows = []
-        for adapter, base in self._session.account.pins.items():
-            if way in ("upstream", "both") and adapter == wanted:
-                rows.append(Row(SOURCE_OBJECT=self._node(*base), TARGET_OBJECT=self._node(*adapter), DIRECTION="Upstream", DISTANCE=1))
-            if way in ("downstream", "both") and base == wanted:
-                rows.append(Row(SOURCE_OBJECT=self._node(*base), TARGET_OBJECT=self._node(*adapter), DIRECTION="Downstream", DISTANCE=1))
-        return types.SimpleNamespace(collect=lambda **_: rows)
 
 
 class RecordingSession:

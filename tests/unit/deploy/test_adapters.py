@@ -158,11 +158,11 @@ def test_an_adapter_on_a_stage_is_downloaded_before_logging(session, account, tr
     account.lora_adapters_enabled = True
     for file in Path(trained_adapter).iterdir():
         if file.is_file():
-            account.stage_files[f"@SPCS_LLM.MODELS.FINETUNE/support_bot/{file.name}"] = file.read_bytes()
+            account.uploaded[f"@SPCS_LLM.MODELS.FINETUNE/support_bot/{file.name}"] = file.read_bytes()
     spec = adapter_service_spec(_vllm("zephyr-7b-beta"))
     serve_adapters(_deployer(session), spec, [parse_adapter("support_bot=@SPCS_LLM.MODELS.FINETUNE/support_bot")],
                    FAST)
-    assert account.downloads == ["@SPCS_LLM.MODELS.FINETUNE/support_bot/"]
+    assert session.statements_like("CREATE MODEL SPCS_LLM.MODELS.SUPPORT_BOT WITH VERSION V1 FROM @")
     assert account.pins == {("SUPPORT_BOT", "V1"): ("ZEPHYR_7B_BETA", "V1")}
 
 

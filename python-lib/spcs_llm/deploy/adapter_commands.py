@@ -1,0 +1,93 @@
+"""``spcs-llm serve-adapters``: a base chat model and its LoRA adapters on one vLLM service, with the Dataiku settings.
+
+Every argument is checked (adapter folders, stage paths, engine settings, hardware) before a Snowflake session is
+opened. Re-running reuses the base version, the logged adapters and a live service, like ``deploy``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigurationError
+from .catalog import CATALOG, resolve_model
+from .commands import DEPLOY_NAMES, _add_debug, _add_name_options, _add_session_options, add_engine_options
+from .handlers import engine_options_from, names_from, session_for
+
+
+def serve_adapters_command(args: argparse.Namespace) -> int:
+    from .adapter_serving import adapter_service_spec, serve_adapters
+    from .adapters import check_adapters, parse_adapter
+    from .connection import connection_block
+    from .deployer import Deployer, DeployOptions
+    from .services import WaitSettings
+
+    requests = [parse_adapter(text) for text in args.adapter]
+    check_adapters(requests)
+    if args.base_model_dir and not Path(args.base_model_dir, "config.json").is_file():
+        raise ConfigurationError(f"{args.base_model_dir} holds no config.json, so it is not a model folder.",
+                                 fix="Pass the folder of the base model's weights (as save_pretrained wrote it).")
+    spec = adapter_service_spec(resolve_model(
+        args.model, kind="chat", family=args.family, gated=args.gated, params_billion=args.params_billion,
+        revision=args.revision, instance_family=args.instance_family, gpu_count=args.gpus,
+        min_instances=args.min_instances, max_instances=args.max_instances, model_name=args.model_name,
+        engine=engine_options_from(args, engine="vllm"),
+    ), args.service_name)
+    options = DeployOptions(
+        version_name=args.version.upper(), replace_service=args.replace, caller_role=args.caller_role,
+        external_access=not args.no_external_access,
+        wait=WaitSettings(timeout_s=args.timeout, poll_interval_s=args.poll_interval),
+    )
+    deployer = Deployer(session_for(args), names_from(args))
+    result = serve_adapters(deployer, spec, requests, options, adapter_version=args.adapter_version.upper(),
+                            base_model_dir=args.base_model_dir)
+    for note in result.notes:
+        print(f"Note: {note}", file=sys.stderr)
+    blocks = [connection_block(model, dollars_per_credit=args.dollars_per_credit)
+              for model in (result.base, *result.adapters)]
+    print("\n\n".join(blocks))
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "serve-adapters", help="serve a chat model with its LoRA adapters on vLLM (idempotent); prints the settings",
+        description="Logs each adapter pinned to the base model version and serves base + adapters on one vLLM "
+                    "service: one Dataiku model per adapter, plus the base. Where the account has no LoRA adapter "
+                    "support, each adapter is merged into the base weights (needs --base-model-dir) and served as a "
+                    "model of its own.")
+    chat_models = ", ".join(key for key, spec in CATALOG.items() if spec.kind == "chat")
+    parser.add_argument("model", help=f"base chat model: catalog key ({chat_models}) or a Hugging Face id")
+    parser.add_argument("--adapter", action="append", required=True, metavar="NAME=FOLDER",
+                        help="an adapter: NAME (what Dataiku sends as the model) = a local folder with "
+                             "adapter_config.json, or a stage folder @DB.SCHEMA.STAGE/path (repeatable)")
+    parser.add_argument("--base-model-dir", help="local folder of the base weights, to merge adapters into where "
+                                                 "the account has no LoRA adapter support")
+    parser.add_argument("--adapter-version", default="V1", help="registry version of each adapter (default V1)")
+    model = parser.add_argument_group("base model (catalog values or Hub metadata, unless given)")
+    model.add_argument("--family", help="chat family (auto, llama2, zephyr, mistral, phi2, falcon, chatml, raw)")
+    model.add_argument("--gated", dest="gated", action="store_true", default=None, help="the Hub repo is gated")
+    model.add_argument("--not-gated", dest="gated", action="store_false", help="the Hub repo is open")
+    model.add_argument("--params-billion", type=float, help="parameter count in billions (memory fit)")
+    model.add_argument("--revision", help="Hub revision (branch, tag or commit)")
+    model.add_argument("--instance-family", help="instance family the model is sized for (checked against the pool)")
+    model.add_argument("--gpus", type=int, help="GPUs per instance")
+    model.add_argument("--min-instances", type=int, help="0 lets the service suspend when idle")
+    model.add_argument("--max-instances", type=int)
+    add_engine_options(parser, vllm_only=True)
+    service = parser.add_argument_group("registry and service")
+    service.add_argument("--model-name", help="registry name of the base model")
+    service.add_argument("--version", default="V1", help="registry version of the base model (default V1)")
+    service.add_argument("--service-name", help="service name (default <MODEL>_LORA_SVC)")
+    service.add_argument("--replace", action="store_true", help="drop and recreate the service (e.g. new adapters)")
+    service.add_argument("--caller-role", help="role granted the service role (default: --user-role)")
+    service.add_argument("--no-external-access", action="store_true", help="no egress integration for the build")
+    service.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for RUNNING (default 3600)")
+    service.add_argument("--poll-interval", type=float, default=15.0, help="seconds between status checks")
+    service.add_argument("--dollars-per-credit", type=float, default=3.0, help="for the Dataiku settings (default 3)")
+    _add_name_options(parser, DEPLOY_NAMES)
+    _add_session_options(parser)
+    _add_debug(parser)
+    parser.set_defaults(handler=serve_adapters_command)
