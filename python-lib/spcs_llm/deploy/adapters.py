@@ -98,7 +98,7 @@ def local_adapter_dir(session: Any, request: AdapterRequest, workdir: str) -> st
     target.mkdir(parents=True, exist_ok=True)
     session.file.get(request.location.rstrip("/") + "/", str(target))
     # inferred: GET may keep or flatten the stage sub-folders; the adapter is wherever its config landed.
-    configs = sorted(target.rglob(ADAPTER_CONFIG))
+    configs = sorted(target.rglob(ADAPTER_CONFIG), key=lambda path: (len(path.parts), str(path)))  # top-most first
     if not configs:
         raise ConfigurationError(f"{request.location} holds no {ADAPTER_CONFIG}.",
                                  fix="Pass the stage folder the fine-tuning job wrote the adapter to (LIST it to see).")

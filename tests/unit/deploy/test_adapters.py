@@ -11,7 +11,7 @@ import yaml
 
 from spcs_llm.deploy import CATALOG, Deployer, DeployOptions, WaitSettings
 from spcs_llm.deploy.adapter_serving import adapter_service_spec, serve_adapters
-from spcs_llm.deploy.adapters import AdapterRequest, log_adapter, parse_adapter
+from spcs_llm.deploy.adapters import AdapterRequest, local_adapter_dir, log_adapter, parse_adapter
 from spcs_llm.deploy.connection import connection_settings
 from spcs_llm.deploy.engine import EngineOptions
 from spcs_llm.deploy.registry_ops import open_registry
@@ -206,3 +206,17 @@ def _vllm(key: str, **settings):
 
     assert CATALOG[key].engine.is_vllm
     return resolve_model(key, engine=EngineOptions(**settings))
+
+
+def test_a_stage_folder_with_checkpoints_gives_its_top_most_adapter(session, account, tmp_path):
+    for folder in ("job1/adapter", "job1/adapter/checkpoint-10"):
+        account.uploaded[f"@SPCS_LLM.MODELS.FINETUNE/{folder}/adapter_config.json"] = b"{}"
+    request = parse_adapter("bot=@SPCS_LLM.MODELS.FINETUNE/job1")
+    assert Path(local_adapter_dir(session, request, str(tmp_path))) == tmp_path / "bot" / "adapter"
+
+
+def test_an_empty_stage_folder_is_refused_naming_the_fix(session, account, tmp_path):
+    account.uploaded["@SPCS_LLM.MODELS.FINETUNE/job1/losses.json"] = b"[]"
+    with pytest.raises(ConfigurationError, match="holds no adapter_config.json") as caught:
+        local_adapter_dir(session, parse_adapter("bot=@SPCS_LLM.MODELS.FINETUNE/job1"), str(tmp_path))
+    assert "LIST" in caught.value.fix
