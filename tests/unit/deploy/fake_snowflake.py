@@ -321,7 +321,8 @@ class RecordingSession:
             if key not in self.account.pins:
                 raise _not_found(f"Adapter model '{key[0]}' version '{key[1]}'")
             if self.account.pins[key] != base:
-                raise SnowparkSQLException(f"Adapter {key[0]} {key[1]} is pinned to {self.account.pins[key]}, not {base}.")
+                raise SnowparkSQLException(
+                    f"Adapter {key[0]} {key[1]} is pinned to {self.account.pins[key]}, not {base}.")
 
     def _service(self, fqn: str) -> FakeService:
         service = self.account.services.get(_last(fqn))

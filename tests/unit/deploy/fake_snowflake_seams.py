@@ -120,8 +120,9 @@ class FakeLineage:
         self.traces.append((object_name, object_version, way))
         rows = []
         for adapter, base in self._session.account.pins.items():
+            edge = {"SOURCE_OBJECT": self._node(*base), "TARGET_OBJECT": self._node(*adapter), "DISTANCE": 1}
             if way in ("upstream", "both") and adapter == wanted:
-                rows.append(Row(SOURCE_OBJECT=self._node(*base), TARGET_OBJECT=self._node(*adapter), DIRECTION="Upstream", DISTANCE=1))
+                rows.append(Row(**edge, DIRECTION="Upstream"))
             if way in ("downstream", "both") and base == wanted:
-                rows.append(Row(SOURCE_OBJECT=self._node(*base), TARGET_OBJECT=self._node(*adapter), DIRECTION="Downstream", DISTANCE=1))
+                rows.append(Row(**edge, DIRECTION="Downstream"))
         return types.SimpleNamespace(collect=lambda **_: rows)
