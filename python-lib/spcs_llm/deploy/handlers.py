@@ -127,6 +127,10 @@ def deploy_command(args: argparse.Namespace) -> int:
     )
     names = names_from(args)
     deployed = Deployer(session_for(args), names).deploy(spec, options)
+    if deployed.service_reused and spec.kind == "chat":
+        # inferred: list_services / SHOW SERVICES do not say which engine a service was created with.
+        print(f"Note: kept the running service {deployed.service_fqn}; it serves with the engine it was created "
+              f"with. If that was not {spec.engine.engine}, re-run with --replace.", file=sys.stderr)
     print(connection_block(deployed, dollars_per_credit=args.dollars_per_credit))
     return 0
 

@@ -277,6 +277,13 @@ def test_status_history_without_the_privilege_is_a_note_not_a_failure(cli_sessio
     assert main(["status", "--history-days", "-1"]) == 1
 
 
+def test_a_kept_chat_service_says_its_engine_is_the_one_it_was_created_with(cli_session, account, capsys):
+    account.add_service("ZEPHYR_7B_BETA", "V1", "ZEPHYR_7B_BETA_SVC", ["RUNNING"])
+    assert main(["deploy", "zephyr-7b-beta", "--poll-interval", "0"]) == 0
+    assert "kept the running service SPCS_LLM.MODELS.ZEPHYR_7B_BETA_SVC" in capsys.readouterr().err
+    assert account.deploy_specs == []
+
+
 def test_a_chat_model_served_with_vllm_tells_dss_its_engine():
     def deployed(vllm: bool) -> DeployedModel:
         spec = resolve_model("zephyr-7b-beta", engine=EngineOptions("vllm" if vllm else "python"))
