@@ -101,3 +101,14 @@ def test_bad_arguments_are_refused_before_any_connection(opened, trained_adapter
     with pytest.raises(ConfigurationError, match=message) as caught:
         run(["zephyr-7b-beta", *(item.format(adapter=trained_adapter) for item in argv)])
     assert caught.value.fix and opened == []
+
+
+def test_help_lists_the_adapter_and_vllm_options_but_no_engine_choice(capsys):
+    parser = argparse.ArgumentParser(prog="spcs-llm")
+    register(parser.add_subparsers(dest="command", required=True))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve-adapters", "--help"])
+    text = capsys.readouterr().out
+    assert all(flag in text for flag in ("--adapter", "--base-model-dir", "--max-model-len", "--tensor-parallel-size",
+                                         "--replace", "--gpu-pool", "--connection"))
+    assert "--engine " not in text and "--replace-version" not in text

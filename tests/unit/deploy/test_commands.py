@@ -225,8 +225,9 @@ def test_no_configured_connection_is_one_line_naming_the_fix(monkeypatch, capsys
 
 
 @pytest.mark.parametrize(("command", "present", "absent"), [
-    ("deploy", ["--kind", "--gated", "--not-gated", "--gpu-pool", "--hf-secret", "--credits-per-hour"],
-     ["--dss-url", "--warehouse", "--oauth-integration", "--network-rule", "--yes"]),
+    ("deploy", ["--kind", "--gated", "--not-gated", "--gpu-pool", "--hf-secret", "--credits-per-hour", "--engine",
+                "--max-model-len", "--gpu-memory-utilization", "--tensor-parallel-size", "--engine-arg"],
+     ["--dss-url", "--warehouse", "--oauth-integration", "--network-rule", "--yes", "--vllm", "--vllm-arg"]),
     ("status", ["--gpu-pool", "--family-rate", "--connection"], ["--dss-url", "--hf-secret", "--image-repo", "--kind"]),
     ("teardown", ["--yes", "--execute", "--oauth-integration"], ["--dss-url", "--hf-secret", "--kind", "--sql"]),
     ("setup-sql", ["--dss-url", "--gpu-instance-family"], ["--connection", "--yes", "--kind"]),
