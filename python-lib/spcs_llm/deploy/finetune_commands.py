@@ -7,6 +7,7 @@ the job is submitted. ``--no-wait`` prints the job id; ``--attach JOB_ID`` waits
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from ..errors import ConfigurationError
@@ -27,7 +28,6 @@ from .handlers import names_from, session_for
 from .training_data import TrainingColumns
 
 FINETUNE_NAMES = ("database", "schema", "gpu_pool", "external_access_integration", "hf_secret")
-NEXT_STEP = "Next: register and serve the adapter in {location} with the deploy library's adapter step."
 
 
 def register(subparsers: Any) -> None:
@@ -109,5 +109,18 @@ def _report(job: FinetuneJob, args: argparse.Namespace) -> int:
           f"loss {outcome.losses[0]:.4f} -> {outcome.losses[-1]:.4f}.")
     print(outcome_cost_line(outcome, args.dollars_per_credit))
     print(f"Adapter: {outcome.adapter_location}")
-    print(NEXT_STEP.format(location=outcome.adapter_location))
+    print(next_step(outcome.base_model, outcome.adapter_location))
     return 0
+
+
+def next_step(base_model: str, adapter_location: str) -> str:
+    """The ``serve-adapters`` command that serves the trained adapter beside its base model (its name, what Dataiku
+    will send as the model, is the adapter folder's name made a plain identifier)."""
+    folder = adapter_location.rstrip("/").rsplit("/", 1)[-1]
+    alias = re.sub(r"[^A-Za-z0-9_]", "_", folder)
+    alias = alias if alias[:1].isalpha() else f"adapter_{alias}"
+    model = next((key for key, spec in CATALOG.items() if base_model in (key, spec.hf_id)), None)
+    if model is None:  # trained over a stage copy: the catalog key is not in the report
+        return (f"Next: serve it with `spcs-llm serve-adapters <base model> --adapter {alias}={adapter_location}` "
+                f"(the base model the job trained over: {base_model}).")
+    return f"Next: serve it with `spcs-llm serve-adapters {model} --adapter {alias}={adapter_location}`."

@@ -100,6 +100,7 @@ class FinetuneOutcome:
 
     job_id: str
     adapter_location: str
+    base_model: str  # the Hub id or stage folder the job trained over
     losses: tuple[float, ...]
     examples: int
     training_seconds: float
@@ -201,17 +202,17 @@ def check_table(session: Any, table: str, columns: TrainingColumns) -> tuple[int
 
 def check_stage_file(session: Any, location: str, columns: TrainingColumns) -> tuple[int, str | None]:
     """Download the pairs file once and check every row here, before a GPU node is paid for."""
+    try:
+        listed = session.sql(f"LIST {location}").collect()
+    except _sql_error():
+        raise ConfigurationError(
+            f"{location} could not be read.",
+            fix="Check --stage-file (upload it with PUT first), or grant READ on the stage.") from None
+    if not listed:
+        raise ConfigurationError(f"{location} does not exist.", fix="Upload the file with PUT, then re-run.")
     with tempfile.TemporaryDirectory(prefix="spcs-llm-pairs-") as folder:
-        try:
-            session.file.get(location, folder)
-        except _sql_error():
-            raise ConfigurationError(
-                f"{location} could not be read.",
-                fix="Check --stage-file (upload it with PUT first), or grant READ on the stage.") from None
-        local = Path(folder) / location.rsplit("/", 1)[-1]
-        if not local.is_file():
-            raise ConfigurationError(f"{location} does not exist.", fix="Upload the file with PUT, then re-run.")
-        examples = examples_from_file(local, columns)
+        session.file.get(location, folder)
+        examples = examples_from_file(Path(folder) / location.rsplit("/", 1)[-1], columns)
     has_input = columns.input is not None and any(example.input for example in examples)
     return len(examples), columns.input if has_input else None
 
@@ -311,6 +312,7 @@ def wait_for_finetune(job: FinetuneJob, timeout: float = -1.0) -> FinetuneOutcom
     billed = elapsed if elapsed is not None else float(report["seconds"])
     credits = None if job.credits_per_hour is None else job.credits_per_hour * max(billed, MINIMUM_BILLED_SECS) / 3600
     return FinetuneOutcome(job_id=job.job_id, adapter_location=str(report["adapter_location"]),
+                           base_model=str(report["base_model"]),
                            losses=tuple(float(loss) for loss in report["losses"]), examples=int(report["examples"]),
                            training_seconds=float(report["seconds"]), elapsed_seconds=elapsed, credits=credits)
 

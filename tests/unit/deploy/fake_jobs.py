@@ -9,9 +9,9 @@ Importing this module appends ``jobs_handlers`` to ``fake_snowflake.HANDLER_EXTE
   parameters bound as the connector's own converter quotes them;
 * ``session._conn._cursor._preprocess_pyformat_query`` — ``job_definition.py`` ``to_sql`` binds the EXECUTE call
   client-side with it; the fake uses the connector's ``SnowflakeConverter`` quoting, as the real cursor does;
-* ``session.file`` (``put`` / ``put_stream`` / ``get``) — the payload upload (``payload_utils.py``) and the result
-  download (``_interop/data_utils.py``); a stage is a dict of paths in ``account.uploaded``. As Snowflake's PUT,
-  an existing file is skipped unless ``overwrite=True``.
+* ``session.file`` — the shared ``FakeFileOperation`` plus what the payload upload (``payload_utils.py``) and the
+  result download (``_interop/data_utils.py``) need: wildcard PUT, ``put_stream``, GET of one file; a stage is a
+  dict of paths in ``account.uploaded``. As Snowflake's PUT, an existing file is skipped unless ``overwrite=True``.
 * ``session.get_current_warehouse``.
 
 A submitted job does not run: it ends as ``FakeJobs.next_outcome`` scripts it, and its result file is written with
@@ -38,7 +38,7 @@ from snowflake.snowpark import Row
 from snowflake.snowpark.exceptions import SnowparkSQLException
 
 import fake_snowflake
-from fake_snowflake import RecordingSession, _last, _not_found, _unquote
+from fake_snowflake import FakeFileOperation, RecordingSession, _last, _not_found, _unquote
 
 TERMINAL = {"DONE", "FAILED", "CANCELLED", "INTERNAL_ERROR", "DELETED"}  # snowflake-ml jobs/job.py
 RUNTIME_IMAGES = {  # snowflake-ml jobs/_utils/constants.py DEFAULT_IMAGE_* (what GET_ML_JOB_RUNTIME picks per pool)
@@ -167,17 +167,20 @@ class FakeConnection:
         return {"data": [tuple(row) for row in rows]}
 
 
-class FakeStageFiles:
-    """``session.file``: PUT / PUT-stream / GET against ``account.uploaded`` (stage path → bytes)."""
+class FakeStageFiles(FakeFileOperation):
+    """``session.file`` as the jobs code uses it, on top of the shared fake: PUT of a wildcard pattern (the payload
+    upload), PUT of a stream (``put_stream``: system scripts, requirements, the job result), and GET of one file
+    (the result download). As Snowflake's PUT, an existing file is skipped unless ``overwrite=True``."""
 
-    def __init__(self, jobs: FakeJobs) -> None:
-        self._jobs = jobs
+    def __init__(self, session: RecordingSession) -> None:
+        super().__init__(session)
+        self._uploaded = session.account.uploaded
         self.puts: list[str] = []
 
     def _store(self, path: str, data: bytes, overwrite: bool) -> None:
         self.puts.append(path)
-        if overwrite or path not in self._jobs.uploaded:  # Snowflake PUT skips an existing file unless OVERWRITE
-            self._jobs.uploaded[path] = data
+        if overwrite or path not in self._uploaded:
+            self._uploaded[path] = data
 
     def put(self, local_file_name: str, stage_location: str, *, overwrite: bool = False, **_: Any) -> list:
         files = sorted(glob.glob(local_file_name))
@@ -191,16 +194,13 @@ class FakeStageFiles:
         input_stream.seek(0)  # the connector uploads the whole stream (file_transfer_agent.py seeks to 0)
         self._store(stage_location, input_stream.read(), overwrite)
 
-    def get(self, stage_location: str, target_directory: str, **_: Any) -> list:
-        """One file, or every file under a folder (kept relative to it), as Snowflake's GET downloads them."""
-        wanted = stage_location.rstrip("/")
-        target = Path(target_directory)
-        found = {wanted: PurePosixPath(wanted).name} if wanted in self._jobs.uploaded else {
-            path: path[len(wanted) + 1:] for path in self._jobs.files_under(wanted)}
-        for path, relative in found.items():
-            (target / relative).parent.mkdir(parents=True, exist_ok=True)
-            (target / relative).write_bytes(self._jobs.uploaded[path])
-        return [Row(file=relative) for relative in found.values()]
+    def get(self, stage_location: str, target_directory: str, **kwargs: Any) -> list:
+        if stage_location not in self._uploaded:
+            return super().get(stage_location, target_directory, **kwargs)
+        target = Path(target_directory, PurePosixPath(stage_location).name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(self._uploaded[stage_location])
+        return [Row(file=target.name, status="DOWNLOADED")]
 
 
 def _fqn(session: RecordingSession, name: str) -> str:
@@ -218,7 +218,7 @@ def jobs_handlers(session: RecordingSession) -> fake_snowflake.Handlers:
     """Give ``session`` the jobs surface (see module docstring) and return the answers to the jobs statements."""
     jobs = FakeJobs(session)
     session.ml_jobs = jobs
-    session.file = FakeStageFiles(jobs)
+    session.file = FakeStageFiles(session)
     session.get_current_warehouse = lambda: '"SPCS_LLM_WH"'
 
     def describe_stage(m: re.Match) -> list[Row]:
@@ -283,6 +283,16 @@ def jobs_handlers(session: RecordingSession) -> fake_snowflake.Handlers:
     def logs(m: re.Match) -> list[Row]:
         return [Row(**{"SYSTEM$GET_SERVICE_LOGS": job(m[1]).outcome.logs})]
 
+    def list_stage(m: re.Match) -> list[Row]:
+        """LIST @stage/prefix: the files whose path starts with it (name as stage/path, lower-case like Snowflake's)."""
+        stage, _, prefix = m[1].partition("/")
+        stage = _fqn(session, stage)
+        if stage not in jobs.stages | {_fqn(session, path.split("/")[0].lstrip("@")) for path in jobs.uploaded}:
+            raise _stage_error(stage)
+        folder = f"@{stage}/"
+        return [Row(name=f"{_last(stage).lower()}/{path[len(folder):]}", size=len(data), md5=None, last_modified=None)
+                for path, data in sorted(jobs.uploaded.items()) if path.startswith(folder + prefix)]
+
     def describe_table(m: re.Match) -> list[Row]:
         table = jobs.tables.get(_fqn(session, m[1]))
         if table is None:
@@ -313,6 +323,7 @@ def jobs_handlers(session: RecordingSession) -> fake_snowflake.Handlers:
          r"table\(snowflake\.spcs\.get_job_history\(\)\) where database_name = '(\w+)' and schema_name = '(\w+)' "
          r"and name = '(\w+)'$", job_history),
         (r"^SELECT SYSTEM\$GET_SERVICE_LOGS\('([\w.\"]+)', 0, 'main'(?:, \d+)?\)$", logs),
+        (r"^LIST @([\w.\"]+(?:/[\w./-]*)?)$", list_stage),
         (r"^DESCRIBE TABLE ([\w.\"]+)$", describe_table),
         (r"^SELECT COUNT\(\*\) AS TOTAL_ROWS, COUNT_IF\(NULLIF\(TRIM\((\w+)\), ''\) IS NULL OR "
          r"NULLIF\(TRIM\((\w+)\), ''\) IS NULL\) AS EMPTY_ROWS FROM ([\w.\"]+)$", count_rows),

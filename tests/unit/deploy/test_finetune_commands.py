@@ -8,7 +8,7 @@ import pytest
 
 import fake_snowflake
 from fake_jobs import JobOutcome
-from spcs_llm.deploy.finetune_commands import register
+from spcs_llm.deploy.finetune_commands import next_step, register
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV
 from spcs_llm.errors import ConfigurationError, ServiceFailedError
 
@@ -46,7 +46,8 @@ def test_finetune_waits_and_prints_the_losses_the_adapter_and_the_next_step(cli_
     assert "The adapter will be saved to @SPCS_LLM.MODELS.ADAPTERS/colors" in out
     assert "Cost: pool SPCS_LLM_GPU_POOL (GPU_NV_S) bills 0.57 credits/h" in out and "20 steps" in out
     assert "2 steps on 2 pairs, loss 2.0000 -> 0.5000." in out and "Billed about 0.047 credits" in out
-    assert "Next: register and serve the adapter in @SPCS_LLM.MODELS.ADAPTERS/colors" in out
+    assert ("Next: serve it with `spcs-llm serve-adapters zephyr-7b-beta --adapter "
+            "colors=@SPCS_LLM.MODELS.ADAPTERS/colors`.") in out
     args = cli_session.ml_jobs.jobs[job_id].args
     assert args[args.index("--rank") + 1] == "4" and args[args.index("--max-steps") + 1] == "20"
 
@@ -96,3 +97,12 @@ def test_help_lists_the_options(capsys):
         assert option in text
     assert "zephyr-7b-beta" in text and "phi-2" not in text and "all-minilm" not in text
 
+
+
+def test_the_next_step_names_an_adapter_the_serve_command_accepts():
+    from spcs_llm.deploy.adapters import parse_adapter
+
+    line = next_step("HuggingFaceH4/zephyr-7b-beta", "@DB.S.ADAPTERS/2024-run.v1/")
+    assert "spcs-llm serve-adapters zephyr-7b-beta --adapter adapter_2024_run_v1=@DB.S.ADAPTERS/2024-run.v1/" in line
+    assert parse_adapter(line.split("--adapter ")[1].rstrip("`.")).alias == "adapter_2024_run_v1"
+    assert "<base model>" in next_step("@DB.S.MODELS/zephyr", "@DB.S.ADAPTERS/run")

@@ -191,8 +191,11 @@ def test_stage_file_rows_with_an_empty_output_are_reported_by_row_number(session
     session.account.uploaded["@SPCS_LLM.MODELS.DATA/pairs.jsonl"] = "\n".join(map(json.dumps, lines)).encode()
     with pytest.raises(ConfigurationError, match=r"2 row\(s\) have an empty instruction or output \(rows 2, 3\)"):
         submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(stage_file="@DATA/pairs.jsonl"))
-    with pytest.raises(ConfigurationError, match="does not exist"):
+    with pytest.raises(ConfigurationError, match="@SPCS_LLM.MODELS.DATA/missing.csv does not exist"):
         submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(stage_file="@DATA/missing.csv"))
+    with pytest.raises(ConfigurationError, match="@SPCS_LLM.MODELS.NO_STAGE/pairs.csv could not be read"):
+        submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(stage_file="@NO_STAGE/pairs.csv"))
+    assert "LIST @SPCS_LLM.MODELS.DATA/missing.csv" in session.statements and not jobs.jobs
 
 
 def test_the_cost_line_prices_the_pool_for_the_expected_time(session, jobs):
