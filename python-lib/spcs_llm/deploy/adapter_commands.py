@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError
-from .catalog import CATALOG, resolve_model
+from .catalog import CATALOG, catalog_entry, resolve_model
 from .commands import DEPLOY_NAMES, _add_debug, _add_name_options, _add_session_options, add_engine_options
 from .handlers import engine_options_from, names_from, session_for
 
@@ -29,8 +29,12 @@ def serve_adapters_command(args: argparse.Namespace) -> int:
     if args.base_model_dir and not Path(args.base_model_dir, "config.json").is_file():
         raise ConfigurationError(f"{args.base_model_dir} holds no config.json, so it is not a model folder.",
                                  fix="Pass the folder of the base model's weights (as save_pretrained wrote it).")
+    entry = catalog_entry(args.model)
+    if entry is not None and entry.kind != "chat":
+        raise ConfigurationError(f"LoRA adapters are for chat models; {entry.key} is an embedding model.",
+                                 fix="Pass the chat model the adapters were trained on.")
     spec = adapter_service_spec(resolve_model(
-        args.model, kind="chat", family=args.family, gated=args.gated, params_billion=args.params_billion,
+        args.model, kind=None if entry else "chat", family=args.family, gated=args.gated, params_billion=args.params_billion,
         revision=args.revision, instance_family=args.instance_family, gpu_count=args.gpus,
         min_instances=args.min_instances, max_instances=args.max_instances, model_name=args.model_name,
         engine=engine_options_from(args, engine="vllm"),

@@ -156,6 +156,12 @@ CATALOG: dict[str, ModelSpec] = {
 }
 
 
+def catalog_entry(name: str) -> ModelSpec | None:
+    """The catalog entry named by its key or its Hub id, or None."""
+    text = name.strip().lower()
+    return CATALOG.get(text) or next((spec for spec in CATALOG.values() if spec.hf_id.lower() == text), None)
+
+
 def resolve_model(
     name: str,
     *,
@@ -183,7 +189,7 @@ def resolve_model(
     Nothing here connects to Snowflake, so every mistake is reported before a deployment starts.
     """
     text = name.strip()
-    base = CATALOG.get(text.lower()) or next((s for s in CATALOG.values() if s.hf_id.lower() == text.lower()), None)
+    base = catalog_entry(text)
     if base is None:
         base = _from_hub(name, text, kind=kind, gated=gated, revision=revision, params_billion=params_billion,
                          family=family, attach_chat_template=attach_chat_template)

@@ -112,3 +112,9 @@ def test_help_lists_the_adapter_and_vllm_options_but_no_engine_choice(capsys):
     assert all(flag in text for flag in ("--adapter", "--base-model-dir", "--max-model-len", "--tensor-parallel-size",
                                          "--replace", "--gpu-pool", "--connection"))
     assert "--engine " not in text and "--replace-version" not in text
+
+
+def test_an_embedding_model_is_refused_as_a_base(opened, trained_adapter):
+    with pytest.raises(ConfigurationError, match="LoRA adapters are for chat models"):
+        run(["bge-small-en-v1.5", "--adapter", f"a={trained_adapter}"])
+    assert opened == []
