@@ -124,13 +124,13 @@ def _refuse_bad_options(request: BatchRequest, spec: ModelSpec, engine: str) -> 
 
 
 def _text_column(session: Any, table: str, column: str) -> str:
-    """The column as DESCRIBE TABLE spells it (exact match first, then case-insensitive)."""
+    """The column as Snowflake spells it (exact match first, then case-insensitive)."""
     try:
-        rows = session.sql(f"DESCRIBE TABLE {table}").collect()
+        rows = session.sql(f"SHOW COLUMNS IN TABLE {table}").collect()
     except Exception as exc:  # noqa: BLE001 - Snowpark raises its SQL error; the message names the fix
         raise DeploymentError(f"Input table {table} cannot be read: {exc}",
                               fix=f"Check the name and GRANT SELECT ON TABLE {table} to the deploying role.") from None
-    names = [str(row["name"]) for row in rows]
+    names = [str(row["column_name"]) for row in rows]
     match = next((name for name in names if name == column), None) or \
         next((name for name in names if name.upper() == column.upper()), None)
     if match is None:

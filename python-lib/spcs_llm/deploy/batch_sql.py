@@ -24,7 +24,7 @@ def literal(text: str) -> str:
 
 
 def quoted(column: str) -> str:
-    """A case-exact (double-quoted) identifier, as DESCRIBE TABLE spells the column."""
+    """A case-exact (double-quoted) identifier, as SHOW COLUMNS spells the column."""
     return '"' + column.replace('"', '""') + '"'
 
 
@@ -141,7 +141,8 @@ class JobLocations:
 
     def create_stage(self) -> str:
         # An internal stage: run_batch writes only to Snowflake internal stages (batch_inference_job_specs.OutputSpec).
-        return f"CREATE STAGE IF NOT EXISTS {self.stage} ENCRYPTION = (TYPE = 'SNOWFLAKE_SSE')"
+        return (f"CREATE STAGE IF NOT EXISTS {self.stage} ENCRYPTION = (TYPE = 'SNOWFLAKE_SSE') "
+                "COMMENT = 'spcs-llm bulk inference: job input and results'")
 
     def stage_input(self, tables: BatchTables, model_input: ModelInput) -> str:
         """Write ROW_ID, the text and the model input as Parquet: the shape run_batch reads (snowml writes an

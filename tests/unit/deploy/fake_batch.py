@@ -10,8 +10,9 @@ send; anything else still raises. Its rules, each the stricter reading where Sno
   ``error``, ``batch_inference_job_specs.SaveMode``) an output location that already holds files.
 
 ``MLJob`` reads job state through ``session._conn.run_query`` (``snowflake/ml/jobs/_utils/query_helper.py``), not
-``session.sql``; ``JobConnection`` routes those statements to the same handlers. Batch job names carry
-``SPCS_LLM_BATCH_`` so their ``DESCRIBE SERVICE IDENTIFIER(...)`` cannot be taken for another fake's job.
+``session.sql``; ``JobConnection`` answers a batch job's ``DESCRIBE SERVICE IDENTIFIER(...)`` (job names carry
+``SPCS_LLM_BATCH_``) and hands every other statement to the connection it wraps. Another fake that sets
+``session._conn`` after this one replaces it: tests call ``attach_job_connection(session)`` to put it back in front.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import fake_snowflake
 from fake_snowflake import FakeAccount, RecordingSession, _last, _not_found
 
 _TEXT_TYPE_CODE = 2  # snowflake.connector constants: TEXT
+JOB_STATUS = r"^DESCRIBE SERVICE IDENTIFIER\('([^']*SPCS_LLM_BATCH_[^']*)'\)$"
 _INSERT = r"^INSERT INTO ([\w.]+) \(ROW_ID, \"([^\"]+)\", RESPONSE, ERROR\) SELECT "
 
 
@@ -94,19 +96,43 @@ def model_output(kind: str, text: str, model: str | None = None) -> dict[str, An
 
 
 class JobConnection:
-    """The ``session._conn`` surface MLJob uses: ``run_query`` (qmark params) and ``_cursor.description``."""
+    """The ``session._conn`` surface MLJob uses: ``run_query`` (qmark params) and ``_cursor.description``.
 
-    def __init__(self, session: RecordingSession) -> None:
+    Statements about batch jobs are answered here first; anything else goes to the connection this one wraps
+    (another fake's, e.g. fake_jobs.py) or, without one, to ``session.execute``."""
+
+    def __init__(self, session: RecordingSession, answers: "_BatchAnswers", inner: Any = None) -> None:
         self._session = session
-        self._cursor = types.SimpleNamespace(description=[])
+        self._answers = answers
+        self._inner = inner
+        self._cursor = inner._cursor if inner is not None else types.SimpleNamespace(description=[])
 
-    def run_query(self, query: str, params: Any = None, **_: Any) -> dict[str, Any]:
+    def __getattr__(self, name: str) -> Any:
+        if self._inner is None:
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    def run_query(self, query: str, params: Any = None, **options: Any) -> dict[str, Any]:
         values = iter(params or ())
         text = re.sub(r"\?", lambda _m: _sql_value(next(values)), query)
-        rows = self._session.execute(text, None)
+        match = re.search(JOB_STATUS, text)
+        if match is None and self._inner is not None:
+            return self._inner.run_query(query, params, **options)
+        if match is None:
+            rows = self._session.execute(text, None)
+        else:
+            self._session.statements.append(text)
+            rows = self._answers.describe_job(match)
         names = list(rows[0].as_dict()) if rows else []
         self._cursor.description = [ResultMetadata(n, _TEXT_TYPE_CODE, None, None, None, None, True) for n in names]
         return {"data": [tuple(row) for row in rows]}
+
+
+def attach_job_connection(session: RecordingSession) -> None:
+    """Put the batch job answers in front of whatever ``session._conn`` is there now (idempotent)."""
+    current = getattr(session, "_conn", None)
+    if not isinstance(current, JobConnection):
+        session._conn = JobConnection(session, _BatchAnswers(session), current)  # type: ignore[attr-defined]
 
 
 def _sql_value(value: Any) -> str:
@@ -134,8 +160,9 @@ class _BatchAnswers:
             raise _not_found(f"Table '{fqn}'")
         return table
 
-    def describe_table(self, m: re.Match) -> list[Row]:
-        return [Row(name=name, type=kind, kind="COLUMN") for name, kind in self.table(m[1]).columns.items()]
+    def show_columns(self, m: re.Match) -> list[Row]:
+        return [Row(table_name=_last(m[1]), column_name=name, data_type=kind, kind="COLUMN")
+                for name, kind in self.table(m[1]).columns.items()]
 
     def show_tables(self, m: re.Match) -> list[Row]:
         fqn = f"{m[2]}.{m[1]}".upper()
@@ -293,13 +320,10 @@ def _handlers(session: RecordingSession) -> fake_snowflake.Handlers:
         return execute(query, params)
 
     session.execute = recording_execute  # type: ignore[method-assign]  # the job spec YAML needs its line breaks
-    if not hasattr(session, "_conn"):
-        session._conn = JobConnection(session)  # type: ignore[attr-defined]
-    # Ahead of the registry's "DESCRIBE SERVICE <name>", which would read IDENTIFIER as a service name.
-    job_status = r"^DESCRIBE SERVICE IDENTIFIER\('([^']*SPCS_LLM_BATCH_[^']*)'\)$"
-    session._handlers.insert(0, (job_status, answers.describe_job))
+    if getattr(session, "_conn", None) is None:  # another fake's connection is left alone for its own tests
+        attach_job_connection(session)
     return [
-        (r"^DESCRIBE TABLE ([\w.]+)$", answers.describe_table),
+        (r"^SHOW COLUMNS IN TABLE ([\w.]+)$", answers.show_columns),
         (r"^SHOW TABLES LIKE '(\w+)' IN SCHEMA ([\w.]+)$", answers.show_tables),
         (r"^SELECT COUNT\(\*\) AS ROW_COUNT FROM ([\w.]+)$", answers.count),
         (r"^CREATE TEMPORARY TABLE ([\w.]+) AS SELECT ROW_NUMBER\(\) OVER \(ORDER BY SEQ8\(\)\) AS ROW_ID, "
@@ -312,7 +336,8 @@ def _handlers(session: RecordingSession) -> fake_snowflake.Handlers:
         (_INSERT + r"i\.ROW_ID, i\.\"[^\"]+\", NULL, '(.*)' FROM ([\w.]+) i WHERE NOT EXISTS \(SELECT 1 FROM "
                    r"[\w.]+ o WHERE o\.ROW_ID = i\.ROW_ID\)$", answers.rows_without_result),
         (r"^SELECT COUNT\(\*\) AS ROWS_TOTAL, COUNT\(ERROR\) AS ROWS_FAILED FROM ([\w.]+)$", answers.summary),
-        (r"^CREATE STAGE IF NOT EXISTS ([\w.]+) ENCRYPTION = \(TYPE = 'SNOWFLAKE_SSE'\)$", answers.create_stage),
+        (r"^CREATE STAGE IF NOT EXISTS ([\w.]+) ENCRYPTION = \(TYPE = 'SNOWFLAKE_SSE'\) COMMENT = '[^']*'$",
+         answers.create_stage),
         (r"^COPY INTO (@\S+) FROM \(SELECT ROW_ID, \"([^\"]+)\", (.*) AS \"([^\"]+)\" FROM ([\w.]+)\) "
          r"FILE_FORMAT = \(TYPE = PARQUET\) HEADER = TRUE OVERWRITE = TRUE$", answers.stage_input),
         (r"^EXECUTE INFERENCE JOB SERVICE IN COMPUTE POOL (\w+) WITH SPECIFICATION '.*' FROM (@\S+) "

@@ -19,6 +19,12 @@ NAMES = DeploymentNames()
 TEXTS = [f"review number {i}" for i in range(1, 7)]
 
 
+@pytest.fixture(autouse=True)
+def _batch_jobs_answered_first(session):
+    """fake_jobs.py, when imported too, installs its own ``session._conn``; batch job statements come first."""
+    fake_batch.attach_job_connection(session)
+
+
 @pytest.fixture
 def reviews(account):
     account.add_service("ZEPHYR_7B_BETA", "V1", "ZEPHYR_7B_BETA_SVC", ["RUNNING"])

@@ -6,6 +6,7 @@ import argparse
 
 import pytest
 
+import fake_batch
 import fake_snowflake
 from fake_batch import add_table, batch_state
 from spcs_llm.deploy import batch_commands
@@ -13,6 +14,12 @@ from spcs_llm.deploy.session import SESSION_FACTORY_ENV
 from spcs_llm.errors import ConfigurationError
 
 BASE = ["batch", "zephyr-7b-beta", "--input-table", "REVIEWS", "--text-column", "REVIEW", "--output-table", "ANSWERS"]
+
+
+@pytest.fixture(autouse=True)
+def _batch_jobs_answered_first(session):
+    """fake_jobs.py, when imported too, installs its own ``session._conn``; batch job statements come first."""
+    fake_batch.attach_job_connection(session)
 
 
 @pytest.fixture
