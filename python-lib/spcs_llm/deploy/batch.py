@@ -120,7 +120,7 @@ def _refuse_bad_options(request: BatchRequest, spec: ModelSpec, engine: str) -> 
     if request.adapter and engine != "vllm":
         raise ConfigurationError(
             "A LoRA adapter needs the vLLM engine: the Python engine takes no model parameter and would answer with "
-            "the base model.", fix="Pass --engine vllm (or deploy the model with --vllm).")
+            "the base model.", fix="Pass --engine vllm (and deploy the model with --engine vllm).")
 
 
 def _text_column(session: Any, table: str, column: str) -> str:
