@@ -94,3 +94,25 @@ def test_a_file_with_an_empty_output_fails_the_job_with_the_row_number(tmp_path)
     with pytest.raises(ConfigurationError, match=r"rows 2\)"):
         run(_arguments(str(chat_model_dir()), str(path), str(tmp_path / "out")))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_hub_base_model_is_downloaded_without_duplicate_weights_and_with_the_secret_token(
+        tmp_path, pairs_file, monkeypatch):
+    import huggingface_hub
+
+    calls = []
+
+    def snapshot_download(**kwargs):
+        calls.append(kwargs)
+        return str(chat_model_dir())
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    monkeypatch.setenv("HF_TOKEN", "hf_from_the_secret")  # the job container gets it from the Snowflake SECRET
+    report = run(_arguments("HuggingFaceH4/zephyr-7b-beta", str(pairs_file), str(tmp_path / "out"),
+                            "--revision", "main", "--max-steps", "2"))
+
+    (call,) = calls
+    assert call["repo_id"] == "HuggingFaceH4/zephyr-7b-beta" and call["revision"] == "main"
+    assert call["token"] == "hf_from_the_secret"
+    assert "*.safetensors" in call["allow_patterns"] and "*.bin" not in call["allow_patterns"]
+    assert report["base_model"] == "HuggingFaceH4/zephyr-7b-beta" and report["steps"] == 2

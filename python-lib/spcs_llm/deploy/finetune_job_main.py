@@ -105,6 +105,7 @@ class Locations:
 
     def local_model(self, location: str, revision: str | None) -> Path:
         if location.startswith("@"):
+            # inferred: GET of a stage folder downloads every file under it; a saved model folder is flat.
             target = self.workdir / "base_model"
             self.session.file.get(location.rstrip("/") + "/", str(target))
             return target
@@ -112,7 +113,10 @@ class Locations:
             return Path(location)
         from huggingface_hub import snapshot_download
 
-        return Path(snapshot_download(repo_id=location, revision=revision, token=os.environ.get("HF_TOKEN") or None))
+        from spcs_llm.deploy.registry_ops import SNAPSHOT_PATTERNS  # the deployer's download: no duplicate *.bin
+
+        return Path(snapshot_download(repo_id=location, revision=revision, allow_patterns=list(SNAPSHOT_PATTERNS),
+                                      token=os.environ.get("HF_TOKEN") or None))
 
     def publish(self, folder: Path, location: str) -> None:
         if location.startswith("@"):
