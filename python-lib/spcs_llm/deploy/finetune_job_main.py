@@ -129,7 +129,9 @@ def table_examples(session: Any, table: str, columns: TrainingColumns) -> list[T
     """Every row of ``table`` as a pair (the table name was checked as an identifier before submission)."""
     available = [field.name for field in session.table(table).schema.fields]
     require_columns(available, columns, f"Table {table}")
-    rows = session.sql(f"SELECT {', '.join(columns.wanted)} FROM {table}").collect()
+    present = {name.upper() for name in available}
+    wanted = [name for name in columns.wanted if name.upper() in present]  # the input column is optional
+    rows = session.sql(f"SELECT {', '.join(wanted)} FROM {table}").collect()
     return examples_from_records((row.as_dict() for row in rows), columns, f"Table {table}")
 
 

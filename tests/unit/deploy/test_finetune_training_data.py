@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import types
 
 import pytest
+from snowflake.snowpark import Row
 
 from spcs_llm.deploy.finetune import TrainingExample, step_rows
+from spcs_llm.deploy.finetune_job_main import table_examples
 from spcs_llm.deploy.training_data import TrainingColumns, examples_from_file, examples_from_records
 from spcs_llm.errors import ConfigurationError
 
@@ -62,3 +65,31 @@ def test_malformed_files_name_the_line_or_the_columns(tmp_path, name, text, mess
 def test_mini_batches_take_consecutive_slices_and_wrap_round():
     assert [step_rows(step, 2, 5) for step in (1, 2, 3, 4)] == [[0, 1], [2, 3], [4, 0], [1, 2]]
     assert step_rows(7, 10, 3) == [0, 1, 2]  # a batch larger than the data is the whole data
+
+
+class _TableSession:
+    """The two Snowpark calls the job makes to read a table: its schema, then one SELECT of the wanted columns."""
+
+    def __init__(self, columns: list[str], rows: list[dict]) -> None:
+        self.columns, self.rows, self.queries = columns, rows, []
+
+    def table(self, name: str):
+        fields = [types.SimpleNamespace(name=column) for column in self.columns]
+        return types.SimpleNamespace(schema=types.SimpleNamespace(fields=fields))
+
+    def sql(self, query: str):
+        self.queries.append(query)
+        return types.SimpleNamespace(collect=lambda: [Row(**row) for row in self.rows])
+
+
+def test_the_job_reads_a_table_with_one_select_of_the_wanted_columns():
+    session = _TableSession(["INSTRUCTION", "INPUT", "OUTPUT", "EXTRA"],
+                            [{"INSTRUCTION": "Translate", "INPUT": "chat", "OUTPUT": "cat"}])
+    examples = table_examples(session, "DB.S.PAIRS", COLUMNS)
+    assert session.queries == ["SELECT instruction, input, output FROM DB.S.PAIRS"]
+    assert examples == [TrainingExample(instruction="Translate", output="cat", input="chat")]
+    no_input = _TableSession(["INSTRUCTION", "OUTPUT"], [{"INSTRUCTION": "Hi", "OUTPUT": "Hello"}])
+    assert table_examples(no_input, "DB.S.PAIRS", COLUMNS) == [TrainingExample(instruction="Hi", output="Hello")]
+    assert no_input.queries == ["SELECT instruction, output FROM DB.S.PAIRS"]
+    with pytest.raises(ConfigurationError, match=r"Table DB.S.PAIRS has no output column"):
+        table_examples(_TableSession(["INSTRUCTION"], []), "DB.S.PAIRS", COLUMNS)
