@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigurationError, DeploymentTimeoutError, ServiceFailedError
+from ..errors import ConfigurationError, DeploymentError, DeploymentTimeoutError, ServiceFailedError
 from .catalog import CATALOG, ModelSpec
 from .dependencies import require
 from .estimate import COPY_MB_PER_SECOND, START_MINUTES
@@ -37,6 +37,7 @@ ADAPTER_STAGE = "SPCS_LLM_ADAPTERS"  # default home of trained adapters
 JOB_REQUIREMENTS = ("peft>=0.10", "jinja2")
 TERMINAL_STATUSES = ("DONE", "FAILED", "CANCELLED", "INTERNAL_ERROR", "DELETED")  # snowflake-ml jobs/job.py
 LOG_TAIL_LINES = 20
+REPORT_KEYS = {"adapter_location", "base_model", "losses", "examples", "seconds"}  # finetune_job_main.run's report
 SECONDS_PER_STEP = (1.0, 6.0)  # inferred: one LoRA step of a 7B model on one A10G-class GPU, small batches
 _OBJECT = r"[A-Za-z_][A-Za-z0-9_$]*"
 _TABLE = re.compile(rf"^{_OBJECT}(\.{_OBJECT}){{0,2}}$")
@@ -308,6 +309,10 @@ def wait_for_finetune(job: FinetuneJob, timeout: float = -1.0) -> FinetuneOutcom
         raise ServiceFailedError(f"Fine-tuning job {job.job_id} ended {status}: {tail or 'no log lines'}", logs=logs,
                                  fix="Read the job's log (above), fix the data or settings, then submit again.")
     report = job.handle.result()
+    if not isinstance(report, dict) or not REPORT_KEYS <= set(report):
+        raise DeploymentError(f"Fine-tuning job {job.job_id} finished without a training report.",
+                              fix="Read its log with snowflake.ml.jobs.get_job(job_id).get_logs(); the entry script "
+                                  "the job ran may not be spcs_llm's.")
     elapsed = None if job.submitted_at is None else time.monotonic() - job.submitted_at
     billed = elapsed if elapsed is not None else float(report["seconds"])
     credits = None if job.credits_per_hour is None else job.credits_per_hour * max(billed, MINIMUM_BILLED_SECS) / 3600

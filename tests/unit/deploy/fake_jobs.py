@@ -49,12 +49,19 @@ STAGE_MOUNT = "/mnt/job_stage"  # constants.STAGE_VOLUME_MOUNT_PATH
 RESULT_PATH = "output/mljob_result"  # constants.RESULT_PATH_DEFAULT_VALUE
 
 
+DERIVED = "derived from the job's arguments"  # JobOutcome.value: what spcs_llm's entry script would return
+
+
 @dataclass
 class JobOutcome:
-    """How the next submitted job ends: its final status, its return value or raised error, and its log."""
+    """How the next submitted job ends: its final status, its return value or raised error, and its log.
+
+    With ``value=DERIVED`` a finished job leaves what ``spcs_llm``'s fine-tuning entry script would: the adapter
+    files and training report in the ``--output`` stage folder, and the report as its result (so a notebook run
+    against the fake can go on to serve the adapter)."""
 
     status: str = "DONE"
-    value: Any = None
+    value: Any = DERIVED
     error: BaseException | None = None
     logs: str = "ML job started\nML job finished"
 
@@ -341,8 +348,30 @@ def _write_result(session: RecordingSession, job: FakeJob) -> None:
     if outcome.status != "DONE" and outcome.error is None:
         return
     value = outcome.error if outcome.error is not None else outcome.value
+    if value is DERIVED:
+        value = _entry_script_report(session, job)
     utils.save(results.ExecutionResult(success=outcome.error is None, value=value),
                f"{job.stage_path}/{RESULT_PATH}", session=session)
+
+
+def _entry_script_report(session: RecordingSession, job: FakeJob) -> dict[str, Any]:
+    """The report and adapter folder ``finetune_job_main.run`` leaves for these arguments (losses made up, falling)."""
+    args = job.args
+    value = {flag: args[index + 1] for index, flag in enumerate(args[:-1]) if flag.startswith("--") and "=" not in flag}
+    if "--table" in value:
+        examples = len(session.ml_jobs.tables[_fqn(session, value["--table"])].rows)
+    else:
+        examples = len([line for line in session.account.uploaded[value["--data-file"]].splitlines() if line.strip()])
+    steps, output = int(value["--max-steps"]), value["--output"].rstrip("/")
+    report = {"adapter_location": value["--output"], "base_model": value["--base-model"], "examples": examples,
+              "steps": steps, "losses": [round(2.5 * 0.95 ** step, 4) for step in range(steps)], "seconds": 1.5 * steps}
+    config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": int(value["--rank"]),
+              "lora_alpha": int(value["--alpha"]), "base_model_name_or_path": value["--base-model"],
+              "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+    session.account.uploaded[f"{output}/adapter_config.json"] = json.dumps(config).encode()
+    session.account.uploaded[f"{output}/adapter_model.safetensors"] = b"\0" * 16
+    session.account.uploaded[f"{output}/training_report.json"] = json.dumps(report).encode()
+    return report
 
 
 def payload_files(session: RecordingSession, job_id: str) -> dict[str, bytes]:

@@ -106,3 +106,19 @@ def test_the_next_step_names_an_adapter_the_serve_command_accepts():
     assert "spcs-llm serve-adapters zephyr-7b-beta --adapter adapter_2024_run_v1=@DB.S.ADAPTERS/2024-run.v1/" in line
     assert parse_adapter(line.split("--adapter ")[1].rstrip("`.")).alias == "adapter_2024_run_v1"
     assert "<base model>" in next_step("@DB.S.MODELS/zephyr", "@DB.S.ADAPTERS/run")
+
+
+def test_the_printed_next_step_serves_the_trained_adapter(cli_session, capsys):
+    from spcs_llm.deploy.adapter_commands import register as register_serve_adapters
+
+    cli_session.account.lora_adapters_enabled = True
+    cli_session.account.next_statuses = ["RUNNING"]
+    cli_session.ml_jobs.next_outcome = JobOutcome()  # the adapter files the entry script would save
+    assert run(["finetune", "zephyr-7b-beta", "--table", "PAIRS", "--output-stage", "@ADAPTERS/colors"]) == 0
+    command = capsys.readouterr().out.split("Next: serve it with `spcs-llm ")[1].split("`")[0].split()
+
+    parser = argparse.ArgumentParser(prog="spcs-llm")
+    register_serve_adapters(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(command)
+    assert args.handler(args) == 0
+    assert "colors" in capsys.readouterr().out

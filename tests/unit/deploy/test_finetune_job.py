@@ -22,7 +22,7 @@ from spcs_llm.deploy.finetune_job import (
     wait_for_finetune,
 )
 from spcs_llm.deploy.training_data import TrainingColumns
-from spcs_llm.errors import ConfigurationError, DeploymentTimeoutError, ServiceFailedError
+from spcs_llm.errors import ConfigurationError, DeploymentError, DeploymentTimeoutError, ServiceFailedError
 
 NAMES = DeploymentNames()
 SETTINGS = LoraSettings(rank=4, alpha=8, learning_rate=0.01, max_steps=50, system_prompt="-be brief")
@@ -203,3 +203,21 @@ def test_the_cost_line_prices_the_pool_for_the_expected_time(session, jobs):
     line = cost_line(job, dollars_per_credit=3.0)
     assert "SPCS_LLM_GPU_POOL (GPU_NV_S) bills 0.57 credits/h ($1.71/h)" in line
     assert "50 steps" in line and "credits ($" in line
+
+
+def test_without_a_scripted_result_the_fake_job_leaves_what_the_entry_script_would(session, jobs):
+    jobs.next_outcome = JobOutcome()  # the report and the adapter files derived from the job's arguments
+    job = submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"), "@ADAPTERS/derived",
+                          SETTINGS)
+    outcome = wait_for_finetune(job)
+    assert outcome.adapter_location == "@SPCS_LLM.MODELS.ADAPTERS/derived" and len(outcome.losses) == 50
+    assert outcome.losses[-1] < outcome.losses[0] and outcome.examples == 2
+    config = json.loads(session.account.uploaded["@SPCS_LLM.MODELS.ADAPTERS/derived/adapter_config.json"])
+    assert config["r"] == 4 and config["base_model_name_or_path"] == "HuggingFaceH4/zephyr-7b-beta"
+
+
+def test_a_job_that_returns_no_report_is_a_clear_error(session, jobs):
+    jobs.next_outcome = JobOutcome(value=None)
+    job = submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"))
+    with pytest.raises(DeploymentError, match="finished without a training report"):
+        wait_for_finetune(job)
