@@ -1,7 +1,8 @@
 """LoRA fine-tuning of a catalog chat model as a Snowflake ML job on a GPU pool.
 
 ``submit_finetune`` checks everything it can before any Snowflake call (a chat model with its own chat template,
-the LoRA settings, identifiers, a GPU pool), then checks the training data and the pool in Snowflake, and submits
+the LoRA settings, identifiers and stage paths), then in Snowflake the pool (a GPU family, priced) and every
+training pair, and only then submits
 ``finetune_job_main.py`` with ``snowflake.ml.jobs.submit_file`` (snowflake-ml 2.6 ``jobs/manager.py``), shipping
 the ``spcs_llm`` package beside it through the ``imports`` option. ``submit_file`` rather than ``remote``: the
 entry script also runs locally as plain Python, and its arguments are plain text the job's log shows.
@@ -33,9 +34,9 @@ ENTRY_SCRIPT = Path(__file__).with_name("finetune_job_main.py")
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # python-lib/spcs_llm, shipped whole as the job's import
 PAYLOAD_STAGE = "SPCS_LLM_JOBS"  # where snowflake.ml.jobs uploads the job payload (created if missing)
 ADAPTER_STAGE = "SPCS_LLM_ADAPTERS"  # default home of trained adapters
-# peft is not known to be in the ML runtime image (inferred), so the job installs it through the egress integration.
+# Installed in the job through the egress integration: peft is not known to be in the ML runtime image (inferred);
+# jinja2 is imported by the spcs_llm.deploy package itself (its SQL templates).
 JOB_REQUIREMENTS = ("peft>=0.10", "jinja2")
-TERMINAL_STATUSES = ("DONE", "FAILED", "CANCELLED", "INTERNAL_ERROR", "DELETED")  # snowflake-ml jobs/job.py
 LOG_TAIL_LINES = 20
 REPORT_KEYS = {"adapter_location", "base_model", "losses", "examples", "seconds"}  # finetune_job_main.run's report
 SECONDS_PER_STEP = (1.0, 6.0)  # inferred: one LoRA step of a 7B model on one A10G-class GPU, small batches
@@ -290,9 +291,10 @@ def attach_finetune(session: Any, job_id: str) -> FinetuneJob:
 
 def wait_for_finetune(job: FinetuneJob, timeout: float = -1.0) -> FinetuneOutcome:
     """Block until the job ends (``timeout`` seconds, negative: no limit) and return its training report."""
+    terminal = require("snowflake.ml.jobs.job").TERMINAL_JOB_STATUSES
     started = time.monotonic()
     status = ""
-    while status not in TERMINAL_STATUSES:
+    while status not in terminal:
         remaining = -1.0 if timeout < 0 else max(timeout - (time.monotonic() - started), 0.0)
         try:
             status = job.handle.wait(remaining)
@@ -300,14 +302,18 @@ def wait_for_finetune(job: FinetuneJob, timeout: float = -1.0) -> FinetuneOutcom
             raise DeploymentTimeoutError(
                 f"Fine-tuning job {job.job_id} is still running after {timeout:.0f} s.",
                 fix=f"Wait again with `spcs-llm finetune --attach {job.job_id}`.") from None
-        if timeout >= 0 and status not in TERMINAL_STATUSES and time.monotonic() - started >= timeout:
+        if timeout >= 0 and status not in terminal and time.monotonic() - started >= timeout:
             raise DeploymentTimeoutError(f"Fine-tuning job {job.job_id} is {status} after {timeout:.0f} s.",
                                          fix=f"Wait again with `spcs-llm finetune --attach {job.job_id}`.")
     if status != "DONE":
-        logs = job.handle.get_logs(limit=LOG_TAIL_LINES)
+        try:
+            logs = job.handle.get_logs(limit=LOG_TAIL_LINES)
+        except (RuntimeError, _sql_error()):  # no log kept (snowflake-ml jobs/job.py _get_logs raises RuntimeError)
+            logs = ""
         tail = " | ".join(line for line in logs.splitlines()[-5:] if line.strip())
         raise ServiceFailedError(f"Fine-tuning job {job.job_id} ended {status}: {tail or 'no log lines'}", logs=logs,
-                                 fix="Read the job's log (above), fix the data or settings, then submit again.")
+                                 fix="Read the job's log (shown with this error), fix the data or settings, then "
+                                     "submit again.")
     report = job.handle.result()
     if not isinstance(report, dict) or not REPORT_KEYS <= set(report):
         raise DeploymentError(f"Fine-tuning job {job.job_id} finished without a training report.",

@@ -63,7 +63,7 @@ class JobOutcome:
     status: str = "DONE"
     value: Any = DERIVED
     error: BaseException | None = None
-    logs: str = "ML job started\nML job finished"
+    logs: str | None = "ML job started\nML job finished"  # None: the job kept no log
 
 
 @dataclass
@@ -159,6 +159,7 @@ class FakeConnection:
         self._cursor = FakeCursor()
 
     def _answer(self, text: str) -> list[Row]:
+        text = " ".join(text.split()) if "SYSTEM$" not in text else text.strip()  # as RecordingSession.execute
         for pattern, handler in self._handlers:
             match = re.search(pattern, text, re.DOTALL | re.IGNORECASE)
             if match:
@@ -288,7 +289,15 @@ def jobs_handlers(session: RecordingSession) -> fake_snowflake.Handlers:
                                              COMPUTE_POOL_NAME=found.compute_pool, PARAMETERS="{}")]
 
     def logs(m: re.Match) -> list[Row]:
-        return [Row(**{"SYSTEM$GET_SERVICE_LOGS": job(m[1]).outcome.logs})]
+        found = job(m[1])
+        if found.outcome.logs is None:
+            raise SnowparkSQLException(f"Service {found.id} has no container logs.")
+        return [Row(**{"SYSTEM$GET_SERVICE_LOGS": found.outcome.logs})]
+
+    def persistent_logs(m: re.Match) -> list[Row]:
+        """inferred: an account without persistent job logs answers the SPCS log function with error 2143 (the code
+        snowflake-ml jobs/job.py _get_logs checks before falling back to the event table)."""
+        raise SnowparkSQLException("Persistent logs are not enabled for this account.", sql_error_code=2143)
 
     def list_stage(m: re.Match) -> list[Row]:
         """LIST @stage/prefix: the files whose path starts with it (name as stage/path, lower-case like Snowflake's)."""
@@ -329,6 +338,9 @@ def jobs_handlers(session: RecordingSession) -> fake_snowflake.Handlers:
         (r"^select DATABASE_NAME, SCHEMA_NAME, NAME, STATUS, COMPUTE_POOL_NAME, PARAMETERS from "
          r"table\(snowflake\.spcs\.get_job_history\(\)\) where database_name = '(\w+)' and schema_name = '(\w+)' "
          r"and name = '(\w+)'$", job_history),
+        (r"^SELECT LOG FROM table\(([\w.\"]+)!spcs_get_logs\(", persistent_logs),
+        (r"^SHOW PARAMETERS LIKE 'event_table' IN ACCOUNT$", lambda m: [Row(key="EVENT_TABLE", value="NONE")]),
+        (r"^SELECT VALUE FROM IDENTIFIER\('NONE'\) WHERE", lambda m: []),
         (r"^SELECT SYSTEM\$GET_SERVICE_LOGS\('([\w.\"]+)', 0, 'main'(?:, \d+)?\)$", logs),
         (r"^LIST @([\w.\"]+(?:/[\w./-]*)?)$", list_stage),
         (r"^DESCRIBE TABLE ([\w.\"]+)$", describe_table),

@@ -114,6 +114,14 @@ def test_a_failed_job_raises_with_the_tail_of_its_log(session, jobs):
     assert any("SYSTEM$GET_SERVICE_LOGS" in s for s in session.statements)
 
 
+def test_a_failed_job_without_a_log_still_raises_with_its_status(session, jobs):
+    jobs.next_outcome = JobOutcome(status="INTERNAL_ERROR", logs=None)
+    job = submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"))
+    with pytest.raises(ServiceFailedError, match="ended INTERNAL_ERROR: no log lines"):
+        wait_for_finetune(job)
+    assert any("spcs_get_logs" in s for s in session.statements)  # snowflake-ml's fallbacks were tried
+
+
 def test_a_job_still_running_at_the_timeout_says_how_to_wait_again(session, jobs):
     jobs.next_outcome = JobOutcome(status="RUNNING")
     job = submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"))
