@@ -21,7 +21,6 @@ reads it through the real loader. Unknown statements raise, as in ``fake_snowfla
 
 from __future__ import annotations
 
-import fnmatch
 import glob
 import io
 import json
@@ -151,25 +150,37 @@ class FakeConnection:
     """``session._conn`` as snowflake-ml's ``query_helper.run_query`` calls it: a result dict plus cursor metadata.
 
     The jobs answers are tried before the registry's: ``DESCRIBE SERVICE IDENTIFIER(...)`` of a job must not reach
-    the registry's ``DESCRIBE SERVICE <name>`` answer. Anything else goes through ``session.execute`` as usual."""
+    the registry's ``DESCRIBE SERVICE <name>`` answer. Anything else goes to the connection another fake put there
+    first (e.g. fake_batch.py's), else through ``session.execute`` as usual."""
 
-    def __init__(self, session: RecordingSession, handlers: fake_snowflake.Handlers) -> None:
+    def __init__(self, session: RecordingSession, handlers: fake_snowflake.Handlers, inner: Any = None) -> None:
         self._session = session
         self._handlers = handlers
+        self._inner = inner
         self._cursor = FakeCursor()
 
-    def _answer(self, text: str) -> list[Row]:
+    def _answer(self, text: str) -> list[Row] | None:
         text = " ".join(text.split()) if "SYSTEM$" not in text else text.strip()  # as RecordingSession.execute
         for pattern, handler in self._handlers:
             match = re.search(pattern, text, re.DOTALL | re.IGNORECASE)
             if match:
                 with self._session._lock:
                     self._session.statements.append(text)
-                return handler(match)
-        return self._session.execute(text, None)
+                try:
+                    return handler(match)
+                except UnknownJob:
+                    if self._inner is None:
+                        raise
+                    self._session.statements.pop()  # another fake's job (e.g. a batch job): its answer, recorded there
+                    return None
+        return None if self._inner is not None else self._session.execute(text, None)
 
-    def run_query(self, query: str, params: Any = None, **_: Any) -> dict[str, Any]:
+    def run_query(self, query: str, params: Any = None, **options: Any) -> dict[str, Any]:
         rows = self._answer(_bind_qmark(query, params))
+        if rows is None:
+            result = self._inner.run_query(query, params, **options)
+            self._cursor.description = self._inner._cursor.description
+            return result
         names = list(rows[0].asDict()) if rows else []
         self._cursor.description = [ResultMetadata(name, 2, None, None, None, None, True) for name in names]
         return {"data": [tuple(row) for row in rows]}
@@ -183,10 +194,8 @@ class FakeStageFiles(FakeFileOperation):
     def __init__(self, session: RecordingSession) -> None:
         super().__init__(session)
         self._uploaded = session.account.uploaded
-        self.puts: list[str] = []
 
     def _store(self, path: str, data: bytes, overwrite: bool) -> None:
-        self.puts.append(path)
         if overwrite or path not in self._uploaded:
             self._uploaded[path] = data
 
@@ -215,6 +224,10 @@ def _fqn(session: RecordingSession, name: str) -> str:
     parts = [_unquote(part) for part in name.split(".")]
     defaults = [session.account.database, session.account.schema]
     return ".".join(defaults[: 3 - len(parts)] + parts)
+
+
+class UnknownJob(SnowparkSQLException):
+    """A job service this fake did not create (Snowflake's "does not exist", error 2003)."""
 
 
 def _stage_error(name: str) -> SnowparkSQLException:
@@ -263,7 +276,7 @@ def jobs_handlers(session: RecordingSession) -> fake_snowflake.Handlers:
     def job(fqn: str) -> FakeJob:
         found = jobs.jobs.get(_fqn(session, fqn))
         if found is None:
-            raise _not_found(f"Service '{_last(fqn)}'")
+            raise UnknownJob(_not_found(f"Service '{_last(fqn)}'").message, sql_error_code=2003)
         return found
 
     def wait_for(m: re.Match) -> list[Row]:
@@ -347,7 +360,7 @@ def jobs_handlers(session: RecordingSession) -> fake_snowflake.Handlers:
         (r"^SELECT COUNT\(\*\) AS TOTAL_ROWS, COUNT_IF\(NULLIF\(TRIM\((\w+)\), ''\) IS NULL OR "
          r"NULLIF\(TRIM\((\w+)\), ''\) IS NULL\) AS EMPTY_ROWS FROM ([\w.\"]+)$", count_rows),
     ]
-    session._conn = FakeConnection(session, handlers)
+    session._conn = FakeConnection(session, handlers, getattr(session, "_conn", None))
     return handlers
 
 
@@ -390,10 +403,6 @@ def payload_files(session: RecordingSession, job_id: str) -> dict[str, bytes]:
     """The files uploaded for a job's payload, by path relative to its stage folder."""
     stage = session.ml_jobs.jobs[job_id].stage_path
     return {path[len(stage) + 1:]: data for path, data in session.ml_jobs.files_under(stage).items()}
-
-
-def matching(paths: dict[str, bytes], pattern: str) -> list[str]:
-    return [path for path in paths if fnmatch.fnmatch(path, pattern)]
 
 
 if jobs_handlers not in fake_snowflake.HANDLER_EXTENSIONS:

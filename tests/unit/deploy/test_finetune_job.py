@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import types
 import zipfile
 
 import pytest
@@ -229,3 +230,23 @@ def test_a_job_that_returns_no_report_is_a_clear_error(session, jobs):
     job = submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"))
     with pytest.raises(DeploymentError, match="finished without a training report"):
         wait_for_finetune(job)
+
+
+def test_statements_about_another_fakes_jobs_go_to_the_connection_underneath(session, jobs):
+    """With fake_batch.py's connection in place first, its batch jobs stay its own (whichever fake wraps which)."""
+    from snowflake.connector.cursor import ResultMetadata
+    from snowflake.ml.jobs import job as snowml_job
+
+    class Underneath:
+        _cursor = types.SimpleNamespace(description=[ResultMetadata("status", 2, None, None, None, None, True)])
+
+        def run_query(self, query, params=None, **_):
+            self.asked = (query, params)
+            return {"data": [("RUNNING",)]}
+
+    underneath = Underneath()
+    session._conn = fake_jobs.FakeConnection(session, session._conn._handlers, underneath)
+    assert snowml_job._get_status(session, "SPCS_LLM.MODELS.SPCS_LLM_BATCH_1") == "RUNNING"
+    assert underneath.asked == ("DESCRIBE SERVICE IDENTIFIER(?)", ("SPCS_LLM.MODELS.SPCS_LLM_BATCH_1",))
+    job = submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"))
+    assert wait_for_finetune(job).losses == (2.5, 1.25, 0.5)  # its own jobs are still answered here
