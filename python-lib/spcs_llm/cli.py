@@ -18,7 +18,10 @@ LIBRARY_LOGGERS = ("snowflake", "urllib3", "filelock", "huggingface_hub")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .deploy.adapter_commands import register as register_adapters
+    from .deploy.batch_commands import register as register_batch
     from .deploy.commands import register as register_deploy
+    from .deploy.finetune_commands import register as register_finetune
     from .doctor import register as register_doctor
     from .local.commands import register as register_local
 
@@ -29,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_doctor(commands)
     register_local(commands)
     register_deploy(commands)
+    register_finetune(commands)
+    register_adapters(commands)
+    register_batch(commands)
     return parser
 
 
