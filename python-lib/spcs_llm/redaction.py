@@ -77,6 +77,35 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+_redacted_prefixes: tuple[str, ...] = ()
+
+
+def redact_library_records(*prefixes: str) -> None:
+    """Redact every record logged under these logger-name prefixes, whatever handler it reaches.
+
+    Filters only see records logged to their own logger, and libraries such as snowflake-ml stream container logs
+    through loggers with their own handlers and ``propagate = False``; so the redaction happens where records are
+    made (the log record factory), once per process.
+    """
+    global _redacted_prefixes
+    with _lock:
+        new = tuple(prefix for prefix in prefixes if prefix not in _redacted_prefixes)
+        if not new:
+            return
+        if not _redacted_prefixes:
+            make_record = logging.getLogRecordFactory()
+
+            def redacting_factory(*args: object, **kwargs: object) -> logging.LogRecord:
+                record = make_record(*args, **kwargs)
+                if record.name.startswith(_redacted_prefixes):
+                    record.msg = redact(record.getMessage())
+                    record.args = None
+                return record
+
+            logging.setLogRecordFactory(redacting_factory)
+        _redacted_prefixes += new
+
+
 def get_logger(name: str) -> logging.Logger:
     """A module logger whose records are redacted (logger filters are not inherited, so each gets one)."""
     logger = logging.getLogger(name)

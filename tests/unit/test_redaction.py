@@ -1,5 +1,6 @@
 """Secrets never reach logs or exception text, however they are embedded."""
 
+import io
 import logging
 from collections import OrderedDict
 
@@ -50,3 +51,18 @@ def test_the_secret_set_is_bounded_and_keeps_the_newest(monkeypatch):
 def test_key_value_masking_spares_ordinary_words():
     assert redact("token: not set") == "token: not set"
     assert "abcdefgh12345" not in redact('{"token": "abcdefgh12345"}')
+
+
+def test_library_records_are_redacted_even_through_their_own_non_propagating_handlers():
+    register_secret("library-echoed-secret-5678")
+    stream = io.StringIO()
+    logger = logging.getLogger("snowflake.ml.test_redaction_streamer")
+    logger.propagate = False
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    try:
+        redaction.redact_library_records("snowflake")
+        logger.warning("container says %s", "password=library-echoed-secret-5678")
+    finally:
+        logger.removeHandler(handler)
+    assert "library-echoed-secret-5678" not in stream.getvalue() and "container says" in stream.getvalue()

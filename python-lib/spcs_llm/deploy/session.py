@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigurationError, DeploymentError
-from ..redaction import get_logger, register_secret
+from ..redaction import get_logger, redact_library_records, register_secret
 from .dependencies import require
 
 log = get_logger(__name__)
@@ -69,6 +69,7 @@ def open_session(
     ``~/.snowflake/connections.toml`` (Snowpark's own lookup). Any failure to connect is one DeploymentError that
     says where the session was looked for.
     """
+    redact_library_records("snowflake")  # snowflake-ml streams container logs, which may echo credentials
     factory = os.environ.get(SESSION_FACTORY_ENV)
     if factory:
         return _from_factory(factory)
