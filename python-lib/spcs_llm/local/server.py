@@ -22,6 +22,9 @@ from ..errors import ConfigurationError
 from ..redaction import get_logger, register_secret
 from .account import AccountApp
 from .admin import AdminApp
+from .cortex_access import CortexAccess
+from .cortex_admin import CortexAdminApp
+from .cortex_app import CortexApp
 from .credentials import CredentialStore
 from .faults import ServiceState
 from .inference import ModelRuntime
@@ -103,8 +106,11 @@ async def serve(settings: StandinSettings, announce: Callable[[str], None] = pri
     transports: dict[Any, asyncio.Transport] = {}
     account_sock = _bind(settings.account_port)
     service_socks = {name: _bind(0) for name in states}
+    cortex_access = CortexAccess(credentials, settings.role, settings.lifetimes.keypair_jwt_max)
+    cortex = CortexApp(cortex_access)
     account = Starlette(routes=AccountApp(settings, credentials).routes()
-                        + AdminApp(settings, credentials, states).routes())
+                        + AdminApp(settings, credentials, states).routes()
+                        + cortex.routes() + CortexAdminApp(settings.admin_secret, cortex_access).routes())
     ingresses = {name: IngressApp(state, credentials, runtime, transports) for name, state in states.items()}
     apps: dict[int, Any] = {account_sock.getsockname()[1]: account}
     apps.update({service_socks[name].getsockname()[1]: app for name, app in ingresses.items()})
@@ -128,3 +134,4 @@ async def serve(settings: StandinSettings, announce: Callable[[str], None] = pri
     finally:
         for app in ingresses.values():
             app.close()
+        cortex.close()

@@ -164,6 +164,37 @@ class LocalStack:
     def revoke_role(self, service: str, role: str) -> None:
         self._admin("DELETE", f"/__local__/services/{service}/grants", {"role": role})
 
+    # --- Cortex endpoints (on the account host) ----------------------------------------------------------------
+
+    @property
+    def cortex_url(self) -> str:
+        """The account URL the Cortex components take as 'Snowflake account URL' (routes under /api/v2/cortex)."""
+        return self.account_url
+
+    def set_cortex_user(self, user: str, granted: bool) -> None:
+        """Whether ``user``'s default role holds SNOWFLAKE.CORTEX_USER (without it, Cortex answers 403)."""
+        self._admin("POST", f"/__local__/cortex/users/{user}", {"cortex_user": granted})
+
+    def set_cortex_rate_limit(self, model: str, requests_per_window: int | None, window_s: float = 60.0) -> None:
+        """At most ``requests_per_window`` requests per ``window_s`` to ``model``, then 429 with Retry-After;
+        None lifts the limit."""
+        path = f"/__local__/cortex/models/{model}/rate-limit"
+        if requests_per_window is None:
+            self._admin("DELETE", path)
+        else:
+            self._admin("POST", path, {"requests": requests_per_window, "window_s": window_s})
+
+    def set_cortex_pace(self, token_delay_s: float) -> None:
+        """Pause ``token_delay_s`` after each streamed piece (a real model's pace; 0 = as fast as the CPU)."""
+        self._admin("POST", "/__local__/cortex/pace", {"token_delay_s": token_delay_s})
+
+    def cortex_stats(self, *, reset: bool = False) -> dict[str, Any]:
+        return self._admin("DELETE" if reset else "GET", "/__local__/cortex/stats")
+
+    def reset_cortex(self) -> None:
+        """Lift every Cortex rate limit and CORTEX_USER revocation and zero the Cortex counters."""
+        self._admin("DELETE", "/__local__/cortex")
+
     def _admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
             response = self._http.request(method, self.account_url + path, json=body, timeout=30)
