@@ -107,3 +107,12 @@ def test_embed_refuses_a_chat_model_and_an_empty_text_list(cortex):
     assert wrong.status_code == 400 and wrong.json()["message"] == f'unknown model "{CHAT_MODEL}"'
     empty = requests.post(url, json={"model": EMBED_MODEL, "text": []}, headers=headers, timeout=30)
     assert empty.status_code == 400
+
+
+def test_a_session_token_is_accepted_as_snowflake_mls_cortex_client_sends_it(cortex):
+    login = requests.post(f"{cortex.account_url}/session/v1/login-request", timeout=30, json={
+        "data": {"AUTHENTICATOR": "OAUTH", "TOKEN": cortex.issue_oauth_token()}})
+    session_token = login.json()["data"]["token"]
+    answer = requests.post(chat_url(cortex), json={"model": CHAT_MODEL, **HELLO}, timeout=30,
+                           headers={"Authorization": f'Snowflake Token="{session_token}"'})
+    assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"]

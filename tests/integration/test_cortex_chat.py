@@ -172,3 +172,13 @@ def test_an_unknown_model_is_refused_with_cortexs_unknown_model_answer(cortex, c
     with pytest.raises(RequestRejectedError, match='unknown model') as refused:
         model.process({"messages": [{"role": "user", "content": "Hi there"}]}, {}, SpanBuilder("test"))
     assert "region" in refused.value.fix
+
+
+def test_a_stop_sequence_and_max_tokens_end_the_stream_with_the_right_finish_reason(cortex, chat_config):
+    model = load_component("cortex-chat", chat_config)
+    query = {"messages": [{"role": "user", "content": LONG.question}]}
+    stopped = stream(model, query, {"stopSequences": [", with"]})
+    assert "".join(e["chunk"]["text"] for e in stopped[:-1]) == LONG.answer.split(", with")[0]
+    assert stopped[-1]["footer"]["finishReason"] == "stop"
+    cut = stream(model, query, {"maxOutputTokens": 3})
+    assert cut[-1]["footer"]["finishReason"] == "length" and cut[-1]["footer"]["completionTokens"] == 3

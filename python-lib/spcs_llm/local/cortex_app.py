@@ -8,8 +8,9 @@
   ``usage.total_tokens`` (https://docs.snowflake.cn/en/user-guide/snowflake-cortex/cortex-rest-api/embed-api).
 
 Every answer carries ``x-snowflake-request-id`` (snowflake-ml 2.6.0 ``cortex/_complete.py`` reads it). Checks run
-in this order: authentication (401), the CORTEX_USER grant (403), the request body and model (400), the model's
-rate limit (429). Error bodies are ``{"message", "request_id"}`` (inferred: Cortex's error schema is not published).
+in this order: authentication (401), the CORTEX_USER grant (403), the body and model name (400), the model's rate
+limit (429), then the messages and generation fields (400). Inferred: that order, and the error body
+``{"message", "request_id"}`` (Cortex's error schema is not published).
 """
 
 from __future__ import annotations
@@ -170,10 +171,11 @@ class CortexApp:
         tools = body.get("tools") or []
         choice = body.get("tool_choice")
         if tools and not spec.can_call_tools:
-            # Cortex REST docs: tool calling is offered for Claude and OpenAI models only. Inferred: a request with
-            # tools for another model is refused rather than answered without them.
+            # Tool calling is offered for Claude and OpenAI models only (https://docs.snowflake.com/en/user-guide/
+            # snowflake-cortex/cortex-rest-api, as remembered, not re-read). Inferred: a request with tools for another
+            # model is refused rather than answered without them.
             raise BadRequest(f"Model {model} does not support tool calling.")
-        if choice not in (None, "auto", "none") and not tools:
+        if choice not in (None, "auto", "none") and not tools:  # inferred: OpenAI's rule, refused likewise
             raise BadRequest("'tool_choice' needs 'tools'.")
         engine = self.models.chat(model)
         try:
@@ -181,8 +183,10 @@ class CortexApp:
         except Exception as exc:  # noqa: BLE001 (a template error names the offending message)
             raise BadRequest(f"The messages cannot be rendered for {model}: {exc}") from None
         requested = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
-        if not isinstance(requested, int) or requested < 1:
+        if not isinstance(requested, int) or requested < 1:  # inferred: the strict reading of a token count
             raise BadRequest("'max_completion_tokens' must be a positive integer.")
+        # Inferred: a prompt longer than the model's context is a 400 (as vLLM answers); the completion is capped to
+        # what is left of the context.
         room = engine.context_tokens - len(prompt_ids)
         if room <= 0:
             raise BadRequest(f"The prompt has {len(prompt_ids)} tokens; {model} takes at most "
@@ -191,9 +195,13 @@ class CortexApp:
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise BadRequest("'stream' must be true or false.")
-        # Inferred: Cortex COMPLETE documents temperature default 0 (greedy); the tiny models are then deterministic.
+        try:
+            # Inferred: Cortex COMPLETE's temperature defaults to 0 (greedy), so the tiny models answer the same way.
+            temperature, top_p = float(body.get("temperature") or 0.0), float(body.get("top_p") or 1.0)
+        except (TypeError, ValueError):
+            raise BadRequest("'temperature' and 'top_p' must be numbers.") from None
         return ChatPlan(model=model, engine=engine, prompt_ids=prompt_ids, max_tokens=min(requested, room),
-                        temperature=float(body.get("temperature") or 0.0), top_p=float(body.get("top_p") or 1.0),
+                        temperature=temperature, top_p=top_p,
                         stop=[stop] if isinstance(stop, str) else [s for s in stop if s],
                         with_tools=bool(tools) and choice != "none", stream=stream,
                         include_usage=bool((body.get("stream_options") or {}).get("include_usage")))
