@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,8 +92,9 @@ def model_key(spec: ServiceSpec) -> str:
 class ModelRuntime:
     """Loads models once, lazily (so an auth-only test never imports torch), and answers requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, extra_adapters: Mapping[str, str] | None = None) -> None:
         self._lock = threading.Lock()
+        self._extra_adapters = dict(extra_adapters or {})
         self._models: dict[str, PackagedModel] = {}
         self._windows: dict[str, ContextWindow] = {}
 
@@ -116,7 +117,7 @@ class ModelRuntime:
         with self._lock:
             if key not in self._models:
                 log.info("Loading model %s", key)
-                self._models[key] = _loader(key)()
+                self._models[key] = _loader(key, self._extra_adapters)()
             return self._models[key]
 
     def preload(self, model_names: tuple[str, ...]) -> None:
@@ -235,7 +236,7 @@ class ModelRuntime:
         return out
 
 
-def _loader(key: str) -> Callable[[], PackagedModel]:
+def _loader(key: str, extra_adapters: Mapping[str, str]) -> Callable[[], PackagedModel]:
     if key == "embed":
         return load_embedder
     if key == "textgen":
@@ -243,7 +244,7 @@ def _loader(key: str) -> Callable[[], PackagedModel]:
     if key == LORA_MODEL_KEY:
         from .lora_engine import load_lora_chat
 
-        return load_lora_chat
+        return lambda: load_lora_chat(extra_adapters)
     _, family, engine = key.split(":")
     if engine == "vllm":
         from .vllm_engine import load_vllm_chat

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,12 @@ from ..deploy.finetune import LoraSettings, TrainingExample, finetune_lora
 from .cache import build_once, cache_root
 from .envelopes import EnvelopeError
 from .packaging import OWN_TEMPLATE, ChatTemplate, PackagedModel, load_chat_pipeline_model
+from .settings import BUILT_IN_ADAPTER
 from .tinychat import RECIPE_VERSION, SYSTEM_PROMPT, chat_model_dir
 from .vllm_engine import VllmChatEngine
 
 # The alias the adapter is attached under: what a client sends as the `model` param to reach it.
-ADAPTER_ALIAS = "tiny_chat_lora"
+ADAPTER_ALIAS = BUILT_IN_ADAPTER
 # The pair the adapter learns. Its answer uses only words the tiny model already says in its canned replies:
 # the tiny model's other tokens have small, barely trained embeddings that a frozen-embedding LoRA cannot lift.
 FINETUNE_EXAMPLE = TrainingExample(instruction="Name a color.", output="Blue is a color of France.")
@@ -73,14 +75,18 @@ def _train(folder: Path) -> None:
     (folder / TRAINING_REPORT).write_text(json.dumps(asdict(report)), encoding="utf-8")
 
 
-def load_lora_chat() -> PackagedModel:
-    """The packaged tiny chat pipeline served raw as the base, plus a second copy wearing the adapter."""
+def load_lora_chat(extra_adapters: Mapping[str, str] | None = None) -> PackagedModel:
+    """The packaged tiny chat pipeline served raw as the base, plus one copy per adapter wearing it: the built-in
+    one and any ``extra_adapters`` (alias → folder of a PEFT adapter of the tiny chat model)."""
     from peft import PeftModel
 
     base = load_chat_pipeline_model(ChatTemplate(OWN_TEMPLATE), as_custom_model=False)
-    adapted = load_chat_pipeline_model(ChatTemplate(OWN_TEMPLATE), as_custom_model=False).model
-    adapted.model = PeftModel.from_pretrained(adapted.model, str(adapter_dir()), adapter_name=ADAPTER_ALIAS)
-    adapters = {ADAPTER_ALIAS: VllmChatEngine(adapted)}
+    folders = {ADAPTER_ALIAS: str(adapter_dir()), **dict(extra_adapters or {})}
+    adapters = {}
+    for alias, folder in folders.items():
+        adapted = load_chat_pipeline_model(ChatTemplate(OWN_TEMPLATE), as_custom_model=False).model
+        adapted.model = PeftModel.from_pretrained(adapted.model, folder, adapter_name=alias)
+        adapters[alias] = VllmChatEngine(adapted)
     return PackagedModel(LoraRouter(VllmChatEngine(base.model), adapters), base.signatures)
 
 

@@ -101,7 +101,7 @@ async def serve(settings: StandinSettings, announce: Callable[[str], None] = pri
     register_secret(settings.admin_secret)
     register_secret(settings.oauth_client_secret)
     credentials = CredentialStore(settings.account)
-    runtime = ModelRuntime()
+    runtime = ModelRuntime(dict(settings.adapters))
     states = {spec.name: ServiceState(spec, settings.role, settings.seed) for spec in settings.services}
     transports: dict[Any, asyncio.Transport] = {}
     account_sock = _bind(settings.account_port)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal, Union
 
 from ..errors import ConfigurationError
@@ -88,6 +89,10 @@ class ServiceSpec:
         return self.workers + self.queue
 
 
+# The alias of the adapter chat_lora always serves (local/lora_engine.py ADAPTER_ALIAS; kept here so that parsing
+# the flags never imports the model code).
+BUILT_IN_ADAPTER = "tiny_chat_lora"
+
 # OpenAI-chat services logged with a model family's real chat template (resource/chat_templates), one each.
 TEMPLATE_SERVICE_FAMILIES = ("llama2", "mistral", "chatml", "phi2", "falcon")
 
@@ -126,6 +131,8 @@ class StandinSettings:
     account_port: int = 0
     admin_secret: str = field(default="", repr=False)
     seed: int = 0
+    # More LoRA adapters for the chat_lora service, (alias, folder): what create_service(adapters=...) attaches.
+    adapters: tuple[tuple[str, str], ...] = ()
 
     @property
     def user_roles(self) -> frozenset[str]:
@@ -161,6 +168,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume-phases", default="", metavar="PHASES",
                         help="start every service suspended; its first request begins a resume through these "
                              "phases, e.g. 503:30,502:20,refuse:5 (answer:seconds)")
+    parser.add_argument("--adapter", action="append", default=[], metavar="ALIAS=FOLDER",
+                        help="also serve this LoRA adapter of the tiny chat model on chat_lora (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault-injection randomness")
     for name in _TTL_FLAGS:
         parser.add_argument(f"--ttl-{name.replace('_', '-')}", type=int, default=getattr(life, name), metavar="SECONDS")
@@ -196,6 +205,7 @@ def settings_from_args(args: argparse.Namespace) -> StandinSettings:
         account_port=args.account_port,
         admin_secret=os.environ.get(ADMIN_SECRET_ENV, ""),
         seed=args.seed,
+        adapters=parse_adapters(args.adapter),
     )
 
 
@@ -210,6 +220,24 @@ def _per_service(text: str) -> dict[str, int]:
             )
         out[name] = int(count)
     return out
+
+
+def parse_adapters(items: list[str]) -> tuple[tuple[str, str], ...]:
+    """``["colors=/tmp/adapter", ...]`` → (alias, folder) pairs, each folder a saved PEFT adapter."""
+    adapters: dict[str, str] = {}
+    for item in items:
+        alias, _, folder = item.partition("=")
+        alias = alias.strip()
+        if not alias or not folder:
+            raise ConfigurationError(f"Bad --adapter {item!r}.", fix="Pass --adapter ALIAS=FOLDER.")
+        if alias in adapters or alias == BUILT_IN_ADAPTER:
+            raise ConfigurationError(f"Adapter alias {alias!r} is taken.",
+                                     fix=f"Give each adapter its own alias, other than {BUILT_IN_ADAPTER}.")
+        if not (Path(folder) / "adapter_config.json").is_file():
+            raise ConfigurationError(f"{folder} has no adapter_config.json, so it is not a LoRA adapter.",
+                                     fix="Pass the folder a fine-tuning run saved its adapter to.")
+        adapters[alias] = folder
+    return tuple(adapters.items())
 
 
 def parse_resume_phases(text: str) -> tuple[ResumePhase, ...]:

@@ -1,26 +1,18 @@
 """Fixtures for the deployment tests: a scripted fake account behind a recording Snowpark session.
 
-Besides SQL (answered by ``fake_snowflake.RecordingSession``), three seams are patched, each as narrowly as
-possible:
-
-* ``FileOperation.put`` — a PUT is a client-side file transfer, not a ``session.sql`` statement; the fake records
-  the content of each uploaded file so tests can read the model manifest that was sent.
-* ``huggingface_hub.snapshot_download`` — tests are offline; it returns a tiny local "snapshot" folder.
-* ``time`` inside snowflake-ml's ``service_ops`` module only — its background log streamer sleeps 5 s before
-  fetching final logs; a no-op sleep keeps the suite fast without changing what it does.
+Besides SQL (answered by ``fake_snowflake.RecordingSession``), the seams that are not SQL (file PUT, Hub download,
+snowflake-ml's log-streamer sleep) are patched for every test by ``fake_snowflake_seams.snowflake_seams``.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
-import types
 from pathlib import Path
 
 import pytest
 
 from fake_snowflake import FakeAccount, RecordingSession
+from fake_snowflake_seams import snowflake_seams
 
 
 @pytest.fixture
@@ -46,22 +38,4 @@ def hub_snapshot(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _snowflake_seams(monkeypatch: pytest.MonkeyPatch, account: FakeAccount, hub_snapshot: Path):
-    import huggingface_hub
-    from snowflake.ml._internal import platform_capabilities
-    from snowflake.ml.model._client.ops import service_ops
-    from snowflake.snowpark import FileOperation
-
-    platform_capabilities.PlatformCapabilities._instance = None
-
-    def record_put(self, local_file_name: str, stage_location: str, **_: object) -> list:
-        account.uploaded[f"{stage_location.rstrip('/')}/{Path(local_file_name).name}"] = Path(local_file_name).read_bytes()
-        return []
-
-    monkeypatch.setattr(FileOperation, "put", record_put)
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **_: str(hub_snapshot))
-    monkeypatch.setattr(service_ops, "time", types.SimpleNamespace(sleep=lambda _s: None, time=time.time))
-    yield
-    for thread in threading.enumerate():
-        if thread.name == "service-log-streamer":
-            thread.join(timeout=10)
-    platform_capabilities.PlatformCapabilities._instance = None
+    yield from snowflake_seams(monkeypatch, account, hub_snapshot)

@@ -5,9 +5,12 @@ helpers the fake modules share. Re-exported by ``fake_snowflake``; import them f
 from __future__ import annotations
 
 import json
+import threading
+import time
 import types
 import uuid
 from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -126,3 +129,33 @@ class FakeLineage:
             if way in ("downstream", "both") and base == wanted:
                 rows.append(Row(**edge, DIRECTION="Downstream"))
         return types.SimpleNamespace(collect=lambda **_: rows)
+
+
+def snowflake_seams(monkeypatch: Any, account: Any, hub_snapshot: Path) -> Iterator[None]:
+    """Patch the seams that are not SQL, for one test (a generator for a pytest fixture to ``yield from``):
+
+    * ``FileOperation.put`` — a PUT is a client-side file transfer; the fake records each uploaded file's content
+      so tests can read the model manifest that was sent;
+    * ``huggingface_hub.snapshot_download`` — tests are offline; it returns ``hub_snapshot``;
+    * ``time`` inside snowflake-ml's ``service_ops`` only — its log streamer sleeps 5 s before fetching final logs.
+    Platform capabilities are cached per process by snowflake-ml, so they are reset around each test.
+    """
+    import huggingface_hub
+    from snowflake.ml._internal import platform_capabilities
+    from snowflake.ml.model._client.ops import service_ops
+    from snowflake.snowpark import FileOperation
+
+    platform_capabilities.PlatformCapabilities._instance = None
+
+    def record_put(self: Any, local_file_name: str, stage_location: str, **_: object) -> list:
+        account.uploaded[f"{stage_location.rstrip('/')}/{Path(local_file_name).name}"] = Path(local_file_name).read_bytes()
+        return []
+
+    monkeypatch.setattr(FileOperation, "put", record_put)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda **_: str(hub_snapshot))
+    monkeypatch.setattr(service_ops, "time", types.SimpleNamespace(sleep=lambda _s: None, time=time.time))
+    yield
+    for thread in threading.enumerate():
+        if thread.name == "service-log-streamer":
+            thread.join(timeout=10)
+    platform_capabilities.PlatformCapabilities._instance = None
