@@ -29,16 +29,11 @@ from snowflake.snowpark.exceptions import SnowparkSQLException
 
 import fake_snowflake
 from fake_snowflake import FakeAccount, RecordingSession, _last, _not_found
+from fake_tables import FakeTable, find_table, table_key, tables
 
 _TEXT_TYPE_CODE = 2  # snowflake.connector constants: TEXT
 JOB_STATUS = r"^DESCRIBE SERVICE IDENTIFIER\('([^']*SPCS_LLM_BATCH_[^']*)'\)$"
 _INSERT = r"^INSERT INTO ([\w.]+) \(ROW_ID, \"([^\"]+)\", RESPONSE, ERROR\) SELECT "
-
-
-@dataclass
-class FakeTable:
-    columns: dict[str, str]
-    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -61,7 +56,7 @@ class FakeBatchJob:
 
 @dataclass
 class FakeBatchState:
-    tables: dict[str, FakeTable] = field(default_factory=dict)
+    tables: dict[str, FakeTable]  # the account's table registry, shared with the other fakes (fake_tables.py)
     stages: set[str] = field(default_factory=set)
     files: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # stage location → Parquet rows
     file_formats: set[str] = field(default_factory=set)
@@ -74,15 +69,9 @@ class FakeBatchState:
 def batch_state(account: FakeAccount) -> FakeBatchState:
     state = getattr(account, "batch", None)
     if state is None:
-        state = FakeBatchState()
+        state = FakeBatchState(tables(account))
         account.batch = state  # type: ignore[attr-defined]
     return state
-
-
-def add_table(account: FakeAccount, fqn: str, columns: dict[str, str], rows: list[dict[str, Any]]) -> FakeTable:
-    table = FakeTable(dict(columns), [dict(row) for row in rows])
-    batch_state(account).tables[fqn.upper()] = table
-    return table
 
 
 def model_output(kind: str, text: str, model: str | None = None) -> dict[str, Any]:
@@ -155,7 +144,7 @@ class _BatchAnswers:
         self.state = batch_state(session.account)
 
     def table(self, fqn: str) -> FakeTable:
-        table = self.state.tables.get(fqn.upper())
+        table = find_table(self.account, fqn)
         if table is None:
             raise _not_found(f"Table '{fqn}'")
         return table
@@ -165,8 +154,8 @@ class _BatchAnswers:
                 for name, kind in self.table(m[1]).columns.items()]
 
     def show_tables(self, m: re.Match) -> list[Row]:
-        fqn = f"{m[2]}.{m[1]}".upper()
-        return [Row(name=m[1].upper(), rows=len(self.state.tables[fqn].rows))] if fqn in self.state.tables else []
+        table = find_table(self.account, f"{m[2]}.{m[1]}")
+        return [Row(name=m[1].upper(), rows=len(table.rows))] if table is not None else []
 
     def count(self, m: re.Match) -> list[Row]:
         return [Row(ROW_COUNT=len(self.table(m[1]).rows))]
@@ -176,14 +165,14 @@ class _BatchAnswers:
         if column not in source.columns:
             raise SnowparkSQLException(f"000904 (42000): SQL compilation error: invalid identifier '\"{column}\"'")
         rows = [{"ROW_ID": i, column: row[column]} for i, row in enumerate(source.rows, start=1)]
-        self.state.tables[m[1].upper()] = FakeTable({"ROW_ID": "NUMBER", column: "VARCHAR"}, rows)
+        self.state.tables[table_key(self.account, m[1])] = FakeTable({"ROW_ID": "NUMBER", column: "VARCHAR"}, rows)
         return [Row(status=f"Table {_last(m[1])} successfully created.")]
 
     def create_output(self, m: re.Match) -> list[Row]:
-        if m[2].upper() in self.state.tables and not m[1]:
+        if find_table(self.account, m[2]) is not None and not m[1]:
             raise SnowparkSQLException(f"002002 (42710): SQL compilation error: Object '{m[2]}' already exists.")
         columns = {"ROW_ID": "NUMBER", m[3]: "VARCHAR", "RESPONSE": "VARIANT", "ERROR": "VARCHAR"}
-        self.state.tables[m[2].upper()] = FakeTable(columns)
+        self.state.tables[table_key(self.account, m[2])] = FakeTable(columns)
         return [Row(status=f"Table {_last(m[2])} successfully created.")]
 
     def _insert(self, output: str, rows: list[dict[str, Any]]) -> list[Row]:

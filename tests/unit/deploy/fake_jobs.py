@@ -26,7 +26,7 @@ import io
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -37,6 +37,7 @@ from snowflake.snowpark import Row
 from snowflake.snowpark.exceptions import SnowparkSQLException
 
 import fake_snowflake
+import fake_tables
 from fake_snowflake import FakeFileOperation, RecordingSession, _last, _not_found, _unquote
 
 TERMINAL = {"DONE", "FAILED", "CANCELLED", "INTERNAL_ERROR", "DELETED"}  # snowflake-ml jobs/job.py
@@ -63,12 +64,6 @@ class JobOutcome:
     value: Any = DERIVED
     error: BaseException | None = None
     logs: str | None = "ML job started\nML job finished"  # None: the job kept no log
-
-
-@dataclass
-class FakeTable:
-    columns: list[str]
-    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -101,21 +96,21 @@ class FakeJob:
 
 
 class FakeJobs:
-    """Jobs, stages and tables of the fake account, scripted by tests."""
+    """Jobs and stages of the fake account, scripted by tests; tables are the account's (fake_tables.py)."""
 
     def __init__(self, session: RecordingSession) -> None:
         self.session = session
         self.stages: set[str] = set()
         self.jobs: dict[str, FakeJob] = {}
-        self.tables: dict[str, FakeTable] = {}
         self.next_outcome = JobOutcome()
 
     @property
     def uploaded(self) -> dict[str, bytes]:
         return self.session.account.uploaded
 
-    def add_table(self, name: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
-        self.tables[_fqn(self.session, name)] = FakeTable(columns, rows)
+    @property
+    def tables(self) -> dict[str, fake_tables.FakeTable]:
+        return fake_tables.tables(self.session.account)
 
     def files_under(self, prefix: str) -> dict[str, bytes]:
         return {path: data for path, data in self.uploaded.items() if path.startswith(prefix.rstrip("/") + "/")}
@@ -221,9 +216,7 @@ class FakeStageFiles(FakeFileOperation):
 
 
 def _fqn(session: RecordingSession, name: str) -> str:
-    parts = [_unquote(part) for part in name.split(".")]
-    defaults = [session.account.database, session.account.schema]
-    return ".".join(defaults[: 3 - len(parts)] + parts)
+    return fake_tables.table_key(session.account, name)
 
 
 class UnknownJob(SnowparkSQLException):
@@ -323,10 +316,10 @@ def jobs_handlers(session: RecordingSession) -> fake_snowflake.Handlers:
                 for path, data in sorted(jobs.uploaded.items()) if path.startswith(folder + prefix)]
 
     def describe_table(m: re.Match) -> list[Row]:
-        table = jobs.tables.get(_fqn(session, m[1]))
+        table = fake_tables.find_table(session.account, m[1])
         if table is None:
             raise _not_found(f"Table '{_last(m[1])}'")
-        return [Row(name=column.upper(), type="VARCHAR(16777216)", kind="COLUMN") for column in table.columns]
+        return [Row(name=column.upper(), type=kind, kind="COLUMN") for column, kind in table.columns.items()]
 
     def count_rows(m: re.Match) -> list[Row]:
         instruction, output, name = m[1], m[2], m[3]

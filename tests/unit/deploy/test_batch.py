@@ -10,7 +10,8 @@ import yaml
 
 import fake_batch
 import fake_snowflake
-from fake_batch import add_table, batch_state
+from fake_batch import batch_state
+from fake_tables import add_table
 from spcs_llm.deploy.batch import BatchRequest, plan_batch_inference, run_batch_inference
 from spcs_llm.deploy.batch_run import RunSettings, execute
 from spcs_llm.deploy.names import DeploymentNames

@@ -8,7 +8,8 @@ import pytest
 
 import fake_batch
 import fake_snowflake
-from fake_batch import add_table, batch_state
+from fake_batch import batch_state
+from fake_tables import add_table
 from spcs_llm.deploy import batch_commands
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV
 from spcs_llm.errors import ConfigurationError

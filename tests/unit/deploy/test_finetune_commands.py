@@ -8,6 +8,7 @@ import pytest
 
 import fake_snowflake
 from fake_jobs import JobOutcome
+from fake_tables import add_table
 from spcs_llm.deploy.finetune_commands import next_step, register
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV
 from spcs_llm.errors import ConfigurationError, ServiceFailedError
@@ -29,7 +30,7 @@ def run(argv: list[str]) -> int:
 
 @pytest.fixture
 def cli_session(monkeypatch, session):
-    session.ml_jobs.add_table("PAIRS", ["INSTRUCTION", "OUTPUT"], [{"INSTRUCTION": "a", "OUTPUT": "b"}] * 2)
+    add_table(session.account, "PAIRS", ["INSTRUCTION", "OUTPUT"], [{"INSTRUCTION": "a", "OUTPUT": "b"}] * 2)
     session.ml_jobs.next_outcome = JobOutcome(value=REPORT)
     monkeypatch.setenv(SESSION_FACTORY_ENV, "fake_snowflake:session_from_environment")
     fake_snowflake.ACTIVE.append(session)

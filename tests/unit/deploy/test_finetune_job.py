@@ -11,6 +11,7 @@ import pytest
 
 import fake_jobs
 from fake_jobs import JobOutcome, payload_files
+from fake_tables import add_table
 from spcs_llm.deploy import DeploymentNames
 from spcs_llm.deploy.finetune import LoraSettings
 from spcs_llm.deploy.finetune_job import (
@@ -35,7 +36,7 @@ REPORT = {"adapter_location": "@SPCS_LLM.MODELS.SPCS_LLM_ADAPTERS/run1", "base_m
 
 @pytest.fixture
 def jobs(session) -> fake_jobs.FakeJobs:
-    session.ml_jobs.add_table("PAIRS", ["INSTRUCTION", "INPUT", "OUTPUT"], PAIRS)
+    add_table(session.account, "PAIRS", ["INSTRUCTION", "INPUT", "OUTPUT"], PAIRS)
     session.ml_jobs.next_outcome = JobOutcome(value=REPORT)
     return session.ml_jobs
 
@@ -172,11 +173,12 @@ def test_bad_arguments_are_configuration_errors_naming_the_fix(call, message):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda j: j.add_table("PAIRS", ["PROMPT", "OUTPUT"], PAIRS),
+    (lambda j: add_table(j.session.account, "PAIRS", ["PROMPT", "OUTPUT"], PAIRS),
      r"has no instruction column \(it has: PROMPT, OUTPUT\)"),
-    (lambda j: j.add_table("PAIRS", ["INSTRUCTION", "OUTPUT"], [*PAIRS, {"INSTRUCTION": " ", "OUTPUT": "x"}]),
+    (lambda j: add_table(j.session.account, "PAIRS", ["INSTRUCTION", "OUTPUT"],
+                         [*PAIRS, {"INSTRUCTION": " ", "OUTPUT": "x"}]),
      "1 of 3 rows have an empty instruction or output"),
-    (lambda j: j.add_table("PAIRS", ["INSTRUCTION", "OUTPUT"], []), "has no rows"),
+    (lambda j: add_table(j.session.account, "PAIRS", ["INSTRUCTION", "OUTPUT"], []), "has no rows"),
     (lambda j: j.tables.clear(), "does not exist or the role cannot read it"),
     (lambda j: j.session.account.compute_pools.update(SPCS_LLM_GPU_POOL="CPU_X64_S"), "a GPU family is needed"),
     (lambda j: j.session.account.compute_pools.clear(), "Compute pool SPCS_LLM_GPU_POOL does not exist"),
