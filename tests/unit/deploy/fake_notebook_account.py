@@ -1,0 +1,55 @@
+"""The fake account the deployment notebook runs against (``SPCS_LLM_SESSION_FACTORY=fake_notebook_account:session``).
+
+Beyond the registry fake: services come up at once, LoRA adapters are enabled, the tables the notebook's settings
+name exist (training pairs, the bulk-inference input), and the jobs and batch fakes are attached.
+
+The kernel runs without the test fixtures of conftest.py, so ``session()`` installs the one non-SQL seam the
+notebook reaches, as conftest.py does: snowflake-ml uploads model files with ``snowpark.FileOperation(session).put``
+(``_internal/file_utils.py`` ``upload_file_to_stage``), which here records them in the account.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from snowflake.snowpark import FileOperation
+
+from fake_snowflake import FakeAccount, RecordingSession
+from fake_tables import add_table
+
+TRAINING_TABLE = "SUPPORT_PAIRS"  # the notebook's TRAINING_TABLE
+TRAINING_PAIRS = [
+    {"INSTRUCTION": "How do I reset my password?", "INPUT": None,
+     "OUTPUT": "Open Settings → Security → Reset password; the link is valid for one hour."},
+    {"INSTRUCTION": "Summarise the ticket.", "INPUT": "Invoice 4411 was charged twice in March.",
+     "OUTPUT": "Duplicate charge on invoice 4411 (March): refund one payment."},
+    {"INSTRUCTION": "Which plan includes single sign-on?", "INPUT": None,
+     "OUTPUT": "The Business and Enterprise plans."},
+]
+BATCH_INPUT_TABLE = "SUPPORT_TICKETS"  # the notebook's BATCH_INPUT_TABLE and BATCH_TEXT_COLUMN
+BATCH_TEXT_COLUMN = "QUESTION"
+TICKETS = ["My export to Excel is empty.", "Can I change the billing e-mail?", "The dashboard loads slowly.",
+           "How do I add a colleague?", "Is there an API rate limit?"]
+
+
+def session() -> RecordingSession:
+    """A fresh fake account holding what the notebook reads, behind a recording session. The jobs and batch fakes
+    register themselves on import, so they are imported here: importing this module for its names changes nothing."""
+    import fake_batch
+    import fake_jobs  # noqa: F401 - importing it registers the ML jobs answers
+
+    account = FakeAccount(next_statuses=["RUNNING"], lora_adapters_enabled=True)
+    add_table(account, TRAINING_TABLE, ["INSTRUCTION", "INPUT", "OUTPUT"], TRAINING_PAIRS)
+    add_table(account, BATCH_INPUT_TABLE, {"TICKET_ID": "NUMBER", BATCH_TEXT_COLUMN: "VARCHAR"},
+              [{"TICKET_ID": i, BATCH_TEXT_COLUMN: text} for i, text in enumerate(TICKETS, start=1)])
+    recording = RecordingSession(account)
+
+    def record_put(self: FileOperation, local_file_name: str, stage_location: str, **_: Any) -> list:
+        source = Path(local_file_name)
+        account.uploaded[f"{stage_location.rstrip('/')}/{source.name}"] = source.read_bytes()
+        return []
+
+    FileOperation.put = record_put  # the kernel is this account's alone (a process per notebook run)
+    fake_batch.attach_job_connection(recording)  # batch job statements answered before the ML jobs fake's
+    return recording
