@@ -3,21 +3,24 @@
 Beyond the registry fake: services come up at once, LoRA adapters are enabled, the tables the notebook's settings
 name exist (training pairs, the bulk-inference input), and the jobs and batch fakes are attached.
 
-The kernel runs without the test fixtures of conftest.py, so ``session()`` installs the one non-SQL seam the
-notebook reaches, as conftest.py does: snowflake-ml uploads model files with ``snowpark.FileOperation(session).put``
-(``_internal/file_utils.py`` ``upload_file_to_stage``), which here records them in the account.
+The kernel runs without the fixtures of conftest.py, so ``session()`` patches the non-SQL seams itself, with the
+same ``fake_snowflake_seams.snowflake_seams`` (file PUT recorded in the account, Hub download, log-streamer sleep),
+for the rest of the kernel's life: the kernel is this account's alone.
 """
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from snowflake.snowpark import FileOperation
+import pytest
 
 from fake_snowflake import FakeAccount, RecordingSession
+from fake_snowflake_seams import snowflake_seams
 from fake_tables import add_table
 
+_KERNEL_SEAMS: list[Iterator[None]] = []  # kept referenced, so the patches are never undone mid-run
 TRAINING_TABLE = "SUPPORT_PAIRS"  # the notebook's TRAINING_TABLE
 TRAINING_PAIRS = [
     {"INSTRUCTION": "How do I reset my password?", "INPUT": None,
@@ -44,12 +47,9 @@ def session() -> RecordingSession:
     add_table(account, BATCH_INPUT_TABLE, {"TICKET_ID": "NUMBER", BATCH_TEXT_COLUMN: "VARCHAR"},
               [{"TICKET_ID": i, BATCH_TEXT_COLUMN: text} for i, text in enumerate(TICKETS, start=1)])
     recording = RecordingSession(account)
-
-    def record_put(self: FileOperation, local_file_name: str, stage_location: str, **_: Any) -> list:
-        source = Path(local_file_name)
-        account.uploaded[f"{stage_location.rstrip('/')}/{source.name}"] = source.read_bytes()
-        return []
-
-    FileOperation.put = record_put  # the kernel is this account's alone (a process per notebook run)
+    # an empty Hub snapshot: the notebook's models are downloaded by Snowflake itself, never by the kernel
+    seams = snowflake_seams(pytest.MonkeyPatch(), account, Path(tempfile.mkdtemp(prefix="fake-hub-snapshot-")))
+    next(seams)  # patched until the kernel exits
+    _KERNEL_SEAMS.append(seams)
     fake_batch.attach_job_connection(recording)  # batch job statements answered before the ML jobs fake's
     return recording
