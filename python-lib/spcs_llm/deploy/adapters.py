@@ -23,6 +23,7 @@ from typing import Any, Callable
 from ..errors import ConfigurationError
 from ..redaction import get_logger
 from .catalog import registry_name
+from .dependencies import LORA_INSTALL_HINT, require
 from .registry_ops import TARGET_PLATFORMS
 
 LOGGER = get_logger(__name__)
@@ -111,11 +112,11 @@ def merge_adapter(base_dir: str, adapter_dir: str, output_dir: str) -> Any:
     Returns a text-generation pipeline of the merged weights (also saved to ``output_dir``): ``log_model`` takes a
     model object, and a pipeline logs with the chat signature as the base model did.
     """
-    from peft import PeftModel
+    peft = require("peft", purpose="Merging an adapter into its base weights", install=LORA_INSTALL_HINT)
     from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
     base = AutoModelForCausalLM.from_pretrained(base_dir)
-    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    merged = peft.PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     merged.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)

@@ -11,10 +11,10 @@ import sys
 from typing import Any
 
 from ..errors import ConfigurationError
-from .batch import DEFAULT_STAGE, SERVICE_THRESHOLD_ROWS, BatchPlan, BatchRequest, plan_batch_inference, reply_query
+from .batch import DEFAULT_STAGE, SERVICE_THRESHOLD_ROWS, BatchRequest, plan_batch_inference, reply_query
 from .catalog import CATALOG
 from .commands import _add_debug, _add_name_options, _add_session_options
-from .handlers import Ask, interactive, names_from, session_for
+from .handlers import Ask, confirm_billed, names_from, session_for
 
 BATCH_NAMES = ("database", "schema", "gpu_pool", "cpu_pool")
 
@@ -81,15 +81,6 @@ def _request(args: argparse.Namespace) -> BatchRequest:
     )
 
 
-def _confirm(plan: BatchPlan, ask: Ask | None) -> None:
-    if not interactive():
-        raise ConfigurationError("spcs-llm batch runs billed compute and there is no terminal to confirm it on.",
-                                 fix="Add --yes to confirm, or --sql-only to print the SQL for review.")
-    answer = (ask or input)(f"Run it ({plan.mode} on {plan.pool})? [y/N] ").strip().lower()
-    if answer not in ("y", "yes"):
-        raise ConfigurationError("Batch not confirmed; nothing was run.", fix="Answer y, or pass --yes.")
-
-
 def batch_command(args: argparse.Namespace, ask: Ask | None = None) -> int:
     from .batch_run import RunSettings, execute
 
@@ -104,7 +95,8 @@ def batch_command(args: argparse.Namespace, ask: Ask | None = None) -> int:
         print(f"-- read the answers:\n{reply_query(plan)}")
         return 0
     if not args.yes:
-        _confirm(plan, ask)
+        confirm_billed(f"Run it ({plan.mode} on {plan.pool})?", "spcs-llm batch", ask,
+                       alternative="--sql-only to print the SQL for review")
     settings = RunSettings(chunk_rows=args.chunk_rows, poll_interval_s=args.poll_interval, timeout_s=args.timeout)
     result = execute(session, plan, settings, report=lambda line: print(line, file=sys.stderr))
     print(result.text())

@@ -20,11 +20,15 @@ class DeploymentStackMissingError(DeploymentError):
     )
 
 
-def require(module: str) -> ModuleType:
+LORA_INSTALL_HINT = "pip install -r notebooks/requirements-lora.txt"
+
+
+def require(module: str, *, purpose: str = "Deploying models", install: str | None = None) -> ModuleType:
     """``importlib.import_module(module)``, or a DeploymentStackMissingError naming the install command."""
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError as exc:
         raise DeploymentStackMissingError(
-            f"Deploying models needs the Python package {exc.name!r}, which is not installed here."
+            f"{purpose} needs the Python package {exc.name!r}, which is not installed here.",
+            fix=f"Install it: {install}." if install else None,
         ) from None

@@ -1,7 +1,8 @@
 """``spcs-llm finetune``: train a LoRA adapter for a catalog chat model as a Snowflake ML job on a GPU pool.
 
-Arguments are checked before any connection; the Snowflake checks (pool, table or stage file) come next, before
-the job is submitted. ``--no-wait`` prints the job id; ``--attach JOB_ID`` waits for such a job later.
+Arguments are checked before any connection; the Snowflake checks (pool, table or stage file) come next, then the
+cost estimate and a confirmation (``--yes`` skips it), and only then is the job submitted. ``--no-wait`` prints the
+job id; ``--attach JOB_ID`` waits for such a job later.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from .finetune_job import (
     FinetuneJob,
     TrainingSource,
     attach_finetune,
-    cost_line,
-    outcome_cost_line,
+    check_finetune,
     plan_finetune,
-    submit_finetune,
+    submit_checked,
     wait_for_finetune,
 )
-from .handlers import names_from, session_for
+from .finetune_cost import cost_line, outcome_cost_line
+from .handlers import Ask, confirm_billed, names_from, session_for
 from .training_data import TrainingColumns
 
 FINETUNE_NAMES = ("database", "schema", "gpu_pool", "external_access_integration", "hf_secret")
@@ -65,6 +66,7 @@ def register(subparsers: Any) -> None:
     job.add_argument("--no-wait", dest="wait", action="store_false", help="print the job id and return")
     job.add_argument("--timeout", type=float, default=-1.0, help="seconds to wait (default: no limit)")
     job.add_argument("--dollars-per-credit", type=float, default=3.0, help="for the cost lines (default 3)")
+    job.add_argument("--yes", action="store_true", help="do not ask before submitting (needed without a terminal)")
     _add_name_options(parser, FINETUNE_NAMES)
     _add_session_options(parser)
     _add_debug(parser)
@@ -82,21 +84,24 @@ def _settings(args: argparse.Namespace) -> LoraSettings:
                         batch_size=args.batch_size, system_prompt=args.system_prompt or None)
 
 
-def finetune_command(args: argparse.Namespace) -> int:
+def finetune_command(args: argparse.Namespace, ask: Ask | None = None) -> int:
     if (args.model is None) == (args.attach is None):
         raise ConfigurationError("Give a model to fine-tune, or --attach with the id of a submitted job.",
                                  fix="Run e.g. `spcs-llm finetune zephyr-7b-beta --table PAIRS`.")
     if args.attach:
         return _report(attach_finetune(session_for(args), args.attach), args)
-    names, source, settings = names_from(args), _source(args), _settings(args)
-    plan_finetune(names, args.model, source, args.output_stage, settings, compute_pool=args.compute_pool,
-                  base_model_stage=args.base_model_stage)  # every argument is checked before connecting
-    job = submit_finetune(session_for(args), names, args.model, source, args.output_stage, settings,
-                          compute_pool=args.compute_pool, base_model_stage=args.base_model_stage,
-                          allow_cpu_pool=args.allow_cpu_pool, external_access=not args.no_external_access)
+    names = names_from(args)
+    plan = plan_finetune(names, args.model, _source(args), args.output_stage, _settings(args),
+                         compute_pool=args.compute_pool, base_model_stage=args.base_model_stage)
+    session = session_for(args)
+    checked = check_finetune(session, plan, allow_cpu_pool=args.allow_cpu_pool)
+    print(f"{plan.spec.key}: {checked.examples} pairs, {plan.settings.max_steps} steps on {plan.compute_pool}.")
+    print(cost_line(checked, args.dollars_per_credit))
+    if not args.yes:
+        confirm_billed("Submit the job?", "spcs-llm finetune", ask)
+    job = submit_checked(session, names, checked, external_access=not args.no_external_access)
     print(f"Submitted fine-tuning job {job.job_id} on {job.compute_pool} ({job.examples} pairs).")
     print(f"The adapter will be saved to {job.adapter_location}")
-    print(cost_line(job, args.dollars_per_credit))
     if not args.wait:
         print(f"Wait for it with: spcs-llm finetune --attach {job.job_id}")
         return 0

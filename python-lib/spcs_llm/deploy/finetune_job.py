@@ -1,8 +1,9 @@
 """LoRA fine-tuning of a catalog chat model as a Snowflake ML job on a GPU pool.
 
-``submit_finetune`` checks everything it can before any Snowflake call (a chat model with its own chat template,
-the LoRA settings, identifiers and stage paths), then in Snowflake the pool (a GPU family, priced) and every
-training pair, and only then submits
+``plan_finetune`` checks everything it can before any Snowflake call (a chat model with its own chat template,
+the LoRA settings, identifiers and stage paths), ``check_finetune`` then checks in Snowflake the pool (a GPU
+family, priced) and every training pair, so that ``cost_line`` can say what the job will bill before
+``submit_checked`` submits
 ``finetune_job_main.py`` with ``snowflake.ml.jobs.submit_file`` (snowflake-ml 2.6 ``jobs/manager.py``), shipping
 the ``spcs_llm`` package beside it through the ``imports`` option. ``submit_file`` rather than ``remote``: the
 entry script also runs locally as plain Python, and its arguments are plain text the job's log shows.
@@ -23,7 +24,6 @@ from typing import Any
 from ..errors import ConfigurationError, DeploymentError, DeploymentTimeoutError, ServiceFailedError
 from .catalog import CATALOG, ModelSpec
 from .dependencies import require
-from .estimate import COPY_MB_PER_SECOND, START_MINUTES
 from .families import check_instance_family
 from .finetune import LoraSettings
 from .names import DeploymentNames
@@ -39,7 +39,6 @@ ADAPTER_STAGE = "SPCS_LLM_ADAPTERS"  # default home of trained adapters
 JOB_REQUIREMENTS = ("peft>=0.10", "jinja2")
 LOG_TAIL_LINES = 20
 REPORT_KEYS = {"adapter_location", "base_model", "losses", "examples", "seconds"}  # finetune_job_main.run's report
-SECONDS_PER_STEP = (1.0, 6.0)  # inferred: one LoRA step of a 7B model on one A10G-class GPU, small batches
 _OBJECT = r"[A-Za-z_][A-Za-z0-9_$]*"
 _TABLE = re.compile(rf"^{_OBJECT}(\.{_OBJECT}){{0,2}}$")
 _STAGE_PATH = re.compile(rf"^@(?P<stage>{_OBJECT}(\.{_OBJECT}){{0,2}})(?P<path>(/[A-Za-z0-9_.\-]+)*)/?$")
@@ -78,6 +77,29 @@ class FinetunePlan:
     payload_stage: str
     output_location: str
     base_model: str
+
+
+@dataclass(frozen=True)
+class CheckedFinetune:
+    """A plan checked against the account, ready to submit: the pairs counted and the pool priced."""
+
+    plan: FinetunePlan
+    examples: int
+    input_column: str | None
+    instance_family: str | None
+    credits_per_hour: float | None
+
+    @property
+    def compute_pool(self) -> str:
+        return self.plan.compute_pool
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.plan.spec
+
+    @property
+    def settings(self) -> LoraSettings:
+        return self.plan.settings
 
 
 @dataclass
@@ -236,36 +258,50 @@ def check_pool(session: Any, pool: str, *, allow_cpu: bool) -> tuple[str | None,
     return billing.instance_family, billing.credits_per_node_hour
 
 
-def submit_finetune(session: Any, names: DeploymentNames, base_model_key: str, source: TrainingSource,
-                    output_stage: str | None = None, settings: LoraSettings = LoraSettings(), *,
-                    compute_pool: str | None = None, base_model_stage: str | None = None,
-                    allow_cpu_pool: bool = False, external_access: bool = True) -> FinetuneJob:
-    """Check, then submit the fine-tuning job; returns at once (``wait_for_finetune`` waits)."""
-    plan = plan_finetune(names, base_model_key, source, output_stage, settings, compute_pool=compute_pool,
-                         base_model_stage=base_model_stage)
-    jobs = require("snowflake.ml.jobs")
+def check_finetune(session: Any, plan: FinetunePlan, *, allow_cpu_pool: bool = False) -> CheckedFinetune:
+    """Check the pool (a priced GPU family unless allowed otherwise) and every training pair; writes nothing."""
     family, rate = check_pool(session, plan.compute_pool, allow_cpu=allow_cpu_pool)
     if plan.source.table:
         examples, input_column = check_table(session, plan.source.table, plan.source.columns)
     else:
         examples, input_column = check_stage_file(session, str(plan.source.stage_file), plan.source.columns)
+    return CheckedFinetune(plan, examples, input_column, family, rate)
+
+
+def submit_checked(session: Any, names: DeploymentNames, checked: CheckedFinetune, *,
+                   external_access: bool = True) -> FinetuneJob:
+    """Submit a checked plan; returns at once (``wait_for_finetune`` waits)."""
+    plan = checked.plan
+    jobs = require("snowflake.ml.jobs")
     output_stage_name, _ = stage_path(plan.output_location, "--output-stage")
     session.sql(f"CREATE STAGE IF NOT EXISTS {output_stage_name} ENCRYPTION = (TYPE = 'SNOWFLAKE_SSE')").collect()
     options: dict[str, Any] = {}
-    if plan.spec.gated and not base_model_stage:
+    if plan.spec.gated and not plan.base_model.startswith("@"):
         options["spec_overrides"] = hf_token_override(names)
     # snowflake-ml 2.6 jobs/manager.py submit_file(file_path, compute_pool, *, stage_name, args, target_instances,
     # pip_requirements, external_access_integrations, session, **kwargs: database, schema, imports, name, ...).
     handle = jobs.submit_file(
-        str(ENTRY_SCRIPT), plan.compute_pool, stage_name=plan.payload_stage, args=job_arguments(plan, input_column),
-        pip_requirements=list(JOB_REQUIREMENTS),
+        str(ENTRY_SCRIPT), plan.compute_pool, stage_name=plan.payload_stage,
+        args=job_arguments(plan, checked.input_column), pip_requirements=list(JOB_REQUIREMENTS),
         external_access_integrations=[names.external_access_integration] if external_access else None,
         session=session, database=names.database, schema=names.schema, name=plan.job_name,
         imports=[(str(PACKAGE_DIR), "spcs_llm")], **options,
     )
     return FinetuneJob(job_id=handle.id, adapter_location=plan.output_location, compute_pool=plan.compute_pool,
-                       instance_family=family, credits_per_hour=rate, examples=examples, handle=handle,
-                       spec=plan.spec, settings=settings, submitted_at=time.monotonic())
+                       instance_family=checked.instance_family, credits_per_hour=checked.credits_per_hour,
+                       examples=checked.examples, handle=handle, spec=plan.spec, settings=plan.settings,
+                       submitted_at=time.monotonic())
+
+
+def submit_finetune(session: Any, names: DeploymentNames, base_model_key: str, source: TrainingSource,
+                    output_stage: str | None = None, settings: LoraSettings = LoraSettings(), *,
+                    compute_pool: str | None = None, base_model_stage: str | None = None,
+                    allow_cpu_pool: bool = False, external_access: bool = True) -> FinetuneJob:
+    """Plan, check and submit in one call (no cost shown first: ``check_finetune`` + ``cost_line`` do that)."""
+    plan = plan_finetune(names, base_model_key, source, output_stage, settings, compute_pool=compute_pool,
+                         base_model_stage=base_model_stage)
+    checked = check_finetune(session, plan, allow_cpu_pool=allow_cpu_pool)
+    return submit_checked(session, names, checked, external_access=external_access)
 
 
 def hf_token_override(names: DeploymentNames) -> dict[str, Any]:
@@ -326,36 +362,3 @@ def wait_for_finetune(job: FinetuneJob, timeout: float = -1.0) -> FinetuneOutcom
                            base_model=str(report["base_model"]),
                            losses=tuple(float(loss) for loss in report["losses"]), examples=int(report["examples"]),
                            training_seconds=float(report["seconds"]), elapsed_seconds=elapsed, credits=credits)
-
-
-def expected_minutes(spec: ModelSpec, settings: LoraSettings) -> tuple[int, int]:
-    """Rough wall time: node start, weight download, then the steps (inferred rates, said so in the output)."""
-    download = 0.0 if spec.weights_gb is None else spec.weights_gb * 1000 / COPY_MB_PER_SECOND / 60
-    low = START_MINUTES[0] + download + settings.max_steps * SECONDS_PER_STEP[0] / 60
-    high = START_MINUTES[1] + 3 * download + settings.max_steps * SECONDS_PER_STEP[1] / 60
-    return round(low), round(high) + 1
-
-
-def cost_line(job: FinetuneJob, dollars_per_credit: float) -> str:
-    """What the job will bill — pool credits/h times the expected time (rough), at least five minutes."""
-    spec, settings = job.spec, job.settings
-    if job.credits_per_hour is None:
-        return f"Cost: pool {job.compute_pool} ({job.instance_family or 'unknown family'}) has no known credits/h."
-    rate = f"{job.credits_per_hour:.2f} credits/h (${job.credits_per_hour * dollars_per_credit:.2f}/h)"
-    if spec is None or settings is None:
-        return f"Cost: pool {job.compute_pool} ({job.instance_family}) bills {rate} while the job runs."
-    low, high = expected_minutes(spec, settings)
-    least = max(low * 60, MINIMUM_BILLED_SECS) / 3600 * job.credits_per_hour
-    most = high / 60 * job.credits_per_hour
-    return (f"Cost: pool {job.compute_pool} ({job.instance_family}) bills {rate} while the job runs; expected "
-            f"{low}-{high} min (rough: node start, weight download, {settings.max_steps} steps) ≈ {least:.2f}-"
-            f"{most:.2f} credits (${least * dollars_per_credit:.2f}-${most * dollars_per_credit:.2f}).")
-
-
-def outcome_cost_line(outcome: FinetuneOutcome, dollars_per_credit: float) -> str:
-    if outcome.credits is None:
-        return f"Training took {outcome.training_seconds:.0f} s."
-    measured = "since submission" if outcome.elapsed_seconds is not None else "of training (node start not included)"
-    seconds = outcome.elapsed_seconds if outcome.elapsed_seconds is not None else outcome.training_seconds
-    return (f"Billed about {outcome.credits:.3f} credits (${outcome.credits * dollars_per_credit:.2f}) for "
-            f"{seconds:.0f} s {measured}, at least five minutes per node start.")

@@ -32,6 +32,16 @@ def interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
+def confirm_billed(question: str, what: str, ask: Ask | None, *, alternative: str = "") -> None:
+    """Ask before starting billed compute; off a terminal, refuse (``--yes`` confirms up front)."""
+    if not interactive():
+        raise ConfigurationError(f"{what} runs billed compute and there is no terminal to confirm it on.",
+                                 fix="Add --yes to confirm" + (f", or {alternative}" if alternative else "") + ".")
+    answer = (ask or input)(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise ConfigurationError(f"{what} not confirmed; nothing was run.", fix="Answer y, or pass --yes.")
+
+
 def names_from(args: argparse.Namespace) -> DeploymentNames:
     return DeploymentNames.build(**{name: getattr(args, name, None) for name in NAME_SETTINGS})
 

@@ -220,3 +220,15 @@ def test_an_empty_stage_folder_is_refused_naming_the_fix(session, account, tmp_p
     with pytest.raises(ConfigurationError, match="holds no adapter_config.json") as caught:
         local_adapter_dir(session, parse_adapter("bot=@SPCS_LLM.MODELS.FINETUNE/job1"), str(tmp_path))
     assert "LIST" in caught.value.fix
+
+
+def test_merging_without_peft_installed_names_the_requirements_file(monkeypatch, tmp_path):
+    import sys
+
+    from spcs_llm.deploy.adapters import merge_adapter
+    from spcs_llm.deploy.dependencies import DeploymentStackMissingError
+
+    monkeypatch.setitem(sys.modules, "peft", None)  # what an environment without peft gives on import
+    with pytest.raises(DeploymentStackMissingError, match="needs the Python package 'peft'") as caught:
+        merge_adapter(str(tmp_path), str(tmp_path), str(tmp_path / "merged"))
+    assert "notebooks/requirements-lora.txt" in caught.value.fix

@@ -10,7 +10,7 @@ import fake_batch
 import fake_snowflake
 from fake_batch import batch_state
 from fake_tables import add_table
-from spcs_llm.deploy import batch_commands
+from spcs_llm.deploy import batch_commands, handlers
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV
 from spcs_llm.errors import ConfigurationError
 
@@ -76,7 +76,7 @@ def test_failed_rows_make_the_command_exit_1_and_say_where_they_are(cli_session,
 
 
 def test_without_a_terminal_it_needs_yes(cli_session, monkeypatch):
-    monkeypatch.setattr(batch_commands, "interactive", lambda: False)
+    monkeypatch.setattr(handlers, "interactive", lambda: False)
     args = _args()
     with pytest.raises(ConfigurationError, match="no terminal to confirm") as caught:
         args.handler(args)
@@ -84,7 +84,7 @@ def test_without_a_terminal_it_needs_yes(cli_session, monkeypatch):
 
 
 def test_on_a_terminal_it_asks_first(cli_session, monkeypatch, account):
-    monkeypatch.setattr(batch_commands, "interactive", lambda: True)
+    monkeypatch.setattr(handlers, "interactive", lambda: True)
     args = _args()
     with pytest.raises(ConfigurationError, match="not confirmed"):
         batch_commands.batch_command(args, ask=lambda _prompt: "n")

@@ -9,6 +9,7 @@ import pytest
 import fake_snowflake
 from fake_jobs import JobOutcome
 from fake_tables import add_table
+from spcs_llm.deploy import handlers
 from spcs_llm.deploy.finetune_commands import next_step, register
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV
 from spcs_llm.errors import ConfigurationError, ServiceFailedError
@@ -39,7 +40,7 @@ def cli_session(monkeypatch, session):
 
 
 def test_finetune_waits_and_prints_the_losses_the_adapter_and_the_next_step(cli_session, capsys):
-    assert run(["finetune", "zephyr-7b-beta", "--table", "PAIRS", "--output-stage", "@ADAPTERS/colors",
+    assert run(["finetune", "zephyr-7b-beta", "--yes", "--table", "PAIRS", "--output-stage", "@ADAPTERS/colors",
                 "--rank", "4", "--max-steps", "20"]) == 0
     out = capsys.readouterr().out
     (job_id,) = cli_session.ml_jobs.jobs
@@ -54,7 +55,7 @@ def test_finetune_waits_and_prints_the_losses_the_adapter_and_the_next_step(cli_
 
 
 def test_no_wait_prints_the_job_id_and_how_to_attach_later(cli_session, capsys):
-    assert run(["finetune", "zephyr-7b-beta", "--table", "PAIRS", "--no-wait"]) == 0
+    assert run(["finetune", "zephyr-7b-beta", "--yes", "--table", "PAIRS", "--no-wait"]) == 0
     out = capsys.readouterr().out
     (job_id,) = cli_session.ml_jobs.jobs
     assert f"Wait for it with: spcs-llm finetune --attach {job_id}" in out and "loss" not in out
@@ -64,10 +65,25 @@ def test_no_wait_prints_the_job_id_and_how_to_attach_later(cli_session, capsys):
     assert "loss 2.0000 -> 0.5000" in capsys.readouterr().out
 
 
+def test_the_cost_comes_first_and_nothing_is_submitted_unless_confirmed(cli_session, capsys, monkeypatch):
+    args = parse(["finetune", "zephyr-7b-beta", "--table", "PAIRS", "--max-steps", "20"])
+    monkeypatch.setattr(handlers, "interactive", lambda: False)
+    with pytest.raises(ConfigurationError, match="no terminal to confirm") as refused:
+        args.handler(args)
+    assert "--yes" in refused.value.fix
+    monkeypatch.setattr(handlers, "interactive", lambda: True)
+    with pytest.raises(ConfigurationError, match="not confirmed; nothing was run"):
+        args.handler(args, ask=lambda _question: "n")
+    assert not cli_session.ml_jobs.jobs
+    out = capsys.readouterr().out
+    assert "zephyr-7b-beta: 2 pairs, 20 steps on SPCS_LLM_GPU_POOL." in out and "bills 0.57 credits/h" in out
+    assert args.handler(args, ask=lambda _question: "y") == 0 and len(cli_session.ml_jobs.jobs) == 1
+
+
 def test_a_failed_job_raises_with_its_log(cli_session):
     cli_session.ml_jobs.next_outcome = JobOutcome(status="FAILED", error=RuntimeError("boom"), logs="Traceback\nboom")
     with pytest.raises(ServiceFailedError, match="ended FAILED: Traceback | boom"):
-        run(["finetune", "zephyr-7b-beta", "--table", "PAIRS"])
+        run(["finetune", "zephyr-7b-beta", "--yes", "--table", "PAIRS"])
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -115,7 +131,7 @@ def test_the_printed_next_step_serves_the_trained_adapter(cli_session, capsys):
     cli_session.account.lora_adapters_enabled = True
     cli_session.account.next_statuses = ["RUNNING"]
     cli_session.ml_jobs.next_outcome = JobOutcome()  # the adapter files the entry script would save
-    assert run(["finetune", "zephyr-7b-beta", "--table", "PAIRS", "--output-stage", "@ADAPTERS/colors"]) == 0
+    assert run(["finetune", "zephyr-7b-beta", "--yes", "--table", "PAIRS", "--output-stage", "@ADAPTERS/colors"]) == 0
     command = capsys.readouterr().out.split("Next: serve it with `spcs-llm ")[1].split("`")[0].split()
 
     parser = argparse.ArgumentParser(prog="spcs-llm")

@@ -14,11 +14,12 @@ from fake_jobs import JobOutcome, payload_files
 from fake_tables import add_table
 from spcs_llm.deploy import DeploymentNames
 from spcs_llm.deploy.finetune import LoraSettings
+from spcs_llm.deploy.finetune_cost import cost_line
 from spcs_llm.deploy.finetune_job import (
     ENTRY_SCRIPT,
     TrainingSource,
     attach_finetune,
-    cost_line,
+    check_finetune,
     plan_finetune,
     submit_finetune,
     wait_for_finetune,
@@ -209,11 +210,15 @@ def test_stage_file_rows_with_an_empty_output_are_reported_by_row_number(session
     assert "LIST @SPCS_LLM.MODELS.DATA/missing.csv" in session.statements and not jobs.jobs
 
 
-def test_the_cost_line_prices_the_pool_for_the_expected_time(session, jobs):
-    job = submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"), settings=SETTINGS)
-    line = cost_line(job, dollars_per_credit=3.0)
+def test_the_cost_is_known_before_anything_is_submitted_and_matches_the_submitted_job(session, jobs):
+    checked = check_finetune(session, plan_finetune(NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"),
+                                                    settings=SETTINGS))
+    line = cost_line(checked, dollars_per_credit=3.0)
     assert "SPCS_LLM_GPU_POOL (GPU_NV_S) bills 0.57 credits/h ($1.71/h)" in line
     assert "50 steps" in line and "credits ($" in line
+    assert not jobs.jobs and not session.statements_like("CREATE STAGE")
+    job = submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"), settings=SETTINGS)
+    assert cost_line(job, dollars_per_credit=3.0) == line
 
 
 def test_without_a_scripted_result_the_fake_job_leaves_what_the_entry_script_would(session, jobs):
