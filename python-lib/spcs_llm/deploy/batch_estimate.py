@@ -7,6 +7,7 @@ engine. It is an estimate, and the text says so.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .estimate import IMAGE_BUILD_MINUTES, START_MINUTES
@@ -16,6 +17,14 @@ from .pools import MINIMUM_BILLED_SECS
 # 5 rows/s when vLLM batches them, but one at a time (~8 s each) on the Python engine; a small embedding model
 # on CPU encodes ~50 short texts/s.
 ASSUMED_SECONDS_PER_ROW = {("chat", "vllm"): 0.2, ("chat", "python"): 8.0, ("embedding", "python"): 0.02}
+
+
+def _minutes(low: float, high: float) -> str:
+    """A range of minutes as people read it, widened to whole minutes: "under a minute", "about 3 min", "4-12 min"."""
+    if high < 1:
+        return "under a minute"
+    low_whole, high_whole = max(math.floor(low), 1), math.ceil(high)
+    return f"about {high_whole} min" if low_whole == high_whole else f"{low_whole}-{high_whole} min"
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,7 @@ class BatchEstimate:
                 f"{self.nodes} node(s)")
         if self.startup_seconds[1]:
             head += f" + {self.startup_seconds[0] / 60:.0f}-{self.startup_seconds[1] / 60:.0f} min start-up"
-        head += f" ≈ {minutes[0]:.0f}-{minutes[1]:.0f} min on {self.instance_family}."
+        head += f" ≈ {_minutes(minutes[0], minutes[1])} on {self.instance_family}."
         credits = self.credits_range
         if credits is None:
             return head + f" {self.instance_family} is not in the credits table: cost unknown."

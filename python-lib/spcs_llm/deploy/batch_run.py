@@ -54,8 +54,8 @@ class BatchResult:
         failed = (f" {self.rows_failed:,} row(s) have an ERROR instead of a RESPONSE: SELECT ROW_ID, ERROR FROM "
                   f"{self.output_table} WHERE ERROR IS NOT NULL;") if self.rows_failed else ""
         return (f"{self.rows_total:,} rows written to {self.output_table} in {self.seconds:.0f} s "
-                f"(measured {self.seconds_per_row:.3g} s/row, including start-up; pass --seconds-per-row to use it "
-                f"for the next estimate).{job}{failed}")
+                f"(measured {self.seconds_per_row:.3g} s/row, including start-up: give it as the seconds per row "
+                f"of the next estimate).{job}{failed}")
 
 
 def _sql_error_type() -> type[Exception]:

@@ -203,6 +203,8 @@ def test_the_cost_estimate_is_pool_rate_times_nodes_times_expected_hours(session
     service = plan_batch_inference(session, NAMES, _request(seconds_per_row=1.0))
     assert service.estimate.credits_range == pytest.approx((rate * 300 / 3600,) * 2)  # 6 s, billed 5 min minimum
     assert "bills these hours anyway" in service.estimate.text()
+    assert "≈ under a minute on GPU_NV_S" in service.estimate.text()  # 6 s of rows, no start-up
+    assert "≈ 7-15 min on GPU_NV_S" in plan.estimate.text()  # 450-870 s
     assert not _writes(session)
 
 
