@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from .errors import RequestRejectedError
 
 TURN_SEPARATOR = "\n\n"
 
@@ -67,3 +70,28 @@ def normalise(messages: Sequence[Mapping[str, str]], *, fold_system: bool = Fals
     if turns and turns[0]["role"] == "user":
         return [{"role": "user", "content": system_text + TURN_SEPARATOR + turns[0]["content"]}, *turns[1:]]
     return [{"role": "user", "content": system_text}, *turns]
+
+
+@dataclass(frozen=True)
+class ImageRefusal:
+    """What a text-only connection says when a DSS message carries an image."""
+
+    message: str
+    fix: str
+
+
+def message_text(message: Mapping[str, Any], images: ImageRefusal) -> str:
+    """Text of one DSS message: ``content``, else its TEXT parts (as TS-MESH does); an image part is refused."""
+    if message.get("content") is not None:
+        return str(message["content"])
+    parts = message.get("parts") or []
+    if any(part.get("type") in ("IMAGE_INLINE", "IMAGE_URI") for part in parts):
+        raise RequestRejectedError(images.message, fix=images.fix)
+    return "\n".join(str(part.get("text") or "") for part in parts if part.get("type") == "TEXT")
+
+
+def tool_output_text(output: Mapping[str, Any], images: ImageRefusal) -> str:
+    """One DSS tool output: its ``output`` string, else its TEXT parts (multipart tool outputs, DSS 15)."""
+    if output.get("output") is not None:
+        return str(output["output"])
+    return message_text({"parts": output.get("parts") or []}, images)

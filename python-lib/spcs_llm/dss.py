@@ -11,7 +11,7 @@ from typing import Any
 
 from .chat import ChatClient, ChatResult
 from .config import EndpointConfig, parse_chat_config, parse_embedding_config
-from .conversation import tool_call_text, tool_result_text
+from .conversation import ImageRefusal, message_text, tool_call_text, tool_output_text, tool_result_text
 from .embeddings import EmbeddingBatchResult, EmbeddingClient, UnsupportedInput
 from .errors import RequestRejectedError
 from .protocol import GenerationParams
@@ -25,24 +25,8 @@ IMAGE_QUERY = UnsupportedInput(
 )
 
 
-def _message_text(message: Mapping[str, Any]) -> str:
-    """Text of one DSS message: ``content``, else its TEXT parts (as TS-MESH does)."""
-    if message.get("content") is not None:
-        return str(message["content"])
-    parts = message.get("parts") or []
-    if any(part.get("type") in ("IMAGE_INLINE", "IMAGE_URI") for part in parts):
-        raise RequestRejectedError(
-            "The query contains an image, but SPCS chat services take text only.",
-            fix="Remove the image, or use a multimodal connection.",
-        )
-    return "\n".join(str(part.get("text") or "") for part in parts if part.get("type") == "TEXT")
-
-
-def _tool_output_text(output: Mapping[str, Any]) -> str:
-    """One DSS tool output: its ``output`` string, else its TEXT parts (multipart tool outputs, DSS 15)."""
-    if output.get("output") is not None:
-        return str(output["output"])
-    return _message_text({"parts": output.get("parts") or []})
+SPCS_IMAGES = ImageRefusal("The query contains an image, but SPCS chat services take text only.",
+                           "Remove the image, or use a multimodal connection.")
 
 
 def messages_from_query(query: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -62,16 +46,16 @@ def messages_from_query(query: Mapping[str, Any]) -> list[dict[str, str]]:
         if role == "assistant" and message.get("toolCalls"):
             calls = message["toolCalls"]
             tool_names.update({str(c.get("id")): (c.get("function") or {}).get("name") or "unnamed tool" for c in calls})
-            said = _message_text(message) if message.get("content") is not None or message.get("parts") else ""
+            said = message_text(message, SPCS_IMAGES) if message.get("content") is not None or message.get("parts") else ""
             messages.append({"role": "assistant", "content": "\n".join(t for t in (said, tool_call_text(calls)) if t)})
         elif role == "tool" or message.get("toolOutputs"):
             outputs = [
-                (tool_names.get(str(out.get("callId")), str(out.get("callId") or "unnamed tool")), _tool_output_text(out))
+                (tool_names.get(str(out.get("callId")), str(out.get("callId") or "unnamed tool")), tool_output_text(out, SPCS_IMAGES))
                 for out in message.get("toolOutputs") or []
             ]
             messages.append({"role": "user", "content": tool_result_text(outputs)})
         else:
-            messages.append({"role": role, "content": _message_text(message)})
+            messages.append({"role": role, "content": message_text(message, SPCS_IMAGES)})
     for position, message in enumerate(messages):
         try:
             message["content"].encode("utf-8")

@@ -11,30 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..conversation import normalise, tool_call_text, tool_result_text
+from ..conversation import ImageRefusal, message_text, normalise, tool_call_text, tool_output_text, tool_result_text
 from ..errors import RequestRejectedError
 from .tool_calls import dss_tool_call
 
 IGNORED_ROLES = {"memoryFragment", "toolValidationRequests", "toolValidationResponses"}
 
 
-def message_text(message: Mapping[str, Any]) -> str:
-    """``content``, else the TEXT parts; images are refused (this connection sends text only)."""
-    if message.get("content") is not None:
-        return str(message["content"])
-    parts = message.get("parts") or []
-    if any(part.get("type") in ("IMAGE_INLINE", "IMAGE_URI") for part in parts):
-        raise RequestRejectedError(
-            "The query contains an image, but this Cortex connection sends text only.",
-            fix="Remove the image from the query.",
-        )
-    return "\n".join(str(part.get("text") or "") for part in parts if part.get("type") == "TEXT")
-
-
-def _output_text(output: Mapping[str, Any]) -> str:
-    if output.get("output") is not None:
-        return str(output["output"])
-    return message_text({"parts": output.get("parts") or []})
+CORTEX_IMAGES = ImageRefusal("The query contains an image, but this Cortex connection sends text only.",
+                             "Remove the image from the query.")
 
 
 def _api_calls(calls: list[Mapping[str, Any]]) -> list[dict]:
@@ -56,7 +41,7 @@ def chat_messages(query: Mapping[str, Any], *, structured_tools: bool) -> list[d
         if role == "assistant" and message.get("toolCalls"):
             calls = _api_calls(message["toolCalls"])
             tool_names.update({c["id"]: c["function"]["name"] for c in calls})
-            said = message_text(message) if message.get("content") is not None or message.get("parts") else ""
+            said = message_text(message, CORTEX_IMAGES) if message.get("content") is not None or message.get("parts") else ""
             if structured_tools:
                 previous = messages[-1] if messages else None
                 if previous and previous["role"] == "assistant" and "tool_calls" not in previous and not said:
@@ -70,13 +55,13 @@ def chat_messages(query: Mapping[str, Any], *, structured_tools: bool) -> list[d
             outputs = message.get("toolOutputs") or []
             if structured_tools:
                 messages.extend({"role": "tool", "tool_call_id": str(out.get("callId") or ""),
-                                 "content": _output_text(out)} for out in outputs)
+                                 "content": tool_output_text(out, CORTEX_IMAGES)} for out in outputs)
             else:
                 named = [(tool_names.get(str(out.get("callId")), str(out.get("callId") or "unnamed tool")),
-                          _output_text(out)) for out in outputs]
+                          tool_output_text(out, CORTEX_IMAGES)) for out in outputs]
                 messages.append({"role": "user", "content": tool_result_text(named)})
         else:
-            messages.append({"role": role, "content": message_text(message)})
+            messages.append({"role": role, "content": message_text(message, CORTEX_IMAGES)})
     if not messages:
         raise RequestRejectedError("The query has no messages.", fix="Send at least one user message.")
     return messages if structured_tools else normalise(messages)
