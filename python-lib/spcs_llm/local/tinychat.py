@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from ..doctor import PROBE_TEXT
@@ -197,21 +198,31 @@ def _smallest_margin(model, ids, mask, target) -> float:
     return (right - wrong).min().item()
 
 
-def _build(folder: Path) -> None:
+@dataclass(frozen=True)
+class TrainedTinyModel:
+    """A tiny Llama that has learnt its conversations: the model, ready to save, and how training went."""
+
+    model: Any
+    steps: int
+    loss: float
+
+
+def train_tiny_llama(tokenizer: Any, batch: tuple[Any, Any, Any], *, learning_rate: float,
+                     failure: ConfigurationError) -> TrainedTinyModel:
+    """A ~200k-parameter Llama over ``tokenizer``, trained on ``batch`` (ids, mask, labels) until every reply token
+    beats the runner-up by ``MIN_LOGIT_MARGIN`` (then greedy replies are the same on any CPU); ``failure`` is
+    raised if it has not after ``MAX_TRAINING_STEPS``. Seed torch before calling it for a reproducible model."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    log.info("Building the tiny chat model into %s (first use only)", folder)
-    torch.manual_seed(0)
-    tokenizer = _build_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, max_position_embeddings=CONTEXT_TOKENS, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
     )
     model = LlamaForCausalLM(config)
-    ids, mask, target = _training_batch(tokenizer)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    ids, mask, target = batch
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     model.train()
     for step in range(1, MAX_TRAINING_STEPS + 1):
         loss = model(input_ids=ids, attention_mask=mask, labels=target).loss
@@ -221,14 +232,24 @@ def _build(folder: Path) -> None:
         if step % TRAINING_CHECK_EVERY == 0 and _smallest_margin(model, ids, mask, target) >= MIN_LOGIT_MARGIN:
             break
     else:
-        raise ConfigurationError(
-            "The tiny chat model did not learn its canned replies.",
-            fix=f"Delete {cache_root()} and retry; report the torch/transformers versions if it persists.",
-        )
+        raise failure
     model.eval()
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
-    model.save_pretrained(folder)
+    return TrainedTinyModel(model, step, loss.item())
+
+
+def _build(folder: Path) -> None:
+    import torch
+
+    log.info("Building the tiny chat model into %s (first use only)", folder)
+    torch.manual_seed(0)
+    tokenizer = _build_tokenizer()
+    trained = train_tiny_llama(tokenizer, _training_batch(tokenizer), learning_rate=3e-3, failure=ConfigurationError(
+        "The tiny chat model did not learn its canned replies.",
+        fix=f"Delete {cache_root()} and retry; report the torch/transformers versions if it persists.",
+    ))
+    trained.model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    log.info("Tiny chat model built after %d steps (loss %.4f)", step, loss.item())
+    log.info("Tiny chat model built after %d steps (loss %.4f)", trained.steps, trained.loss)

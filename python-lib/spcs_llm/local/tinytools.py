@@ -24,7 +24,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..redaction import get_logger
 from .cache import build_once, cache_root
-from .tinychat import MIN_LOGIT_MARGIN, SYSTEM_PROMPT, TRAINING_CHECK_EVERY, _corpus, _smallest_margin
+from .tinychat import SYSTEM_PROMPT, _corpus, train_tiny_llama
 
 log = get_logger(__name__)
 
@@ -43,9 +43,7 @@ END_OF_TURN = "<|im_end|>"
 DEFAULT_SYSTEM_PROMPT = "You are a tiny tool model."
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>", "<|im_start|>", END_OF_TURN, TOOL_CALL_OPEN, TOOL_CALL_CLOSE,
                   "<tool_response>", "</tool_response>", "<tools>", "</tools>")
-CONTEXT_TOKENS = 2048
 VOCABULARY_SIZE = 900
-MAX_TRAINING_STEPS = 3000
 LEARNING_RATE = 3e-3
 
 # Hermes / Qwen2.5-style ChatML with tools (tool JSON sorted by key, so the prompt does not depend on dict order).
@@ -194,41 +192,20 @@ def _training_batch(tokenizer: Any) -> tuple[Any, Any, Any]:
 
 def _build(folder: Path) -> None:
     import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     log.info("Building the tiny tool-calling model into %s (first use only)", folder)
     started = time.monotonic()
     torch.manual_seed(0)
     tokenizer = _build_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=CONTEXT_TOKENS, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
-    )
-    model = LlamaForCausalLM(config)
-    ids, mask, target = _training_batch(tokenizer)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE)
-    model.train()
-    for step in range(1, MAX_TRAINING_STEPS + 1):
-        loss = model(input_ids=ids, attention_mask=mask, labels=target).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        if step % TRAINING_CHECK_EVERY == 0 and _smallest_margin(model, ids, mask, target) >= MIN_LOGIT_MARGIN:
-            break
-    else:
-        raise ConfigurationError(
-            "The tiny tool-calling model did not learn its conversations.",
-            fix=f"Delete {cache_root() / RECIPE_VERSION} and retry; report the torch/transformers versions if it "
-            "persists.",
-        )
-    model.eval()
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    model.save_pretrained(folder)
+    trained = train_tiny_llama(tokenizer, _training_batch(tokenizer), learning_rate=LEARNING_RATE,
+                               failure=ConfigurationError(
+        "The tiny tool-calling model did not learn its conversations.",
+        fix=f"Delete {cache_root() / RECIPE_VERSION} and retry; report the torch/transformers versions if it persists.",
+    ))
+    trained.model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    (folder / "training.json").write_text(json.dumps({"steps": step, "loss": loss.item(),
-                                                      "seconds": round(time.monotonic() - started, 2)}))
-    log.info("Tiny tool-calling model built after %d steps in %.1f s (loss %.4f)", step,
-             time.monotonic() - started, loss.item())
+    seconds = time.monotonic() - started
+    (folder / "training.json").write_text(json.dumps({"steps": trained.steps, "loss": trained.loss,
+                                                      "seconds": round(seconds, 2)}))
+    log.info("Tiny tool-calling model built after %d steps in %.1f s (loss %.4f)", trained.steps, seconds,
+             trained.loss)
