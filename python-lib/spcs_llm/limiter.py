@@ -1,7 +1,11 @@
-"""The per-endpoint parallelism limit, shared by every thread of the process.
+"""The per-endpoint parallelism limit, shared by every thread of the process, adapted to the service's answers.
 
 DSS may run many component instances and threads against one endpoint; a model service with few workers
-answers 429 or queues when overloaded, so all of them together must stay under the configured limit.
+answers 429 or queues when overloaded, so all of them together must stay under the configured limit. When the
+service still says it is full (429), the bound backs off (halves, never below 1) and grows back by one after each
+window of successes (as many successes as the bound), up to the configured limit: additive increase,
+multiplicative decrease, so the requests in flight settle near what the service can take instead of spending
+the time in retry back-offs.
 """
 
 from __future__ import annotations
@@ -11,15 +15,26 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from .errors import ConfigurationError
+from .redaction import get_logger
+
+log = get_logger(__name__)
 
 
 class EndpointLimiter:
-    """A resizable counting semaphore built on a Condition: at most ``limit`` holders at a time."""
+    """A resizable counting semaphore built on a Condition: at most ``limit`` holders at a time.
 
-    def __init__(self, limit: int):
+    ``ceiling`` is the configured 'Max parallelism'; ``limit`` is the current, adaptive bound (1 ≤ limit ≤ ceiling).
+    Event counts, not time, drive the adaptation, so it is deterministic under test.
+    """
+
+    def __init__(self, limit: int, *, name: str = "endpoint"):
         self._condition = threading.Condition()
-        self._limit = self._checked(limit)
+        self._ceiling = self._checked(limit)
+        self._limit = self._ceiling
         self._in_use = 0
+        self._generation = 0  # bumped by every decrease; a 429 to a request sent before it is old news
+        self._successes = 0  # successes since the bound last changed
+        self._name = name
 
     @staticmethod
     def _checked(limit: int) -> int:
@@ -33,26 +48,70 @@ class EndpointLimiter:
             return self._limit
 
     @property
+    def ceiling(self) -> int:
+        with self._condition:
+            return self._ceiling
+
+    @property
     def in_use(self) -> int:
         with self._condition:
             return self._in_use
 
     def resize(self, limit: int) -> None:
-        """Change the limit; holders above a lowered limit finish normally, new ones wait until under it."""
+        """Change the configured limit; holders above a lowered limit finish normally, new ones wait until under it.
+
+        A bound backed off below the old limit stays backed off (and grows back towards the new one): a new
+        configuration does not undo what the service said.
+        """
         with self._condition:
-            self._limit = self._checked(limit)
+            ceiling = self._checked(limit)
+            backed_off = self._limit < self._ceiling
+            self._ceiling = ceiling
+            self._limit = min(self._limit, ceiling) if backed_off else ceiling
             self._condition.notify_all()
 
-    def acquire(self) -> None:
+    def acquire(self) -> int:
+        """Wait for a slot; returns the generation to hand back to ``record_overloaded`` if the answer is a 429."""
         with self._condition:
             self._condition.wait_for(lambda: self._in_use < self._limit)
             self._in_use += 1
+            return self._generation
 
     def release(self) -> None:
         with self._condition:
             if self._in_use <= 0:
                 raise RuntimeError("EndpointLimiter.release() called more times than acquire().")
             self._in_use -= 1
+            self._condition.notify()
+
+    def record_overloaded(self, generation: int) -> None:
+        """The service answered 429 to a request sent in ``generation``: halve the bound, once per generation.
+
+        The requests already in flight when the bound was halved were sent under the old bound; their 429s say
+        nothing new, so they do not halve it again.
+        """
+        with self._condition:
+            if generation != self._generation:
+                return
+            before = self._limit
+            self._limit = max(1, self._limit // 2)
+            self._generation += 1
+            self._successes = 0
+            if self._limit != before:
+                log.debug("%s answered 429: in-flight bound %d -> %d (max %d)", self._name, before, self._limit,
+                          self._ceiling)
+
+    def record_success(self) -> None:
+        """A 2xx: after a window of ``limit`` successes the bound grows by one, up to the configured limit."""
+        with self._condition:
+            if self._limit >= self._ceiling:
+                return
+            self._successes += 1
+            if self._successes < self._limit:
+                return
+            self._successes = 0
+            self._limit += 1
+            log.debug("%s: in-flight bound grows to %d (max %d)", self._name, self._limit, self._ceiling)
             self._condition.notify()
 
     @contextmanager

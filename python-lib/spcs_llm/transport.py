@@ -119,7 +119,8 @@ def _configured_state(endpoint: EndpointConfig) -> EndpointState:
         if state is None:
             pool_size = max(limit, MIN_POOL_SIZE)
             state = _registry[key] = EndpointState(
-                base_url=key, session=_mount_pool(requests.Session(), pool_size), limiter=EndpointLimiter(limit),
+                base_url=key, session=_mount_pool(requests.Session(), pool_size),
+                limiter=EndpointLimiter(limit, name=key),
                 ledger=ledger_for(key), pool_size=pool_size,
             )
             return state
@@ -153,7 +154,7 @@ class _InFlight:
         self._state = state
         self._lock = threading.Lock()
         self._done = False
-        state.limiter.acquire()
+        self.generation = state.limiter.acquire()
         try:
             self.share = state.ledger.start()
         except BaseException:
@@ -340,6 +341,10 @@ class Transport:
                 timeout=(self.endpoint.connect_timeout, self.endpoint.read_timeout),
             )
             answer = _Answer(status=response.status_code, reason=response.reason or "", headers=response.headers)
+            if answer.status == 429:
+                self.state.limiter.record_overloaded(in_flight.generation)
+            elif 200 <= answer.status < 300:
+                self.state.limiter.record_success()
             content_type = response.headers.get("Content-Type", "")
             # Inferred: registry services answer one JSON document even when asked to stream (snowflake-ml
             # _openai_chat_wrapper.py ignores `stream`);
