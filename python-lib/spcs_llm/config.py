@@ -135,6 +135,7 @@ class EmbeddingModelConfig:
     protocol: EmbedProtocolName = "encode"
     rows_per_request: int = 64
     max_request_bytes: int = 1_000_000
+    coalesce_window_ms: float = 5.0  # how long a call waits for concurrent calls to share its requests; 0: never
     tokenizer: str | None = None
     request_format: EmbedRequestFormat = "dataframe_records"
     input_column: str = "sentence"
@@ -159,6 +160,19 @@ def _number(config: dict, key: str, default: float, *, minimum: float, cast: typ
         raise ConfigurationError(f"Setting '{key}' must be a number, got {raw!r}.") from None
     if value < minimum:
         raise ConfigurationError(f"Setting '{key}' must be at least {minimum}, got {value}.")
+    return value
+
+
+MAX_COALESCE_WINDOW_MS = 50.0  # a lone caller waits at most this long per call
+
+
+def _coalesce_window_ms(config: dict) -> float:
+    value = _number(config, "coalesce_window_ms", 5.0, minimum=0.0)
+    if value > MAX_COALESCE_WINDOW_MS:
+        raise ConfigurationError(
+            f"Setting 'coalesce_window_ms' must be at most {MAX_COALESCE_WINDOW_MS:g} ms, got {value:g}: every call "
+            "that is not joined by others waits this long. Fix: use a few milliseconds, or 0 to disable coalescing."
+        )
     return value
 
 
@@ -325,6 +339,7 @@ def parse_embedding_config(config: dict) -> EmbeddingModelConfig:
         protocol=protocol,  # type: ignore[arg-type]
         rows_per_request=_number(config, "rows_per_request", 64, minimum=1, cast=int),
         max_request_bytes=_number(config, "max_request_bytes", 1_000_000, minimum=1024, cast=int),
+        coalesce_window_ms=_coalesce_window_ms(config),
         tokenizer=_text(config, "tokenizer"),
         **_embedding_signature(config, protocol),
     )

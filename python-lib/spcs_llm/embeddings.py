@@ -1,7 +1,8 @@
 """EmbeddingClient: many texts → batched, parallel requests → one vector or one error per text, in order.
 
 Batching is the embed path's speed: rows are packed up to a row and byte budget and batches are
-sent in parallel under the endpoint's process-wide limiter. A 413 or a 400 splits the batch in halves until the
+sent in parallel under the endpoint's process-wide limiter; with a coalescing window, concurrent calls share requests
+(``coalescer.py``). A 413 or a 400 splits the batch in halves until the
 offending row is alone, so one bad text costs only its own result. Errors that concern the whole endpoint
 (credentials, permissions, a wrong URL) are raised: no row could succeed, and the user must act.
 """
@@ -15,6 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from .client import ModelClient
+from .coalescer import Coalescer, SharedCall
 from .config import EmbeddingModelConfig
 from .errors import (
     BadResponseError,
@@ -126,6 +128,14 @@ class EmbeddingClient(ModelClient):
         super().__init__(config)
         self.config = config
         self.wire = EmbeddingWireFormat.for_config(config)
+        self.coalescer: Coalescer[EmbeddingRow, CallResult] | None = None
+        if config.coalesce_window_ms > 0:
+            self.coalescer = Coalescer(
+                window_seconds=config.coalesce_window_ms / 1000.0, full_rows=config.rows_per_request,
+                max_workers=config.endpoint.max_parallelism,
+                plan=lambda batch_texts: self._plan_batches(batch_texts, list(range(len(batch_texts)))),
+                send=self._send_shared_batch,
+            )
         log.info("Embedding requests to %s send %s", config.endpoint.url, self.wire.describe())
 
     def embed(self, texts: Sequence[str]) -> EmbeddingBatchResult:
@@ -137,11 +147,16 @@ class EmbeddingClient(ModelClient):
                 rows[index] = EmbeddingRow(error=f"Text #{index}: {reason}")
             else:
                 sendable.append(index)
+        if self.coalescer is not None and sendable:
+            coalesced = self.coalescer.submit(sendable, [texts[i] for i in sendable])
+            for index, row in zip(sendable, coalesced.rows):
+                rows[index] = row
+            return self._result(texts, rows, sendable, coalesced.calls)
         calls: list[CallResult] = []
         calls_lock = threading.Lock()
 
         def send(indices: list[int]) -> None:
-            for index, row in self._send_batch(texts, indices, calls, calls_lock).items():
+            for index, row in zip(indices, self._send_batch([(i, texts[i]) for i in indices], calls, calls_lock)):
                 rows[index] = row
 
         batches = self._plan_batches(texts, sendable)
@@ -154,7 +169,7 @@ class EmbeddingClient(ModelClient):
                     future.cancel()
                 for future in done:
                     future.result()
-        return self._result(texts, rows, sendable, calls)
+        return self._result(texts, rows, sendable, [SharedCall(call=call, share=1.0) for call in calls])
 
     def _plan_batches(self, texts: Sequence[str], indices: list[int]) -> list[list[int]]:
         """Pack rows into batches of similar length, longest first, under the row and byte budgets.
@@ -179,31 +194,34 @@ class EmbeddingClient(ModelClient):
             batches.append(current)
         return batches
 
+    def _send_shared_batch(self, batch: list[tuple[int, str]]) -> tuple[list[EmbeddingRow], list[CallResult]]:
+        calls: list[CallResult] = []
+        return self._send_batch(batch, calls, threading.Lock()), calls
+
     def _send_batch(
-        self, texts: Sequence[str], indices: list[int], calls: list[CallResult], calls_lock: threading.Lock
-    ) -> dict[int, EmbeddingRow]:
-        body = self.wire.body([texts[i] for i in indices])
+        self, batch: list[tuple[int, str]], calls: list[CallResult], calls_lock: threading.Lock
+    ) -> list[EmbeddingRow]:
+        """One result per (row number, text) of ``batch``, in order; the row number names the row in its error."""
+        body = self.wire.body([text for _, text in batch])
         try:
             call = self.transport.post_json(self.config.endpoint.route, body)
         except SPLITTABLE as rejected:
             if looks_like_signature_mismatch(rejected.message):
                 raise self._signature_mismatch(rejected) from None  # no row of this shape can succeed
-            if len(indices) == 1:
-                return {indices[0]: EmbeddingRow(error=f"Text #{indices[0]}: {rejected}")}
-            log.info("Splitting a batch of %d rows after %s", len(indices), type(rejected).__name__)
-            middle = len(indices) // 2
-            return {
-                **self._send_batch(texts, indices[:middle], calls, calls_lock),
-                **self._send_batch(texts, indices[middle:], calls, calls_lock),
-            }
+            if len(batch) == 1:
+                return [EmbeddingRow(error=f"Text #{batch[0][0]}: {rejected}")]
+            log.info("Splitting a batch of %d rows after %s", len(batch), type(rejected).__name__)
+            middle = len(batch) // 2
+            return (self._send_batch(batch[:middle], calls, calls_lock)
+                    + self._send_batch(batch[middle:], calls, calls_lock))
         except ServiceResumeTimeoutError:
             raise  # the service never came up: every other batch would wait as long for nothing
         except ROW_LEVEL as failed:
-            return {i: EmbeddingRow(error=f"Text #{i}: {failed}") for i in indices}
+            return [EmbeddingRow(error=f"Text #{label}: {failed}") for label, _ in batch]
         with calls_lock:
             calls.append(call)
-        outputs = unwrap(call.payload, len(indices))
-        return {index: self._row(index, output) for index, output in zip(indices, outputs)}
+        outputs = unwrap(call.payload, len(batch))
+        return [self._row(label, output) for (label, _), output in zip(batch, outputs)]
 
     def _signature_mismatch(self, rejected: SpcsLlmError) -> RequestRejectedError:
         return RequestRejectedError(
@@ -241,12 +259,13 @@ class EmbeddingClient(ModelClient):
         texts: Sequence[str],
         rows: list[EmbeddingRow | None],
         sendable: list[int],
-        calls: list[CallResult],
+        calls: list[SharedCall[CallResult]],
     ) -> EmbeddingBatchResult:
+        """Totals over the requests this call took part in; busy time (hence cost) is charged by its share."""
         missing = [i for i, row in enumerate(rows) if row is None]
         if missing:
             raise SpcsLlmError(f"Internal error: rows {missing[:5]} got neither a result nor an error.")
-        busy = sum(c.busy_seconds for c in calls)
+        busy = sum(shared.call.busy_seconds * shared.share for shared in calls)
         return EmbeddingBatchResult(
             rows=[row for row in rows if row is not None],
             prompt_tokens=sum(self.counter.count(texts[i]) for i in sendable),
@@ -254,8 +273,8 @@ class EmbeddingClient(ModelClient):
             estimated_cost=self.rate.dollars(busy),
             busy_seconds=busy,
             requests=len(calls),
-            attempts=sum(c.attempts for c in calls),
-            renewals=sum(c.renewals for c in calls),
-            retry_reasons=[r for c in calls for r in c.retry_reasons],
-            cold_start_wait_seconds=max((c.cold_start_wait_seconds for c in calls), default=0.0),
+            attempts=sum(shared.call.attempts for shared in calls),
+            renewals=sum(shared.call.renewals for shared in calls),
+            retry_reasons=[r for shared in calls for r in shared.call.retry_reasons],
+            cold_start_wait_seconds=max((shared.call.cold_start_wait_seconds for shared in calls), default=0.0),
         )
