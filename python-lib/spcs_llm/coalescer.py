@@ -10,6 +10,12 @@ request fails only the rows it carried; an error that concerns the whole endpoin
 credentials, a service that never resumes) also stops the batches not yet sent, and reaches the callers whose
 rows they held, as it does for a lone call.
 
+The shared rows are planned as one call's rows (full requests). Spreading a few callers' rows over more, smaller
+requests to keep several workers of a slow model busy was tried: with 16 one-text callers it raised throughput by
+about half on a slow two-worker model but cut it by a third on a fast one (the shared requests fragmented), and
+fast models are what coalescing is for; a slow multi-worker service is better served by a lower 'Rows per
+request' (bench/results/coalesce.md).
+
 A lone caller waits at most the window (none at all when its own rows fill a request); a window of 0 disables
 coalescing (the client then sends each call's batches itself).
 """
