@@ -1,9 +1,9 @@
 """EmbeddingClient: many texts → batched, parallel requests → one vector or one error per text, in order.
 
-Batching is the embed path's speed: rows are packed up to a row and byte budget and batches are
-sent in parallel under the endpoint's process-wide limiter; with a coalescing window, concurrent calls share requests
-(``coalescer.py``). A 413 or a 400 splits the batch in halves until the
-offending row is alone, so one bad text costs only its own result. Errors that concern the whole endpoint
+Batching is the embed path's speed: rows are packed up to a row and byte budget and batches are sent in parallel
+under the endpoint's process-wide limiter; with a coalescing window, concurrent calls share requests
+(``coalescer.py``). A 413 or a 400 splits the batch in halves until the offending row is alone, so one bad text
+costs only its own result. Errors that concern the whole endpoint
 (credentials, permissions, a wrong URL) are raised: no row could succeed, and the user must act.
 """
 
