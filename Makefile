@@ -53,6 +53,7 @@ demo: venv
 bench: venv
 	$(PYTHON) bench/embed_throughput.py
 	$(PYTHON) bench/chat_overhead.py
+	$(PYTHON) bench/cortex_stream.py
 
 soak: venv
 	SPCS_LLM_SOAK_TEXTS=10000 $(PYTHON) -m pytest tests/reliability/test_soak.py -q -s -p no:cacheprovider
