@@ -10,11 +10,8 @@ request fails only the rows it carried; an error that concerns the whole endpoin
 credentials, a service that never resumes) also stops the batches not yet sent, and reaches the callers whose
 rows they held, as it does for a lone call.
 
-The shared rows are planned as one call's rows (full requests). Spreading a few callers' rows over more, smaller
-requests to keep several workers of a slow model busy was tried: with 16 one-text callers it raised throughput by
-about half on a slow two-worker model but cut it by a third on a fast one (the shared requests fragmented), and
-fast models are what coalescing is for; a slow multi-worker service is better served by a lower 'Rows per
-request' (bench/results/coalesce.md).
+The planner is told how many callers share the rows, so that it can spread them over several requests (one full
+request would keep only one of a slow model's workers busy).
 
 A lone caller waits at most the window (none at all when its own rows fill a request); a window of 0 disables
 coalescing (the client then sends each call's batches itself).
@@ -26,9 +23,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import SpcsLlmError
 
@@ -36,7 +33,7 @@ Row = TypeVar("Row")
 Call = TypeVar("Call")
 # (the caller's own row number, text) pairs → one result per pair, in order, and the requests that produced them
 BatchSender = Callable[[list[tuple[int, str]]], tuple[list[Row], list[Call]]]
-BatchPlanner = Callable[[Sequence[str]], list[list[int]]]  # texts → batches of positions into them
+BatchPlanner = Callable[[Sequence[str], int], list[list[int]]]  # (texts, callers) → batches of positions into texts
 ConditionWait = Callable[[threading.Condition, float], object]
 
 
@@ -63,6 +60,7 @@ class _Demand(Generic[Row, Call]):
     rows: list[Row | None] = field(default_factory=list)
     calls: list[SharedCall[Call]] = field(default_factory=list)
     error: BaseException | None = None
+    outstanding: int = 0  # batches holding its rows that are not done yet
     done: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -77,7 +75,7 @@ class Coalescer(Generic[Row, Call]):
                  wait: ConditionWait = threading.Condition.wait):
         self.window_seconds = max(0.0, window_seconds)
         self.full_rows = max(1, full_rows)
-        self.max_workers = max(1, max_workers)
+        self._pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="spcs-embed")
         self._plan = plan
         self._send = send
         self._clock = clock
@@ -119,40 +117,62 @@ class Coalescer(Generic[Row, Call]):
         return demands
 
     def _dispatch(self, demands: list[_Demand[Row, Call]]) -> None:
+        """Submit the shared batches to the coalescer's sender pool; the leader then waits like any caller."""
         try:
             entries = [(demand, position) for demand in demands for position in range(len(demand.texts))]
-            batches = self._plan([demand.texts[position] for demand, position in entries])
-            if batches:
-                workers = min(len(batches), self.max_workers)
-                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spcs-embed") as pool:
-                    futures = {pool.submit(self._send_shared, [entries[i] for i in batch]): batch for batch in batches}
-                    done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-                    failure = next((f.exception() for f in done if f.exception() is not None), None)
-                    for future in pending:
-                        if future.cancel():
-                            self._fail({entries[i][0] for i in futures[future]}, failure)
+            planned = self._plan([demand.texts[position] for demand, position in entries], len(demands))
+            batches = [[entries[i] for i in batch] for batch in planned]
+            for batch in batches:
+                for demand in _demands_of(batch):
+                    demand.outstanding += 1
+            for demand in demands:
+                if demand.outstanding == 0:
+                    demand.done.set()
+            siblings: list[tuple[Future[None], Batch]] = []
+            for batch in batches:
+                siblings.append((self._pool.submit(self._send_shared, batch, siblings), batch))
         except BaseException as failed:  # whatever went wrong, no caller may wait forever
             for demand in demands:
                 demand.error = demand.error or failed
-            raise
-        finally:
-            for demand in demands:
                 demand.done.set()
 
-    def _send_shared(self, batch: list[tuple[_Demand[Row, Call], int]]) -> None:
-        """Send one batch; its results, or its failure, reach only the callers with rows in it."""
+    def _send_shared(self, batch: Batch, siblings: list[tuple[Future[None], Batch]]) -> None:
+        """Send one batch; its results, or its failure, reach only the callers with rows in it.
+
+        A caller is released as soon as all of its own batches are done, not when the whole dispatch is.
+        """
         try:
             rows, calls = self._send([(demand.labels[position], demand.texts[position]) for demand, position in batch])
         except Exception as failed:  # handed to the callers it concerns, raised in their own threads
-            self._fail({demand for demand, _ in batch}, failed)
-            raise
+            self._fail(_demands_of(batch), failed)
+            for future, other in list(siblings):  # an endpoint-wide error: the batches not yet sent would fail alike
+                if future.cancel():
+                    self._fail(_demands_of(other), failed)
+                    self._finish(other)
+            self._finish(batch)
+            return
         for (demand, position), row in zip(batch, rows):
             demand.rows[position] = row
         with self._results_lock:
             for demand, count in Counter(demand for demand, _ in batch).items():
                 demand.calls.extend(SharedCall(call=call, share=count / len(batch)) for call in calls)
+        self._finish(batch)
 
-    def _fail(self, demands: set[_Demand[Row, Call]], failure: BaseException | None) -> None:
+    def _finish(self, batch: Batch) -> None:
+        with self._results_lock:
+            for demand in _demands_of(batch):
+                demand.outstanding -= 1
+                if demand.outstanding == 0:
+                    demand.done.set()
+
+    def _fail(self, demands: set[_Demand[Row, Call]], failure: BaseException) -> None:
         with self._results_lock:
             for demand in demands:
                 demand.error = demand.error or failure
+
+
+Batch = list[tuple[_Demand[Any, Any], int]]  # (caller's demand, position in its rows) per row of one request
+
+
+def _demands_of(batch: Batch) -> set[_Demand[Any, Any]]:
+    return {demand for demand, _ in batch}

@@ -38,6 +38,7 @@ log = get_logger(__name__)
 
 LENGTH_BUCKET_RATIO = 1.1  # bench/README.md: padding within 1 % of an exact sort on the mixed corpus
 SHORT_ROW_BYTES = 32  # rows this small cost the model about the same whatever their length
+MIN_SHARED_REQUEST_ROWS = 8  # bench/results/coalesce.md: 16 one-text callers, 8-row shared requests were fastest
 SPLITTABLE = (PayloadTooLargeError, RequestRejectedError, InputTooLongError)
 ROW_LEVEL = (RateLimitedError, ServiceUnavailableError, TransportError)
 ROW_ERROR_FIX = (
@@ -133,7 +134,7 @@ class EmbeddingClient(ModelClient):
             self.coalescer = Coalescer(
                 window_seconds=config.coalesce_window_ms / 1000.0, full_rows=config.rows_per_request,
                 max_workers=config.endpoint.max_parallelism,
-                plan=lambda batch_texts: self._plan_batches(batch_texts, list(range(len(batch_texts)))),
+                plan=self._plan_shared_batches,
                 send=self._send_shared_batch,
             )
         log.info("Embedding requests to %s send %s", config.endpoint.url, self.wire.describe())
@@ -171,7 +172,19 @@ class EmbeddingClient(ModelClient):
                     future.result()
         return self._result(texts, rows, sendable, [SharedCall(call=call, share=1.0) for call in calls])
 
-    def _plan_batches(self, texts: Sequence[str], indices: list[int]) -> list[list[int]]:
+    def _plan_shared_batches(self, texts: Sequence[str], callers: int) -> list[list[int]]:
+        """The rows of ``callers`` concurrent calls, spread over as many requests as they would have sent in parallel
+        (up to the endpoint's current in-flight bound) but never under MIN_SHARED_REQUEST_ROWS rows a request.
+
+        One full request would leave all but one of a slow model's workers idle; requests of a row or two would
+        use up the in-flight slots a fast model needs for the next callers. A lone caller's plan is unchanged.
+        """
+        indices = list(range(len(texts)))
+        spread = min(callers, self.transport.state.limiter.limit)
+        rows = max(MIN_SHARED_REQUEST_ROWS, math.ceil(len(texts) / spread))
+        return self._plan_batches(texts, indices, max_rows=rows if callers > 1 else None)
+
+    def _plan_batches(self, texts: Sequence[str], indices: list[int], max_rows: int | None = None) -> list[list[int]]:
         """Pack rows into batches of similar length, longest first, under the row and byte budgets.
 
         The model pads every row of a batch to its longest one, so mixing a paragraph with short titles makes the
@@ -179,13 +192,14 @@ class EmbeddingClient(ModelClient):
         batches away from the end of the call, where nothing else runs beside them.
         """
         budget = self.config.max_request_bytes - self.wire.envelope_bytes
+        max_rows = min(max_rows or self.config.rows_per_request, self.config.rows_per_request)
         sizes = {index: self.wire.row_bytes(texts[index]) for index in indices}
         batches: list[list[int]] = []
         current: list[int] = []
         current_bytes = 0
         for index in sorted(indices, key=lambda i: -_length_bucket(sizes[i])):
             size = sizes[index]
-            if current and (len(current) >= self.config.rows_per_request or current_bytes + size > budget):
+            if current and (len(current) >= max_rows or current_bytes + size > budget):
                 batches.append(current)
                 current, current_bytes = [], 0
             current.append(index)

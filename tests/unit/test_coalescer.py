@@ -99,6 +99,20 @@ def test_a_failing_row_error_reaches_only_its_caller_with_its_own_row_number():
                 assert row.vector == vector_for(text) and row.error is None
 
 
+@responses.activate
+def test_shared_rows_are_spread_over_the_in_flight_bound_in_requests_of_at_least_8_rows():
+    responses.add_callback(responses.POST, f"{ENDPOINT}/encode", callback=encode_service)
+    client = make_client(rows_per_request=64, max_parallelism=4)
+    callers = [[f"caller {i}"] for i in range(16)] + [[f"wide {i}" for i in range(8)] for _ in range(2)]
+    join_every_caller(client.coalescer, callers)
+    results, errors = run_concurrently(client.embed, callers)
+    assert errors == [None] * len(callers)
+    for texts, result in zip(callers, results):
+        assert [row.vector for row in result.rows] == [vector_for(t) for t in texts]
+    # 32 rows of 18 callers over the bound of 4: four requests of 8, not one of 32 nor eighteen small ones
+    assert sorted(len(sent_texts(c.request)) for c in responses.calls) == [8, 8, 8, 8]
+
+
 @dataclass
 class FakeCall:
     busy_seconds: float
@@ -106,7 +120,8 @@ class FakeCall:
 
 
 def fixed_batches_of(size):
-    return lambda texts: [list(range(start, min(start + size, len(texts)))) for start in range(0, len(texts), size)]
+    return lambda texts, callers: [list(range(start, min(start + size, len(texts))))
+                                   for start in range(0, len(texts), size)]
 
 
 def test_a_failed_request_fails_only_the_callers_with_rows_in_it():
@@ -122,6 +137,31 @@ def test_a_failed_request_fails_only_the_callers_with_rows_in_it():
     assert isinstance(errors[0], RuntimeError) and results[0] is None
     assert errors[1:] == [None, None]
     assert results[1].rows == ["row 0: b1", "row 1: b2"] and results[2].rows == ["row 0: c1", "row 1: c2"]
+
+
+def test_a_caller_is_released_when_its_own_batches_are_done_not_the_whole_dispatch():
+    events = []
+    fast_caller_returned = threading.Event()
+
+    def send(batch):
+        if any(text == "slow" for _, text in batch):
+            fast_caller_returned.wait(timeout=30)  # a safety net only: the order below is what is asserted
+            events.append("slow batch done")
+        return [text for _, text in batch], [FakeCall(1.0)]
+
+    def call(texts):
+        result = coalescer.submit(list(range(len(texts))), texts)
+        if texts == ["fast 1", "fast 2"]:
+            events.append("fast caller returned")
+            fast_caller_returned.set()
+        return result
+
+    coalescer = Coalescer(window_seconds=0.005, full_rows=4, max_workers=2, plan=fixed_batches_of(2), send=send)
+    callers = [["fast 1", "fast 2"], ["slow", "other"]]
+    join_every_caller(coalescer, callers)
+    results, errors = run_concurrently(call, callers)
+    assert errors == [None, None] and results[1].rows == ["slow", "other"]
+    assert events == ["fast caller returned", "slow batch done"]
 
 
 def test_each_caller_pays_its_share_of_every_request_and_the_shares_add_up():
