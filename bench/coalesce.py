@@ -1,0 +1,180 @@
+"""Cross-call coalescing: 16 DSS threads × 1-text calls against one call with all the texts.
+
+The service is ``storm_server.py`` (constant time per row, a 50 ms round trip before admission, W workers and a
+queue) in two profiles: ``gpu`` (0.5 ms per row: the connector and the round trip are the whole story) and ``cpu``
+(12 ms per row on 2 workers, about MiniLM on one core of this machine: the model is the ceiling). Per profile,
+three cases, interleaved in rounds in one process so that they see the same machine load:
+
+- ``one call``: one ``process`` call with all the texts (the component's own batching and parallelism);
+- ``16 threads, coalescing``: 16 threads, each making 1-text calls, at the default window (5 ms);
+- ``16 threads, no coalescing``: the same with 'Coalescing window (ms)' 0 (the behaviour before issue 13);
+- ``16 threads, coalescing, 8 rows``: coalescing with 'Rows per request' 8, the tuning for a slow service with
+  several workers (16 shared rows become two requests, one per worker).
+
+Every case uses the component's defaults otherwise (64 rows per request, 'Max parallelism' 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from benchkit import Goal, facts_section, goals_table, machine_facts, markdown_table, pat_config, write_result
+from spcs_llm.local.harness import load_component
+from spcs_llm.transport import reset_endpoint_registry
+from storm_server import configure, fixed_capacity_service, stats
+
+THREADS = 16
+PROFILES = {
+    "gpu": {"workers": 4, "queue": 4, "service_ms": 0.0, "row_ms": 0.5, "network_ms": 50.0},
+    "cpu": {"workers": 2, "queue": 4, "service_ms": 0.0, "row_ms": 12.0, "network_ms": 50.0},
+}
+CASES = ("one call", "16 threads, coalescing", "16 threads, no coalescing", "16 threads, coalescing, 8 rows")
+
+
+def texts(count: int, tag: str) -> list[str]:
+    return [f"{tag} text number {i} about the quarterly report" for i in range(count)]
+
+
+def run_case(url: str, case: str, one_call_texts: int, threaded_texts: int) -> dict[str, Any]:
+    reset_endpoint_registry()
+    settings: dict[str, Any] = {"coalesce_window_ms": 0} if case.endswith("no coalescing") else {}
+    if case.endswith("8 rows"):
+        settings["rows_per_request"] = 8
+    component = load_component("spcs-embeddings", pat_config(url, "bench-pat", **settings))
+    component.process({"queries": [{"text": "warm-up"}]}, None, None)
+    configure(url)  # reset the service's counts
+    if case == "one call":
+        batch = texts(one_call_texts, "one")
+        started = time.perf_counter()
+        answer = component.process({"queries": [{"text": t} for t in batch]}, None, None)
+        seconds = time.perf_counter() - started
+        failed = sum(1 for item in answer["responses"] if "errorMessage" in item)
+        done = len(batch)
+    else:
+        batch = texts(threaded_texts, "thread")
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=THREADS) as pool:
+            answers = list(pool.map(lambda t: component.process({"queries": [{"text": t}]}, None, None), batch))
+        seconds = time.perf_counter() - started
+        failed = sum(1 for answer in answers for item in answer["responses"] if "errorMessage" in item)
+        done = len(batch)
+    served = stats(url)
+    return {"case": case, "texts": done, "seconds": seconds, "failed": failed, "requests": served["requests"],
+            "sent_429": served["sent_429"]}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    facts = machine_facts()
+    runs: list[dict[str, Any]] = []
+    with fixed_capacity_service() as url:
+        for profile, settings in PROFILES.items():
+            configure(url, **settings)
+            threaded = args.threaded_texts if profile == "gpu" else args.threaded_texts // 2
+            for round_number in range(args.rounds):
+                order = CASES[round_number % len(CASES):] + CASES[:round_number % len(CASES)]
+                for case in order:
+                    result = run_case(url, case, args.one_call_texts, threaded)
+                    result.update(profile=profile, round=round_number)
+                    runs.append(result)
+                    print(f"  {profile} round {round_number} {case}: {result['texts'] / result['seconds']:.0f} "
+                          f"texts/s, {result['requests']} requests, {result['sent_429']} × 429", flush=True)
+    summary: dict[str, dict[str, Any]] = {}
+    for profile, settings in PROFILES.items():
+        summary[profile] = {}
+        for case in CASES:
+            mine = [r for r in runs if r["profile"] == profile and r["case"] == case]
+            count = sum(r["texts"] for r in mine)
+            summary[profile][case] = {
+                "texts_per_s": count / sum(r["seconds"] for r in mine),
+                "texts_per_request": count / max(1, sum(r["requests"] for r in mine)),
+                "failed": sum(r["failed"] for r in mine), "sent_429": sum(r["sent_429"] for r in mine),
+            }
+        one = summary[profile]["one call"]["texts_per_s"]
+        for case in CASES:
+            summary[profile][case]["vs_one_call"] = summary[profile][case]["texts_per_s"] / one
+        # Little's law: 16 callers with one text each keep at most 16 texts in flight, each for a round trip, the
+        # window and the service time of a 16-row request.
+        seconds_in_flight = (settings["network_ms"] + 5.0 + THREADS * settings["row_ms"]) / 1000.0
+        summary[profile]["bound_16_callers_texts_per_s"] = THREADS / seconds_in_flight
+    return {"facts": facts, "profiles": PROFILES, "threads": THREADS, "runs": runs, "summary": summary,
+            "one_call_texts": args.one_call_texts, "threaded_texts": args.threaded_texts}
+
+
+def report(raw: dict[str, Any]) -> str:
+    summary = raw["summary"]
+    goals = [Goal(f"{profile}: 16 threads × 1-text calls / one call with all texts",
+                  summary[profile]["16 threads, coalescing"]["vs_one_call"], 0.8) for profile in PROFILES]
+    rows = []
+    for profile in PROFILES:
+        for case in CASES:
+            s = summary[profile][case]
+            rows.append((profile, case, f"{s['texts_per_s']:.0f}", f"{s['vs_one_call']:.2f}",
+                         f"{s['texts_per_request']:.1f}", s["sent_429"], s["failed"]))
+    table = markdown_table(("service", "case", "texts/s", "vs one call", "texts per request", "429s", "failed"),
+                           rows)
+    per_round = markdown_table(
+        ("service", "round", "case", "texts", "seconds", "texts/s", "requests", "429s"),
+        [(r["profile"], r["round"], r["case"], r["texts"], f"{r['seconds']:.2f}", f"{r['texts'] / r['seconds']:.0f}",
+          r["requests"], r["sent_429"]) for r in raw["runs"]],
+    )
+    profiles = "\n".join(
+        f"- `{name}`: {p['workers']} workers, queue {p['queue']}, {p['row_ms']:g} ms per row, {p['network_ms']:g} ms "
+        f"round trip before admission" for name, p in raw["profiles"].items())
+    bounds = ", ".join(f"{name} {summary[name]['bound_16_callers_texts_per_s']:.0f} texts/s" for name in PROFILES)
+    return f"""# Cross-call coalescing: {raw['threads']} threads × 1-text calls vs one call
+
+Written by `bench/coalesce.py` (issue 13, point 2). Services (`bench/storm_server.py`):
+
+{profiles}
+
+`one call` embeds {raw['one_call_texts']:,} texts in one `process` call; the threaded cases embed
+{raw['threaded_texts']:,} texts (`gpu`) or {raw['threaded_texts'] // 2:,} (`cpu`), one per call, from {raw['threads']}
+threads. Component defaults otherwise (64 rows per request, 'Max parallelism' 4, 'Coalescing window (ms)' 5); the
+last case sets 'Rows per request' 8.
+Little's-law ceiling of {raw['threads']} one-text callers (each text in flight for the round trip, the window and a
+{raw['threads']}-row request): {bounds}.
+
+## Goals
+
+{goals_table(goals)}
+
+## Results (all rounds)
+
+{table}
+
+## Per round
+
+{per_round}
+
+## Reading
+
+{raw.get('reading', '')}
+
+## Machine
+
+{facts_section(raw['facts'])}
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--one-call-texts", type=int, default=2000)
+    parser.add_argument("--threaded-texts", type=int, default=640)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-write", action="store_true", help="print the report without writing bench/results/")
+    args = parser.parse_args(argv)
+    raw = run(args)
+    text = report(raw)
+    if args.no_write:
+        print(text)
+    else:
+        print(f"wrote {write_result('coalesce', text, raw)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

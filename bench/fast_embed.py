@@ -1,0 +1,173 @@
+"""Fast-model embeddings: the connector's own ceiling when the model costs almost nothing.
+
+The service is ``storm_server.py`` in a GPU-class profile: 0.5 ms per row, 16 workers and a queue of 16, a
+50 ms round trip before admission, and a 384-float vector per row (what MiniLM returns), so the numbers measure the
+client: request encoding, the round trip, decoding and checking the vectors. Cases, interleaved in rounds in one
+process so that they see the same machine load:
+
+- ``reference``: the reference connector's algorithm (one text per request, serially; ``embed_throughput.py``);
+- ``component defaults``: the ``spcs-embeddings`` component at its llm.json defaults (64 rows, 'Max parallelism' 4);
+- ``component tuned``: the same with 'Max parallelism' 16 (the service's workers);
+- ``raw client``: the fastest client written here: 64-row batches from 16 threads over pooled connections,
+  ``json.loads`` of the answer, no validation.
+
+Reported: texts/s, ratios, and the bench process's CPU time per text (all its threads; the service runs in its own
+process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from benchkit import (Goal, facts_section, goals_table, machine_facts, markdown_table, mixed_corpus, pat_config,
+                      snowflake_token_header, write_result)
+from embed_throughput import ReferenceEmbedder, plugin_embed
+from spcs_llm.local.harness import load_component
+from spcs_llm.transport import reset_endpoint_registry
+from storm_server import configure, fixed_capacity_service
+
+SERVICE = {"workers": 16, "queue": 16, "service_ms": 0.0, "row_ms": 0.5, "network_ms": 50.0}
+RAW_THREADS = 16
+RAW_ROWS = 64
+CASES = ("reference", "component defaults", "component tuned", "raw client")
+
+
+class RawClient:
+    """Batched and parallel, nothing checked: the ceiling of any Python client over this HTTP stack."""
+
+    def __init__(self, endpoint: str, pat: str):
+        self.url = f"{endpoint}/encode"
+        self.headers = snowflake_token_header(pat)
+        self.session = requests.Session()
+        self.session.mount("http://", HTTPAdapter(pool_maxsize=RAW_THREADS))
+
+    def _batch(self, texts: list[str]) -> list[list[float]]:
+        body = json.dumps({"dataframe_records": [{"sentence": text} for text in texts]})
+        answer = self.session.post(self.url, data=body, headers=self.headers, timeout=60)
+        answer.raise_for_status()
+        return [row[1]["output"] for row in json.loads(answer.content)["data"]]
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        batches = [texts[start:start + RAW_ROWS] for start in range(0, len(texts), RAW_ROWS)]
+        with ThreadPoolExecutor(max_workers=RAW_THREADS) as pool:
+            return [vector for part in pool.map(self._batch, batches) for vector in part]
+
+
+def embedder(case: str, url: str, pat: str) -> Any:
+    if case == "reference":
+        return ReferenceEmbedder(url, pat).embed
+    if case == "raw client":
+        return RawClient(url, pat).embed
+    reset_endpoint_registry()
+    settings = {"max_parallelism": 16} if case == "component tuned" else {}
+    return plugin_embed(load_component("spcs-embeddings", pat_config(url, pat, **settings)))
+
+
+def measure(embed: Any, texts: list[str]) -> dict[str, float]:
+    embed(texts[:8])  # warm-up: connections, the dimension check
+    cpu, wall = time.process_time(), time.perf_counter()
+    vectors = embed(texts)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if len(vectors) != len(texts):
+        raise RuntimeError(f"{len(texts) - len(vectors)} texts lost")
+    return {"texts": len(texts), "seconds": wall, "cpu_seconds": cpu}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    facts = machine_facts()
+    corpus = mixed_corpus(args.texts)
+    runs: list[dict[str, Any]] = []
+    with fixed_capacity_service() as url:
+        configure(url, **SERVICE)
+        for round_number in range(args.rounds):
+            for case in CASES[round_number % len(CASES):] + CASES[:round_number % len(CASES)]:
+                texts = corpus[:args.reference_texts] if case == "reference" else corpus
+                result = {"case": case, "round": round_number, **measure(embedder(case, url, "bench-pat"), texts)}
+                runs.append(result)
+                print(f"  round {round_number} {case}: {result['texts'] / result['seconds']:.0f} texts/s, "
+                      f"{1e6 * result['cpu_seconds'] / result['texts']:.0f} µs CPU per text", flush=True)
+    summary = {}
+    for case in CASES:
+        mine = [r for r in runs if r["case"] == case]
+        count = sum(r["texts"] for r in mine)
+        summary[case] = {"texts_per_s": count / sum(r["seconds"] for r in mine),
+                         "cpu_us_per_text": 1e6 * sum(r["cpu_seconds"] for r in mine) / count}
+    return {"facts": facts, "service": SERVICE, "texts": args.texts, "reference_texts": args.reference_texts,
+            "runs": runs, "summary": summary}
+
+
+def report(raw: dict[str, Any]) -> str:
+    s = raw["summary"]
+    speed = {case: s[case]["texts_per_s"] for case in CASES}
+    goals = [
+        Goal("component (defaults) / reference algorithm", speed["component defaults"] / speed["reference"], 100),
+        Goal("component (tuned) / reference algorithm", speed["component tuned"] / speed["reference"], 100),
+        Goal("component (tuned) / raw client", speed["component tuned"] / speed["raw client"], 0.8),
+    ]
+    table = markdown_table(
+        ("case", "texts/s", "vs reference", "vs raw client", "client CPU per text"),
+        [(case, f"{speed[case]:.0f}", f"{speed[case] / speed['reference']:.1f}×",
+          f"{speed[case] / speed['raw client']:.2f}×", f"{s[case]['cpu_us_per_text']:.0f} µs") for case in CASES],
+    )
+    per_round = markdown_table(
+        ("round", "case", "texts", "seconds", "texts/s", "CPU s"),
+        [(r["round"], r["case"], r["texts"], f"{r['seconds']:.2f}", f"{r['texts'] / r['seconds']:.0f}",
+          f"{r['cpu_seconds']:.2f}") for r in raw["runs"]],
+    )
+    service = raw["service"]
+    return f"""# Fast-model embeddings: the connector's own ceiling
+
+Written by `bench/fast_embed.py` (issue 13, point 1, measurement only). The service (`bench/storm_server.py`)
+holds a worker {service['row_ms']:g} ms per row ({service['workers']} workers, queue {service['queue']}) after a
+{service['network_ms']:g} ms round trip, and answers a 384-float vector per row. The components and the raw client
+embed {raw['texts']:,} texts of the mixed corpus per round; the reference algorithm (one text per request,
+serially) embeds the first {raw['reference_texts']} (its rate does not depend on the count).
+
+## Goals
+
+{goals_table(goals)}
+
+## Results (all rounds)
+
+{table}
+
+## Per round
+
+{per_round}
+
+## Reading
+
+{raw.get('reading', '')}
+
+## Machine
+
+{facts_section(raw['facts'])}
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--texts", type=int, default=4000)
+    parser.add_argument("--reference-texts", type=int, default=60)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-write", action="store_true", help="print the report without writing bench/results/")
+    args = parser.parse_args(argv)
+    raw = run(args)
+    text = report(raw)
+    if args.no_write:
+        print(text)
+    else:
+        print(f"wrote {write_result('fast_embed', text, raw)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""429 storm: 32 DSS threads against an embedding service of fixed capacity, with and without the adaptive limiter.
+
+The service (``storm_server.py``) has W workers and a queue of Q, a constant service time per row and a
+network round trip before admission; it answers 429 as soon as W + Q requests are admitted. The component is
+configured with 'Max parallelism' 32 (one slot per caller thread: a user who sized it to the recipe, not to the
+service). Three cases, interleaved in rounds in one process so that they see the same machine load:
+
+- ``adaptive``: the limiter as shipped (halves its bound on 429, grows back by one per window of successes), with
+  cross-call coalescing off, so that every call is its own request and the storm really comes;
+- ``fixed``: the same, with the limiter's 429 feedback switched off in this process (the behaviour before issue
+  13), where every 429 is only retried after a jittered back-off;
+- ``defaults``: adaptive limiter and coalescing at its default window: the calls share requests.
+
+Reported: rows/s against the service's capacity, retries per row and per request, 429s, rows lost (must be 0).
+Retries are the service's 429 count (every 429 is retried; no row was lost): a caller's own result counts the
+attempts of every request it shared, so summing those over callers would count a shared retry several times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
+from typing import Any, Iterator
+
+from benchkit import Goal, facts_section, goals_table, machine_facts, markdown_table, pat_config, write_result
+from spcs_llm.limiter import EndpointLimiter
+from spcs_llm.local.harness import load_component
+from spcs_llm.transport import endpoint_state, reset_endpoint_registry
+from storm_server import configure, fixed_capacity_service, stats
+
+CALLERS = 32
+CASES = ("adaptive", "fixed", "defaults")
+
+
+@contextmanager
+def feedback_switched_off() -> Iterator[None]:
+    """The 'fixed' case: 429s no longer lower the bound (bench-only; the shipped limiter always adapts)."""
+    original = EndpointLimiter.record_overloaded
+    EndpointLimiter.record_overloaded = lambda self, generation: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        EndpointLimiter.record_overloaded = original  # type: ignore[method-assign]
+
+
+def run_case(url: str, case: str, calls_per_caller: int, rows_per_call: int) -> dict[str, Any]:
+    reset_endpoint_registry()  # a fresh limiter at the configured bound, for both cases alike
+    window = {} if case == "defaults" else {"coalesce_window_ms": 0}
+    component = load_component("spcs-embeddings", pat_config(url, "bench-pat", max_parallelism=CALLERS, **window))
+    configure(url)  # reset the service's counts, keep its settings
+    queries = [{"queries": [{"text": f"caller {caller} call {call} row {row}"} for row in range(rows_per_call)]}
+               for caller in range(CALLERS) for call in range(calls_per_caller)]
+    totals = {"rows": 0, "lost": 0}
+    totals_lock = threading.Lock()
+
+    def call(query: dict[str, Any]) -> None:
+        answer = component.process(query, None, None)
+        with totals_lock:
+            totals["rows"] += len(answer["responses"])
+            totals["lost"] += sum(1 for item in answer["responses"] if "errorMessage" in item)
+
+    with feedback_switched_off() if case == "fixed" else nullcontext():
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=CALLERS) as pool:
+            list(pool.map(call, queries))
+        seconds = time.perf_counter() - started
+    served = stats(url)
+    limiter = endpoint_state(url).limiter
+    return {"case": case, "seconds": seconds, "rows": totals["rows"], "lost": totals["lost"],
+            "sent_429": served["sent_429"], "served_requests": served["requests"],
+            "max_admitted": served["max_admitted"], "final_bound": limiter.limit}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    facts = machine_facts()
+    settings = {"workers": args.workers, "queue": args.queue, "service_ms": 0.0, "row_ms": args.row_ms,
+                "network_ms": args.network_ms}
+    capacity_rows = args.workers / (args.row_ms / 1000.0)
+    runs: list[dict[str, Any]] = []
+    with fixed_capacity_service() as url:
+        configure(url, **settings)
+        run_case(url, "adaptive", 2, args.rows_per_call)  # warm-up: connections, imports, dimension check
+        for round_number in range(args.rounds):
+            for case in CASES[round_number % len(CASES):] + CASES[:round_number % len(CASES)]:
+                result = run_case(url, case, args.calls_per_caller, args.rows_per_call)
+                result["round"] = round_number
+                runs.append(result)
+                print(f"  round {round_number} {case}: {result['rows'] / result['seconds']:.0f} rows/s, "
+                      f"{result['sent_429']} × 429, lost {result['lost']}", flush=True)
+    summary = {}
+    for case in CASES:
+        mine = [r for r in runs if r["case"] == case]
+        rows = sum(r["rows"] for r in mine)
+        seconds = sum(r["seconds"] for r in mine)
+        requests = sum(r["served_requests"] for r in mine)
+        retries = sum(r["sent_429"] for r in mine)
+        summary[case] = {"rows_per_s": rows / seconds, "of_capacity": rows / seconds / capacity_rows,
+                         "retries_per_row": retries / rows, "retries_per_request": retries / requests,
+                         "sent_429": sum(r["sent_429"] for r in mine), "lost": sum(r["lost"] for r in mine),
+                         "rows": rows}
+    return {"facts": facts, "settings": settings, "callers": CALLERS, "rows_per_call": args.rows_per_call,
+            "calls_per_caller": args.calls_per_caller, "capacity_rows_per_s": capacity_rows, "runs": runs,
+            "summary": summary}
+
+
+def report(raw: dict[str, Any]) -> str:
+    summary, settings = raw["summary"], raw["settings"]
+    adaptive, fixed = summary["adaptive"], summary["fixed"]
+    goals = [
+        Goal("429 storm: throughput / service capacity (adaptive)", adaptive["of_capacity"], 0.85),
+        Goal("429 storm: retries per row (adaptive)", adaptive["retries_per_row"], 0.2, unit="", at_most=True),
+    ]
+    table = markdown_table(
+        ("case", "rows/s", "of capacity", "retries per row", "retries per request", "429s", "rows lost"),
+        [(case, f"{s['rows_per_s']:.0f}", f"{s['of_capacity']:.2f}", f"{s['retries_per_row']:.3f}",
+          f"{s['retries_per_request']:.3f}", s["sent_429"], s["lost"]) for case, s in summary.items()],
+    )
+    per_round = markdown_table(
+        ("round", "case", "rows", "seconds", "rows/s", "requests", "429s", "bound at end", "max admitted"),
+        [(r["round"], r["case"], r["rows"], f"{r['seconds']:.2f}", f"{r['rows'] / r['seconds']:.0f}",
+          r["served_requests"],
+          r["sent_429"], r["final_bound"], r["max_admitted"]) for r in raw["runs"]],
+    )
+    return f"""# 429 storm: {raw['callers']} threads against a service of fixed capacity
+
+Written by `bench/storm.py` (issue 13, point 3). The service (`bench/storm_server.py`) has {settings['workers']}
+workers and a queue of {settings['queue']}, holds a worker {settings['row_ms']:g} ms per row and answers 429
+once {settings['workers'] + settings['queue']} requests are admitted; a {settings['network_ms']:g} ms round trip
+comes before admission. Its capacity: {raw['capacity_rows_per_s']:.0f} rows/s ({settings['workers']} workers /
+{settings['row_ms']:g} ms per row). {raw['callers']} caller threads each make {raw['calls_per_caller']} calls of
+{raw['rows_per_call']} texts through the `spcs-embeddings` component with 'Max parallelism' {raw['callers']};
+every other setting at its default (6 attempts, back-off from 1 s with full jitter). `adaptive` and `fixed` turn
+cross-call coalescing off ('Coalescing window (ms)' 0) so that each call is its own request; `fixed` also
+switches the limiter's 429 feedback off in the bench process (the limiter before issue 13); `defaults` is the
+component as shipped (adaptive limiter, 5 ms coalescing window).
+
+## Goals
+
+{goals_table(goals)}
+
+## Results (all rounds)
+
+{table}
+
+## Per round
+
+{per_round}
+
+## Reading
+
+{raw.get('reading', '')}
+
+## Machine
+
+{facts_section(raw['facts'])}
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--queue", type=int, default=4)
+    parser.add_argument("--row-ms", type=float, default=5.0)
+    parser.add_argument("--network-ms", type=float, default=50.0)
+    parser.add_argument("--rows-per-call", type=int, default=4)
+    parser.add_argument("--calls-per-caller", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-write", action="store_true", help="print the report without writing bench/results/")
+    args = parser.parse_args(argv)
+    raw = run(args)
+    text = report(raw)
+    if args.no_write:
+        print(text)
+    else:
+        print(f"wrote {write_result('storm', text, raw)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
