@@ -54,6 +54,9 @@ bench: venv
 	$(PYTHON) bench/embed_throughput.py
 	$(PYTHON) bench/chat_overhead.py
 	$(PYTHON) bench/cortex_stream.py
+	$(PYTHON) bench/fast_embed.py
+	$(PYTHON) bench/coalesce.py
+	$(PYTHON) bench/storm.py
 
 soak: venv
 	SPCS_LLM_SOAK_TEXTS=10000 $(PYTHON) -m pytest tests/reliability/test_soak.py -q -s -p no:cacheprovider
