@@ -1,0 +1,152 @@
+"""Catalog, Cortex components: the same kinds of bad inputs and bad environments as the SPCS catalog, sent through
+the real ``python-llms/cortex-chat`` and ``cortex-embedding`` components to the stand-in's Cortex endpoints.
+
+Each case gets its own specific error naming the fix; in an embedding batch, a bad row costs only that row and
+every other row keeps exactly its own vector (the stand-in's Cortex embed model is the packaged MiniLM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from catalog_runner import Case, Env, chat_query, run_case, texts_query, unused_port
+from reliability_configs import pat_preset
+
+from spcs_llm.errors import (
+    EndpointNotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    RequestRejectedError,
+    TransportError,
+)
+from spcs_llm.local.cortex_engines import CHAT_MODEL, EMBED_MODEL
+from spcs_llm.local.harness import load_component
+
+CHAT = "cortex-chat"
+EMBED = "cortex-embedding"
+GOOD = ["The harbour opens at dawn.", "Granite does not float.", "Tea is served at four."]
+HELLO = chat_query("Say hello.")
+FAST_FAIL = {"max_attempts": 2, "max_retry_seconds": 5}
+
+
+def cortex(env: Env, model: str, account_url: str | None = None, **params: object) -> dict:
+    """A Cortex component's config as DSS resolves it: a PAT preset for the suite's stand-in, and the model."""
+    preset = pat_preset(env.stack.issue_pat(), account_url or env.stack.cortex_url)
+    return {**preset, "model": model, **params}
+
+
+def batch_with(bad: object, position: int = 1) -> dict:
+    return texts_query([*GOOD[:position], bad, *GOOD[position:]])
+
+
+def revoke_cortex_user(env: Env) -> None:
+    env.stack.set_cortex_user("LOCAL_USER", False)
+
+
+def rate_limit(model: str, component: str, query: dict):
+    """One request per 10 minutes for ``model``, used up by a first call, so the case's call gets the 429."""
+    def prepare(env: Env) -> None:
+        env.stack.set_cortex_rate_limit(model, 1, window_s=600)
+        load_component(component, cortex(env, model)).process(query, {}, None)
+    return prepare
+
+
+def all_rows(fragment: str) -> dict[int, str]:
+    """An account-level refusal: each row of the batch carries it, with its fix."""
+    return {index: fragment for index in range(len(GOOD))}
+
+
+EMBED_CASES = [
+    Case("cortex-image-query", EMBED, lambda env: cortex(env, EMBED_MODEL),
+         batch_with({"inlineImage": "aGVsbG8gd29ybGQ="}, 2), failed_rows={2: "image inputs cannot be embedded"}),
+    Case("cortex-query-without-texts", EMBED, lambda env: cortex(env, EMBED_MODEL), {"inputs": ["hello"]},
+         raises=RequestRejectedError, says="neither 'queries' nor 'text'", fix="{'queries'"),
+    Case("cortex-chat-model-as-embedder", EMBED, lambda env: cortex(env, CHAT_MODEL), texts_query(GOOD),
+         failed_rows=all_rows(f'unknown model "{CHAT_MODEL}"\'. Fix: Check the model name')),
+    Case("cortex-embed-without-cortex-user", EMBED, lambda env: cortex(env, EMBED_MODEL), texts_query(GOOD),
+         prepare=revoke_cortex_user, failed_rows=all_rows("GRANT DATABASE ROLE SNOWFLAKE.CORTEX_USER")),
+    Case("cortex-embed-rate-limited", EMBED, lambda env: cortex(env, EMBED_MODEL, **FAST_FAIL), texts_query(GOOD),
+         prepare=rate_limit(EMBED_MODEL, EMBED, texts_query(GOOD)), failed_rows=all_rows("lower 'Max parallelism'")),
+    Case("cortex-embed-unreachable-account", EMBED,
+         lambda env: cortex(env, EMBED_MODEL, f"http://127.0.0.1:{unused_port()}", **FAST_FAIL), texts_query(GOOD),
+         failed_rows=all_rows("Could not reach")),
+]
+
+CHAT_CASES = [
+    Case("cortex-chat-no-messages", CHAT, lambda env: cortex(env, CHAT_MODEL), {"messages": []},
+         raises=RequestRejectedError, says="The query has no messages", fix="message"),
+    Case("cortex-chat-image-part", CHAT, lambda env: cortex(env, CHAT_MODEL),
+         {"messages": [{"role": "user", "parts": [{"type": "IMAGE_INLINE", "inlineImage": "aGk="}]}]},
+         raises=RequestRejectedError, says="image", fix="image"),
+    Case("cortex-chat-required-tool-on-llama", CHAT, lambda env: cortex(env, CHAT_MODEL), HELLO,
+         settings={"tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}],
+                   "toolChoice": {"type": "required"}},
+         raises=RequestRejectedError, says="cannot call tools", fix="Tool calling"),
+    Case("cortex-chat-unknown-model", CHAT, lambda env: cortex(env, "no-such-model"), HELLO,
+         raises=RequestRejectedError, says='unknown model "no-such-model"', fix="model"),
+    Case("cortex-chat-embed-model-as-chat", CHAT, lambda env: cortex(env, EMBED_MODEL), HELLO,
+         raises=RequestRejectedError, says=EMBED_MODEL, fix="model"),
+    Case("cortex-chat-without-cortex-user", CHAT, lambda env: cortex(env, CHAT_MODEL), HELLO,
+         prepare=revoke_cortex_user, raises=PermissionDeniedError, says="403", fix="CORTEX_USER"),
+    Case("cortex-chat-rate-limited", CHAT, lambda env: cortex(env, CHAT_MODEL, **FAST_FAIL), HELLO,
+         prepare=rate_limit(CHAT_MODEL, CHAT, HELLO), raises=RateLimitedError, says="429", fix="parallelism"),
+    Case("cortex-chat-unreachable-account", CHAT,
+         lambda env: cortex(env, CHAT_MODEL, f"http://127.0.0.1:{unused_port()}", **FAST_FAIL), HELLO,
+         raises=TransportError, says="Could not reach", fix="network"),
+    Case("cortex-chat-wrong-account-path", CHAT,
+         lambda env: cortex(env, CHAT_MODEL, f"{env.stack.cortex_url}/not-an-account"), HELLO,
+         raises=EndpointNotFoundError, says="404", fix="account"),
+]
+
+# Inputs the SPCS components refuse with a specific error and fix, where the Cortex components (or the stand-in's
+# Cortex endpoints) do not yet: each case states the behaviour wanted; strict, so a fix turns it into a failure
+# to move the case up into the lists above.
+KNOWN_GAPS = [
+    (Case("cortex-empty-text", EMBED, lambda env: cortex(env, EMBED_MODEL), batch_with(""),
+          failed_rows={1: "empty or only whitespace"}),
+     "the row's error ('the input is empty or not text.') names no fix"),
+    (Case("cortex-whitespace-text", EMBED, lambda env: cortex(env, EMBED_MODEL), batch_with(" \n\t  "),
+          failed_rows={1: "empty or only whitespace"}),
+     "the row's error ('the input is empty or not text.') names no fix"),
+    (Case("cortex-not-a-text", EMBED, lambda env: cortex(env, EMBED_MODEL), batch_with(None),
+          failed_rows={1: "expected a text, got NoneType"}),
+     "the row's error ('the input is empty or not text.') names no fix and not the type received"),
+    (Case("cortex-single-empty-text", EMBED, lambda env: cortex(env, EMBED_MODEL), {"text": "   "},
+          raises=RequestRejectedError, says="empty or only whitespace", fix="filter out empty rows"),
+     "the error ('Row 0 was not embedded: the input is empty or not text.') names no fix"),
+    (Case("cortex-lone-surrogate", EMBED, lambda env: cortex(env, EMBED_MODEL), batch_with("caf\udce9 au lait", 3),
+          failed_rows={3: "lone surrogate"}),
+     "the stand-in's embed endpoint answers HTTP 500 for the whole request, so every row fails, with a fix about "
+     "the account URL; the component does not refuse the one row before sending"),
+    (Case("cortex-one-megabyte-text", EMBED, lambda env: cortex(env, EMBED_MODEL),
+          batch_with("lorem ipsum " * 90_000, 0), failed_rows={0: "split long documents into chunks"}),
+     "a 1 MB text is embedded silently (truncated to the model's window); real Cortex behaviour unknown, the "
+     "stricter reading is a refusal of that row"),
+    (Case("cortex-chat-whitespace-message", CHAT, lambda env: cortex(env, CHAT_MODEL), chat_query("  \n "),
+          raises=RequestRejectedError, says="no user message with text", fix="non-empty user message"),
+     "a whitespace-only message is sent and answered (billed tokens for no question); the SPCS chat refuses it"),
+    (Case("cortex-chat-lone-surrogate", CHAT, lambda env: cortex(env, CHAT_MODEL), chat_query("caf\udce9 menu"),
+          raises=RequestRejectedError, says="lone surrogate", fix="errors='replace'"),
+     "sent as is; the stand-in answers 400 with a tokenizer message ('TextEncodeInput must be Union[...]') and the "
+     "error names no fix"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _cortex_put_back(clean) -> Iterator[None]:
+    """Rate limits and CORTEX_USER revocations set by a case are lifted after it."""
+    clean.reset_cortex()
+    yield
+    clean.reset_cortex()
+
+
+@pytest.mark.parametrize("case", [case.param() for case in EMBED_CASES + CHAT_CASES])
+def test_cortex_catalog(case: Case, env: Env, exposure):
+    run_case(case, env, exposure)
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.id, marks=pytest.mark.xfail(strict=True, reason=gap))
+                                  for case, gap in KNOWN_GAPS])
+def test_cortex_catalog_known_gaps(case: Case, env: Env, exposure):
+    run_case(case, env, exposure)
