@@ -160,6 +160,8 @@ def plan_finetune(session: Any, names: DeploymentNames, request: FinetuneRequest
                                 epochs=request.max_epochs,
                                 credits_per_million=request.training_credits_per_million,
                                 dollars_per_credit=request.dollars_per_credit)
+    # Inferred: FINETUNE takes a qualified name and saves the model in that schema's registry (the CREATE page only
+    # says "the model registry of the schema"); qualifying it keeps the model out of whatever schema is current.
     return FinetunePlan(model_fqn=f"{names.database}.{names.schema}.{request.name.upper()}",
                         base_model=request.base_model, training=training, validation=validation,
                         max_epochs=request.max_epochs, estimate=estimate)

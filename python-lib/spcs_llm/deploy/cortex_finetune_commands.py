@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, DeploymentError
 from .commands import _add_debug, _add_name_options, _add_session_options
 from .cortex_finetune import (BASE_MODELS_AS_OF, DEFAULT_DOLLARS_PER_CREDIT, DOCS_URL, FINETUNE_BASE_MODELS,
                               MAX_EPOCHS_LIMIT, FinetuneRequest, plan_finetune)
@@ -106,8 +106,11 @@ def cortex_finetune_command(args: argparse.Namespace, ask: Ask | None = None) ->
     if args.attach:
         session = session_for(args)
         status = wait_for_job(session, args.attach, _poll_settings(args), report)
+        if not status.model:
+            raise DeploymentError(f"Fine-tuning job {args.attach} succeeded but names no model.",
+                                  fix="Find the model with SHOW MODELS in the schema the job was started in.")
         print(f"Fine-tuned model: {status.model}")
-        print(connection_settings_text(str(status.model), status.base_model, account_url(session)))
+        print(connection_settings_text(status.model, status.base_model, account_url(session)))
         return 0
     request = _request(args)
     poll = _poll_settings(args)

@@ -165,6 +165,7 @@ def connection_settings_text(model_fqn: str, base_model: str, account_url: str |
         credits = (f"Input / Output credits per million tokens: {rate[0]:g} / {rate[1]:g} (the {base_model} rate in "
                    f"the plugin's table as of {CORTEX_RATES_AS_OF}; fine-tuned models are not in the table, so set "
                    "them here, after checking Snowflake's Service Consumption Table)")
+    # Inferred: callers of a tuned model need USAGE on it, like other schema-level models.
     return "\n".join([
         "Dataiku: Administration > Connections > (your LLM Mesh connection) > Snowflake Cortex chat model:",
         "  Authentication: Per-user Snowflake OAuth or Service account, with your preset",

@@ -13,7 +13,7 @@ from fake_cortex_finetune import finetune_state
 from fake_tables import add_table
 from spcs_llm.deploy import cortex_finetune_commands, cortex_finetune_job, handlers
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV
-from spcs_llm.errors import ConfigurationError
+from spcs_llm.errors import ConfigurationError, DeploymentError
 
 assert fake_cortex_finetune  # its handlers answer the FINETUNE statements
 
@@ -136,3 +136,14 @@ def test_prompt_columns_map_the_instruction_input_output_shape(cli_session, acco
     out = capsys.readouterr().out
     assert "ARRAY_CONSTRUCT_COMPACT(NULLIF(TRIM(\"INSTRUCTION\")" in out and "\"OUTPUT\" AS completion" in out
     assert "training cost unknown" in out
+
+
+def test_attach_to_a_success_without_a_model_name_says_where_to_look(cli_session):
+    start = _args(*BASE, "--yes", "--no-wait")
+    start.handler(start)
+    finetune_state(cli_session.account).jobs["CortexFineTuningWorkflow_0001"].script = [{"status": "SUCCESS",
+                                                                                         "model": ""}]
+    args = _args("cortex-finetune", "--attach", "CortexFineTuningWorkflow_0001")
+    with pytest.raises(DeploymentError, match="succeeded but names no model") as caught:
+        args.handler(args)
+    assert "SHOW MODELS" in caught.value.fix
