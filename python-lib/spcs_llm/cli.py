@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .deploy.adapter_commands import register as register_adapters
     from .deploy.batch_commands import register as register_batch
     from .deploy.commands import register as register_deploy
+    from .deploy.cortex_finetune_commands import register as register_cortex_finetune
     from .deploy.finetune_commands import register as register_finetune
     from .doctor import register as register_doctor
     from .local.commands import register as register_local
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_finetune(commands)
     register_adapters(commands)
     register_batch(commands)
+    register_cortex_finetune(commands)
     return parser
 
 
