@@ -13,7 +13,14 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from .catalog import CATALOG, catalog_entry, resolve_model
-from .commands import DEPLOY_NAMES, _add_debug, _add_name_options, _add_session_options, add_engine_options
+from .commands import (
+    DEPLOY_NAMES,
+    add_debug_option,
+    add_engine_options,
+    add_name_options,
+    add_session_options,
+    add_wait_options,
+)
 from .handlers import engine_options_from, names_from, session_for
 
 
@@ -88,10 +95,8 @@ def register(subparsers: Any) -> None:
     service.add_argument("--replace", action="store_true", help="drop and recreate the service (e.g. new adapters)")
     service.add_argument("--caller-role", help="role granted the service role (default: --user-role)")
     service.add_argument("--no-external-access", action="store_true", help="no egress integration for the build")
-    service.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for RUNNING (default 3600)")
-    service.add_argument("--poll-interval", type=float, default=15.0, help="seconds between status checks")
-    service.add_argument("--dollars-per-credit", type=float, default=3.0, help="for the Dataiku settings (default 3)")
-    _add_name_options(parser, DEPLOY_NAMES)
-    _add_session_options(parser)
-    _add_debug(parser)
+    add_wait_options(service)
+    add_name_options(parser, DEPLOY_NAMES)
+    add_session_options(parser)
+    add_debug_option(parser)
     parser.set_defaults(handler=serve_adapters_command)

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from .batch import DEFAULT_STAGE, SERVICE_THRESHOLD_ROWS, BatchRequest, plan_batch_inference, reply_query
 from .catalog import CATALOG
-from .commands import _add_debug, _add_name_options, _add_session_options
+from .commands import add_debug_option, add_name_options, add_session_options
 from .handlers import Ask, confirm_billed, names_from, session_for
 
 BATCH_NAMES = ("database", "schema", "gpu_pool", "cpu_pool")
@@ -60,9 +60,9 @@ def register(subparsers: Any) -> None:
     cost.add_argument("--dollars-per-credit", type=float, default=3.0, help="default 3")
     batch.add_argument("--sql-only", action="store_true", help="print the SQL of the run instead of running it")
     batch.add_argument("--yes", action="store_true", help="do not ask before running (needed without a terminal)")
-    _add_name_options(batch, BATCH_NAMES)
-    _add_session_options(batch)
-    _add_debug(batch)
+    add_name_options(batch, BATCH_NAMES)
+    add_session_options(batch)
+    add_debug_option(batch)
     batch.set_defaults(handler=batch_command)
 
 

@@ -38,7 +38,7 @@ TEARDOWN_NAMES = ("deployer_role", "user_role", "warehouse", "database", "gpu_po
                   "external_access_integration", "oauth_integration")
 
 
-def _add_name_options(parser: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+def add_name_options(parser: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
     group = parser.add_argument_group("Snowflake object names (defaults match the plugin presets)")
     defaults = DeploymentNames()
     for name in names:
@@ -46,7 +46,7 @@ def _add_name_options(parser: argparse.ArgumentParser, names: tuple[str, ...]) -
                            help=f"{_NAME_HELP[name]} (default {getattr(defaults, name)})")
 
 
-def _add_session_options(parser: argparse.ArgumentParser) -> None:
+def add_session_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Snowflake session")
     group.add_argument(
         "--connection",
@@ -72,7 +72,14 @@ def add_engine_options(parser: argparse.ArgumentParser, *, vllm_only: bool = Fal
                        help="vLLM: any other engine argument, e.g. --engine-arg=--enforce-eager (repeatable)")
 
 
-def _add_debug(parser: argparse.ArgumentParser) -> None:
+def add_wait_options(group: Any) -> None:
+    """How long to wait for a service to run, how often to look, and the $/credit of the printed settings."""
+    group.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for RUNNING (default 3600)")
+    group.add_argument("--poll-interval", type=float, default=15.0, help="seconds between status checks")
+    group.add_argument("--dollars-per-credit", type=float, default=3.0, help="for the Dataiku settings (default 3)")
+
+
+def add_debug_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback of an error")
 
@@ -81,7 +88,7 @@ def register(subparsers: Any) -> None:
     setup = subparsers.add_parser("setup-sql", help="print the Snowflake setup SQL (roles, pools, OAuth, grants)")
     setup.add_argument("--dss-url", help="DSS base URL as users open it, for the OAuth redirect "
                                          "(<dss-url>/dip/api/oauth2-callback); asked for when missing on a terminal")
-    _add_name_options(setup, SETUP_NAMES)
+    add_name_options(setup, SETUP_NAMES)
     setup.add_argument("--allow-unlisted-family", action="store_true",
                        help="accept an instance family newer than the shipped table")
     setup.add_argument("--no-external-access", action="store_true", help="leave out the egress network rule and integration")
@@ -91,7 +98,7 @@ def register(subparsers: Any) -> None:
         help="also create SQL service functions for these models (none listed: all catalog models)",
     )
     setup.add_argument("-o", "--output", help="write to this file instead of stdout")
-    _add_debug(setup)
+    add_debug_option(setup)
     setup.set_defaults(handler=setup_sql_command)
 
     deploy = subparsers.add_parser(
@@ -128,12 +135,10 @@ def register(subparsers: Any) -> None:
     registry.add_argument("--caller-role", help="role granted the service role (default: --user-role)")
     registry.add_argument("--no-external-access", action="store_true",
                           help="build the image without the egress integration")
-    registry.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait for RUNNING (default 3600)")
-    registry.add_argument("--poll-interval", type=float, default=15.0, help="seconds between status checks")
-    registry.add_argument("--dollars-per-credit", type=float, default=3.0, help="for the Dataiku settings (default 3)")
-    _add_name_options(deploy, DEPLOY_NAMES)
-    _add_session_options(deploy)
-    _add_debug(deploy)
+    add_wait_options(registry)
+    add_name_options(deploy, DEPLOY_NAMES)
+    add_session_options(deploy)
+    add_debug_option(deploy)
     deploy.set_defaults(handler=deploy_command)
 
     status = subparsers.add_parser("status", help="list the services, what the pools bill now, per day and month")
@@ -143,9 +148,9 @@ def register(subparsers: Any) -> None:
                         help="credits/h of a family the shipped table lacks or prices differently (repeatable)")
     status.add_argument("--history-days", type=int, default=0, metavar="DAYS",
                         help="also show what the pools billed over the last DAYS days (Snowflake's metering view)")
-    _add_name_options(status, STATUS_NAMES)
-    _add_session_options(status)
-    _add_debug(status)
+    add_name_options(status, STATUS_NAMES)
+    add_session_options(status)
+    add_debug_option(status)
     status.set_defaults(handler=status_command)
 
     teardown = subparsers.add_parser("teardown", help="print (or run) the SQL that stops all billing")
@@ -154,7 +159,7 @@ def register(subparsers: Any) -> None:
                           help="run it through a Snowflake session (needs ACCOUNTADMIN); asks for confirmation")
     teardown.add_argument("--yes", action="store_true", help="with --execute: do not ask (needed without a terminal)")
     teardown.add_argument("-o", "--output", help="write to this file instead of stdout")
-    _add_name_options(teardown, TEARDOWN_NAMES)
-    _add_session_options(teardown)
-    _add_debug(teardown)
+    add_name_options(teardown, TEARDOWN_NAMES)
+    add_session_options(teardown)
+    add_debug_option(teardown)
     teardown.set_defaults(handler=teardown_command)

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from ..errors import ConfigurationError, DeploymentError
-from .commands import _add_debug, _add_name_options, _add_session_options
+from .commands import add_debug_option, add_name_options, add_session_options
 from .cortex_finetune import (BASE_MODELS_AS_OF, DEFAULT_DOLLARS_PER_CREDIT, DOCS_URL, FINETUNE_BASE_MODELS,
                               MAX_EPOCHS_LIMIT, FinetuneRequest, plan_finetune)
 from .cortex_finetune_job import (DEFAULT_POLL_INTERVAL_S, DEFAULT_TIMEOUT_S, PollSettings, account_url, cancel_job,
@@ -56,9 +56,9 @@ def register(subparsers: Any) -> None:
     job.add_argument("--no-wait", action="store_true", help="start the job and print its id without following it")
     command.add_argument("--sql-only", action="store_true", help="print the SQL instead of running it")
     command.add_argument("--yes", action="store_true", help="do not ask before running (needed without a terminal)")
-    _add_name_options(command, FINETUNE_NAMES)
-    _add_session_options(command)
-    _add_debug(command)
+    add_name_options(command, FINETUNE_NAMES)
+    add_session_options(command)
+    add_debug_option(command)
     command.set_defaults(handler=cortex_finetune_command)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from .catalog import CATALOG
-from .commands import _add_debug, _add_name_options, _add_session_options
+from .commands import add_debug_option, add_name_options, add_session_options
 from .finetune import LoraSettings
 from .finetune_job import (
     FinetuneJob,
@@ -67,9 +67,9 @@ def register(subparsers: Any) -> None:
     job.add_argument("--timeout", type=float, default=-1.0, help="seconds to wait (default: no limit)")
     job.add_argument("--dollars-per-credit", type=float, default=3.0, help="for the cost lines (default 3)")
     job.add_argument("--yes", action="store_true", help="do not ask before submitting (needed without a terminal)")
-    _add_name_options(parser, FINETUNE_NAMES)
-    _add_session_options(parser)
-    _add_debug(parser)
+    add_name_options(parser, FINETUNE_NAMES)
+    add_session_options(parser)
+    add_debug_option(parser)
     parser.set_defaults(handler=finetune_command)
 
 
