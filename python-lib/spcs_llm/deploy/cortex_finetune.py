@@ -75,13 +75,13 @@ class FinetuneEstimate:
     def text(self) -> str:
         tokens = f"about {self.tokens_per_epoch:,} training tokens per epoch (characters / {CHARS_PER_TOKEN})"
         if self.credits_per_million is None:
-            return (f"Estimate (not a quote): {tokens}; training cost unknown: pass --training-credits-per-million "
-                    "with the base model's fine-tuning training rate from Snowflake's Service Consumption Table.")
+            return (f"Estimate (not a quote): {tokens}; training cost unknown: give the base model's fine-tuning "
+                    "training rate (credits per million tokens, from Snowflake's Service Consumption Table).")
         if self.epochs is None:
             per_epoch = self.tokens_per_epoch * self.credits_per_million / 1_000_000
             return (f"Estimate (not a quote): {tokens} × {self.credits_per_million:g} credits per million = "
                     f"{per_epoch:.4f} credits per epoch; Snowflake chooses the number of epochs "
-                    "(pass --max-epochs to bound the total).")
+                    "(set the maximum epochs to bound the total).")
         credits = self.credits or 0.0
         return (f"Estimate (not a quote): {tokens} × {self.epochs} epochs × {self.credits_per_million:g} credits per "
                 f"million = {credits:.4f} credits (about ${credits * self.dollars_per_credit:.2f} at "

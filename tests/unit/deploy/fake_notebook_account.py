@@ -1,7 +1,7 @@
 """The fake account the deployment notebook runs against (``SPCS_LLM_SESSION_FACTORY=fake_notebook_account:session``).
 
 Beyond the registry fake: services come up at once, LoRA adapters are enabled, the tables the notebook's settings
-name exist (training pairs, the bulk-inference input), and the jobs and batch fakes are attached.
+name exist (training pairs, the bulk-inference input), and the jobs, batch and Cortex fine-tuning fakes are attached.
 
 The kernel runs without the fixtures of conftest.py, so ``session()`` patches the non-SQL seams itself, with the
 same ``fake_snowflake_seams.snowflake_seams`` (file PUT recorded in the account, Hub download, log-streamer sleep),
@@ -11,6 +11,8 @@ for the rest of the kernel's life: the kernel is this account's alone.
 from __future__ import annotations
 
 import tempfile
+import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +42,7 @@ def session() -> RecordingSession:
     """A fresh fake account holding what the notebook reads, behind a recording session. The jobs and batch fakes
     register themselves on import, so they are imported here: importing this module for its names changes nothing."""
     import fake_batch
+    import fake_cortex_finetune  # noqa: F401 - importing it registers the Cortex FINETUNE answers
     import fake_jobs  # noqa: F401 - importing it registers the ML jobs answers
 
     account = FakeAccount(next_statuses=["RUNNING"], lora_adapters_enabled=True)
@@ -52,4 +55,10 @@ def session() -> RecordingSession:
     next(seams)  # patched until the kernel exits
     _KERNEL_SEAMS.append(seams)
     fake_batch.attach_job_connection(recording)  # batch job statements answered before the ML jobs fake's
+    # The fake Cortex fine-tuning job moves one step per DESCRIBE; the notebook's real poll interval would only
+    # stall the kernel between them.
+    from spcs_llm.deploy import cortex_finetune_job
+
+    pytest.MonkeyPatch().setattr(cortex_finetune_job, "time",
+                                 types.SimpleNamespace(sleep=lambda _s: None, monotonic=time.monotonic))
     return recording

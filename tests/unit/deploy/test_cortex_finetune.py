@@ -119,7 +119,7 @@ def test_estimate_is_tokens_times_epochs_times_rate_and_never_zero_when_unknown(
     assert unknown.credits is None and "training cost unknown" in unknown.text() and "0.0000" not in unknown.text()
     unbounded = FinetuneEstimate(tokens_per_epoch=1_000_000, epochs=None, credits_per_million=2.0,
                                  dollars_per_credit=3.0)
-    assert "2.0000 credits per epoch" in unbounded.text() and "--max-epochs" in unbounded.text()
+    assert "2.0000 credits per epoch" in unbounded.text() and "maximum epochs" in unbounded.text()
 
 
 def test_a_job_is_followed_to_success_with_a_line_per_change(session, train):

@@ -20,7 +20,7 @@ import fake_notebook_account
 ROOT = Path(__file__).resolve().parents[3]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SECTIONS = ["Fine-tune a LoRA adapter (Snowflake ML job on the GPU pool)", "Serve the fine-tuned model",
-            "Bulk inference over a table", "Teardown"]
+            "Bulk inference over a table", "Fine-tune with Snowflake Cortex (hosted)", "Teardown"]
 
 
 def _text_outputs(notebook) -> str:
@@ -112,6 +112,18 @@ def test_the_batch_section_prints_the_estimate_and_sql_then_scores_every_row(out
             "SPCS_LLM.MODELS.SUPPORT_TICKETS_ANSWERS ORDER BY ROW_ID;") in out
 
 
+def test_the_cortex_section_shows_the_sql_then_follows_the_job_and_prints_the_cortex_settings(out):
+    rows = len(fake_notebook_account.TRAINING_PAIRS)
+    plan = out.index(f"mistral-7b on SPCS_LLM.MODELS.SUPPORT_PAIRS ({rows} rows) -> "
+                     "SPCS_LLM.MODELS.SUPPORT_TONE_CORTEX")
+    unknown = out.index("training cost unknown", plan)  # no training rate set: said, never 0
+    sql = out.index("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'SPCS_LLM.MODELS.SUPPORT_TONE_CORTEX', 'mistral-7b', ",
+                    unknown)
+    started = out.index("Fine-tuning job started: ", sql)
+    assert out.index("SUCCESS", started) < out.index("Fine-tuned model: SPCS_LLM.MODELS.SUPPORT_TONE_CORTEX", started)
+    assert "SPCS_LLM.MODELS.SUPPORT_TONE_CORTEX" in out[out.index("Fine-tuned model:"):]
+
+
 def test_the_notebook_is_honest_about_downloads_kernels_and_cites_no_internal_documents():
     for path in NOTEBOOKS:
         text = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells)
@@ -125,7 +137,7 @@ def test_the_new_sections_come_before_teardown_and_say_what_they_cost_and_need()
     for path in NOTEBOOKS:
         cells = nbformat.read(path, as_version=4).cells
         headings = [cell.source.splitlines()[0] for cell in cells if cell.source.startswith("## ")]
-        assert headings[-4:] == [f"## {number}. {title}" for number, title in zip(range(6, 10), SECTIONS)]
+        assert headings[-5:] == [f"## {number}. {title}" for number, title in zip(range(6, 11), SECTIONS)]
         text = "\n".join(cell.source for cell in cells)
         for needed in ("credits per hour", "GPU instance family", "egress integration", "ENABLE_LORA_ADAPTERS",
                        "merged into the base weights"):
