@@ -56,20 +56,28 @@ def messages_from_query(query: Mapping[str, Any]) -> list[dict[str, str]]:
             messages.append({"role": "user", "content": tool_result_text(outputs)})
         else:
             messages.append({"role": role, "content": message_text(message, SPCS_IMAGES)})
+    check_sendable_messages(messages)
+    return messages
+
+
+def check_sendable_messages(messages: list[dict]) -> None:
+    """Refuse, before sending, a conversation no model can read or answer usefully (the Cortex chat reuses it).
+
+    A ``None`` content (an assistant turn that only calls tools) counts as no text.
+    """
     for position, message in enumerate(messages):
         try:
-            message["content"].encode("utf-8")
+            (message.get("content") or "").encode("utf-8")
         except UnicodeEncodeError as bad:
             raise RequestRejectedError(
                 f"Message {position} holds invalid Unicode at character {bad.start} (a lone surrogate), which no "
                 "model service can read.",
                 fix="Clean the text before sending it (e.g. decode its source with errors='replace').",
             ) from None
-    if not any(m["role"] == "user" and m["content"].strip() for m in messages):
+    if not any(m["role"] == "user" and (m.get("content") or "").strip() for m in messages):
         raise RequestRejectedError(
             "The query has no user message with text.", fix="Send at least one non-empty user message."
         )
-    return messages
 
 
 def _response_format(settings: Mapping[str, Any]) -> dict | None:

@@ -99,7 +99,8 @@ def _length_bucket(size: int) -> int:
     return 1 + int(math.log(size / SHORT_ROW_BYTES, LENGTH_BUCKET_RATIO))
 
 
-def _unusable_text_reason(text: object, wire: EmbeddingWireFormat, budget: int) -> str | None:
+def unembeddable_reason(text: object) -> str | None:
+    """Why no embedding model can take ``text`` (with the fix), or None; the Cortex embedding client reuses it."""
     if isinstance(text, UnsupportedInput):
         return text.reason
     if not isinstance(text, str):
@@ -113,6 +114,13 @@ def _unusable_text_reason(text: object, wire: EmbeddingWireFormat, budget: int) 
             f"the text holds invalid Unicode at position {bad.start} (a lone surrogate). "
             "Fix: clean the text (e.g. decode the source with errors='replace')."
         )
+    return None
+
+
+def _unusable_text_reason(text: object, wire: EmbeddingWireFormat, budget: int) -> str | None:
+    reason = unembeddable_reason(text)
+    if reason or not isinstance(text, str):
+        return reason
     size = wire.body_bytes([text])
     if size > budget:
         return (
