@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..embeddings import unembeddable_reason
 from ..errors import BadResponseError, SpcsLlmError
 from ..protocol import GenerationParams
 from ..retry import RetrySettings
@@ -27,6 +28,10 @@ from .streaming import StreamedText, StreamedToolCalls, StreamEnd, read_chat_str
 from .tool_calls import ToolRequest, reply_tool_calls
 
 CORTEX_RETRY_SETTINGS = RetrySettings(deploy_403_window=0.0)
+# Inferred: Cortex's handling of a text longer than the embed model's window is not documented to us (it may cut
+# it silently); the stricter reading refuses it. 32 KiB of UTF-8 is about 8,000 tokens of English, the widest
+# window of the Cortex embed models (snowflake-arctic-embed-l-v2.0); the 512-token models take far less.
+MAX_EMBED_TEXT_BYTES = 32_768
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,15 @@ class CortexChatClient(_CortexClient):
         )
 
 
+def _too_long_reason(text: str) -> str | None:
+    size = len(text.encode("utf-8"))
+    if size <= MAX_EMBED_TEXT_BYTES:
+        return None
+    return (f"the text is {size:,} bytes, over the {MAX_EMBED_TEXT_BYTES:,}-byte limit for one Cortex embedding "
+            "input (longer texts would not fit the model's window). Fix: split long documents into chunks "
+            "(the Embed recipe's text splitter).")
+
+
 @dataclass(frozen=True)
 class CortexEmbeddingRow:
     vector: list[float] | None = None
@@ -180,11 +194,11 @@ class CortexEmbeddingClient(_CortexClient):
         rows: list[CortexEmbeddingRow | None] = [None] * len(texts)
         sendable = []
         for position, text in enumerate(texts):
-            if isinstance(text, str) and text.strip():
-                sendable.append(position)
+            reason = unembeddable_reason(text) or _too_long_reason(text)
+            if reason:
+                rows[position] = CortexEmbeddingRow(error=f"Text #{position}: {reason}")
             else:
-                reason = getattr(text, "reason", None) or "the input is empty or not text"
-                rows[position] = CortexEmbeddingRow(error=f"Row {position} was not embedded: {reason}.")
+                sendable.append(position)
         tokens, estimated, requests, attempts = 0, False, 0, 0
         size = self.config.rows_per_request
         for start in range(0, len(sendable), size):

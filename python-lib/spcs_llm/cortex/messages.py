@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..conversation import ImageRefusal, message_text, normalise, tool_call_text, tool_output_text, tool_result_text
+from ..dss import check_sendable_messages
 from ..errors import RequestRejectedError
 from .tool_calls import dss_tool_call
 
@@ -64,4 +65,5 @@ def chat_messages(query: Mapping[str, Any], *, structured_tools: bool) -> list[d
             messages.append({"role": role, "content": message_text(message, CORTEX_IMAGES)})
     if not messages:
         raise RequestRejectedError("The query has no messages.", fix="Send at least one user message.")
+    check_sendable_messages(messages)
     return messages if structured_tools else normalise(messages)

@@ -37,3 +37,16 @@ def test_empty_rows_get_their_own_error_without_a_request(http):
     response = CortexEmbeddingAdapter(embedding_client()).process({"queries": [{"text": ""}, {"text": "x"}]}, {}, None)
     assert "errorMessage" in response["responses"][0] and response["responses"][1] == {"embedding": [1.0]}
     assert json.loads(http.calls[0].request.body)["text"] == ["x"]
+
+
+def test_unembeddable_rows_get_the_spcs_component_errors_without_a_request(http):
+    http.add(responses.POST, EMBED_URL, json=answer([[1.0]], tokens=1))
+    texts = ["  \n", None, "caf\udce9", "x", "lorem ipsum " * 90_000]
+    response = CortexEmbeddingAdapter(embedding_client()).process({"queries": [{"text": t} for t in texts]}, {}, None)
+    blank, missing, surrogate, fine, huge = response["responses"]
+    assert blank["errorMessage"].startswith("Text #0: the text is empty or only whitespace")
+    assert "expected a text, got NoneType. Fix: pass strings only." in missing["errorMessage"]
+    assert "lone surrogate" in surrogate["errorMessage"] and "errors='replace'" in surrogate["errorMessage"]
+    assert "32,768-byte limit" in huge["errorMessage"] and "Fix: split long documents" in huge["errorMessage"]
+    assert fine == {"embedding": [1.0]}
+    assert len(http.calls) == 1 and json.loads(http.calls[0].request.body)["text"] == ["x"]
