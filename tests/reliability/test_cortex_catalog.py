@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import requests
 from catalog_runner import Case, Env, chat_query, run_case, texts_query, unused_port
 from reliability_configs import pat_preset
 
@@ -71,6 +72,18 @@ EMBED_CASES = [
     Case("cortex-embed-unreachable-account", EMBED,
          lambda env: cortex(env, EMBED_MODEL, f"http://127.0.0.1:{unused_port()}", **FAST_FAIL), texts_query(GOOD),
          failed_rows=all_rows("Could not reach")),
+    Case("cortex-empty-text", EMBED, lambda env: cortex(env, EMBED_MODEL), batch_with(""),
+         failed_rows={1: "empty or only whitespace"}),
+    Case("cortex-whitespace-text", EMBED, lambda env: cortex(env, EMBED_MODEL), batch_with(" \n\t  "),
+         failed_rows={1: "empty or only whitespace"}),
+    Case("cortex-not-a-text", EMBED, lambda env: cortex(env, EMBED_MODEL), batch_with(None),
+         failed_rows={1: "expected a text, got NoneType"}),
+    Case("cortex-single-empty-text", EMBED, lambda env: cortex(env, EMBED_MODEL), {"text": "   "},
+         raises=RequestRejectedError, says="empty or only whitespace", fix="filter out empty rows"),
+    Case("cortex-lone-surrogate", EMBED, lambda env: cortex(env, EMBED_MODEL), batch_with("caf\udce9 au lait", 3),
+         failed_rows={3: "lone surrogate"}),
+    Case("cortex-one-megabyte-text", EMBED, lambda env: cortex(env, EMBED_MODEL),
+         batch_with("lorem ipsum " * 90_000, 0), failed_rows={0: "split long documents into chunks"}),
 ]
 
 CHAT_CASES = [
@@ -97,39 +110,10 @@ CHAT_CASES = [
     Case("cortex-chat-wrong-account-path", CHAT,
          lambda env: cortex(env, CHAT_MODEL, f"{env.stack.cortex_url}/not-an-account"), HELLO,
          raises=EndpointNotFoundError, says="404", fix="account"),
-]
-
-# Inputs the SPCS components refuse with a specific error and fix, where the Cortex components (or the stand-in's
-# Cortex endpoints) do not yet: each case states the behaviour wanted; strict, so a fix turns it into a failure
-# to move the case up into the lists above.
-KNOWN_GAPS = [
-    (Case("cortex-empty-text", EMBED, lambda env: cortex(env, EMBED_MODEL), batch_with(""),
-          failed_rows={1: "empty or only whitespace"}),
-     "the row's error ('the input is empty or not text.') names no fix"),
-    (Case("cortex-whitespace-text", EMBED, lambda env: cortex(env, EMBED_MODEL), batch_with(" \n\t  "),
-          failed_rows={1: "empty or only whitespace"}),
-     "the row's error ('the input is empty or not text.') names no fix"),
-    (Case("cortex-not-a-text", EMBED, lambda env: cortex(env, EMBED_MODEL), batch_with(None),
-          failed_rows={1: "expected a text, got NoneType"}),
-     "the row's error ('the input is empty or not text.') names no fix and not the type received"),
-    (Case("cortex-single-empty-text", EMBED, lambda env: cortex(env, EMBED_MODEL), {"text": "   "},
-          raises=RequestRejectedError, says="empty or only whitespace", fix="filter out empty rows"),
-     "the error ('Row 0 was not embedded: the input is empty or not text.') names no fix"),
-    (Case("cortex-lone-surrogate", EMBED, lambda env: cortex(env, EMBED_MODEL), batch_with("caf\udce9 au lait", 3),
-          failed_rows={3: "lone surrogate"}),
-     "the stand-in's embed endpoint answers HTTP 500 for the whole request, so every row fails, with a fix about "
-     "the account URL; the component does not refuse the one row before sending"),
-    (Case("cortex-one-megabyte-text", EMBED, lambda env: cortex(env, EMBED_MODEL),
-          batch_with("lorem ipsum " * 90_000, 0), failed_rows={0: "split long documents into chunks"}),
-     "a 1 MB text is embedded silently (truncated to the model's window); real Cortex behaviour unknown, the "
-     "stricter reading is a refusal of that row"),
-    (Case("cortex-chat-whitespace-message", CHAT, lambda env: cortex(env, CHAT_MODEL), chat_query("  \n "),
-          raises=RequestRejectedError, says="no user message with text", fix="non-empty user message"),
-     "a whitespace-only message is sent and answered (billed tokens for no question); the SPCS chat refuses it"),
-    (Case("cortex-chat-lone-surrogate", CHAT, lambda env: cortex(env, CHAT_MODEL), chat_query("caf\udce9 menu"),
-          raises=RequestRejectedError, says="lone surrogate", fix="errors='replace'"),
-     "sent as is; the stand-in answers 400 with a tokenizer message ('TextEncodeInput must be Union[...]') and the "
-     "error names no fix"),
+    Case("cortex-chat-whitespace-message", CHAT, lambda env: cortex(env, CHAT_MODEL), chat_query("  \n "),
+         raises=RequestRejectedError, says="no user message with text", fix="non-empty user message"),
+    Case("cortex-chat-lone-surrogate", CHAT, lambda env: cortex(env, CHAT_MODEL), chat_query("caf\udce9 menu"),
+         raises=RequestRejectedError, says="lone surrogate", fix="errors='replace'"),
 ]
 
 
@@ -146,7 +130,11 @@ def test_cortex_catalog(case: Case, env: Env, exposure):
     run_case(case, env, exposure)
 
 
-@pytest.mark.parametrize("case", [pytest.param(case, id=case.id, marks=pytest.mark.xfail(strict=True, reason=gap))
-                                  for case, gap in KNOWN_GAPS])
-def test_cortex_catalog_known_gaps(case: Case, env: Env, exposure):
-    run_case(case, env, exposure)
+def test_stand_in_answers_a_lone_surrogate_with_a_400_naming_the_row(env: Env):
+    """Sent past the component (which refuses it first), the body is the caller's error, never a 500."""
+    body = '{"model": "%s", "text": ["fine", "caf\\udce9"]}' % EMBED_MODEL
+    answer = requests.post(f"{env.stack.cortex_url}/api/v2/cortex/inference:embed", data=body, timeout=30,
+                           headers={"Authorization": f"Bearer {env.stack.issue_pat()}", "Content-Type": "application/json",
+                                    "X-Snowflake-Authorization-Token-Type": "PROGRAMMATIC_ACCESS_TOKEN"})
+    assert answer.status_code == 400 and "'text[1]'" in answer.json()["message"]
+    assert "lone surrogate" in answer.json()["message"]

@@ -131,6 +131,12 @@ class CortexApp:
         # Embed API spec: `text` is an array of strings with minItems 1.
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
             return self._refuse(Refusal(400, "'text' must be a non-empty array of strings."), request_id)
+        unreadable = _first_unreadable(texts)
+        if unreadable is not None:
+            # Inferred (stricter reading): a body Snowflake cannot read is the caller's error, a 400 naming the row,
+            # never a 500 for the whole request.
+            return self._refuse(Refusal(400, f"'text[{unreadable}]' holds invalid Unicode (a lone surrogate)."),
+                                request_id)
         loop = asyncio.get_running_loop()
         vectors, tokens = await loop.run_in_executor(self.pool, lambda: self.models.embedder().embed(texts))
         self.access.stats.statuses[200] += 1
@@ -261,6 +267,16 @@ class _ChunkWriter:
 
     def usage(self, usage: dict[str, int]) -> str:
         return _sse({**self.base, "choices": [], "usage": usage})
+
+
+def _first_unreadable(texts: list[str]) -> int | None:
+    """The index of the first text that is not valid Unicode (JSON lets a lone surrogate through as an escape)."""
+    for index, text in enumerate(texts):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return index
+    return None
 
 
 def _sse(payload: dict[str, Any]) -> str:
