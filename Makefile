@@ -57,6 +57,7 @@ bench: venv
 	$(PYTHON) bench/fast_embed.py
 	$(PYTHON) bench/coalesce.py
 	$(PYTHON) bench/storm.py
+	$(PYTHON) bench/chat_fleet.py
 
 soak: venv
 	SPCS_LLM_SOAK_TEXTS=10000 $(PYTHON) -m pytest tests/reliability/test_soak.py -q -s -p no:cacheprovider

@@ -7,7 +7,13 @@ after a network round trip of ``network_ms`` spent before admission (holding not
 429 at once, with no Retry-After (whether Snowflake's ingress sends one is unknown: the stricter reading). Every
 row gets the same 384-float vector, so the client decodes and checks what it would from MiniLM.
 
-``POST /_config`` with any of workers, queue, service_ms, row_ms, network_ms sets them (and resets the counts);
+A fleet: ``instances`` > 1 runs I such instances, each with its own W workers and queue of Q; the ingress sends
+each request to an instance drawn at random (seeded), without looking at its load (inferred: how SPCS balances
+across instances is not documented; blind spreading, as a Kubernetes service does, is the stricter reading), so
+one instance may answer 429 while another has a free worker. ``chat_reply`` (the JSON text of one row's chat
+output) makes it a chat service: every row gets that output instead of a vector.
+
+``POST /_config`` with any of workers, queue, service_ms, row_ms, network_ms, instances, chat_reply sets them (and resets the counts);
 ``GET /_stats`` returns the counts. ``fixed_capacity_service()`` runs it for a bench and ``configure``/``stats``
 drive it.
 """
@@ -43,6 +49,8 @@ class Settings:
     service_ms: float = 0.0
     row_ms: float = 0.5
     network_ms: float = 50.0
+    instances: int = 1
+    chat_reply: str = ""
 
 
 @dataclass
@@ -53,6 +61,14 @@ class Counts:
     max_admitted: int = 0
 
 
+@dataclass
+class Instance:
+    """One service instance: its W workers and how many requests it has admitted (running or queued)."""
+
+    workers: asyncio.Semaphore
+    admitted: int = 0
+
+
 class FixedCapacityService:
     """Raw ASGI app: the admission rule and the timing, nothing else."""
 
@@ -60,7 +76,8 @@ class FixedCapacityService:
         self.settings = Settings()
         self.counts = Counts()
         self.admitted = 0
-        self.workers: asyncio.Semaphore | None = None
+        self.instances: list[Instance] = []
+        self.balancer = random.Random(0)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -73,7 +90,7 @@ class FixedCapacityService:
             more = message.get("more_body", False)
         if scope["path"] == "/_config":
             self.settings = Settings(**{**asdict(self.settings), **json.loads(body or b"{}")})
-            self.counts, self.workers = Counts(), asyncio.Semaphore(self.settings.workers)
+            self.counts, self.instances = Counts(), []
             await self._answer(send, 200, json.dumps(asdict(self.settings)).encode())
         elif scope["path"] == "/_stats":
             await self._answer(send, 200, json.dumps(asdict(self.counts)).encode())
@@ -84,25 +101,29 @@ class FixedCapacityService:
 
     async def _embed(self, body: bytes, send: Any) -> None:
         settings = self.settings
-        if self.workers is None:
-            self.workers = asyncio.Semaphore(settings.workers)
+        if not self.instances:
+            self.instances = [Instance(asyncio.Semaphore(settings.workers)) for _ in range(settings.instances)]
         payload = json.loads(body)
         rows = len(payload.get("dataframe_records") or payload.get("data") or [])
         await asyncio.sleep(settings.network_ms / 1000.0)
-        if self.admitted >= settings.workers + settings.queue:
+        instance = self.instances[self.balancer.randrange(len(self.instances))]
+        if instance.admitted >= settings.workers + settings.queue:
             self.counts.sent_429 += 1
             await self._answer(send, 429, FULL)
             return
+        instance.admitted += 1
         self.admitted += 1
         self.counts.max_admitted = max(self.counts.max_admitted, self.admitted)
         try:
-            async with self.workers:
+            async with instance.workers:
                 await asyncio.sleep((settings.service_ms + rows * settings.row_ms) / 1000.0)
         finally:
+            instance.admitted -= 1
             self.admitted -= 1
         self.counts.requests += 1
         self.counts.rows += rows
-        answer = '{"data": [' + ", ".join(f'[{i}, {{"output": {VECTOR}}}]' for i in range(rows)) + "]}"
+        output = settings.chat_reply or f'{{"output": {VECTOR}}}'
+        answer = '{"data": [' + ", ".join(f"[{i}, {output}]" for i in range(rows)) + "]}"
         await self._answer(send, 200, answer.encode())
 
     @staticmethod
@@ -125,7 +146,7 @@ def fixed_capacity_service() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def configure(url: str, **settings: float) -> dict[str, Any]:
+def configure(url: str, **settings: float | str) -> dict[str, Any]:
     answer = requests.post(f"{url}/_config", json=settings, timeout=10)
     answer.raise_for_status()
     return answer.json()
