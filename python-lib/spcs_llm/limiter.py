@@ -6,11 +6,16 @@ service still says it is full (429), the bound backs off (halves, never below 1)
 window of successes (as many successes as the bound), up to the configured limit: additive increase,
 multiplicative decrease, so the requests in flight settle near what the service can take instead of spending
 the time in retry back-offs.
+
+Slots are handed out in arrival order: a thread that has just released its slot and asks again queues behind the
+threads already waiting, so no call waits many service times while others never queue (without it, a chat fleet
+bench saw p95 latencies of 5-7 s against a p50 of 0.3-0.5 s).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -21,7 +26,7 @@ log = get_logger(__name__)
 
 
 class EndpointLimiter:
-    """A resizable counting semaphore built on a Condition: at most ``limit`` holders at a time.
+    """A resizable, first-come-first-served counting semaphore built on a Condition: at most ``limit`` holders.
 
     ``ceiling`` is the configured 'Max parallelism'; ``limit`` is the current, adaptive bound (1 ≤ limit ≤ ceiling).
     Event counts, not time, drive the adaptation, so it is deterministic under test.
@@ -32,6 +37,7 @@ class EndpointLimiter:
         self._ceiling = self._checked(limit)
         self._limit = self._ceiling
         self._in_use = 0
+        self._waiting: deque[object] = deque()  # one ticket per waiting thread, in arrival order
         self._generation = 0  # bumped by every decrease; a 429 to a request sent before it is old news
         self._successes = 0  # successes since the bound last changed
         self._name = name
@@ -57,6 +63,11 @@ class EndpointLimiter:
         with self._condition:
             return self._in_use
 
+    @property
+    def waiting(self) -> int:
+        with self._condition:
+            return len(self._waiting)
+
     def resize(self, limit: int) -> None:
         """Change the configured limit; holders above a lowered limit finish normally, new ones wait until under it.
 
@@ -73,7 +84,13 @@ class EndpointLimiter:
     def acquire(self) -> int:
         """Wait for a slot; returns the generation to hand back to ``record_overloaded`` if the answer is a 429."""
         with self._condition:
-            self._condition.wait_for(lambda: self._in_use < self._limit)
+            ticket = object()
+            self._waiting.append(ticket)
+            try:
+                self._condition.wait_for(lambda: self._waiting[0] is ticket and self._in_use < self._limit)
+            finally:
+                self._waiting.remove(ticket)
+                self._condition.notify_all()  # the next in line may fit too (or take over if this one gave up)
             self._in_use += 1
             return self._generation
 
@@ -82,7 +99,7 @@ class EndpointLimiter:
             if self._in_use <= 0:
                 raise RuntimeError("EndpointLimiter.release() called more times than acquire().")
             self._in_use -= 1
-            self._condition.notify()
+            self._condition.notify_all()  # only the first in line may take it, so every waiter must look
 
     def record_overloaded(self, generation: int) -> None:
         """The service answered 429 to a request sent in ``generation``: halve the bound, once per generation.
@@ -112,7 +129,7 @@ class EndpointLimiter:
             self._successes = 0
             self._limit += 1
             log.debug("%s: in-flight bound grows to %d (max %d)", self._name, self._limit, self._ceiling)
-            self._condition.notify()
+            self._condition.notify_all()
 
     @contextmanager
     def slot(self) -> Iterator[None]:
