@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from . import json_codec
 from .errors import BadResponseError, RequestRejectedError
 from .redaction import redact
 
@@ -351,7 +352,7 @@ _JSON_NUMBERS = {float, int}
 def _vector(value: Any) -> list[float] | None:
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json_codec.loads(value)
         except ValueError:
             return None
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):

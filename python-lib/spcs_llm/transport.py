@@ -25,13 +25,13 @@ from .errors import AuthenticationError, CredentialMissingError, SpcsLlmError
 from .ingress_answers import (
     auth_rejection,
     authentication_failed,
-    decode_json,
     error_for_exhausted,
     error_for_status,
     failure_for_exception,
     not_json_error,
     resume_timed_out,
 )
+from .json_codec import loads as decode_json
 from .limiter import EndpointLimiter
 from .redaction import get_logger
 from .retry import RetryableFailure, RetryPolicy, RetrySettings, parse_retry_after
