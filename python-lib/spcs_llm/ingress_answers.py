@@ -60,11 +60,6 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def decode_json(content: bytes) -> Any:
-    """Parse a JSON body; raises ValueError when it is not JSON."""
-    return json.loads(content)
-
-
 def looks_like_html(content_type: str, text: str) -> bool:
     head = text.lstrip()[:200].lower()
     return "text/html" in content_type.lower() or head.startswith(("<!doctype html", "<html"))
