@@ -6,6 +6,7 @@ live here and never in the test suite.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -160,3 +161,20 @@ def write_result(name: str, text: str, raw: dict[str, Any]) -> Path:
     path.write_text(text, encoding="utf-8")
     (RESULTS / f"{name}.json").write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
+
+
+def bench_main(name: str, description: str, add_options: Callable[[argparse.ArgumentParser], None],
+               run: Callable[[argparse.Namespace], dict[str, Any]], report: Callable[[dict[str, Any]], str],
+               argv: list[str] | None = None) -> int:
+    """A bench's command line: its own options plus --no-write; runs, renders, and writes results/<name>.*."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_options(parser)
+    parser.add_argument("--no-write", action="store_true", help="print the report without writing bench/results/")
+    args = parser.parse_args(argv)
+    raw = run(args)
+    text = report(raw)
+    if args.no_write:
+        print(text)
+    else:
+        print(f"wrote {write_result(name, text, raw)}")
+    return 0

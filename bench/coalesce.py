@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from benchkit import Goal, facts_section, goals_table, machine_facts, markdown_table, pat_config, write_result
+from benchkit import Goal, bench_main, facts_section, goals_table, machine_facts, markdown_table, pat_config
 from spcs_llm.local.harness import load_component
 from spcs_llm.transport import reset_endpoint_registry
 from storm_server import configure, fixed_capacity_service, stats
@@ -160,20 +160,14 @@ Little's-law ceiling of {raw['threads']} one-text callers (each text in flight f
 """
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--one-call-texts", type=int, default=2000)
     parser.add_argument("--threaded-texts", type=int, default=640)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--no-write", action="store_true", help="print the report without writing bench/results/")
-    args = parser.parse_args(argv)
-    raw = run(args)
-    text = report(raw)
-    if args.no_write:
-        print(text)
-    else:
-        print(f"wrote {write_result('coalesce', text, raw)}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main("coalesce", __doc__, _options, run, report, argv)
 
 
 if __name__ == "__main__":

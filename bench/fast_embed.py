@@ -32,8 +32,8 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from benchkit import (Goal, facts_section, goals_table, machine_facts, markdown_table, mixed_corpus, pat_config,
-                      snowflake_token_header, write_result)
+from benchkit import (Goal, bench_main, facts_section, goals_table, machine_facts, markdown_table, mixed_corpus,
+                      pat_config, snowflake_token_header)
 from embed_throughput import ReferenceEmbedder, plugin_embed
 from spcs_llm import json_codec
 from spcs_llm.local.harness import load_component
@@ -225,20 +225,14 @@ serially) embeds the first {raw['reference_texts']} (its rate does not depend on
 """
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--texts", type=int, default=4000)
     parser.add_argument("--reference-texts", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--no-write", action="store_true", help="print the report without writing bench/results/")
-    args = parser.parse_args(argv)
-    raw = run(args)
-    text = report(raw)
-    if args.no_write:
-        print(text)
-    else:
-        print(f"wrote {write_result('fast_embed', text, raw)}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main("fast_embed", __doc__, _options, run, report, argv)
 
 
 if __name__ == "__main__":

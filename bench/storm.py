@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from typing import Any, Iterator
 
-from benchkit import Goal, facts_section, goals_table, machine_facts, markdown_table, pat_config, write_result
+from benchkit import Goal, bench_main, facts_section, goals_table, machine_facts, markdown_table, pat_config
 from spcs_llm.limiter import EndpointLimiter
 from spcs_llm.local.harness import load_component
 from spcs_llm.transport import endpoint_state, reset_endpoint_registry
@@ -159,8 +159,7 @@ component as shipped (adaptive limiter, 5 ms coalescing window).
 """
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--queue", type=int, default=4)
     parser.add_argument("--row-ms", type=float, default=5.0)
@@ -168,15 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows-per-call", type=int, default=4)
     parser.add_argument("--calls-per-caller", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--no-write", action="store_true", help="print the report without writing bench/results/")
-    args = parser.parse_args(argv)
-    raw = run(args)
-    text = report(raw)
-    if args.no_write:
-        print(text)
-    else:
-        print(f"wrote {write_result('storm', text, raw)}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main("storm", __doc__, _options, run, report, argv)
 
 
 if __name__ == "__main__":
