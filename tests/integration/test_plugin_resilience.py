@@ -63,11 +63,34 @@ def test_sixteen_threads_never_exceed_max_parallelism(clean_stack, dss_config, p
     limit = 2
     clean_stack.set_faults("embed", latency_ms=150)  # each request holds its slot a while, so threads overlap
     clean_stack.stats("embed", reset=True)
+    # Coalescing off: each thread's call is its own request, so 16 requests compete for the 2 slots.
     model = load_component("spcs-embeddings", dss_config("embed", presets.pat(clean_stack.issue_pat()),
-                                                         max_parallelism=limit))
+                                                         max_parallelism=limit, coalesce_window_ms=0))
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(lambda i: embed(model, f"thread {i}"), range(16)))
     stats = clean_stack.stats("embed")
     assert all(result["spcs.retries"] == 0 for result in results)
     assert stats["statuses"] == {"200": 16}
     assert stats["max_in_flight"] == limit  # reached (the threads did overlap) and never exceeded
+
+
+def test_sixteen_one_text_calls_share_requests_and_each_gets_its_own_vector(clean_stack, dss_config, presets):
+    clean_stack.set_faults("embed", latency_ms=150)
+    clean_stack.stats("embed", reset=True)
+    model = load_component("spcs-embeddings", dss_config("embed", presets.pat(clean_stack.issue_pat()),
+                                                         max_parallelism=2, coalesce_window_ms=20))
+    texts = [f"thread {i} asks about {word}" for i, word in enumerate(["pools", "tokens", "roles", "stages"] * 4)]
+    alone = {text: model.process({"queries": [{"text": text}]}, {}, SpanBuilder("test"))["responses"][0]["embedding"]
+             for text in texts[:2]}
+    clean_stack.stats("embed", reset=True)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        vectors = list(pool.map(
+            lambda text: model.process({"queries": [{"text": text}]}, {}, SpanBuilder("test"))["responses"][0]["embedding"],
+            texts))
+    stats = clean_stack.stats("embed")
+    requests = sum(stats["statuses"].values())
+    assert stats["statuses"] == {"200": requests} and requests < len(texts)  # shared requests, all answered
+    assert stats["max_in_flight"] <= 2
+    for text in texts[:2]:  # each caller got the vector of its own text, as when it called alone
+        got = vectors[texts.index(text)]
+        assert max(abs(a - b) for a, b in zip(got, alone[text])) < 1e-4
