@@ -142,7 +142,8 @@ class EmbeddingModelConfig:
     signature_params: tuple[str, ...] = ("batch_size", "truncate_dim")
 
 
-def _text(config: dict, key: str) -> str | None:
+def text_setting(config: dict, key: str) -> str | None:
+    """A text setting, stripped; None when unset or blank (DSS sends empty strings for cleared fields)."""
     value = config.get(key)
     if value is None:
         return None
@@ -150,7 +151,8 @@ def _text(config: dict, key: str) -> str | None:
     return value or None
 
 
-def _number(config: dict, key: str, default: float, *, minimum: float, cast: type = float) -> Any:
+def number_setting(config: dict, key: str, default: float, *, minimum: float, cast: type = float) -> Any:
+    """A numeric setting at least ``minimum``; the default when unset, a ConfigurationError naming it otherwise."""
     raw = config.get(key)
     if raw in (None, ""):
         return cast(default)
@@ -167,7 +169,7 @@ MAX_COALESCE_WINDOW_MS = 50.0  # a lone caller waits at most this long per call
 
 
 def _coalesce_window_ms(config: dict) -> float:
-    value = _number(config, "coalesce_window_ms", 5.0, minimum=0.0)
+    value = number_setting(config, "coalesce_window_ms", 5.0, minimum=0.0)
     if value > MAX_COALESCE_WINDOW_MS:
         raise ConfigurationError(
             f"Setting 'coalesce_window_ms' must be at most {MAX_COALESCE_WINDOW_MS:g} ms, got {value:g}: every call "
@@ -176,8 +178,9 @@ def _coalesce_window_ms(config: dict) -> float:
     return value
 
 
-def _choice(config: dict, key: str, allowed: tuple[str, ...], default: str) -> str:
-    value = _text(config, key) or default
+def choice_setting(config: dict, key: str, allowed: tuple[str, ...], default: str) -> str:
+    """One of ``allowed``; the default when unset."""
+    value = text_setting(config, key) or default
     if value not in allowed:
         raise ConfigurationError(f"Setting '{key}' must be one of {', '.join(allowed)}; got {value!r}.")
     return value
@@ -195,7 +198,7 @@ def normalise_url(value: str, *, what: str) -> str:
 
 
 def parse_endpoint(config: dict, *, default_route: str) -> EndpointConfig:
-    raw = _text(config, "endpoint")
+    raw = text_setting(config, "endpoint")
     if not raw:
         raise ConfigurationError(
             "No endpoint is set.",
@@ -204,7 +207,7 @@ def parse_endpoint(config: dict, *, default_route: str) -> EndpointConfig:
         )
     url = normalise_url(raw, what="endpoint")
     parsed = urlparse(url)
-    route = _text(config, "route")
+    route = text_setting(config, "route")
     base = f"{parsed.scheme}://{parsed.netloc}"
     if parsed.path.strip("/") and not route:
         route = parsed.path.strip("/")
@@ -213,19 +216,19 @@ def parse_endpoint(config: dict, *, default_route: str) -> EndpointConfig:
     return EndpointConfig(
         base_url=base,
         route=(route or default_route).strip("/"),
-        connect_timeout=_number(config, "connect_timeout", 10.0, minimum=0.1),
-        read_timeout=_number(config, "read_timeout", DEFAULT_READ_TIMEOUT, minimum=0.1),
-        max_parallelism=_number(config, "max_parallelism", 4, minimum=1, cast=int),
-        max_attempts=_number(config, "max_attempts", 6, minimum=1, cast=int),
-        max_retry_seconds=_number(config, "max_retry_seconds", 120.0, minimum=0),
-        cold_start_timeout=_number(config, "cold_start_timeout", DEFAULT_COLD_START_TIMEOUT, minimum=0),
+        connect_timeout=number_setting(config, "connect_timeout", 10.0, minimum=0.1),
+        read_timeout=number_setting(config, "read_timeout", DEFAULT_READ_TIMEOUT, minimum=0.1),
+        max_parallelism=number_setting(config, "max_parallelism", 4, minimum=1, cast=int),
+        max_attempts=number_setting(config, "max_attempts", 6, minimum=1, cast=int),
+        max_retry_seconds=number_setting(config, "max_retry_seconds", 120.0, minimum=0),
+        cold_start_timeout=number_setting(config, "cold_start_timeout", DEFAULT_COLD_START_TIMEOUT, minimum=0),
     )
 
 
 def parse_auth(config: dict) -> AuthConfig:
     """Read the chosen preset: per-user OAuth, or a service account (PAT or key pair)."""
-    auth_type = _choice(config, "auth_type", ("oauth", "service"), "oauth")
-    model_account = _text(config, "account_url")
+    auth_type = choice_setting(config, "auth_type", ("oauth", "service"), "oauth")
+    model_account = text_setting(config, "account_url")
     if auth_type == "oauth":
         preset = config.get(OAUTH_PRESET_PARAM) or {}
         token = preset.get(OAUTH_CREDENTIAL_KEY)
@@ -235,13 +238,13 @@ def parse_auth(config: dict) -> AuthConfig:
             raise CredentialMissingError(
                 "No Snowflake OAuth token is available for your DSS user (the credential is missing or expired)."
             )
-        account = _text(preset, "account_url") or model_account
+        account = text_setting(preset, "account_url") or model_account
         return AuthConfig(
             kind="oauth",
             account_url=normalise_url(account, what="account URL") if account else None,
-            account_identifier=_text(preset, "account_identifier"),
-            role=_text(preset, "role"),
-            oauth_mode=_choice(preset, "oauth_mode", ("auto", "direct", "exchange"), "auto"),  # type: ignore[arg-type]
+            account_identifier=text_setting(preset, "account_identifier"),
+            role=text_setting(preset, "role"),
+            oauth_mode=choice_setting(preset, "oauth_mode", ("auto", "direct", "exchange"), "auto"),  # type: ignore[arg-type]
             oauth_token=str(token).strip(),
         )
     preset = config.get(SERVICE_PRESET_PARAM) or {}
@@ -250,23 +253,23 @@ def parse_auth(config: dict) -> AuthConfig:
             "The model uses a service account but no service-account preset is selected.",
             fix="Pick a 'Snowflake service account' preset in the model's settings.",
         )
-    kind = _choice(preset, "service_auth", ("pat", "keypair"), "pat")
-    account = _text(preset, "account_url") or model_account
+    kind = choice_setting(preset, "service_auth", ("pat", "keypair"), "pat")
+    account = text_setting(preset, "account_url") or model_account
     common = dict(
         account_url=normalise_url(account, what="account URL") if account else None,
-        account_identifier=_text(preset, "account_identifier"),
-        role=_text(preset, "role"),
-        user=_text(preset, "user"),
+        account_identifier=text_setting(preset, "account_identifier"),
+        role=text_setting(preset, "role"),
+        user=text_setting(preset, "user"),
     )
     if kind == "pat":
-        pat = _text(preset, "pat")
+        pat = text_setting(preset, "pat")
         if not pat:
             raise ConfigurationError(
                 "The service-account preset has no programmatic access token.",
                 fix="Paste the token_secret of ALTER USER … ADD PROGRAMMATIC ACCESS TOKEN into the preset's 'PAT'.",
             )
         return AuthConfig(kind="pat", pat=pat, pat_exchange=bool(preset.get("pat_exchange")), **common)
-    key = _text(preset, "private_key")
+    key = text_setting(preset, "private_key")
     if not key or not common["user"]:
         raise ConfigurationError(
             "Key-pair authentication needs both a user and a PEM private key.",
@@ -275,7 +278,7 @@ def parse_auth(config: dict) -> AuthConfig:
     return AuthConfig(
         kind="keypair",
         private_key_pem=normalise_pem(key),
-        private_key_passphrase=_text(preset, "private_key_passphrase"),
+        private_key_passphrase=text_setting(preset, "private_key_passphrase"),
         **common,
     )
 
@@ -292,18 +295,18 @@ def normalise_pem(key: str) -> str:
 
 
 def parse_cost(config: dict) -> CostConfig:
-    override = _number(config, "credits_per_hour", 0.0, minimum=0.0)
+    override = number_setting(config, "credits_per_hour", 0.0, minimum=0.0)
     return CostConfig(
-        instance_family=_text(config, "instance_family") or "GPU_NV_S",
+        instance_family=text_setting(config, "instance_family") or "GPU_NV_S",
         credits_per_hour=override or None,
-        dollars_per_credit=_number(config, "dollars_per_credit", 3.0, minimum=0.0),
+        dollars_per_credit=number_setting(config, "dollars_per_credit", 3.0, minimum=0.0),
     )
 
 
 def parse_chat_config(config: dict) -> ChatModelConfig:
-    protocol = _choice(config, "protocol", ("auto", "openai_chat", "text_generation"), "auto")
-    adapter = _text(config, "adapter")
-    engine = _choice(config, "engine", ("python", "vllm"), "python")
+    protocol = choice_setting(config, "protocol", ("auto", "openai_chat", "text_generation"), "auto")
+    adapter = text_setting(config, "adapter")
+    engine = choice_setting(config, "engine", ("python", "vllm"), "python")
     if adapter and protocol == "text_generation":
         raise adapter_needs_openai_chat()
     if adapter and engine == "python":
@@ -320,27 +323,27 @@ def parse_chat_config(config: dict) -> ChatModelConfig:
         auth=parse_auth(config),
         cost=parse_cost(config),
         protocol=protocol,  # type: ignore[arg-type]
-        family=_choice(config, "model_family", FAMILIES, "auto"),
-        tokenizer=_text(config, "tokenizer"),
-        default_max_tokens=_number(config, "default_max_tokens", 512, minimum=1, cast=int),
+        family=choice_setting(config, "model_family", FAMILIES, "auto"),
+        tokenizer=text_setting(config, "tokenizer"),
+        default_max_tokens=number_setting(config, "default_max_tokens", 512, minimum=1, cast=int),
         engine=engine,  # type: ignore[arg-type]
-        json_fallback=_choice(config, "json_fallback", ("check", "refuse"), "check"),  # type: ignore[arg-type]
+        json_fallback=choice_setting(config, "json_fallback", ("check", "refuse"), "check"),  # type: ignore[arg-type]
         adapter=adapter,
     )
 
 
 def parse_embedding_config(config: dict) -> EmbeddingModelConfig:
-    protocol = _choice(config, "protocol", ("encode", "predict"), "encode")
+    protocol = choice_setting(config, "protocol", ("encode", "predict"), "encode")
     cost = parse_cost({"instance_family": "CPU_X64_S", **{k: v for k, v in config.items() if v not in (None, "")}})
     return EmbeddingModelConfig(
         endpoint=parse_endpoint(config, default_route="encode" if protocol == "encode" else "predict"),
         auth=parse_auth(config),
         cost=cost,
         protocol=protocol,  # type: ignore[arg-type]
-        rows_per_request=_number(config, "rows_per_request", 64, minimum=1, cast=int),
-        max_request_bytes=_number(config, "max_request_bytes", 1_000_000, minimum=1024, cast=int),
+        rows_per_request=number_setting(config, "rows_per_request", 64, minimum=1, cast=int),
+        max_request_bytes=number_setting(config, "max_request_bytes", 1_000_000, minimum=1024, cast=int),
         coalesce_window_ms=_coalesce_window_ms(config),
-        tokenizer=_text(config, "tokenizer"),
+        tokenizer=text_setting(config, "tokenizer"),
         **_embedding_signature(config, protocol),
     )
 
@@ -363,8 +366,8 @@ def _embedding_signature(config: dict, protocol: str) -> dict[str, Any]:
     defaults), so the number of params does not matter; flat rows are positional and must carry every param.
     """
     defaults = _SIGNATURE_DEFAULTS[protocol]
-    chosen = _choice(config, "request_format", ("auto", "dataframe_records", "flat"), "auto")
-    params_text = _text(config, "signature_params")
+    chosen = choice_setting(config, "request_format", ("auto", "dataframe_records", "flat"), "auto")
+    params_text = text_setting(config, "signature_params")
     if params_text is None:
         params = defaults["signature_params"]
     elif params_text.lower() == NO_PARAMS:
@@ -373,6 +376,6 @@ def _embedding_signature(config: dict, protocol: str) -> dict[str, Any]:
         params = tuple(name.strip() for name in params_text.split(",") if name.strip())
     return {
         "request_format": defaults["request_format"] if chosen == "auto" else chosen,
-        "input_column": _text(config, "input_column") or defaults["input_column"],
+        "input_column": text_setting(config, "input_column") or defaults["input_column"],
         "signature_params": params,
     }

@@ -145,7 +145,8 @@ def traced(trace: Any, name: str) -> Iterator[Any]:
         yield span
 
 
-def _record_call(span: Any, attributes: dict[str, Any], outputs: dict[str, Any] | None = None) -> None:
+def record_call(span: Any, attributes: dict[str, Any], outputs: dict[str, Any] | None = None) -> None:
+    """Put a call's attributes (and outputs) on its trace span, when DSS gave one."""
     if span is None:
         return
     span.attributes.update({key: redact(value) if isinstance(value, str) else value for key, value in attributes.items()})
@@ -192,7 +193,7 @@ class ChatAdapter:
             if span is not None:
                 span.inputs["messageCount"] = len(messages)
             result = self.client.complete(messages, params)
-            _record_call(span, self._attributes(result), {"text": result.text})
+            record_call(span, self._attributes(result), {"text": result.text})
         return {"text": result.text, **_chat_footer(result)}
 
     def process_stream(
@@ -203,7 +204,7 @@ class ChatAdapter:
         with traced(trace, "spcs-llm chat completion (stream)") as span:
             for event in self.client.stream(messages, params):
                 if isinstance(event, ChatResult):
-                    _record_call(span, self._attributes(event), {"text": event.text})
+                    record_call(span, self._attributes(event), {"text": event.text})
                     yield {"footer": _chat_footer(event)}
                 elif event:
                     yield {"chunk": {"text": event}}
@@ -246,7 +247,7 @@ class EmbeddingAdapter:
             if span is not None:
                 span.inputs["rows"] = len(texts)
             result = self.client.embed(texts)
-            _record_call(span, self._attributes(result))
+            record_call(span, self._attributes(result))
         usage = usage_fields(result.prompt_tokens, 0, result.estimated_cost, result.tokens_estimated)
         if single:
             row = result.rows[0]

@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import AuthConfig, EndpointConfig, _choice, _number, _text, normalise_url, parse_auth
+from ..config import (
+    AuthConfig,
+    EndpointConfig,
+    choice_setting,
+    normalise_url,
+    number_setting,
+    parse_auth,
+    text_setting,
+)
 from ..errors import ConfigurationError
 
 ToolCalling = Literal["auto", "supported", "unsupported"]
@@ -68,28 +76,28 @@ def parse_account_endpoint(config: dict, auth: AuthConfig) -> EndpointConfig:
     return EndpointConfig(
         base_url=base,
         route="api/v2/cortex",
-        connect_timeout=_number(config, "connect_timeout", 10.0, minimum=0.1),
-        read_timeout=_number(config, "read_timeout", DEFAULT_READ_TIMEOUT, minimum=0.1),
-        max_parallelism=_number(config, "max_parallelism", 4, minimum=1, cast=int),
-        max_attempts=_number(config, "max_attempts", 6, minimum=1, cast=int),
-        max_retry_seconds=_number(config, "max_retry_seconds", 120.0, minimum=0),
+        connect_timeout=number_setting(config, "connect_timeout", 10.0, minimum=0.1),
+        read_timeout=number_setting(config, "read_timeout", DEFAULT_READ_TIMEOUT, minimum=0.1),
+        max_parallelism=number_setting(config, "max_parallelism", 4, minimum=1, cast=int),
+        max_attempts=number_setting(config, "max_attempts", 6, minimum=1, cast=int),
+        max_retry_seconds=number_setting(config, "max_retry_seconds", 120.0, minimum=0),
         cold_start_timeout=0.0,
     )
 
 
 def parse_cortex_cost(config: dict) -> CortexCostConfig:
     """0 or empty overrides mean "use the shipped table"."""
-    input_rate = _number(config, "input_credits_per_million", 0.0, minimum=0.0)
-    output_rate = _number(config, "output_credits_per_million", 0.0, minimum=0.0)
+    input_rate = number_setting(config, "input_credits_per_million", 0.0, minimum=0.0)
+    output_rate = number_setting(config, "output_credits_per_million", 0.0, minimum=0.0)
     return CortexCostConfig(
         input_credits_per_million=input_rate or None,
         output_credits_per_million=output_rate or None,
-        dollars_per_credit=_number(config, "dollars_per_credit", 3.0, minimum=0.0),
+        dollars_per_credit=number_setting(config, "dollars_per_credit", 3.0, minimum=0.0),
     )
 
 
 def _model(config: dict, default: str) -> str:
-    model = _text(config, "model") or default
+    model = text_setting(config, "model") or default
     if any(ch.isspace() for ch in model):
         raise ConfigurationError(
             f"The model name {model!r} contains spaces.",
@@ -106,9 +114,9 @@ def parse_cortex_chat_config(config: dict) -> CortexChatConfig:
         auth=auth,
         cost=parse_cortex_cost(config),
         model=_model(config, DEFAULT_CHAT_MODEL),
-        default_max_tokens=_number(config, "default_max_tokens", 1024, minimum=1, cast=int),
-        tool_calling=_choice(config, "tool_calling", TOOL_CALLING_CHOICES, "auto"),  # type: ignore[arg-type]
-        tokenizer=_text(config, "tokenizer"),
+        default_max_tokens=number_setting(config, "default_max_tokens", 1024, minimum=1, cast=int),
+        tool_calling=choice_setting(config, "tool_calling", TOOL_CALLING_CHOICES, "auto"),  # type: ignore[arg-type]
+        tokenizer=text_setting(config, "tokenizer"),
     )
 
 
@@ -119,6 +127,6 @@ def parse_cortex_embedding_config(config: dict) -> CortexEmbeddingConfig:
         auth=auth,
         cost=parse_cortex_cost(config),
         model=_model(config, DEFAULT_EMBEDDING_MODEL),
-        rows_per_request=_number(config, "rows_per_request", 64, minimum=1, cast=int),
-        tokenizer=_text(config, "tokenizer"),
+        rows_per_request=number_setting(config, "rows_per_request", 64, minimum=1, cast=int),
+        tokenizer=text_setting(config, "tokenizer"),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..dss import _record_call, params_from_settings, texts_from_query, traced
+from ..dss import params_from_settings, record_call, texts_from_query, traced
 from ..errors import RequestRejectedError
 from .client import (
     CortexChatClient,
@@ -86,7 +86,7 @@ class CortexChatAdapter:
         request = self.request(query, settings)
         with traced(trace, "cortex chat completion") as span:
             result = self.client.complete(request)
-            _record_call(span, self._attributes(result), {"text": result.text})
+            record_call(span, self._attributes(result), {"text": result.text})
         response: dict[str, Any] = {"text": result.text, **self._footer(result)}
         if result.tool_calls:
             response["toolCalls"] = result.tool_calls
@@ -100,7 +100,7 @@ class CortexChatAdapter:
             try:
                 for event in events:
                     if isinstance(event, CortexChatResult):
-                        _record_call(span, self._attributes(event), {"text": event.text})
+                        record_call(span, self._attributes(event), {"text": event.text})
                         yield {"footer": self._footer(event)}
                     elif isinstance(event, list):
                         yield {"chunk": {"toolCalls": event}}
@@ -124,7 +124,7 @@ class CortexEmbeddingAdapter:
         texts, single = texts_from_query(query)
         with traced(trace, "cortex embeddings") as span:
             result = self.client.embed(texts)
-            _record_call(span, self._attributes(result))
+            record_call(span, self._attributes(result))
         usage = usage_footer(result.prompt_tokens, 0, result.tokens_estimated, result.cost)
         if single:
             row = result.rows[0]

@@ -120,7 +120,7 @@ def _special_tokens() -> list[str]:
     return list(found)
 
 
-def _corpus() -> list[str]:
+def training_corpus() -> list[str]:
     """A small, deterministic corpus: a few stdlib docstrings, then each canned exchange in every layout."""
     import json
     import random
@@ -143,7 +143,7 @@ def _build_tokenizer():  # -> transformers.PreTrainedTokenizerFast
     raw.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=VOCABULARY_SIZE, min_frequency=1, special_tokens=special,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    raw.train_from_iterator(_corpus(), trainer=trainer)
+    raw.train_from_iterator(training_corpus(), trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=raw, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
         additional_special_tokens=special[len(BASE_SPECIAL_TOKENS):],

@@ -24,7 +24,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..redaction import get_logger
 from .cache import build_once, cache_root
-from .tinychat import SYSTEM_PROMPT, _corpus, train_tiny_llama
+from .tinychat import SYSTEM_PROMPT, train_tiny_llama, training_corpus
 
 log = get_logger(__name__)
 
@@ -161,7 +161,7 @@ def _build_tokenizer() -> Any:
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     seed_tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE()), chat_template=CHAT_TEMPLATE)
     dialogues = [_prompt(seed_tokenizer, m, c.tools) + c.reply for c in TRAINED_CONVERSATIONS for m in _variants(c)]
-    raw.train_from_iterator(_corpus() + dialogues, trainer=trainer)
+    raw.train_from_iterator(training_corpus() + dialogues, trainer=trainer)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=raw, bos_token="<s>", eos_token=END_OF_TURN, unk_token="<unk>", pad_token="<pad>",
         additional_special_tokens=list(SPECIAL_TOKENS[4:]),
