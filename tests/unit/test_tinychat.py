@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from spcs_llm.deploy.finetune import smallest_margin
 from spcs_llm.local import tinychat
 from spcs_llm.local.tinychat import MIN_LOGIT_MARGIN, TRAINED_EXCHANGES, CannedExchange
 from spcs_llm.resources import resource_dir
@@ -58,7 +59,7 @@ def test_every_reply_token_wins_by_the_margin_in_every_layout():
     model = transformers.AutoModelForCausalLM.from_pretrained(folder)
     ids, mask, target = tinychat._training_batch(tokenizer)
     assert ids.shape[0] >= len(TRAINED_EXCHANGES) * len(FAMILY_NAMES)
-    assert tinychat._smallest_margin(model, ids, mask, target) >= MIN_LOGIT_MARGIN
+    assert smallest_margin(model, ids, mask, target) >= MIN_LOGIT_MARGIN
 
 
 def test_role_markers_of_the_templates_are_single_tokens():

@@ -149,19 +149,26 @@ def step_rows(step: int, batch_size: int, total: int) -> list[int]:
 
 def training_batch(tokenizer: Any, examples: Sequence[TrainingExample], system_prompt: str | None) -> tuple:
     """Token ids of each rendered pair, padded, with labels only on the response and its EOS token."""
-    import torch
-
-    rows, targets = [], []
+    pairs = []
     for example in examples:
         prompt = tokenizer.apply_chat_template(example_messages(example, system_prompt), tokenize=False,
                                                add_generation_prompt=True)
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
         answer_ids = tokenizer(example.output + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-        rows.append(prompt_ids + answer_ids)
-        targets.append([IGNORED_LABEL] * len(prompt_ids) + answer_ids)
-    width = max(len(row) for row in rows)
+        pairs.append((prompt_ids, answer_ids))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    ids = torch.tensor([row + [pad] * (width - len(row)) for row in rows])
+    return padded_batch(pairs, pad)
+
+
+def padded_batch(pairs: Sequence[tuple[list[int], list[int]]], pad_id: int) -> tuple:
+    """(prompt ids, answer ids) pairs as one right-padded batch: ids, attention mask, and labels on the answers only
+    (the shape every causal-LM training here uses: the LoRA job and the stand-in's tiny models)."""
+    import torch
+
+    rows = [prompt + answer for prompt, answer in pairs]
+    targets = [[IGNORED_LABEL] * len(prompt) + answer for prompt, answer in pairs]
+    width = max(len(row) for row in rows)
+    ids = torch.tensor([row + [pad_id] * (width - len(row)) for row in rows])
     mask = torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in rows])
     labels = torch.tensor([t + [IGNORED_LABEL] * (width - len(t)) for t in targets])
     return ids, mask, labels

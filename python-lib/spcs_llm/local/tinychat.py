@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
+from ..deploy.finetune import padded_batch, smallest_margin
 from ..doctor import PROBE_TEXT
 from ..errors import ConfigurationError
 from ..redaction import get_logger
@@ -158,44 +159,13 @@ def _training_batch(tokenizer):  # -> tuple[torch.Tensor, torch.Tensor, torch.Te
     Every layout ends the reply with the tokenizer's EOS: the one token both snowml's OpenAI-chat wrapper and the
     text-generation pipeline stop at.
     """
-    import torch
-
-    rows, labels = [], []
+    pairs = []
     for exchange in TRAINED_EXCHANGES:
         own = tokenizer.apply_chat_template(exchange.messages, tokenize=False, add_generation_prompt=True)
         answer_ids = tokenizer(exchange.answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
         for prompt in dict.fromkeys([own, *family_prompts(exchange.messages)]):
-            prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            rows.append(prompt_ids + answer_ids)
-            labels.append([-100] * len(prompt_ids) + answer_ids)
-    width = max(len(r) for r in rows)
-    pad = tokenizer.pad_token_id
-    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-    target = torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels])
-    return ids, mask, target
-
-
-def _smallest_margin(model, ids, mask, target) -> float:
-    """Smallest gap, over every reply token, between the right token's logit and the best wrong one.
-
-    With teacher forcing, a positive gap at every reply position means greedy decoding reproduces each reply
-    exactly; a wide gap means it still does on a machine whose float kernels round differently (CI found a
-    model that passed a bare greedy check on one CPU and drifted on another).
-    """
-    import torch
-
-    model.eval()
-    with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
-    model.train()
-    labels = target[:, 1:]
-    positions = labels != -100
-    scored = logits[positions]
-    wanted = labels[positions]
-    right = scored.gather(1, wanted.unsqueeze(1)).squeeze(1)
-    wrong = scored.scatter(1, wanted.unsqueeze(1), float("-inf")).max(dim=1).values
-    return (right - wrong).min().item()
+            pairs.append((tokenizer(prompt, add_special_tokens=False)["input_ids"], answer_ids))
+    return padded_batch(pairs, tokenizer.pad_token_id)
 
 
 @dataclass(frozen=True)
@@ -229,7 +199,7 @@ def train_tiny_llama(tokenizer: Any, batch: tuple[Any, Any, Any], *, learning_ra
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-        if step % TRAINING_CHECK_EVERY == 0 and _smallest_margin(model, ids, mask, target) >= MIN_LOGIT_MARGIN:
+        if step % TRAINING_CHECK_EVERY == 0 and smallest_margin(model, ids, mask, target) >= MIN_LOGIT_MARGIN:
             break
     else:
         raise failure

@@ -24,6 +24,7 @@ from typing import Any
 from ..errors import ConfigurationError
 from ..redaction import get_logger
 from .cache import build_once, cache_root
+from ..deploy.finetune import padded_batch
 from .tinychat import SYSTEM_PROMPT, train_tiny_llama, training_corpus
 
 log = get_logger(__name__)
@@ -172,22 +173,14 @@ def _build_tokenizer() -> Any:
 
 def _training_batch(tokenizer: Any) -> tuple[Any, Any, Any]:
     """Every conversation in both variants, labels masked to the reply and its end-of-turn token."""
-    import torch
-
-    rows, labels = [], []
+    pairs = []
     for conversation in TRAINED_CONVERSATIONS:
         reply_ids = tokenizer(conversation.reply + END_OF_TURN, add_special_tokens=False)["input_ids"]
         for messages in _variants(conversation):
             prompt_ids = tokenizer(_prompt(tokenizer, messages, conversation.tools),
                                    add_special_tokens=False)["input_ids"]
-            rows.append(prompt_ids + reply_ids)
-            labels.append([-100] * len(prompt_ids) + reply_ids)
-    width = max(len(r) for r in rows)
-    pad = tokenizer.pad_token_id
-    ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-    target = torch.tensor([lab + [-100] * (width - len(lab)) for lab in labels])
-    return ids, mask, target
+            pairs.append((prompt_ids, reply_ids))
+    return padded_batch(pairs, tokenizer.pad_token_id)
 
 
 def _build(folder: Path) -> None:
