@@ -163,6 +163,30 @@ def write_result(name: str, text: str, raw: dict[str, Any]) -> Path:
     return path
 
 
+def result_sections(goals: Sequence[Goal], table: str, per_round: str, reading: str, facts: dict[str, str]) -> str:
+    """The sections every results file ends with, in this order: goals, results, per round, reading, machine."""
+    return f"""## Goals
+
+{goals_table(goals)}
+
+## Results (all rounds)
+
+{table}
+
+## Per round
+
+{per_round}
+
+## Reading
+
+{reading}
+
+## Machine
+
+{facts_section(facts)}
+"""
+
+
 def bench_main(name: str, description: str, add_options: Callable[[argparse.ArgumentParser], None],
                run: Callable[[argparse.Namespace], dict[str, Any]], report: Callable[[dict[str, Any]], str],
                argv: list[str] | None = None) -> int:

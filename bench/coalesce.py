@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from benchkit import Goal, bench_main, facts_section, goals_table, machine_facts, markdown_table, pat_config
+from benchkit import Goal, bench_main, machine_facts, markdown_table, pat_config, result_sections
 from spcs_llm.local.harness import load_component
 from spcs_llm.transport import reset_endpoint_registry
 from storm_server import configure, fixed_capacity_service, stats
@@ -138,26 +138,7 @@ last case sets 'Rows per request' 8.
 Little's-law ceiling of {raw['threads']} one-text callers (each text in flight for the round trip, the window and a
 {raw['threads']}-row request): {bounds}.
 
-## Goals
-
-{goals_table(goals)}
-
-## Results (all rounds)
-
-{table}
-
-## Per round
-
-{per_round}
-
-## Reading
-
-{raw.get('reading', '')}
-
-## Machine
-
-{facts_section(raw['facts'])}
-"""
+""" + result_sections(goals, table, per_round, raw.get('reading', ''), raw['facts'])
 
 
 def _options(parser: argparse.ArgumentParser) -> None:

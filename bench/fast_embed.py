@@ -32,8 +32,8 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from benchkit import (Goal, bench_main, facts_section, goals_table, machine_facts, markdown_table, mixed_corpus,
-                      pat_config, snowflake_token_header)
+from benchkit import (Goal, bench_main, machine_facts, markdown_table, mixed_corpus, pat_config, result_sections,
+                      snowflake_token_header)
 from embed_throughput import ReferenceEmbedder, plugin_embed
 from spcs_llm import json_codec
 from spcs_llm.local.harness import load_component
@@ -203,26 +203,7 @@ holds a worker {service['row_ms']:g} ms per row ({service['workers']} workers, q
 embed {raw['texts']:,} texts of the mixed corpus per round; the reference algorithm (one text per request,
 serially) embeds the first {raw['reference_texts']} (its rate does not depend on the count).
 
-## Goals
-
-{goals_table(goals)}
-
-## Results (all rounds)
-
-{table}
-
-## Per round
-
-{per_round}
-
-## Reading
-
-{reading(raw)}
-
-## Machine
-
-{facts_section(raw['facts'])}
-"""
+""" + result_sections(goals, table, per_round, reading(raw), raw['facts'])
 
 
 def _options(parser: argparse.ArgumentParser) -> None:

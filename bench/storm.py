@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from typing import Any, Iterator
 
-from benchkit import Goal, bench_main, facts_section, goals_table, machine_facts, markdown_table, pat_config
+from benchkit import Goal, bench_main, machine_facts, markdown_table, pat_config, result_sections
 from spcs_llm.limiter import EndpointLimiter
 from spcs_llm.local.harness import load_component
 from spcs_llm.transport import endpoint_state, reset_endpoint_registry
@@ -137,26 +137,7 @@ cross-call coalescing off ('Coalescing window (ms)' 0) so that each call is its 
 switches the limiter's 429 feedback off in the bench process (the limiter before issue 13); `defaults` is the
 component as shipped (adaptive limiter, 5 ms coalescing window).
 
-## Goals
-
-{goals_table(goals)}
-
-## Results (all rounds)
-
-{table}
-
-## Per round
-
-{per_round}
-
-## Reading
-
-{raw.get('reading', '')}
-
-## Machine
-
-{facts_section(raw['facts'])}
-"""
+""" + result_sections(goals, table, per_round, raw.get('reading', ''), raw['facts'])
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
