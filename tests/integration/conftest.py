@@ -51,6 +51,14 @@ def clean_stack(local_stack: LocalStack) -> Iterator[LocalStack]:
         local_stack.grant_role(service, "SPCS_LLM_USER")
 
 
+@pytest.fixture()
+def cortex(local_stack: LocalStack) -> Iterator[LocalStack]:
+    """The shared stand-in with its Cortex state (limits, grants, pace, counters) put back after the test."""
+    local_stack.reset_cortex()
+    yield local_stack
+    local_stack.reset_cortex()
+
+
 # --- plugin-level helpers (tests/integration/test_plugin_*.py, test_doctor.py) ------------------------------------
 
 

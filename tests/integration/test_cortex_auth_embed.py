@@ -4,7 +4,6 @@ the 401 and 403 answers, and the Cortex embedding component on MiniLM."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -17,13 +16,6 @@ from spcs_llm.local.harness import load_component
 from spcs_llm.local.stack import LocalStack
 
 HELLO = {"messages": [{"role": "user", "content": "Hi there"}]}
-
-
-@pytest.fixture()
-def cortex(local_stack: LocalStack) -> Iterator[LocalStack]:
-    local_stack.reset_cortex()
-    yield local_stack
-    local_stack.reset_cortex()
 
 
 @pytest.fixture()

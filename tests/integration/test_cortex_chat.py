@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -22,14 +21,6 @@ from spcs_llm.local.tinytools import WEATHER_REPORTS, WEATHER_TOOL, tool_call_te
 LONG = CANNED_EXCHANGES[4]
 WEATHER_QUESTION = {"messages": [{"role": "user", "content": "What is the weather in Paris?"}]}
 TOOLS = {"tools": [WEATHER_TOOL], "toolChoice": {"type": "auto"}}
-
-
-@pytest.fixture()
-def cortex(local_stack: LocalStack) -> Iterator[LocalStack]:
-    """The shared stand-in with its Cortex state (limits, grants, pace, counters) put back after the test."""
-    local_stack.reset_cortex()
-    yield local_stack
-    local_stack.reset_cortex()
 
 
 @pytest.fixture()
