@@ -212,8 +212,15 @@ def openai_chat_row(messages: Sequence[dict], params: GenerationParams, *, model
             )
         text = text_content(message.get("content"), position)
         wire_messages.append({"role": role, "content": [{"type": "text", "text": text}]})
-    row: dict[str, Any] = {"messages": wire_messages}
-    optional = {
+    row: dict[str, Any] = {"messages": wire_messages, **openai_generation_fields(params)}
+    if model is not None:
+        row["model"] = model
+    return row
+
+
+def openai_generation_fields(params: GenerationParams) -> dict[str, Any]:
+    """The OpenAI chat-completion fields a query sets; unset ones are left out, so the service's defaults apply."""
+    fields = {
         "temperature": params.temperature,
         "max_completion_tokens": params.max_tokens,
         "top_p": params.top_p,
@@ -221,10 +228,8 @@ def openai_chat_row(messages: Sequence[dict], params: GenerationParams, *, model
         "presence_penalty": params.presence_penalty,
         "frequency_penalty": params.frequency_penalty,
         "response_format": params.response_format,
-        "model": model,
     }
-    row.update({name: value for name, value in optional.items() if value is not None})
-    return row
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def text_generation_row(prompt: str, params: GenerationParams) -> dict:

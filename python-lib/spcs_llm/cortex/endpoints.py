@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BadResponseError
-from ..protocol import GenerationParams
+from ..protocol import GenerationParams, openai_generation_fields
 from .tool_calls import ToolRequest
 
 CHAT_COMPLETIONS_ROUTE = "api/v2/cortex/v1/chat/completions"
@@ -30,16 +30,7 @@ def chat_completions_body(model: str, messages: Sequence[dict], params: Generati
         # Inferred: Cortex accepts OpenAI's stream_options (it documents the endpoint as a superset of OpenAI's);
         # it makes the last chunk carry the exact usage for the footer.
         body["stream_options"] = {"include_usage": True}
-    optional = {
-        "max_completion_tokens": params.max_tokens,
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        "stop": list(params.stop) or None,
-        "presence_penalty": params.presence_penalty,
-        "frequency_penalty": params.frequency_penalty,
-        "response_format": params.response_format,
-    }
-    body.update({key: value for key, value in optional.items() if value is not None})
+    body.update(openai_generation_fields(params))
     body.update(tools.body_fields())
     return body
 
