@@ -12,12 +12,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..conversation import ImageRefusal, message_text, normalise, tool_call_text, tool_output_text, tool_result_text
-from ..dss import check_sendable_messages
+from ..dss import IGNORED_ROLES, check_sendable_messages
 from ..errors import RequestRejectedError
 from .tool_calls import dss_tool_call
-
-IGNORED_ROLES = {"memoryFragment", "toolValidationRequests", "toolValidationResponses"}
-
 
 CORTEX_IMAGES = ImageRefusal("The query contains an image, but this Cortex connection sends text only.",
                              "Remove the image from the query.")
@@ -42,7 +39,8 @@ def chat_messages(query: Mapping[str, Any], *, structured_tools: bool) -> list[d
         if role == "assistant" and message.get("toolCalls"):
             calls = _api_calls(message["toolCalls"])
             tool_names.update({c["id"]: c["function"]["name"] for c in calls})
-            said = message_text(message, CORTEX_IMAGES) if message.get("content") is not None or message.get("parts") else ""
+            spoken = message.get("content") is not None or message.get("parts")
+            said = message_text(message, CORTEX_IMAGES) if spoken else ""
             if structured_tools:
                 previous = messages[-1] if messages else None
                 if previous and previous["role"] == "assistant" and "tool_calls" not in previous and not said:
