@@ -6,16 +6,15 @@ can be matched to its input row, and rows without an answer can be found and rep
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ..errors import ConfigurationError
+from .names import is_identifier
 
 ROW_ID = "ROW_ID"
 RESPONSE = "RESPONSE"
 ERROR = "ERROR"
 ERROR_TEXT_LIMIT = 2000  # characters of an error kept in the output table
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
 def literal(text: str) -> str:
@@ -31,7 +30,7 @@ def quoted(column: str) -> str:
 def qualified_table(name: str, database: str, schema: str, what: str) -> str:
     """``T`` / ``S.T`` / ``D.S.T`` → ``D.S.T`` in upper case; anything else is refused before any SQL runs."""
     parts = name.strip().split(".")
-    if not 1 <= len(parts) <= 3 or not all(_IDENTIFIER.match(part) for part in parts):
+    if not 1 <= len(parts) <= 3 or not all(is_identifier(part) for part in parts):
         raise ConfigurationError(
             f"{what} {name!r} is not a table name this command accepts.",
             fix="Pass TABLE, SCHEMA.TABLE or DATABASE.SCHEMA.TABLE with unquoted identifiers (letters, digits, _).",
@@ -114,7 +113,7 @@ class BatchTables:
 def service_function_call(service_fqn: str, method: str, argument: str, params_sql: list[str]) -> str:
     """``svc!METHOD(input, params...)``: the call snowml's ``invoke_function_method`` builds for ``mv.run(...,
     service_name=...)`` (``_client/sql/service.py``): input columns first, then every signature param in order."""
-    name = method if _IDENTIFIER.match(method) else quoted(method)
+    name = method if is_identifier(method) else quoted(method)
     return f"{service_fqn}!{name}({', '.join([argument, *params_sql])})"
 
 

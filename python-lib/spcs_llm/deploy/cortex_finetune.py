@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ConfigurationError, DeploymentError
 from .batch_sql import literal, qualified_table, quoted
-from .names import DeploymentNames
+from .names import DeploymentNames, is_identifier
 
 DOCS_URL = "https://docs.snowflake.com/en/user-guide/snowflake-cortex/cortex-finetuning"
 CREATE_DOCS_URL = "https://docs.snowflake.com/en/sql-reference/functions/finetune-create"
@@ -28,7 +28,6 @@ MAX_EPOCHS_LIMIT = 10
 CHARS_PER_TOKEN = 4
 DEFAULT_DOLLARS_PER_CREDIT = 3.0
 _MODEL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # the CREATE page: letters, digits, _, starting with a letter
-_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 
 
 @dataclass(frozen=True)
@@ -133,7 +132,7 @@ def validate(request: FinetuneRequest) -> None:
             f"{BASE_MODELS_AS_OF}: {', '.join(FINETUNE_BASE_MODELS)}).",
             fix="Pass --base-model with one of those, or --allow-unlisted-base-model if Snowflake added it since.")
     for column in (*request.prompt_columns, request.completion_column):
-        if not _COLUMN.match(column):
+        if not is_identifier(column):
             raise ConfigurationError(f"Column {column!r} is not a column name this command accepts.",
                                      fix="Pass unquoted column names (letters, digits, _, $).")
     if not request.prompt_columns:

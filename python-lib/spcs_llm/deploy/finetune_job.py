@@ -26,7 +26,7 @@ from .catalog import CATALOG, ModelSpec
 from .dependencies import require
 from .families import check_instance_family
 from .finetune import LoraSettings
-from .names import DeploymentNames
+from .names import IDENTIFIER_PATTERN, DeploymentNames
 from .pools import MINIMUM_BILLED_SECS, pool_billing
 from .training_data import TrainingColumns, check_file_name, examples_from_file, missing_columns
 
@@ -39,7 +39,7 @@ ADAPTER_STAGE = "SPCS_LLM_ADAPTERS"  # default home of trained adapters
 JOB_REQUIREMENTS = ("peft>=0.10", "jinja2")
 LOG_TAIL_LINES = 20
 REPORT_KEYS = {"adapter_location", "base_model", "losses", "examples", "seconds"}  # finetune_job_main.run's report
-_OBJECT = r"[A-Za-z_][A-Za-z0-9_$]*"
+_OBJECT = IDENTIFIER_PATTERN
 _TABLE = re.compile(rf"^{_OBJECT}(\.{_OBJECT}){{0,2}}$")
 _STAGE_PATH = re.compile(rf"^@(?P<stage>{_OBJECT}(\.{_OBJECT}){{0,2}})(?P<path>(/[A-Za-z0-9_.\-]+)*)/?$")
 

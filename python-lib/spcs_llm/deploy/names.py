@@ -8,9 +8,16 @@ from urllib.parse import urlparse
 
 from ..errors import ConfigurationError
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+# An unquoted Snowflake identifier: what every name here may be, since it is pasted into SQL as it is.
+IDENTIFIER_PATTERN = r"[A-Za-z_][A-Za-z0-9_$]*"
+_IDENTIFIER = re.compile(rf"^{IDENTIFIER_PATTERN}$")
 _INSTANCE_FAMILY = re.compile(r"^[A-Z0-9_]+$")
 _TEXT_FIELDS = ("dss_url", "gpu_instance_family", "cpu_instance_family")
+
+
+def is_identifier(text: str) -> bool:
+    """True for an unquoted Snowflake identifier (letters, digits, _ and $, not starting with a digit or $)."""
+    return bool(_IDENTIFIER.match(text))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from .finetune import TrainingExample
+from .names import is_identifier
 
-_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 FILE_SUFFIXES = (".jsonl", ".json", ".csv")
 MAX_LISTED_ROWS = 10
 
@@ -33,7 +32,7 @@ class TrainingColumns:
 
     def __post_init__(self) -> None:
         for role, name in (("instruction", self.instruction), ("output", self.output), ("input", self.input)):
-            if name is not None and not _COLUMN.match(name):
+            if name is not None and not is_identifier(name):
                 raise ConfigurationError(
                     f"The {role} column {name!r} is not a plain column name.",
                     fix=f"Pass --{role}-column with letters, digits and '_' only (e.g. {role}).",
