@@ -17,7 +17,12 @@ class SpcsLlmError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        return f"{self.message} Fix: {self.fix}" if self.fix else self.message
+        if not self.fix:
+            return self.message
+        # One sentence per part: the message always ends with its full stop before "Fix:" (e.g. a library's text
+        # such as "... known ones are []" quoted at the end of a message gets one).
+        message = self.message.rstrip()
+        return f"{message}{'' if message.endswith(('.', '!', '?')) else '.'} Fix: {self.fix}"
 
 
 class ConfigurationError(SpcsLlmError):
