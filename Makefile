@@ -6,6 +6,14 @@ PYTHON := $(BIN)/python
 STAMP := $(VENV)/.installed-stamp
 TORCH := torch==2.13.0
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+LOCK := tests/requirements.lock
+# uv (https://docs.astral.sh/uv/) installs the lock several times faster than pip; pinned, bootstrapped into the venv
+# with pip. USE_UV=0 (or a machine where uv cannot be installed) installs the same lock with pip.
+UV_VERSION := 0.13.10
+USE_UV ?= 1
+# The lock is exact for Python 3.11 on x86_64 Linux with the CPU build of torch. Its torch comes from PyTorch's CPU
+# index (uv's --torch-backend cpu) or, where pip is configured with find-links (PIP_FIND_LINKS), from those.
+LOCK_TORCH ?= $(if $(PIP_FIND_LINKS),$(addprefix --find-links ,$(PIP_FIND_LINKS)),--torch-backend cpu)
 PLUGIN_FILES := plugin.json python-llms python-lib parameter-sets code-env resource notebooks README.md LICENSE
 PLUGIN_ID := $(shell $(PY) -c "import json;print(json.load(open('plugin.json'))['id'])")
 PLUGIN_VERSION := $(shell $(PY) -c "import json;print(json.load(open('plugin.json'))['version'])")
@@ -14,26 +22,48 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv test unit integration reliability demo plugin bench soak clean
+.PHONY: venv lock test unit integration reliability demo plugin bench soak clean
 
-$(STAMP): tests/requirements.txt code-env/python/spec/requirements.txt notebooks/requirements.txt
+$(STAMP): $(LOCK) tests/requirements.txt code-env/python/spec/requirements.txt notebooks/requirements.txt
 	$(PY) -m venv $(VENV)
+	@if [ "$(USE_UV)" = 1 ] && ! $(BIN)/pip install -q --disable-pip-version-check uv==$(UV_VERSION); then \
+		echo "uv $(UV_VERSION) could not be installed: pip installs $(LOCK) instead (slower, same packages)"; fi
 	@# The CPU build of torch everywhere: where the default index would resolve the CUDA build (nvidia-* packages,
 	@# several GB on an ordinary Linux machine), install from PyTorch's CPU wheel index instead.
 	@if [ "$$($(BIN)/pip install --dry-run --quiet --disable-pip-version-check --report - $(TORCH) 2>/dev/null \
 		| $(PYTHON) .ci/torch_source.py)" = "cpu-index" ]; then \
 		echo "Installing the CPU build of torch from $(TORCH_CPU_INDEX)"; \
-		$(BIN)/pip install -q --disable-pip-version-check --index-url $(TORCH_CPU_INDEX) $(TORCH); \
+		$(BIN)/pip install -q --disable-pip-version-check --no-deps --index-url $(TORCH_CPU_INDEX) $(TORCH); \
 	else \
-		$(BIN)/pip install -q --disable-pip-version-check $(TORCH); \
+		$(BIN)/pip install -q --disable-pip-version-check --no-deps $(TORCH); \
 	fi
-	$(BIN)/pip install -q --disable-pip-version-check -r tests/requirements.txt
+	@# Everything else at the lock's versions (torch==2.13.0 there is satisfied by the CPU build just installed).
+	@if [ "$(USE_UV)" = 1 ] && [ -x $(BIN)/uv ]; then \
+		echo "Installing $(LOCK) with uv"; $(BIN)/uv pip install -q --python $(PYTHON) -r $(LOCK); \
+	else \
+		echo "Installing $(LOCK) with pip"; $(BIN)/pip install -q --disable-pip-version-check -r $(LOCK); \
+	fi
 	echo "$(CURDIR)/python-lib" > "$$($(PYTHON) -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')/spcs_llm_dev.pth"
 	printf '#!/bin/sh\nexec "%s" -m spcs_llm.cli "$$@"\n' "$(abspath $(PYTHON))" > $(BIN)/spcs-llm
 	chmod +x $(BIN)/spcs-llm
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Regenerate tests/requirements.lock from tests/requirements.txt (and the two files it includes) after changing a
+# range there. Ranges stay in code-env/python/spec/requirements.txt and notebooks/requirements.txt, which DSS reads.
+lock:
+	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip compile -q tests/requirements.txt --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		$(LOCK_TORCH) --custom-compile-command "make lock" -o $(LOCK)
+	@# ==2.13.0 matches the CPU build (2.13.0+cpu) and, on macOS, PyPI's build: make venv picks the source.
+	sed -i.bak -E 's/^torch==([^+ ]+)\+cpu/torch==\1/' $(LOCK) && rm -f $(LOCK).bak
+	@if grep -n -i -E '^(nvidia-|cuda-|triton)' $(LOCK); then \
+		echo "error: $(LOCK) names CUDA packages: torch was resolved from its CUDA build." >&2; \
+		echo "Fix: make lock LOCK_TORCH='--torch-backend cpu' (PyTorch's CPU index) or LOCK_TORCH='--find-links DIR' with the CPU wheel in DIR." >&2; \
+		exit 1; \
+	fi
 
 test: venv
 	$(PYTHON) -m pytest tests -q -p no:cacheprovider
