@@ -1,17 +1,22 @@
 """``spcs-llm local``: run the stand-in in the foreground and print what to use it with: a ready PAT, the exact
-``spcs-llm doctor`` commands to check it, and the DSS settings to paste (labelled as the DSS forms label them)."""
+``spcs-llm doctor`` commands to check it, and the DSS settings to paste (labelled as the DSS forms label them).
+
+Registering the command imports nothing beyond the standard library and the plugin's own light modules: the
+stand-in's packages (starlette, uvicorn, torch, ...) are checked and imported only when it runs, so ``spcs-llm``
+works in the plugin's and the notebooks' environments, where ``spcs-llm local`` names what to install."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import secrets
 import shlex
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..dss_labels import (
     CHAT_COMPONENT,
@@ -21,12 +26,16 @@ from ..dss_labels import (
     component_form,
     preset_form,
 )
-from ..errors import SpcsLlmError
+from ..errors import ConfigurationError, SpcsLlmError
 from .quiet import quiet_libraries
-from .server import ReadyInfo, serve
 from .settings import ADMIN_SECRET_ENV, StandinSettings, add_arguments, settings_from_args
-from .stack import LocalStack
 
+if TYPE_CHECKING:
+    from .server import ReadyInfo
+
+# What the stand-in imports to serve its models: the module each needs, and the package pip installs it from.
+STANDIN_PACKAGES = {"starlette": "starlette", "uvicorn": "uvicorn", "torch": "torch", "transformers": "transformers",
+                    "sentence_transformers": "sentence-transformers"}
 TOKEN_ENV = "SNOWFLAKE_TOKEN"  # the variable `spcs-llm doctor` reads the token from by default
 # What each kind of stand-in service is, in the plugin's model settings (the protocol DSS must be told).
 SERVICE_SETTINGS: dict[str, tuple[str, dict[str, str]]] = {
@@ -45,7 +54,22 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run_local)
 
 
+def check_standin_packages() -> None:
+    """Stop with one line naming what to install when the stand-in's packages are missing (the plugin's code env
+    and the notebooks' env do not have them)."""
+    missing = [package for module, package in STANDIN_PACKAGES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ConfigurationError(
+            f"spcs-llm local runs the stand-in with real small models and needs {', '.join(missing)}, which this "
+            "environment lacks.",
+            fix="in a clone of the spcs-llm repository run make venv (or pip install -r tests/requirements.txt), "
+                "then start it with .venv/bin/spcs-llm local.")
+
+
 def run_local(args: argparse.Namespace) -> int:
+    check_standin_packages()
+    from .server import serve
+
     quiet_libraries(getattr(args, "verbose", False))
     # Without a secret chosen by the user the control API stays closed to everyone (it is never printed).
     admin_secret = os.environ.setdefault(ADMIN_SECRET_ENV, secrets.token_urlsafe(24))
@@ -64,6 +88,8 @@ def run_local(args: argparse.Namespace) -> int:
 
 def print_welcome(settings: StandinSettings, ready_line: str, admin_secret: str) -> None:
     """Mint a PAT through the stand-in's control API, then print it with the doctor commands and DSS settings."""
+    from .stack import LocalStack
+
     pat = None
     try:
         stack = LocalStack.attach(ready_line, admin_secret)
@@ -71,7 +97,21 @@ def print_welcome(settings: StandinSettings, ready_line: str, admin_secret: str)
         stack.stop()
     except SpcsLlmError as failure:
         print(f"The stand-in is running, but no PAT could be issued: {failure}", file=sys.stderr, flush=True)
-    print(dss_settings_text(settings, ready_line, pat), flush=True)
+    print(running_line(ready_line), dss_settings_text(settings, ready_line, pat), sep="\n", flush=True)
+
+
+def _ready_info(ready_line: str) -> ReadyInfo:
+    from .server import ReadyInfo
+
+    return ReadyInfo(**{k: v for k, v in json.loads(ready_line).items() if k != "event"})
+
+
+def running_line(ready_line: str) -> str:
+    """The first line ``spcs-llm local`` prints, in words: what runs and where (the ready line follows it)."""
+    ready = _ready_info(ready_line)
+    services = ", ".join(f"{name} {url}" for name, url in ready.services.items())
+    return (f"Local Snowflake + SPCS stand-in running on 127.0.0.1 (Ctrl-C to stop): account {ready.account_url}; "
+            f"services {services}. Its ready line, for scripts:")
 
 
 def doctor_commands(settings: StandinSettings, ready: ReadyInfo) -> list[str]:
@@ -85,9 +125,10 @@ def doctor_commands(settings: StandinSettings, ready: ReadyInfo) -> list[str]:
 
 
 def dss_settings_text(settings: StandinSettings, ready_line: str, pat: str | None = None) -> str:
-    """The ready line; the PAT and the doctor commands; then what to paste into DSS: the presets and the models."""
-    ready = ReadyInfo(**{k: v for k, v in json.loads(ready_line).items() if k != "event"})
-    lines = [ready_line, "", "Local Snowflake + SPCS stand-in is running on 127.0.0.1 (Ctrl-C to stop)."]
+    """The ready line (for scripts); the PAT and the doctor commands; then what to paste into DSS: the presets and
+    the models; last, the control API."""
+    ready = _ready_info(ready_line)
+    lines = [ready_line]
     if pat:
         days = settings.lifetimes.pat / 86_400
         lines += ["", f"A PAT for {settings.user} with role {settings.role} (valid {days:g} days), ready to use:",
