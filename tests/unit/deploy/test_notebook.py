@@ -1,12 +1,21 @@
 """The deployment notebook runs top to bottom against the fake session, so it cannot drift from the library.
 
-It runs once per module (in its own kernel) against ``fake_notebook_account``: an account with LoRA adapters
-enabled, the training-pairs and bulk-inference tables the notebook's settings name, and the ML jobs and batch fakes.
+It runs in its own kernel against ``fake_notebook_account``: an account with LoRA adapters enabled and the ML jobs,
+batch and Cortex fine-tuning fakes. Three runs:
+
+* as shipped ("Run all" with the defaults), on an account without the example tables: nothing billed is submitted,
+  each billed step prints its estimate and how to opt in, and the example tables are created from the samples;
+* opted in (``RUN_BILLED_STEPS = True`` in the first cell, as a user would set it), on an account that already holds
+  the tables the settings name: every section deploys, trains, serves and scores, and the tables are left alone;
+* without ``DSS_URL``: the notebook stops at its check, in notebook words.
+
+The kernel is another process, so a cell appended to the in-memory copy prints what the fake account recorded.
 Each test then checks one part of what the cells printed, so a broken section names itself.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -14,13 +23,29 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 import fake_notebook_account
 
 ROOT = Path(__file__).resolve().parents[3]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SAMPLES = ROOT / "notebooks" / "samples"
 SECTIONS = ["Fine-tune a LoRA adapter (Snowflake ML job on the GPU pool)", "Serve the fine-tuned model",
             "Bulk inference over a table", "Fine-tune with Snowflake Cortex (hosted)", "Teardown"]
+OPT_IN = ("RUN_BILLED_STEPS = False", "RUN_BILLED_STEPS = True")
+FLAGS = ["RUN_DEPLOY", "RUN_LORA_FINETUNE", "RUN_SERVE_ADAPTERS", "RUN_BATCH", "RUN_CORTEX_FINETUNE"]
+# What starts billed compute, as the fake account sees it: snowflake-ml creates services with SYSTEM$DEPLOY_MODEL and
+# logs Hub models with SYSTEM$IMPORT_MODEL (model_version_impl.py / model_ops), submits ML jobs with
+# SYSTEM$EXECUTE_ML_JOB (jobs/_utils), runs batch jobs with EXECUTE INFERENCE JOB SERVICE; Cortex trains on
+# SNOWFLAKE.CORTEX.FINETUNE('CREATE', ...); the service path of a batch run INSERTs the answers.
+BILLED = ["SYSTEM$DEPLOY_MODEL", "SYSTEM$IMPORT_MODEL", "CREATE SERVICE", "SYSTEM$EXECUTE_ML_JOB",
+          "SNOWFLAKE.CORTEX.FINETUNE('CREATE'", "EXECUTE INFERENCE JOB SERVICE",
+          "INSERT INTO SPCS_LLM.MODELS.SUPPORT_TICKETS_ANSWERS"]
+RECORDED = "RECORDED "
+REPORT_CELL = f"""import json as _json
+import fake_tables as _fake_tables
+print({RECORDED!r} + _json.dumps({{"statements": session.statements,
+      "tables": {{key: len(table.rows) for key, table in _fake_tables.tables(session.account).items()}}}}))"""
 
 
 def _text_outputs(notebook) -> str:
@@ -28,24 +53,62 @@ def _text_outputs(notebook) -> str:
                      for output in cell.get("outputs", []))
 
 
-@pytest.fixture(scope="module")
-def out() -> str:
-    """What every code cell printed (a failing cell fails here, with its traceback)."""
-    printed = []
+def _first_code_cell(notebook):
+    return next(cell for cell in notebook.cells if cell.cell_type == "code")
+
+
+def _execute(*, opt_in: bool = False, dss_url: str | None = "https://dss.mycompany.com",
+             tables_present: bool = False) -> tuple[str, dict]:
+    """Run every notebook in a fresh kernel; what the cells printed, and what the fake account recorded."""
+    printed, recorded = [], {"statements": [], "tables": {}}
     with pytest.MonkeyPatch.context() as env:
         # The kernel is a separate process: it finds the fake through the session-factory hook the CLI uses.
         env.setenv("SPCS_LLM_SESSION_FACTORY", "fake_notebook_account:session")
         env.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "python-lib"), str(Path(__file__).parent)]))
         env.setenv("HF_HUB_OFFLINE", "1")
-        env.setenv("SPCS_LLM_DSS_URL", "https://dss.mycompany.com")
+        if dss_url is None:
+            env.delenv("SPCS_LLM_DSS_URL", raising=False)
+        else:
+            env.setenv("SPCS_LLM_DSS_URL", dss_url)
         env.setenv("SPCS_LLM_CONFIRM_TEARDOWN", "SPCS_LLM")
         env.delenv("SPCS_LLM_SMOKE_PAT", raising=False)
+        if tables_present:
+            env.setenv(fake_notebook_account.TABLES_ENV, "present")
+        else:
+            env.delenv(fake_notebook_account.TABLES_ENV, raising=False)
         for path in NOTEBOOKS:
             notebook = nbformat.read(path, as_version=4)
+            if opt_in:  # what a user does: flip the switch in the first cell
+                first = _first_code_cell(notebook)
+                assert first.source.count(OPT_IN[0]) == 1
+                first.source = first.source.replace(*OPT_IN)
+            notebook.cells.append(nbformat.v4.new_code_cell(REPORT_CELL))
             NotebookClient(notebook, timeout=180, kernel_name="python3",
                            resources={"metadata": {"path": str(path.parent)}}).execute()
+            report = "".join(output.get("text", "") for output in notebook.cells.pop().outputs)
+            found = json.loads(report[report.index(RECORDED) + len(RECORDED):])
+            recorded["statements"] += found["statements"]
+            recorded["tables"].update(found["tables"])
             printed.append(_text_outputs(notebook))
-    return "\n".join(printed)
+    return "\n".join(printed), recorded
+
+
+@pytest.fixture(scope="module")
+def opted_in() -> tuple[str, dict]:
+    """Opted in, on an account that already holds the tables the settings name (a failing cell fails here)."""
+    return _execute(opt_in=True, tables_present=True)
+
+
+@pytest.fixture(scope="module")
+def out(opted_in) -> str:
+    """What every code cell printed in the opted-in run."""
+    return opted_in[0]
+
+
+@pytest.fixture(scope="module")
+def as_shipped() -> tuple[str, dict]:
+    """"Run all" with the defaults, on an account without the example tables."""
+    return _execute()
 
 
 def _lines(out: str) -> list[str]:
@@ -147,3 +210,110 @@ def test_the_new_sections_come_before_teardown_and_say_what_they_cost_and_need()
         assert f'BATCH_INPUT_TABLE = "{fake_notebook_account.BATCH_INPUT_TABLE}"' in text
         assert f'BATCH_TEXT_COLUMN = "{fake_notebook_account.BATCH_TEXT_COLUMN}"' in text
         assert all(not cell.get("outputs") for cell in cells if cell.cell_type == "code")  # saved without outputs
+
+
+def _billed(statements: list[str]) -> list[str]:
+    return [statement for statement in statements if any(mark in statement.upper() for mark in BILLED)]
+
+
+def test_run_all_as_shipped_submits_nothing_billed(as_shipped):
+    out, recorded = as_shipped
+    assert "Billed steps switched on: none" in out
+    assert recorded["statements"], "the report cell saw no statements: the recording is not wired"
+    assert _billed(recorded["statements"]) == []  # no service, model import, ML job, batch job or Cortex training
+    assert "Submitted fine-tuning job" not in out and "Fine-tuning job started" not in out
+    assert "Nothing to wait for: no fine-tuning job was submitted above." in out
+    assert "Smoke test skipped: nothing was deployed above" in out
+    assert "ran: DROP COMPUTE POOL IF EXISTS SPCS_LLM_GPU_POOL" in out  # the cells after the skipped ones still run
+
+
+def test_each_skipped_billed_step_prints_its_estimate_and_how_to_opt_in(as_shipped):
+    out, _ = as_shipped
+    skipped = {flag: out.split(f"Skipped: {flag} is False in the first cell")[1:] for flag in FLAGS}
+    assert {flag: len(found) for flag, found in skipped.items()} == {flag: 2 if flag == "RUN_DEPLOY" else 1
+                                                                      for flag in FLAGS}
+
+    def block(flag: str, index: int = 0) -> str:
+        text = skipped[flag][index]
+        assert "nothing was submitted and nothing is billed. What it would cost:" in text.splitlines()[0]
+        end = text.index(f"To run it: set {flag} = True (or RUN_BILLED_STEPS = True, for every billed step) in "
+                         "the first cell")
+        return text[:end]
+
+    assert "zephyr-7b-beta: ~14.5 GB of weights" in block("RUN_DEPLOY", 0)  # deploy.estimate, per model
+    assert "GPU_NV_S: 0.57 credits/h ($1.71/h) while a node runs" in block("RUN_DEPLOY", 0)
+    assert "all-minilm-l6-v2: ~46 MB of weights" in block("RUN_DEPLOY", 1)
+    assert re.search(r"Cost: pool SPCS_LLM_GPU_POOL \(GPU_NV_S\) bills 0\.57 credits/h \(\$1\.71/h\) while the job "
+                     r"runs; expected \d+-\d+ min .* ≈ \d+\.\d\d-\d+\.\d\d credits", block("RUN_LORA_FINETUNE"))
+    assert "zephyr-7b-beta: ~14.5 GB of weights" in block("RUN_SERVE_ADAPTERS")  # the adapters' own GPU service
+    tickets = sum(1 for line in (SAMPLES / "support_tickets.jsonl").read_text().splitlines() if line.strip())
+    assert re.search(rf"Estimate \(not a quote\): {tickets} rows × 0\.2 s/row .* Cost ≈ 0\.57 credits/h × 1 node\(s\)",
+                     block("RUN_BATCH"))
+    assert "training tokens per epoch" in block("RUN_CORTEX_FINETUNE")
+    assert "training cost unknown" in block("RUN_CORTEX_FINETUNE")  # no rate set: said, never 0
+    # the plans are still shown for review: the batch run without a deployed model, the Cortex SQL not run
+    assert (f"zephyr-7b-beta is not deployed (SPCS_LLM.MODELS.ZEPHYR_7B_BETA_SVC not found), so the run is not planned "
+            f"yet. Once it is: SPCS_LLM.MODELS.SUPPORT_TICKETS ({tickets} rows)") in out
+    assert "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'SPCS_LLM.MODELS.SUPPORT_TONE_CORTEX'" in out
+
+
+def test_run_all_as_shipped_creates_the_example_tables_from_the_samples(as_shipped):
+    out, recorded = as_shipped
+    for table, sample in (("SUPPORT_PAIRS", "support_pairs.jsonl"), ("SUPPORT_TICKETS", "support_tickets.jsonl")):
+        rows = [json.loads(line) for line in (SAMPLES / sample).read_text(encoding="utf-8").splitlines() if line]
+        assert 20 <= len(rows) <= 60
+        fqn = f"SPCS_LLM.MODELS.{table}"
+        assert f"{fqn} created from notebooks/samples/{sample}: {len(rows)} rows." in out
+        assert recorded["tables"][fqn] == len(rows)
+        assert [s for s in recorded["statements"] if s.startswith(f"CREATE TABLE {fqn} ")]
+    pairs = sum(1 for line in (SAMPLES / "support_pairs.jsonl").read_text().splitlines() if line.strip())
+    # the sections read the tables just created: the LoRA check and the Cortex plan count every pair
+    assert f"{pairs} training pairs in SPCS_LLM.MODELS.SUPPORT_PAIRS" in out
+    assert f"mistral-7b on SPCS_LLM.MODELS.SUPPORT_PAIRS ({pairs} rows)" in out
+
+
+def test_opting_in_runs_every_billed_step_and_leaves_existing_tables_alone(opted_in):
+    out, recorded = opted_in
+    assert "Billed steps switched on: " + ", ".join(FLAGS) in out
+    assert "Skipped:" not in out
+    statements = recorded["statements"]
+    for mark in ("SYSTEM$DEPLOY_MODEL", "SYSTEM$EXECUTE_ML_JOB", "SNOWFLAKE.CORTEX.FINETUNE('CREATE'",
+                 "INSERT INTO SPCS_LLM.MODELS.SUPPORT_TICKETS_ANSWERS"):
+        assert any(mark in statement for statement in statements), mark
+    for table in ("SUPPORT_PAIRS", "SUPPORT_TICKETS"):
+        assert f"SPCS_LLM.MODELS.{table} exists: used as it is." in out
+        assert not [s for s in statements if s.startswith(f"CREATE TABLE SPCS_LLM.MODELS.{table} ")]
+    assert recorded["tables"]["SPCS_LLM.MODELS.SUPPORT_PAIRS"] == len(fake_notebook_account.TRAINING_PAIRS)
+
+
+@pytest.mark.parametrize("dss_url", [None, "dss.example.org"], ids=["missing", "not-a-url"])
+def test_dss_url_is_asked_for_in_notebook_words_before_anything_runs(dss_url):
+    with pytest.raises(CellExecutionError) as failed:
+        _execute(dss_url=dss_url)
+    error = str(failed.value)
+    assert "ConfigurationError" in error
+    assert "Fix: Set DSS_URL in the first cell to your DSS address as users open it, e.g. https://dss.example.org." \
+        in error
+    assert "--dss-url" not in error and "Pass " not in error
+    assert ("DSS_URL is empty" if dss_url is None else "is not an http(s) URL") in error
+
+
+def test_every_billed_call_sits_behind_its_flag_from_the_first_cell():
+    billed_calls = {"deployer.deploy(": "RUN_DEPLOY", "submit_checked(": "RUN_LORA_FINETUNE",
+                    "serve_adapters(deployer": "RUN_SERVE_ADAPTERS", "execute(session": "RUN_BATCH",
+                    "create_job(": "RUN_CORTEX_FINETUNE"}
+    for path in NOTEBOOKS:
+        notebook = nbformat.read(path, as_version=4)
+        first = _first_code_cell(notebook).source
+        assert re.search(r"^RUN_BILLED_STEPS = False\b", first, re.MULTILINE)
+        assert "DSS_URL = " in first
+        for flag in FLAGS:
+            assert re.search(rf"^{flag} = RUN_BILLED_STEPS\b", first, re.MULTILINE), flag
+        code = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+        for call, flag in billed_calls.items():
+            cells = [source for source in code if call in source]
+            assert cells, call
+            assert all(re.search(rf"^\s*(if|elif) (not )?{flag}:", source, re.MULTILINE) for source in cells), call
+        intro = notebook.cells[0].source
+        assert notebook.cells[0].cell_type == "markdown" and "RUN_BILLED_STEPS" in intro
+        assert all(flag in intro for flag in FLAGS)
