@@ -14,6 +14,7 @@ from .config import EndpointConfig, parse_chat_config, parse_embedding_config
 from .conversation import ImageRefusal, message_text, tool_call_text, tool_output_text, tool_result_text
 from .embeddings import EmbeddingBatchResult, EmbeddingClient, UnsupportedInput
 from .errors import RequestRejectedError
+from .generation_settings import check_generation_settings
 from .protocol import GenerationParams
 from .redaction import get_logger, redact
 
@@ -93,7 +94,11 @@ def _response_format(settings: Mapping[str, Any]) -> dict | None:
 
 
 def params_from_settings(settings: Mapping[str, Any] | None) -> GenerationParams:
-    """DSS completion settings → generation parameters. Missing keys mean "service default"; 0 max tokens = unset."""
+    """DSS completion settings → generation parameters (the SPCS and the Cortex chat both call this).
+
+    Every setting is checked first (``generation_settings.check_generation_settings``): a wrong type or a value out
+    of range is refused before any request. Missing keys mean "service default"; 0 max tokens = unset.
+    """
     settings = settings or {}
     tool_choice = (settings.get("toolChoice") or {}).get("type")
     if settings.get("tools") and tool_choice in ("required", "tool_name"):
@@ -101,19 +106,14 @@ def params_from_settings(settings: Mapping[str, Any] | None) -> GenerationParams
             "This query requires a tool call, but SPCS model services do not support tool calling.",
             fix="Use this model without tools, or with toolChoice auto.",
         )
-
-    def number(key: str) -> float | None:
-        value = settings.get(key)
-        return None if value is None else float(value)
-
-    max_tokens = settings.get("maxOutputTokens")
+    checked = check_generation_settings(settings)
     return GenerationParams(
-        max_tokens=int(max_tokens) if max_tokens else None,
-        temperature=number("temperature"),
-        top_p=number("topP"),
-        stop=tuple(settings.get("stopSequences") or ()),
-        presence_penalty=number("presencePenalty"),
-        frequency_penalty=number("frequencyPenalty"),
+        max_tokens=checked.get("maxOutputTokens") or None,
+        temperature=checked.get("temperature"),
+        top_p=checked.get("topP"),
+        stop=checked.get("stopSequences", ()),
+        presence_penalty=checked.get("presencePenalty"),
+        frequency_penalty=checked.get("frequencyPenalty"),
         response_format=_response_format(settings),
     )
 

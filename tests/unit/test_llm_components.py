@@ -114,3 +114,45 @@ def test_embeddings_single_text_shape():
     assert model.process({"text": "four"}, {}, None)["embedding"] == [4.0, 0.5]
     with pytest.raises(RequestRejectedError, match="empty"):
         model.process({"text": " "}, {}, None)
+
+
+# Completion settings DSS may pass badly, with the setting's DSS name and the words of its valid range.
+BAD_SETTINGS = [
+    ({"temperature": "hot"}, "temperature", "a number from 0 to 2"),
+    ({"temperature": 2.5}, "temperature", "a number from 0 to 2"),
+    ({"temperature": True}, "temperature", "a number from 0 to 2"),
+    ({"maxOutputTokens": -5}, "maxOutputTokens", "a whole number of at least 1"),
+    ({"maxOutputTokens": 12.5}, "maxOutputTokens", "a whole number of at least 1"),
+    ({"topP": 1.5}, "topP", "greater than 0 and at most 1"),
+    ({"topP": 0}, "topP", "greater than 0 and at most 1"),
+    ({"topK": -3}, "topK", "-1 or 0 for no limit, or at least 1"),
+    ({"presencePenalty": -2.5}, "presencePenalty", "a number from -2 to 2"),
+    ({"frequencyPenalty": "nan"}, "frequencyPenalty", "a number from -2 to 2"),
+    ({"stopSequences": ["END", 7]}, "stopSequences", "a list of strings"),
+    ({"logitBias": {"50256": 150}}, "logitBias", "from -100 to 100"),
+]
+
+
+@pytest.mark.parametrize("settings,name,valid", BAD_SETTINGS)
+@responses.activate  # no URL registered: any request at all would fail with a ConnectionError instead
+def test_chat_refuses_a_bad_generation_setting_before_any_request(settings, name, valid):
+    model = load_component("spcs-chat", chat_config())
+    query = {"messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(RequestRejectedError) as refused:
+        model.process(query, settings, None)
+    assert f"'{name}'" in refused.value.message and valid in refused.value.message
+    assert f"Set '{name}' to" in refused.value.fix
+    with pytest.raises(RequestRejectedError, match=f"'{name}'"):
+        list(model.process_stream(query, settings, None))
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_chat_sends_numeric_text_settings_as_numbers():
+    responses.add_callback(responses.POST, f"{CHAT}/__call__", callback=chat_service)
+    model = load_component("spcs-chat", chat_config())
+    settings = {"temperature": "0.5", "maxOutputTokens": "64", "topP": 1, "frequencyPenalty": -2, "stopSequences": ["END"]}
+    assert model.process({"messages": [{"role": "user", "content": "hi"}]}, settings, None)["text"] == "echo: hi"
+    row = json.loads(responses.calls[0].request.body)["data"][0][1]
+    assert (row["temperature"], row["max_completion_tokens"], row["top_p"]) == (0.5, 64, 1.0)
+    assert row["frequency_penalty"] == -2.0 and row["stop"] == ["END"]

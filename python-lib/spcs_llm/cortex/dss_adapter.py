@@ -57,7 +57,8 @@ class CortexChatAdapter:
         return cls(CortexChatClient(parse_cortex_chat_config(dict(config))))
 
     def request(self, query: Mapping[str, Any], settings: Mapping[str, Any] | None) -> CortexChatRequest:
-        """Plan the request; a required tool the model cannot call is refused here, before any request."""
+        """Plan the request. Refused here, before any request: a required tool the model cannot call, and a
+        generation setting of the wrong type or out of range (``params_from_settings``, shared with SPCS)."""
         settings = settings or {}
         config = self.client.config
         tools = tool_request(settings, config.model, config.tool_calling)

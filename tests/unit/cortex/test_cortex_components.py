@@ -9,6 +9,7 @@ from cortex_support import ACCOUNT_URL, CHAT_URL, EMBED_URL, sse
 from dataikuapi.dss.llm import DSSLLMCompletionResponse
 from dataikuapi.dss.llm_tracing import SpanBuilder
 from dataikuapi.dss.llm_utils import _ChunkAggregator
+from spcs_llm.errors import RequestRejectedError
 from spcs_llm.local.harness import load_component
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -92,3 +93,43 @@ def test_embedding_component_embeds_a_batch(http):
     model = load_component("cortex-embedding", config(model="e5-base-v2"))
     raw = model.process({"queries": [{"text": "a"}, {"text": "b"}]}, {}, None)
     assert [r["embedding"] for r in raw["responses"]] == [[0.25, 0.75], [1.0, 0.0]] and raw["promptTokens"] == 3
+
+
+BAD_SETTINGS = [
+    ({"temperature": "hot"}, "temperature", "a number from 0 to 2"),
+    ({"temperature": -0.1}, "temperature", "a number from 0 to 2"),
+    ({"maxOutputTokens": -1}, "maxOutputTokens", "a whole number of at least 1"),
+    ({"maxOutputTokens": "many"}, "maxOutputTokens", "a whole number of at least 1"),
+    ({"topP": 1.01}, "topP", "greater than 0 and at most 1"),
+    ({"topK": 2.5}, "topK", "-1 or 0 for no limit, or at least 1"),
+    ({"frequencyPenalty": 3}, "frequencyPenalty", "a number from -2 to 2"),
+    ({"presencePenalty": [1]}, "presencePenalty", "a number from -2 to 2"),
+    ({"stopSequences": "END"}, "stopSequences", "a list of strings"),
+    ({"logProbs": "yes"}, "logProbs", "true or false"),
+    ({"topLogProbs": 21}, "topLogProbs", "a whole number from 0 to 20"),
+]
+
+
+@pytest.mark.parametrize("settings,name,valid", BAD_SETTINGS)
+def test_chat_component_refuses_a_bad_generation_setting_before_any_request(http, settings, name, valid):
+    model = load_component("cortex-chat", config())
+    query = {"messages": [{"role": "user", "content": "ping"}]}
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    with pytest.raises(RequestRejectedError) as refused:
+        model.process(query, {**settings, "tools": tools}, None)
+    assert f"'{name}'" in refused.value.message and valid in refused.value.message
+    assert f"Set '{name}' to" in refused.value.fix
+    with pytest.raises(RequestRejectedError, match=f"'{name}'"):
+        list(model.process_stream(query, settings, None))
+    assert len(http.calls) == 0  # no URL is registered, and nothing was even tried
+
+
+def test_chat_component_sends_checked_settings_as_numbers(http):
+    http.add(responses.POST, CHAT_URL, json={"choices": [{"message": {"content": "pong"}, "finish_reason": "stop"}],
+                                             "usage": {"prompt_tokens": 3, "completion_tokens": 1}})
+    model = load_component("cortex-chat", config())
+    settings = {"temperature": "0.25", "maxOutputTokens": 100.0, "topP": "0.9", "frequencyPenalty": 2, "topK": 40}
+    assert model.process({"messages": [{"role": "user", "content": "ping"}]}, settings, None)["text"] == "pong"
+    body = json.loads(http.calls[0].request.body)
+    assert (body["temperature"], body["max_completion_tokens"], body["top_p"]) == (0.25, 100, 0.9)
+    assert body["frequency_penalty"] == 2.0 and "top_k" not in body
