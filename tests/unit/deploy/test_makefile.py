@@ -1,4 +1,5 @@
-"""Set-up and packaging checks of the Makefile: the CPU build of torch on any machine, and ``make plugin``
+"""Set-up and packaging checks of the Makefile: the CPU build of torch on any machine, the dev env installed from
+tests/requirements.lock (uv or pip) and the lock within tests/requirements.txt's ranges, and ``make plugin``
 refusing to zip HEAD while shipped files have uncommitted changes; the LICENSE that plugin.json names."""
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[3]
 TORCH_SOURCE = ROOT / ".ci" / "torch_source.py"
+LOCK = ROOT / "tests" / "requirements.lock"
 
 
 def _report(*packages: tuple[str, str]) -> str:
@@ -35,6 +39,47 @@ def test_the_venv_recipe_asks_pip_before_installing_torch_and_uses_the_cpu_index
     makefile = (ROOT / "Makefile").read_text()
     assert "--dry-run" in makefile and "--report -" in makefile and ".ci/torch_source.py" in makefile
     assert "--index-url $(TORCH_CPU_INDEX)" in makefile and "download.pytorch.org/whl/cpu" in makefile
+
+
+def _lock_pins() -> dict[str, str]:
+    lines = (line.split("#", 1)[0].strip() for line in LOCK.read_text().splitlines())
+    return dict(line.split("==", 1) for line in lines if line)
+
+
+def _ranges(path: Path) -> list[Requirement]:
+    """The requirements of a requirements file and of the files it includes (-r)."""
+    found = []
+    for line in (line.split("#", 1)[0].strip() for line in path.read_text().splitlines()):
+        if line.startswith("-r"):
+            found += _ranges((path.parent / line[2:].strip()).resolve())
+        elif line:
+            found.append(Requirement(line))
+    return found
+
+
+def test_the_lock_pins_every_dev_requirement_within_its_range_and_no_cuda_package():
+    pins = _lock_pins()
+    assert len(pins) > 100 and all(version and "+" not in version for version in pins.values())
+    assert not [name for name in pins if name.startswith(("nvidia-", "cuda-", "triton"))]
+    assert pins["torch"] == "2.13.0"  # matches the CPU build (2.13.0+cpu) that make venv installs first
+    for requirement in _ranges(ROOT / "tests" / "requirements.txt"):
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not in {LOCK.name}: run make lock"
+        assert requirement.specifier.contains(pins[name], prereleases=True), \
+            f"{LOCK.name} pins {name}=={pins[name]} outside {requirement.specifier}: run make lock"
+
+
+def test_make_venv_installs_the_lock_with_uv_or_pip_and_make_lock_regenerates_it():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile[makefile.index("$(STAMP):"):makefile.index("venv: $(STAMP)")]
+    assert "$(LOCK)" in recipe.split("\n")[0]  # the venv is rebuilt when the lock changes
+    assert "pip install -q --disable-pip-version-check uv==$(UV_VERSION)" in recipe
+    assert "$(BIN)/uv pip install -q --python $(PYTHON) -r $(LOCK)" in recipe
+    assert "$(BIN)/pip install -q --disable-pip-version-check -r $(LOCK)" in recipe
+    assert "-r tests/requirements.txt" not in recipe
+    lock = makefile[makefile.index("\nlock:"):]
+    assert "uv pip compile" in lock and "--python-version 3.11" in lock and "nvidia-" in lock
+    assert "lock" in makefile.split(".PHONY:", 1)[1].splitlines()[0]
 
 
 def test_the_licence_is_the_apache_licence_plugin_json_names():

@@ -4,16 +4,14 @@ and answer from it, and the deployment stack (snowflake-ml, snowpark, pandas) is
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-REQUIREMENTS = ROOT / "code-env" / "python" / "spec" / "requirements.txt"
-DEPLOY_REQUIREMENTS = ROOT / "notebooks" / "requirements.txt"
+from clean_envs import DEPLOY_REQUIREMENTS, ROOT, plugin_env_python, plugin_lib_environment  # noqa: F401 - fixture
+from clean_envs import PLUGIN_REQUIREMENTS as REQUIREMENTS
+
 PROBE = Path(__file__).parent / "plugin_env_probe.py"
 
 
@@ -38,16 +36,10 @@ def test_the_deployment_requirements_add_the_snowflake_stack_on_top_of_the_plugi
     assert "-r ../notebooks/requirements.txt" in (ROOT / "tests" / "requirements.txt").read_text()
 
 
-@pytest.mark.timeout(600)
-def test_both_components_load_and_answer_from_a_clean_plugin_env(tmp_path):
-    venv = tmp_path / "plugin-env"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
-                   check=True, capture_output=True)
-    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    environment["PYTHONPATH"] = str(ROOT / "python-lib")
-    probe = subprocess.run([str(python), str(PROBE)], check=True, capture_output=True, text=True, env=environment)
+@pytest.mark.timeout(900)
+def test_both_components_load_and_answer_from_a_clean_plugin_env(plugin_env_python):
+    probe = subprocess.run([str(plugin_env_python), str(PROBE)], check=True, capture_output=True, text=True,
+                           env=plugin_lib_environment())
     report = json.loads(probe.stdout)
     assert report["chat_text"] == "pong" and report["embedding"] == [0.25, 0.5]
     assert report["importable"] == {"snowflake": False, "pandas": False, "pyarrow": False, "torch": False,
