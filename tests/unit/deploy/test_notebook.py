@@ -290,8 +290,8 @@ def test_opting_in_runs_every_billed_step_and_leaves_existing_tables_alone(opted
 def test_dss_url_is_asked_for_in_notebook_words_before_anything_runs(dss_url):
     with pytest.raises(CellExecutionError) as failed:
         _execute(dss_url=dss_url)
-    error = str(failed.value)
-    assert "ConfigurationError" in error
+    assert failed.value.ename == "ConfigurationError"
+    error = failed.value.evalue  # what the user reads under the traceback
     assert "Fix: Set DSS_URL in the first cell to your DSS address as users open it, e.g. https://dss.example.org." \
         in error
     assert "--dss-url" not in error and "Pass " not in error
@@ -317,3 +317,25 @@ def test_every_billed_call_sits_behind_its_flag_from_the_first_cell():
         intro = notebook.cells[0].source
         assert notebook.cells[0].cell_type == "markdown" and "RUN_BILLED_STEPS" in intro
         assert all(flag in intro for flag in FLAGS)
+
+
+def test_a_missing_snowflake_connection_is_named_by_its_notebook_setting(tmp_path):
+    """No session factory: the real open_session looks for a connections.toml entry that does not exist."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SNOWFLAKE_HOME", str(tmp_path))  # an empty folder: no connections.toml (snowflake-connector)
+        env.setenv("SNOWFLAKE_CONNECTION_NAME", "no_such_entry")
+        env.delenv("SNOWFLAKE_ACCOUNT", raising=False)
+        source = NOTEBOOKS[0].read_text(encoding="utf-8")
+        notebook = nbformat.reads(source, as_version=4)
+        notebook.cells = [cell for cell in notebook.cells if cell.cell_type == "code"][:3]
+        env.setenv("SPCS_LLM_DSS_URL", "https://dss.mycompany.com")
+        env.setenv("PYTHONPATH", str(ROOT / "python-lib"))
+        env.delenv("SPCS_LLM_SESSION_FACTORY", raising=False)
+        with pytest.raises(CellExecutionError) as failed:
+            NotebookClient(notebook, timeout=180, kernel_name="python3",
+                           resources={"metadata": {"path": str(NOTEBOOKS[0].parent)}}).execute()
+    assert failed.value.ename == "DeploymentError"
+    error = failed.value.evalue  # what the user reads under the traceback
+    assert "'no_such_entry' (SNOWFLAKE_CONNECTION)" in error
+    assert "set SNOWFLAKE_CONNECTION in the first cell to an entry of ~/.snowflake/connections.toml" in error
+    assert "--connection" not in error and "--dss-connection" not in error
