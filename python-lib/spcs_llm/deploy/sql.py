@@ -72,6 +72,7 @@ def setup_sql(
         gpu_max_nodes=int(gpu_max_nodes),
         cpu_max_nodes=int(cpu_max_nodes),
         refresh_token_validity=REFRESH_TOKEN_VALIDITY_SECS,
+        gated_models=[spec.key for spec in CATALOG.values() if spec.gated],
     )
 
 

@@ -70,7 +70,8 @@ USE WAREHOUSE SPCS_LLM_WH;
 USE SCHEMA SPCS_LLM.MODELS;
 -- Optional since snowflake-ml 1.11 (a hidden default repository is used otherwise); named here so teardown finds it.
 CREATE IMAGE REPOSITORY IF NOT EXISTS SPCS_LLM.MODELS.IMAGES;
--- Only for gated models (Llama-2, Mistral): a Hugging Face read token, used by Snowflake to download the weights.
+-- Only for gated models: a Hugging Face read token, used by Snowflake to download the weights.
+-- Gated in the catalog: llama-2-7b-chat, mistral-7b-instruct, llama-3.1-8b-instruct, llama-3.2-3b-instruct, mistral-7b-instruct-v0.3 (and any other gated Hub id you deploy).
 -- Uncomment, put the token in place of the placeholder in your worksheet (never in a file you commit).
 -- CREATE SECRET IF NOT EXISTS SPCS_LLM.MODELS.HF_TOKEN TYPE = GENERIC_STRING SECRET_STRING = '<your Hugging Face read token>';
 
