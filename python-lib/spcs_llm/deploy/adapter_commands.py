@@ -1,7 +1,8 @@
 """``spcs-llm serve-adapters``: a base chat model and its LoRA adapters on one vLLM service, with the Dataiku settings.
 
 Every argument is checked (adapter folders, stage paths, engine settings, hardware) before a Snowflake session is
-opened. Re-running reuses the base version, the logged adapters and a live service, like ``deploy``.
+opened. Re-running reuses the base version, the logged adapters and a live service, like ``deploy``. ``--dry-run``
+prints the log_model / create_service calls and the settings instead, without opening a session.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from .catalog import CATALOG, catalog_entry, resolve_model
+from .names import is_identifier
 from .commands import (
     DEPLOY_NAMES,
     add_debug_option,
+    add_dry_run_option,
     add_engine_options,
     add_name_options,
     add_session_options,
     add_wait_options,
 )
-from .handlers import engine_options_from, names_from, session_for
+from .handlers import check_non_negative, check_positive, engine_options_from, names_from, session_for
 
 
 def serve_adapters_command(args: argparse.Namespace) -> int:
@@ -51,7 +54,19 @@ def serve_adapters_command(args: argparse.Namespace) -> int:
         external_access=not args.no_external_access,
         wait=WaitSettings(timeout_s=args.timeout, poll_interval_s=args.poll_interval),
     )
-    deployer = Deployer(session_for(args), names_from(args))
+    check_positive(args, "--timeout", "--dollars-per-credit")
+    check_non_negative(args, "--poll-interval")
+    if not is_identifier(args.adapter_version) or not is_identifier(args.version):
+        raise ConfigurationError(f"Versions {args.version!r} / {args.adapter_version!r} must be plain identifiers.",
+                                 fix="Pass --version / --adapter-version like V1 (letters, digits, _).")
+    names = names_from(args)
+    if args.dry_run:
+        from .preview import adapters_preview
+
+        print(adapters_preview(spec, names, options, requests, adapter_version=args.adapter_version.upper(),
+                               dollars_per_credit=args.dollars_per_credit))
+        return 0
+    deployer = Deployer(session_for(args), names)
     result = serve_adapters(deployer, spec, requests, options, adapter_version=args.adapter_version.upper(),
                             base_model_dir=args.base_model_dir)
     for note in result.notes:
@@ -96,6 +111,7 @@ def register(subparsers: Any) -> None:
     service.add_argument("--caller-role", help="role granted the service role (default: --user-role)")
     service.add_argument("--no-external-access", action="store_true", help="no egress integration for the build")
     add_wait_options(service)
+    add_dry_run_option(parser)
     add_name_options(parser, DEPLOY_NAMES)
     add_session_options(parser)
     add_debug_option(parser)

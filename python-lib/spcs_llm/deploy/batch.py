@@ -25,7 +25,7 @@ from .batch_sql import BatchTables, JobLocations, ModelInput, qualified_table, s
 from .catalog import ModelSpec, resolve_model
 from .deployer import check_pool_fits
 from .engine import EngineOptions
-from .names import DeploymentNames
+from .names import DeploymentNames, is_identifier
 from .pools import pool_billing
 from .registry_ops import open_registry
 from .services import LIVE_STATES, describe_pool
@@ -112,6 +112,14 @@ def _refuse_bad_options(request: BatchRequest, spec: ModelSpec, engine: str) -> 
     if request.replicas < 1:
         raise ConfigurationError(f"replicas must be at least 1, not {request.replicas}.",
                                  fix="Pass --replicas 1 or more.")
+    if not is_identifier(request.text_column):
+        raise ConfigurationError(f"Text column {request.text_column!r} is not a column name this command accepts.",
+                                 fix="Pass --text-column with an unquoted column name (letters, digits, _, $).")
+    for what, flag, value in (("Adapter", "--adapter", request.adapter), ("Version", "--version", request.version),
+                              ("Adapter version", "--adapter-version", request.adapter_version)):
+        if value is not None and not is_identifier(value):
+            raise ConfigurationError(f"{what} {value!r} is not a plain Snowflake identifier.",
+                                     fix=f"Pass {flag} with letters, digits and _ only, starting with a letter.")
     if spec.kind == "embedding" and (request.system_prompt or request.adapter
                                      or request.max_tokens is not None or request.temperature is not None):
         raise ConfigurationError(
@@ -231,9 +239,19 @@ def _pool(session: Any, request: BatchRequest, names: DeploymentNames,
     return pool, billing.instance_family, billing.credits_per_node_hour
 
 
-def plan_batch_inference(session: Any, names: DeploymentNames, request: BatchRequest, *,
-                         clock: Callable[[], float] = time.time) -> BatchPlan:
-    """Check the request (options first, then read-only SQL) and return the plan; nothing is written yet."""
+@dataclass(frozen=True)
+class CheckedRequest:
+    """What a request resolves to without a connection: the model, its engine and the qualified names."""
+
+    spec: ModelSpec
+    engine: Literal["vllm", "python"]
+    input_table: str
+    output_table: str
+    stage: str
+
+
+def check_request(names: DeploymentNames, request: BatchRequest) -> CheckedRequest:
+    """Every check that needs no connection (model, engine settings, names, numbers), each with its fix."""
     engine_options = EngineOptions(None if request.engine == "auto" else request.engine,
                                    max_model_len=request.max_model_len, extra_args=tuple(request.engine_args))
     spec = resolve_model(request.model, model_name=request.model_name, service_name=request.service_name,
@@ -245,6 +263,15 @@ def plan_batch_inference(session: Any, names: DeploymentNames, request: BatchReq
     if input_table == output_table:
         raise ConfigurationError("The output table is the input table.", fix="Pass another --output-table.")
     stage = qualified_table(request.stage, names.database, names.schema, "Stage")
+    return CheckedRequest(spec, engine, input_table, output_table, stage)
+
+
+def plan_batch_inference(session: Any, names: DeploymentNames, request: BatchRequest, *,
+                         clock: Callable[[], float] = time.time) -> BatchPlan:
+    """Check the request (options first, then read-only SQL) and return the plan; nothing is written yet."""
+    checked = check_request(names, request)
+    spec, engine, input_table, output_table, stage = (checked.spec, checked.engine, checked.input_table,
+                                                      checked.output_table, checked.stage)
     text_column = _text_column(session, input_table, request.text_column)
     _refuse_existing_output(session, output_table, request.overwrite)
     pool, family, rate = _pool(session, request, names, spec)

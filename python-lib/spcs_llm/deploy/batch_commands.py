@@ -1,7 +1,8 @@
 """``spcs-llm batch``: run a deployed model over a Snowflake table into an output table, inside Snowflake.
 
 Prints the cost estimate before anything runs and asks to go on (``--yes`` skips the question; without a terminal
-it is required). ``--sql-only`` prints the SQL of the run instead of running it.
+it is required). ``--dry-run`` (older name ``--sql-only``) prints the SQL of the run and the ``run_batch`` call
+instead, without opening a session; every argument is checked before any session.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import sys
 from typing import Any
 
 from ..errors import ConfigurationError
-from .batch import DEFAULT_STAGE, SERVICE_THRESHOLD_ROWS, BatchRequest, plan_batch_inference, reply_query
+from .batch import (DEFAULT_STAGE, SERVICE_THRESHOLD_ROWS, BatchRequest, check_request, plan_batch_inference,
+                    reply_query)
 from .catalog import CATALOG
-from .commands import add_debug_option, add_name_options, add_session_options
-from .handlers import Ask, confirm_billed, names_from, session_for
+from .commands import add_debug_option, add_dry_run_option, add_name_options, add_session_options
+from .handlers import Ask, check_non_negative, check_positive, confirm_billed, names_from, session_for
 
 BATCH_NAMES = ("database", "schema", "gpu_pool", "cpu_pool")
 
@@ -58,7 +60,7 @@ def register(subparsers: Any) -> None:
     cost = batch.add_argument_group("estimate")
     cost.add_argument("--seconds-per-row", type=float, help="measured inference time per row (default: an assumption)")
     cost.add_argument("--dollars-per-credit", type=float, default=3.0, help="default 3")
-    batch.add_argument("--sql-only", action="store_true", help="print the SQL of the run instead of running it")
+    add_dry_run_option(batch, alias="--sql-only", what="the SQL of the run and the run_batch call")
     batch.add_argument("--yes", action="store_true", help="do not ask before running (needed without a terminal)")
     add_name_options(batch, BATCH_NAMES)
     add_session_options(batch)
@@ -67,9 +69,15 @@ def register(subparsers: Any) -> None:
 
 
 def _request(args: argparse.Namespace) -> BatchRequest:
-    for flag, value in (("--replicas", args.replicas), ("--chunk-rows", args.chunk_rows)):
-        if value < 1:
+    for flag, value in (("--replicas", args.replicas), ("--chunk-rows", args.chunk_rows),
+                        ("--max-model-len", args.max_model_len)):
+        if value is not None and value < 1:
             raise ConfigurationError(f"{flag} must be at least 1, not {value}.", fix=f"Pass {flag} 1 or more.")
+    check_positive(args, "--timeout", "--max-tokens", "--seconds-per-row", "--dollars-per-credit")
+    check_non_negative(args, "--poll-interval")
+    if args.temperature is not None and not 0 <= args.temperature <= 2:
+        raise ConfigurationError(f"--temperature must be 0 to 2, not {args.temperature}.",
+                                 fix="Pass --temperature between 0 and 2 (the OpenAI chat range), or leave it out.")
     return BatchRequest(
         model=args.model, input_table=args.input_table, text_column=args.text_column, output_table=args.output_table,
         mode=args.mode, version=args.version, model_name=args.model_name, service_name=args.service_name,
@@ -85,18 +93,21 @@ def batch_command(args: argparse.Namespace, ask: Ask | None = None) -> int:
     from .batch_run import RunSettings, execute
 
     request = _request(args)
+    names = names_from(args)
+    check_request(names, request)  # everything checkable without a session, before one is opened
+    if args.dry_run:
+        from .preview import batch_preview
+
+        print(batch_preview(names, request))
+        return 0
     session = session_for(args)
-    plan = plan_batch_inference(session, names_from(args), request)
+    plan = plan_batch_inference(session, names, request)
     print(f"{plan.spec.key} over {plan.tables.input_table} ({plan.rows:,} rows) → {plan.tables.output_table}: "
           f"{plan.mode} on {plan.pool}" + (f", engine {plan.engine}" if plan.mode == "job" else ""))
     print(plan.estimate.text())
-    if args.sql_only:
-        print(plan.sql())
-        print(f"-- read the answers:\n{reply_query(plan)}")
-        return 0
     if not args.yes:
         confirm_billed(f"Run it ({plan.mode} on {plan.pool})?", "spcs-llm batch", ask,
-                       alternative="--sql-only to print the SQL for review")
+                       alternative="--dry-run to print the SQL for review")
     settings = RunSettings(chunk_rows=args.chunk_rows, poll_interval_s=args.poll_interval, timeout_s=args.timeout)
     result = execute(session, plan, settings, report=lambda line: print(line, file=sys.stderr))
     print(result.text())

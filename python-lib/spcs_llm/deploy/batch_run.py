@@ -180,7 +180,7 @@ def _wait_for_job(job: Any, settings: RunSettings, report: Report, sleep: Callab
             raise DeploymentError(
                 f"Batch job {job.id} is still {status} after {elapsed / 60:.0f} min; it keeps running.",
                 fix=f"Check it later with snowflake.ml.jobs.get_job('{job.id}').status, then load its results with "
-                    "the SQL that `spcs-llm batch --sql-only` prints.")
+                    "the SQL that `spcs-llm batch --dry-run` prints.")
         report(f"job {job.id}: {status}, {elapsed / 60:.1f} min elapsed")
         sleep(settings.poll_interval_s)
     report(f"job {job.id}: {status} after {(clock() - start) / 60:.1f} min")

@@ -27,15 +27,20 @@ def quoted(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 
 
-def qualified_table(name: str, database: str, schema: str, what: str) -> str:
-    """``T`` / ``S.T`` / ``D.S.T`` → ``D.S.T`` in upper case; anything else is refused before any SQL runs."""
+def table_parts(name: str, what: str) -> list[str]:
+    """``T`` / ``S.T`` / ``D.S.T`` split and upper-cased; anything else is refused before any SQL runs."""
     parts = name.strip().split(".")
     if not 1 <= len(parts) <= 3 or not all(is_identifier(part) for part in parts):
         raise ConfigurationError(
             f"{what} {name!r} is not a table name this command accepts.",
             fix="Pass TABLE, SCHEMA.TABLE or DATABASE.SCHEMA.TABLE with unquoted identifiers (letters, digits, _).",
         )
-    parts = [part.upper() for part in parts]
+    return [part.upper() for part in parts]
+
+
+def qualified_table(name: str, database: str, schema: str, what: str) -> str:
+    """``T`` / ``S.T`` / ``D.S.T`` → ``D.S.T`` in upper case; anything else is refused before any SQL runs."""
+    parts = table_parts(name, what)
     return ".".join([database, schema][: 3 - len(parts)] + parts)
 
 

@@ -79,6 +79,16 @@ def add_wait_options(group: Any) -> None:
     group.add_argument("--dollars-per-credit", type=float, default=3.0, help="for the Dataiku settings (default 3)")
 
 
+def add_dry_run_option(parser: argparse.ArgumentParser, *, alias: str | None = None, what: str = "") -> None:
+    """``--dry-run``, the one spelling across the commands (``alias``: an older flag kept working, same meaning)."""
+    flags = ["--dry-run", alias] if alias else ["--dry-run"]
+    help_text = (f"print what would run ({what or 'SQL and snowflake-ml calls with their arguments'}; <...> marks "
+                 "what only the account knows) without opening a Snowflake session; nothing is billed")
+    if alias:
+        help_text += f". {alias} is the older name of the same flag"
+    parser.add_argument(*flags, dest="dry_run", action="store_true", help=help_text)
+
+
 def add_debug_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback of an error")
@@ -136,6 +146,7 @@ def register(subparsers: Any) -> None:
     registry.add_argument("--no-external-access", action="store_true",
                           help="build the image without the egress integration")
     add_wait_options(registry)
+    add_dry_run_option(deploy)
     add_name_options(deploy, DEPLOY_NAMES)
     add_session_options(deploy)
     add_debug_option(deploy)
@@ -153,11 +164,14 @@ def register(subparsers: Any) -> None:
     add_debug_option(status)
     status.set_defaults(handler=status_command)
 
-    teardown = subparsers.add_parser("teardown", help="print (or run) the SQL that stops all billing")
+    teardown = subparsers.add_parser("teardown", help="print (or run) the SQL that stops all billing",
+                                     description="Without --execute (or with --dry-run) it prints the SQL and opens "
+                                                 "no Snowflake session.")
     teardown.add_argument("--keep-models", action="store_true", help="keep the database with the registered models")
     teardown.add_argument("--execute", action="store_true",
                           help="run it through a Snowflake session (needs ACCOUNTADMIN); asks for confirmation")
     teardown.add_argument("--yes", action="store_true", help="with --execute: do not ask (needed without a terminal)")
+    add_dry_run_option(teardown, what="the teardown SQL, as without --execute")
     teardown.add_argument("-o", "--output", help="write to this file instead of stdout")
     add_name_options(teardown, TEARDOWN_NAMES)
     add_session_options(teardown)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigurationError, DeploymentError
-from .batch_sql import literal, qualified_table, quoted
+from .batch_sql import literal, qualified_table, quoted, table_parts
 from .names import DeploymentNames, is_identifier
 
 DOCS_URL = "https://docs.snowflake.com/en/user-guide/snowflake-cortex/cortex-finetuning"
@@ -131,6 +131,9 @@ def validate(request: FinetuneRequest) -> None:
             f"Base model {request.base_model!r} cannot be fine-tuned with Cortex (models that can, as of "
             f"{BASE_MODELS_AS_OF}: {', '.join(FINETUNE_BASE_MODELS)}).",
             fix="Pass --base-model with one of those, or --allow-unlisted-base-model if Snowflake added it since.")
+    table_parts(request.training_table, "Training table")
+    if request.validation_table:
+        table_parts(request.validation_table, "Validation table")
     for column in (*request.prompt_columns, request.completion_column):
         if not is_identifier(column):
             raise ConfigurationError(f"Column {column!r} is not a column name this command accepts.",

@@ -1,8 +1,9 @@
 """``spcs-llm cortex-finetune``: fine-tune a Cortex model from a Snowflake table, follow the job, print the settings.
 
 Checks every setting and the table before the job starts, prints the estimate and the SQL, then asks to go on
-(``--yes`` skips the question; without a terminal it is required). ``--sql-only`` prints the SQL instead of running
-it; ``--attach JOB_ID`` follows a running job; ``--cancel JOB_ID`` stops one.
+(``--yes`` skips the question; without a terminal it is required). ``--dry-run`` (older name ``--sql-only``) prints
+the SQL instead of running it, without opening a session; ``--attach JOB_ID`` follows a running job; ``--cancel
+JOB_ID`` stops one. Every argument (name, base model, columns, epochs, rates) is checked before any session.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import sys
 from typing import Any
 
 from ..errors import ConfigurationError, DeploymentError
-from .commands import add_debug_option, add_name_options, add_session_options
+from .commands import add_debug_option, add_dry_run_option, add_name_options, add_session_options
 from .cortex_finetune import (BASE_MODELS_AS_OF, DEFAULT_DOLLARS_PER_CREDIT, DOCS_URL, FINETUNE_BASE_MODELS,
-                              MAX_EPOCHS_LIMIT, FinetuneRequest, plan_finetune)
+                              MAX_EPOCHS_LIMIT, FinetuneRequest, plan_finetune, validate)
 from .cortex_finetune_job import (DEFAULT_POLL_INTERVAL_S, DEFAULT_TIMEOUT_S, PollSettings, account_url, cancel_job,
                                   connection_settings_text, create_job, wait_for_job)
 from .handlers import Ask, confirm_billed, interactive, names_from, session_for
@@ -54,7 +55,7 @@ def register(subparsers: Any) -> None:
     job.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                      help=f"seconds to follow the job (default {DEFAULT_TIMEOUT_S:g}); it keeps running after")
     job.add_argument("--no-wait", action="store_true", help="start the job and print its id without following it")
-    command.add_argument("--sql-only", action="store_true", help="print the SQL instead of running it")
+    add_dry_run_option(command, alias="--sql-only", what="the FINETUNE SQL")
     command.add_argument("--yes", action="store_true", help="do not ask before running (needed without a terminal)")
     add_name_options(command, FINETUNE_NAMES)
     add_session_options(command)
@@ -98,6 +99,11 @@ def cortex_finetune_command(args: argparse.Namespace, ask: Ask | None = None) ->
     if args.attach and args.cancel:
         raise ConfigurationError("--attach and --cancel cannot be used together.", fix="Pass one of them.")
     report = lambda line: print(line, file=sys.stderr)  # noqa: E731 - progress goes to stderr, results to stdout
+    if args.dry_run and (args.cancel or args.attach):
+        from .preview import cortex_job_preview
+
+        print(cortex_job_preview("CANCEL" if args.cancel else "DESCRIBE", args.cancel or args.attach))
+        return 0
     if args.cancel:
         if not args.yes:
             _confirm_cancel(args.cancel, ask)
@@ -114,8 +120,15 @@ def cortex_finetune_command(args: argparse.Namespace, ask: Ask | None = None) ->
         return 0
     request = _request(args)
     poll = _poll_settings(args)
+    validate(request)  # name, base model, columns, epochs and rates: refused before any session
+    names = names_from(args)
+    if args.dry_run:
+        from .preview import cortex_finetune_preview
+
+        print(cortex_finetune_preview(names, request))
+        return 0
     session = session_for(args)
-    plan = plan_finetune(session, names_from(args), request)
+    plan = plan_finetune(session, names, request)
     print(f"{plan.base_model} fine-tuned on {plan.training.table} ({plan.training.rows:,} rows"
           + (f", {plan.training.incomplete_rows:,} without prompt or completion left out"
              if plan.training.incomplete_rows else "")
@@ -123,11 +136,9 @@ def cortex_finetune_command(args: argparse.Namespace, ask: Ask | None = None) ->
           + (f", validated on {plan.validation.table} ({plan.validation.rows:,} rows)" if plan.validation else ""))
     print(plan.estimate.text())
     print(plan.create_sql() + ";")
-    if args.sql_only:
-        return 0
     if not args.yes:
         confirm_billed(f"Start fine-tuning {plan.model_fqn} on {plan.base_model}?", "spcs-llm cortex-finetune", ask,
-                       alternative="--sql-only to print the SQL for review")
+                       alternative="--dry-run to print the SQL for review")
     job_id = create_job(session, plan)
     print(f"Fine-tuning job started: {job_id}")
     if args.no_wait:

@@ -131,28 +131,7 @@ class Deployer:
         self, spec: ModelSpec, model_version: Any, service_fqn: str, pool: str, options: DeployOptions,
         adapters: Mapping[str, Any] | None,
     ) -> Any:
-        names = self.names
-        arguments: dict[str, Any] = dict(
-            service_name=service_fqn,
-            service_compute_pool=pool,
-            image_build_compute_pool=names.cpu_pool,  # inferred: the image build needs no GPU; CPU nodes are cheaper
-            image_repo=names.image_repo_fqn,
-            ingress_enabled=True,
-            min_instances=spec.min_instances,
-            max_instances=spec.max_instances,
-            gpu_requests=str(spec.gpu_count) if spec.gpu_count else None,
-            num_workers=spec.num_workers,
-            max_batch_rows=spec.max_batch_rows,
-            build_external_access_integrations=[names.external_access_integration] if options.external_access else None,
-            block=False,
-        )
-        engine_options = spec.engine.inference_engine_options()
-        if engine_options is not None:
-            # vLLM needs the OpenAI-chat signature and a GPU (snowflake-ml model_version_impl.py
-            # _check_huggingface_vllm_supported_model); with it snowflake-ml builds no image (service_ops.py).
-            arguments["inference_engine_options"] = engine_options
-        if adapters:
-            arguments["adapters"] = dict(adapters)
+        arguments = service_arguments(spec, self.names, service_fqn, pool, options, adapters)
         log.info("Creating service %s on %s", service_fqn, pool)
         try:
             return model_version.create_service(**arguments)
@@ -189,6 +168,34 @@ class Deployer:
             except DeploymentError:
                 log.debug("Compute pool %s not found; left out of the billing report", pool)
         return report
+
+
+def service_arguments(spec: ModelSpec, names: DeploymentNames, service_fqn: str, pool: str, options: DeployOptions,
+                      adapters: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``ModelVersion.create_service`` keyword arguments (snowflake-ml 2.6 ``model_version_impl.py``), decided
+    without a connection: the deployer passes them, ``--dry-run`` prints them."""
+    arguments: dict[str, Any] = dict(
+        service_name=service_fqn,
+        service_compute_pool=pool,
+        image_build_compute_pool=names.cpu_pool,  # inferred: the image build needs no GPU; CPU nodes are cheaper
+        image_repo=names.image_repo_fqn,
+        ingress_enabled=True,
+        min_instances=spec.min_instances,
+        max_instances=spec.max_instances,
+        gpu_requests=str(spec.gpu_count) if spec.gpu_count else None,
+        num_workers=spec.num_workers,
+        max_batch_rows=spec.max_batch_rows,
+        build_external_access_integrations=[names.external_access_integration] if options.external_access else None,
+        block=False,
+    )
+    engine_options = spec.engine.inference_engine_options()
+    if engine_options is not None:
+        # vLLM needs the OpenAI-chat signature and a GPU (snowflake-ml model_version_impl.py
+        # _check_huggingface_vllm_supported_model); with it snowflake-ml builds no image (service_ops.py).
+        arguments["inference_engine_options"] = engine_options
+    if adapters:
+        arguments["adapters"] = dict(adapters)
+    return arguments
 
 
 def check_pool_fits(spec: ModelSpec, pool: str, family_name: str) -> None:

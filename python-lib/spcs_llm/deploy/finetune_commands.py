@@ -2,7 +2,8 @@
 
 Arguments are checked before any connection; the Snowflake checks (pool, table or stage file) come next, then the
 cost estimate and a confirmation (``--yes`` skips it), and only then is the job submitted. ``--no-wait`` prints the
-job id; ``--attach JOB_ID`` waits for such a job later.
+job id; ``--attach JOB_ID`` waits for such a job later. ``--dry-run`` prints the checks and the ``submit_file`` call
+with its arguments instead, without opening a session.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 from .catalog import CATALOG
-from .commands import add_debug_option, add_name_options, add_session_options
+from .commands import add_debug_option, add_dry_run_option, add_name_options, add_session_options
 from .finetune import LoraSettings
 from .finetune_job import (
     FinetuneJob,
@@ -25,7 +26,7 @@ from .finetune_job import (
     wait_for_finetune,
 )
 from .finetune_cost import cost_line, outcome_cost_line
-from .handlers import Ask, confirm_billed, names_from, session_for
+from .handlers import Ask, check_positive, confirm_billed, names_from, session_for
 from .training_data import TrainingColumns
 
 FINETUNE_NAMES = ("database", "schema", "gpu_pool", "external_access_integration", "hf_secret")
@@ -67,6 +68,7 @@ def register(subparsers: Any) -> None:
     job.add_argument("--timeout", type=float, default=-1.0, help="seconds to wait (default: no limit)")
     job.add_argument("--dollars-per-credit", type=float, default=3.0, help="for the cost lines (default 3)")
     job.add_argument("--yes", action="store_true", help="do not ask before submitting (needed without a terminal)")
+    add_dry_run_option(parser, what="the checks and the snowflake.ml.jobs.submit_file call")
     add_name_options(parser, FINETUNE_NAMES)
     add_session_options(parser)
     add_debug_option(parser)
@@ -88,11 +90,21 @@ def finetune_command(args: argparse.Namespace, ask: Ask | None = None) -> int:
     if (args.model is None) == (args.attach is None):
         raise ConfigurationError("Give a model to fine-tune, or --attach with the id of a submitted job.",
                                  fix="Run e.g. `spcs-llm finetune zephyr-7b-beta --table PAIRS`.")
+    check_positive(args, "--dollars-per-credit")
     if args.attach:
+        if getattr(args, "dry_run", False):
+            raise ConfigurationError("--dry-run previews submitting a job; --attach only waits for one.",
+                                     fix="Drop --dry-run to wait for the job, or give a model to preview.")
         return _report(attach_finetune(session_for(args), args.attach), args)
     names = names_from(args)
     plan = plan_finetune(names, args.model, _source(args), args.output_stage, _settings(args),
                          compute_pool=args.compute_pool, base_model_stage=args.base_model_stage)
+    if args.dry_run:
+        from .preview import finetune_preview
+
+        print(finetune_preview(names, plan, external_access=not args.no_external_access,
+                               allow_cpu_pool=args.allow_cpu_pool))
+        return 0
     session = session_for(args)
     checked = check_finetune(session, plan, allow_cpu_pool=args.allow_cpu_pool)
     print(f"{plan.spec.key}: {checked.examples} pairs, {plan.settings.max_steps} steps on {plan.compute_pool}.")

@@ -268,25 +268,37 @@ def check_finetune(session: Any, plan: FinetunePlan, *, allow_cpu_pool: bool = F
     return CheckedFinetune(plan, examples, input_column, family, rate)
 
 
+def output_stage_sql(plan: FinetunePlan) -> str:
+    """The statement that makes sure the adapter's stage exists before the job writes to it."""
+    output_stage_name, _ = stage_path(plan.output_location, "--output-stage")
+    return f"CREATE STAGE IF NOT EXISTS {output_stage_name} ENCRYPTION = (TYPE = 'SNOWFLAKE_SSE')"
+
+
+def submit_arguments(plan: FinetunePlan, names: DeploymentNames, input_column: str | None, *,
+                     external_access: bool = True) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``snowflake.ml.jobs.submit_file`` arguments but the session, decided without a connection: snowflake-ml 2.6
+    jobs/manager.py submit_file(file_path, compute_pool, *, stage_name, args, target_instances, pip_requirements,
+    external_access_integrations, session, **kwargs: database, schema, imports, name, ...)."""
+    options: dict[str, Any] = {}
+    if plan.spec.gated and not plan.base_model.startswith("@"):
+        options["spec_overrides"] = hf_token_override(names)
+    return (str(ENTRY_SCRIPT), plan.compute_pool), dict(
+        stage_name=plan.payload_stage, args=job_arguments(plan, input_column),
+        pip_requirements=list(JOB_REQUIREMENTS),
+        external_access_integrations=[names.external_access_integration] if external_access else None,
+        database=names.database, schema=names.schema, name=plan.job_name,
+        imports=[(str(PACKAGE_DIR), "spcs_llm")], **options,
+    )
+
+
 def submit_checked(session: Any, names: DeploymentNames, checked: CheckedFinetune, *,
                    external_access: bool = True) -> FinetuneJob:
     """Submit a checked plan; returns at once (``wait_for_finetune`` waits)."""
     plan = checked.plan
     jobs = require("snowflake.ml.jobs")
-    output_stage_name, _ = stage_path(plan.output_location, "--output-stage")
-    session.sql(f"CREATE STAGE IF NOT EXISTS {output_stage_name} ENCRYPTION = (TYPE = 'SNOWFLAKE_SSE')").collect()
-    options: dict[str, Any] = {}
-    if plan.spec.gated and not plan.base_model.startswith("@"):
-        options["spec_overrides"] = hf_token_override(names)
-    # snowflake-ml 2.6 jobs/manager.py submit_file(file_path, compute_pool, *, stage_name, args, target_instances,
-    # pip_requirements, external_access_integrations, session, **kwargs: database, schema, imports, name, ...).
-    handle = jobs.submit_file(
-        str(ENTRY_SCRIPT), plan.compute_pool, stage_name=plan.payload_stage,
-        args=job_arguments(plan, checked.input_column), pip_requirements=list(JOB_REQUIREMENTS),
-        external_access_integrations=[names.external_access_integration] if external_access else None,
-        session=session, database=names.database, schema=names.schema, name=plan.job_name,
-        imports=[(str(PACKAGE_DIR), "spcs_llm")], **options,
-    )
+    session.sql(output_stage_sql(plan)).collect()
+    positional, keywords = submit_arguments(plan, names, checked.input_column, external_access=external_access)
+    handle = jobs.submit_file(*positional, session=session, **keywords)
     return FinetuneJob(job_id=handle.id, adapter_location=plan.output_location, compute_pool=plan.compute_pool,
                        instance_family=checked.instance_family, credits_per_hour=checked.credits_per_hour,
                        examples=checked.examples, handle=handle, spec=plan.spec, settings=plan.settings,

@@ -92,6 +92,22 @@ def setup_sql_command(args: argparse.Namespace, ask: Ask | None = None) -> int:
     return 0
 
 
+def check_positive(args: argparse.Namespace, *flags: str) -> None:
+    """Numbers that must be above 0 (seconds, prices), checked before any connection."""
+    for flag in flags:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if value is not None and not value > 0:
+            raise ConfigurationError(f"{flag} must be above 0, not {value}.", fix=f"Pass {flag} above 0.")
+
+
+def check_non_negative(args: argparse.Namespace, *flags: str) -> None:
+    """Numbers that may be 0 but not negative (e.g. --poll-interval 0: look again at once)."""
+    for flag in flags:
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if value is not None and value < 0:
+            raise ConfigurationError(f"{flag} cannot be negative, not {value}.", fix=f"Pass {flag} 0 or more.")
+
+
 def engine_options_from(args: argparse.Namespace, engine: str | None = None) -> EngineOptions:
     """The engine flags as given; the default engine and every check come with ``resolve_model``."""
     return EngineOptions(
@@ -135,7 +151,15 @@ def deploy_command(args: argparse.Namespace) -> int:
         external_access=not args.no_external_access,
         wait=WaitSettings(timeout_s=args.timeout, poll_interval_s=args.poll_interval),
     )
+    check_positive(args, "--timeout", "--dollars-per-credit")
+    check_non_negative(args, "--poll-interval")
     names = names_from(args)
+    if args.dry_run:
+        from .preview import deploy_preview
+
+        print(deploy_preview(spec, names, options, dollars_per_credit=args.dollars_per_credit,
+                             command=f"deploy {spec.key}"))
+        return 0
     deployed = Deployer(session_for(args), names).deploy(spec, options)
     if deployed.service_reused and spec.kind == "chat":
         # inferred: list_services / SHOW SERVICES do not say which engine a service was created with.
@@ -201,7 +225,10 @@ def teardown_command(args: argparse.Namespace, ask: Ask | None = None) -> int:
     from .sql import run_teardown, teardown_sql
 
     names = names_from(args)
-    if not args.execute:
+    if getattr(args, "dry_run", False) and args.execute:
+        raise ConfigurationError("--dry-run and --execute contradict each other.",
+                                 fix="Pass --dry-run (or nothing) to print the SQL, or --execute to run it.")
+    if not args.execute:  # printing the SQL needs no session
         write(teardown_sql(names, keep_models=args.keep_models), args.output)
         return 0
     _confirm_teardown(args, names, ask)

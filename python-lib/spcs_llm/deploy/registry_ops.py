@@ -73,42 +73,49 @@ def _chat_template_overlay(snapshot_dir: str, family: str) -> str:
     return str(overlay)
 
 
-def build_wrapper(spec: ModelSpec, names: DeploymentNames) -> tuple[Any, dict[str, Any]]:
-    """The snowflake-ml Hugging Face wrapper for ``spec`` and the extra ``log_model`` arguments it needs.
+def wrapper_arguments(spec: ModelSpec, names: DeploymentNames) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+    """The snowflake-ml ``huggingface`` wrapper for ``spec`` as (class name, positional, keyword arguments), decided
+    without a connection: ``build_wrapper`` builds it and ``spcs-llm deploy --dry-run`` prints it.
 
     Most models are logged remotely: Snowflake downloads the weights itself on the CPU pool
     (``SYSTEM$IMPORT_MODEL``), and for gated models reads the Hub token from the SECRET. A model that ships no
     chat template is downloaded here instead, so that the family's template can be attached before logging and
     the service gets the OpenAI-chat signature like the others.
     """
-    openai_signatures = require("snowflake.ml.model.openai_signatures")
-    huggingface = require("snowflake.ml.model.models.huggingface")
-
     secret = names.hf_secret_fqn if spec.gated else None
     if spec.kind == "embedding":
-        wrapper = huggingface.SentenceTransformer(
-            spec.hf_id, revision=spec.revision, token_or_secret=secret, compute_pool_for_log=names.cpu_pool
-        )
-        return wrapper, {}
+        return "SentenceTransformer", (spec.hf_id,), dict(
+            revision=spec.revision, token_or_secret=secret, compute_pool_for_log=names.cpu_pool)
     if not spec.attach_chat_template:
-        wrapper = huggingface.TransformersPipeline(
-            spec.hf_id, spec.task, revision=spec.revision, token_or_secret=secret, compute_pool_for_log=names.cpu_pool
-        )
-        return wrapper, {}
+        return "TransformersPipeline", (spec.hf_id, spec.task), dict(
+            revision=spec.revision, token_or_secret=secret, compute_pool_for_log=names.cpu_pool)
     if spec.gated:
         raise ConfigurationError(
             f"Model {spec.key}: attaching a chat template downloads the model on this machine, which cannot read "
             "the token stored in the Snowflake SECRET.",
             fix="Deploy it without --attach-chat-template, or use an open model.",
         )
-    wrapper = huggingface.TransformersPipeline(
-        spec.hf_id,
-        spec.task,
-        revision=spec.revision,
-        compute_pool_for_log=None,
-        lazy_upload=False,
-        allow_patterns=list(SNAPSHOT_PATTERNS),
-    )
+    return "TransformersPipeline", (spec.hf_id, spec.task), dict(
+        revision=spec.revision, compute_pool_for_log=None, lazy_upload=False,
+        allow_patterns=list(SNAPSHOT_PATTERNS))
+
+
+def log_model_arguments(spec: ModelSpec, version_name: str) -> dict[str, Any]:
+    """``Registry.log_model`` keyword arguments besides the wrapper (and the signatures of an attached template)."""
+    return dict(model_name=spec.model_name, version_name=version_name, comment=f"spcs-llm: {spec.hf_id} ({spec.key})",
+                target_platforms=TARGET_PLATFORMS)
+
+
+def build_wrapper(spec: ModelSpec, names: DeploymentNames) -> tuple[Any, dict[str, Any]]:
+    """The snowflake-ml Hugging Face wrapper for ``spec`` (``wrapper_arguments``) and the extra ``log_model``
+    arguments it needs."""
+    openai_signatures = require("snowflake.ml.model.openai_signatures")
+    huggingface = require("snowflake.ml.model.models.huggingface")
+
+    class_name, positional, keywords = wrapper_arguments(spec, names)
+    wrapper = getattr(huggingface, class_name)(*positional, **keywords)
+    if not spec.attach_chat_template or spec.kind != "chat":
+        return wrapper, {}
     wrapper.repo_snapshot_dir = _chat_template_overlay(wrapper.repo_snapshot_dir, spec.family)
     wrapper.has_chat_template = True
     return wrapper, {"signatures": openai_signatures.OPENAI_CHAT_WITH_PARAMS_SIGNATURE}
@@ -129,12 +136,5 @@ def ensure_version(
         registry.get_model(spec.model_name).delete_version(version_name)
     wrapper, extra = build_wrapper(spec, names)
     log.info("Logging %s (%s) as %s version %s", spec.hf_id, spec.task, spec.model_name, version_name)
-    model_version = registry.log_model(
-        wrapper,
-        model_name=spec.model_name,
-        version_name=version_name,
-        comment=f"spcs-llm: {spec.hf_id} ({spec.key})",
-        target_platforms=TARGET_PLATFORMS,
-        **extra,
-    )
+    model_version = registry.log_model(wrapper, **log_model_arguments(spec, version_name), **extra)
     return VersionOutcome(model_version, reused=False)

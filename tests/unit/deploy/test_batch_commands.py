@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
@@ -43,18 +44,39 @@ def _writes(session):
     return [s for s in session.statements if s.split()[0] in ("CREATE", "INSERT", "COPY", "EXECUTE")]
 
 
-def test_sql_only_prints_the_estimate_and_the_sql_and_runs_nothing(cli_session, capsys):
-    args = _args("--mode", "job", "--replicas", "2", "--sql-only")
-    assert args.handler(args) == 0
+@pytest.mark.parametrize("flag", ["--dry-run", "--sql-only"])
+def test_dry_run_prints_the_sql_and_the_run_batch_call_without_a_session(monkeypatch, capsys, flag):
+    monkeypatch.setenv(SESSION_FACTORY_ENV, "no_such_module:nothing")  # opening a session would fail loudly
+    args = _args("--mode", "job", "--replicas", "2", "--max-tokens", "50", flag)
+    assert args.dry_run and args.handler(args) == 0
 
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == ("zephyr-7b-beta over SPCS_LLM.MODELS.REVIEWS (3 rows) → SPCS_LLM.MODELS.ANSWERS: job on "
-                        "SPCS_LLM_GPU_POOL, engine vllm")
-    assert lines[1].startswith("Estimate (not a quote): 3 rows × 0.2 s/row") and "credits" in lines[1]
-    assert "EXECUTE INFERENCE JOB SERVICE" in out and "REPLICAS = 2" in out
+    assert lines[0].startswith("-- Dry run of `spcs-llm batch zephyr-7b-beta`: nothing was sent to Snowflake")
+    assert lines[1] == ("-- zephyr-7b-beta over SPCS_LLM.MODELS.REVIEWS (<rows: counted on the account>) → "
+                        "SPCS_LLM.MODELS.ANSWERS: job path, engine vllm")
+    assert "job = model_version.run_batch(" in out and "    replicas=2" in out and "'max_completion_tokens': 50" in out
+    assert "    compute_pool='SPCS_LLM_GPU_POOL'," in out
+    assert "COPY INTO @SPCS_LLM.MODELS.SPCS_LLM_BATCH/<run id: UTC time of the run>/input/" in out
     assert "RESPONSE:choices[0]:message:content::VARCHAR AS REPLY" in out
-    assert not _writes(cli_session)
+    assert "INSERT INTO SPCS_LLM.MODELS.ANSWERS" in out and "!__CALL__" not in out  # job path only
+
+
+def test_dry_run_in_auto_mode_shows_both_paths(monkeypatch, capsys):
+    monkeypatch.setenv(SESSION_FACTORY_ENV, "no_such_module:nothing")
+    args = _args("--dry-run")
+    assert args.handler(args) == 0
+    out = capsys.readouterr().out
+    assert "service path if SPCS_LLM.MODELS.ZEPHYR_7B_BETA_SVC is live and the table has under 10,000 rows" in out
+    assert "SPCS_LLM.MODELS.ZEPHYR_7B_BETA_SVC!__CALL__(" in out and "model_version.run_batch(" in out
+
+
+def test_sql_only_is_an_alias_of_dry_run_in_the_help(capsys):
+    parser = argparse.ArgumentParser()
+    batch_commands.register(parser.add_subparsers(dest="command", required=True))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["batch", "--help"])
+    assert "--dry-run, --sql-only" in capsys.readouterr().out
 
 
 def test_with_yes_it_runs_and_reports_every_row(cli_session, account, capsys):
@@ -93,9 +115,48 @@ def test_on_a_terminal_it_asks_first(cli_session, monkeypatch, account):
     assert len(batch_state(account).tables["SPCS_LLM.MODELS.ANSWERS"].rows) == 3
 
 
-def test_bad_numbers_are_refused_before_a_session_opens(monkeypatch):
-    monkeypatch.setenv(SESSION_FACTORY_ENV, "no_such_module:nothing")
-    for flag in ("--replicas", "--chunk-rows"):
-        args = _args(flag, "0")
-        with pytest.raises(ConfigurationError, match=f"{flag} must be at least 1"):
-            args.handler(args)
+@pytest.mark.parametrize(("extra", "message"), [
+    (("--replicas", "0"), "--replicas must be at least 1"),
+    (("--chunk-rows", "0"), "--chunk-rows must be at least 1"),
+    (("--max-model-len", "0"), "--max-model-len must be at least 1"),
+    (("--max-tokens", "0"), "--max-tokens must be above 0"),
+    (("--temperature", "3"), "--temperature must be 0 to 2"),
+    (("--timeout", "0"), "--timeout must be above 0"),
+    (("--poll-interval", "-1"), "--poll-interval cannot be negative"),
+    (("--seconds-per-row", "0"), "--seconds-per-row must be above 0"),
+    (("--text-column", "bad col"), "Text column 'bad col' is not a column name"),
+    (("--output-table", "x;drop"), "Output table 'x;drop' is not a table name"),
+    (("--stage", "@bad stage"), "Stage '@bad stage' is not a table name"),
+    (("--adapter", "bad-name"), "Adapter 'bad-name' is not a plain Snowflake identifier"),
+    (("--gpu-pool", "bad-pool"), "gpu_pool = 'BAD-POOL' is not a plain Snowflake identifier"),
+    (("--engine", "python", "--adapter", "tone"), "needs the vLLM engine"),
+])
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
+def test_bad_arguments_are_refused_before_a_session_opens(monkeypatch, extra, message, dry_run):
+    monkeypatch.setattr(handlers, "session_for", lambda args: pytest.fail("a session was opened"))
+    monkeypatch.setattr(batch_commands, "session_for", lambda args: pytest.fail("a session was opened"))
+    args = _args(*extra, *dry_run)
+    with pytest.raises(ConfigurationError, match=re.escape(message)) as caught:
+        args.handler(args)
+    assert caught.value.fix
+
+
+def test_a_bad_input_table_is_refused_before_the_session(monkeypatch):
+    monkeypatch.setattr(batch_commands, "session_for", lambda args: pytest.fail("a session was opened"))
+    parser = argparse.ArgumentParser()
+    batch_commands.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["batch", "zephyr-7b-beta", "--input-table", "bad name;", "--text-column", "T",
+                              "--output-table", "OUT", "--yes"])
+    with pytest.raises(ConfigurationError, match="Input table 'bad name;' is not a table name") as caught:
+        args.handler(args)
+    assert "TABLE, SCHEMA.TABLE or DATABASE.SCHEMA.TABLE" in caught.value.fix
+
+
+def test_an_unknown_model_is_refused_before_the_session(monkeypatch):
+    monkeypatch.setattr(batch_commands, "session_for", lambda args: pytest.fail("a session was opened"))
+    parser = argparse.ArgumentParser()
+    batch_commands.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["batch", "not a model", "--input-table", "T", "--text-column", "C",
+                              "--output-table", "OUT"])
+    with pytest.raises(ConfigurationError, match="neither a catalog model nor a Hugging Face id"):
+        args.handler(args)

@@ -12,6 +12,7 @@ import fake_snowflake
 from fake_cortex_finetune import finetune_state
 from fake_tables import add_table
 from spcs_llm.deploy import cortex_finetune_commands, cortex_finetune_job, handlers
+from spcs_llm.deploy.cortex_finetune import FINETUNE_BASE_MODELS
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV
 from spcs_llm.errors import ConfigurationError, DeploymentError
 
@@ -41,16 +42,56 @@ def _finetune_calls(session) -> list[str]:
     return [s for s in session.statements if "CORTEX.FINETUNE" in s]
 
 
-def test_sql_only_prints_the_plan_estimate_and_sql_and_runs_nothing(cli_session, capsys):
-    args = _args(*BASE, "--max-epochs", "2", "--training-credits-per-million", "1", "--sql-only")
+@pytest.mark.parametrize("flag", ["--dry-run", "--sql-only"])
+def test_dry_run_prints_the_sql_without_a_session(monkeypatch, capsys, flag):
+    monkeypatch.setenv(SESSION_FACTORY_ENV, "no_such_module:nothing")  # opening a session would fail loudly
+    args = _args(*BASE, "--max-epochs", "2", "--training-credits-per-million", "1", flag)
     assert args.handler(args) == 0
 
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "mistral-7b fine-tuned on SPCS_LLM.MODELS.TRAIN (2 rows) → SPCS_LLM.MODELS.SUPPORT_TUNED"
-    assert lines[1].startswith("Estimate (not a quote): about 3 training tokens per epoch") and "× 2 epochs" in lines[1]
-    assert lines[2].startswith("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'SPCS_LLM.MODELS.SUPPORT_TUNED', "
-                               "'mistral-7b', ") and lines[2].endswith("OBJECT_CONSTRUCT('max_epochs', 2));")
-    assert _finetune_calls(cli_session) == []
+    assert lines[0].startswith("-- Dry run of `spcs-llm cortex-finetune SUPPORT_TUNED`")
+    assert lines[1] == ("-- mistral-7b fine-tuned on SPCS_LLM.MODELS.TRAIN (<rows: counted on the account>) → "
+                        "SPCS_LLM.MODELS.SUPPORT_TUNED")
+    assert "1 credits per million training tokens" in lines[2]
+    create = next(line for line in lines if line.startswith("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE'"))
+    assert create.startswith("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'SPCS_LLM.MODELS.SUPPORT_TUNED', "
+                             "'mistral-7b', ") and create.endswith("OBJECT_CONSTRUCT('max_epochs', 2));")
+
+
+def test_dry_run_of_cancel_prints_the_statement_only(monkeypatch, capsys):
+    monkeypatch.setenv(SESSION_FACTORY_ENV, "no_such_module:nothing")
+    args = _args("cortex-finetune", "--cancel", "CortexFineTuningWorkflow_0001", "--dry-run")
+    assert args.handler(args) == 0
+    assert ("SELECT SNOWFLAKE.CORTEX.FINETUNE('CANCEL', 'CortexFineTuningWorkflow_0001');"
+            in capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (("--base-model", "gpt-5"), "Base model 'gpt-5' cannot be fine-tuned with Cortex"),
+    (("--training-table", "bad name;"), "Training table 'bad name;' is not a table name"),
+    (("--validation-table", "a.b.c.d"), "Validation table 'a.b.c.d' is not a table name"),
+    (("--prompt-column", "bad col"), "Column 'bad col' is not a column name"),
+    (("--max-epochs", "11"), "--max-epochs must be 1 to 10"),
+    (("--dollars-per-credit", "0"), "--dollars-per-credit must be above 0"),
+    (("--poll-interval", "0"), "--poll-interval and --timeout must be above 0"),
+    (("--database", "bad-db"), "database = 'BAD-DB' is not a plain Snowflake identifier"),
+])
+@pytest.mark.parametrize("dry_run", [(), ("--dry-run",)])
+def test_bad_arguments_are_refused_before_any_session(monkeypatch, extra, message, dry_run):
+    monkeypatch.setattr(cortex_finetune_commands, "session_for", lambda args: pytest.fail("a session was opened"))
+    args = _args(*BASE, *extra, *dry_run)
+    with pytest.raises(ConfigurationError) as caught:
+        args.handler(args)
+    assert message in caught.value.message and caught.value.fix
+
+
+def test_an_unknown_base_model_lists_the_valid_ones(monkeypatch):
+    monkeypatch.setattr(cortex_finetune_commands, "session_for", lambda args: pytest.fail("a session was opened"))
+    args = _args("cortex-finetune", "T", "--base-model", "gpt-5", "--training-table", "TRAIN")
+    with pytest.raises(ConfigurationError) as caught:
+        args.handler(args)
+    assert all(model in caught.value.message for model in FINETUNE_BASE_MODELS)
+    assert "--base-model" in caught.value.fix
 
 
 def test_without_a_terminal_and_without_yes_it_refuses_and_starts_nothing(cli_session, monkeypatch):
@@ -58,7 +99,7 @@ def test_without_a_terminal_and_without_yes_it_refuses_and_starts_nothing(cli_se
     args = _args(*BASE)
     with pytest.raises(ConfigurationError, match="no terminal to confirm it on") as caught:
         args.handler(args)
-    assert "--yes" in caught.value.fix and "--sql-only" in caught.value.fix
+    assert "--yes" in caught.value.fix and "--dry-run" in caught.value.fix
     assert _finetune_calls(cli_session) == []
 
 
@@ -131,11 +172,12 @@ def test_prompt_columns_map_the_instruction_input_output_shape(cli_session, acco
     add_table(account, "SPCS_LLM.MODELS.ALPACA", ["INSTRUCTION", "INPUT", "OUTPUT"],
               [{"INSTRUCTION": "Translate", "INPUT": "chat", "OUTPUT": "cat"}])
     args = _args("cortex-finetune", "T", "--base-model", "llama3.1-70b", "--training-table", "ALPACA",
-                 "--prompt-columns", "INSTRUCTION,INPUT", "--completion-column", "OUTPUT", "--sql-only")
+                 "--prompt-columns", "INSTRUCTION,INPUT", "--completion-column", "OUTPUT", "--dry-run")
     assert args.handler(args) == 0
     out = capsys.readouterr().out
     assert "ARRAY_CONSTRUCT_COMPACT(NULLIF(TRIM(\"INSTRUCTION\")" in out and "\"OUTPUT\" AS completion" in out
-    assert "training cost unknown" in out
+    assert "the base model's training rate (not given)" in out
+    assert cli_session.statements == []
 
 
 def test_attach_to_a_success_without_a_model_name_says_where_to_look(cli_session):
