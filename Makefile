@@ -29,13 +29,17 @@ $(STAMP): $(LOCK) tests/requirements.txt code-env/python/spec/requirements.txt n
 	@if [ "$(USE_UV)" = 1 ] && ! $(BIN)/pip install -q --disable-pip-version-check uv==$(UV_VERSION); then \
 		echo "uv $(UV_VERSION) could not be installed: pip installs $(LOCK) instead (slower, same packages)"; fi
 	@# The CPU build of torch everywhere: where the default index would resolve the CUDA build (nvidia-* packages,
-	@# several GB on an ordinary Linux machine), install from PyTorch's CPU wheel index instead.
-	@if [ "$$($(BIN)/pip install --dry-run --quiet --disable-pip-version-check --report - $(TORCH) 2>/dev/null \
-		| $(PYTHON) .ci/torch_source.py)" = "cpu-index" ]; then \
+	@# several GB on an ordinary Linux machine), install from PyTorch's CPU wheel index instead. pip decides (it reads
+	@# this machine's pip configuration); uv, when present, installs the wheel pip chose, several times faster.
+	@if [ "$(USE_UV)" = 1 ] && [ -x $(BIN)/uv ]; then install="$(BIN)/uv pip install -q --python $(PYTHON)"; \
+	else install="$(BIN)/pip install -q --disable-pip-version-check"; fi; \
+	report="$$($(BIN)/pip install --dry-run --quiet --disable-pip-version-check --report - $(TORCH) 2>/dev/null)"; \
+	if [ "$$(printf '%s' "$$report" | $(PYTHON) .ci/torch_source.py)" = "cpu-index" ]; then \
 		echo "Installing the CPU build of torch from $(TORCH_CPU_INDEX)"; \
-		$(BIN)/pip install -q --disable-pip-version-check --no-deps --index-url $(TORCH_CPU_INDEX) $(TORCH); \
+		$$install --no-deps --index-url $(TORCH_CPU_INDEX) $(TORCH); \
 	else \
-		$(BIN)/pip install -q --disable-pip-version-check --no-deps $(TORCH); \
+		url="$$(printf '%s' "$$report" | $(PYTHON) .ci/torch_source.py --url)"; \
+		$$install --no-deps "$${url:+torch @ }$${url:-$(TORCH)}"; \
 	fi
 	@# Everything else at the lock's versions (torch==2.13.0 there is satisfied by the CPU build just installed).
 	@if [ "$(USE_UV)" = 1 ] && [ -x $(BIN)/uv ]; then \

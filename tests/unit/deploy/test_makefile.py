@@ -35,6 +35,17 @@ def test_the_torch_index_is_chosen_from_pips_dry_run_report(report, source):
     assert result.stdout.strip() == source
 
 
+def test_the_torch_wheel_pip_chose_is_handed_to_uv():
+    wheel = "file:///wheels/torch-2.13.0%2Bcpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+    report = json.dumps({"install": [
+        {"metadata": {"name": "filelock", "version": "3.20.0"}, "download_info": {"url": "https://x/filelock.whl"}},
+        {"metadata": {"name": "torch", "version": "2.13.0+cpu"}, "download_info": {"url": wheel}}]})
+    for given, url in ((report, wheel), ("", ""), (_report(("sympy", "1.14")), "")):
+        result = subprocess.run([sys.executable, str(TORCH_SOURCE), "--url"], input=given, capture_output=True,
+                                text=True, check=True)
+        assert result.stdout.strip() == url
+
+
 def test_the_venv_recipe_asks_pip_before_installing_torch_and_uses_the_cpu_index_when_needed():
     makefile = (ROOT / "Makefile").read_text()
     assert "--dry-run" in makefile and "--report -" in makefile and ".ci/torch_source.py" in makefile
