@@ -31,22 +31,22 @@ $(STAMP): $(LOCK) tests/requirements.txt code-env/python/spec/requirements.txt n
 	@# The CPU build of torch everywhere: where the default index would resolve the CUDA build (nvidia-* packages,
 	@# several GB on an ordinary Linux machine), install from PyTorch's CPU wheel index instead. pip decides (it reads
 	@# this machine's pip configuration); uv, when present, installs the wheel pip chose, several times faster.
-	@if [ "$(USE_UV)" = 1 ] && [ -x $(BIN)/uv ]; then install="$(BIN)/uv pip install -q --python $(PYTHON)"; \
-	else install="$(BIN)/pip install -q --disable-pip-version-check"; fi; \
+	@# Then everything else at the lock's versions (its torch==2.13.0 is satisfied by the CPU build). uv does not read
+	@# pip's configuration (mirrors, certificates): wherever it fails, pip does the same install.
+	@pip="$(BIN)/pip install -q --disable-pip-version-check"; install="$$pip"; tool=pip; \
+	if [ "$(USE_UV)" = 1 ] && [ -x $(BIN)/uv ]; then install="$(BIN)/uv pip install -q --python $(PYTHON)"; tool=uv; fi; \
 	report="$$($(BIN)/pip install --dry-run --quiet --disable-pip-version-check --report - $(TORCH) 2>/dev/null)"; \
 	if [ "$$(printf '%s' "$$report" | $(PYTHON) .ci/torch_source.py)" = "cpu-index" ]; then \
 		echo "Installing the CPU build of torch from $(TORCH_CPU_INDEX)"; \
-		$$install --no-deps --index-url $(TORCH_CPU_INDEX) $(TORCH); \
+		set -- --no-deps --index-url $(TORCH_CPU_INDEX) $(TORCH); \
 	else \
 		url="$$(printf '%s' "$$report" | $(PYTHON) .ci/torch_source.py --url)"; \
-		$$install --no-deps "$${url:+torch @ }$${url:-$(TORCH)}"; \
-	fi
-	@# Everything else at the lock's versions (torch==2.13.0 there is satisfied by the CPU build just installed).
-	@if [ "$(USE_UV)" = 1 ] && [ -x $(BIN)/uv ]; then \
-		echo "Installing $(LOCK) with uv"; $(BIN)/uv pip install -q --python $(PYTHON) -r $(LOCK); \
-	else \
-		echo "Installing $(LOCK) with pip"; $(BIN)/pip install -q --disable-pip-version-check -r $(LOCK); \
-	fi
+		set -- --no-deps "$${url:+torch @ }$${url:-$(TORCH)}"; \
+	fi; \
+	$$install "$$@" || { [ $$tool = uv ] && echo "uv failed: pip installs torch and $(LOCK)" && \
+		install="$$pip" && tool=pip && $$pip "$$@"; } && \
+	echo "Installing $(LOCK) with $$tool" && \
+	{ $$install -r $(LOCK) || { [ $$tool = uv ] && echo "uv failed: pip installs $(LOCK)" && $$pip -r $(LOCK); }; }
 	echo "$(CURDIR)/python-lib" > "$$($(PYTHON) -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')/spcs_llm_dev.pth"
 	printf '#!/bin/sh\nexec "%s" -m spcs_llm.cli "$$@"\n' "$(abspath $(PYTHON))" > $(BIN)/spcs-llm
 	chmod +x $(BIN)/spcs-llm

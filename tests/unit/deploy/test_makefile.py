@@ -5,6 +5,7 @@ refusing to zip HEAD while shipped files have uncommitted changes; the LICENSE t
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -80,14 +81,88 @@ def test_the_lock_pins_every_dev_requirement_within_its_range_and_no_cuda_packag
             f"{LOCK.name} pins {name}=={pins[name]} outside {requirement.specifier}: run make lock"
 
 
-def test_make_venv_installs_the_lock_with_uv_or_pip_and_make_lock_regenerates_it():
+FAKE_PY = """#!/bin/sh
+# python3 -m venv DIR: a venv whose pip, uv and python only log what they are asked (to $FAKE_LOG).
+if [ "$1" = -m ] && [ "$2" = venv ]; then
+    mkdir -p "$3/bin" "$3/site"
+    for tool in pip python; do cp "$FAKE_TOOLS/$tool" "$3/bin/$tool"; done
+    exit 0
+fi
+exec "$REAL_PYTHON" "$@"
+"""
+FAKE_PIP = """#!/bin/sh
+case "$*" in
+    *--dry-run*) printf '%s' "$FAKE_REPORT"; exit 0 ;;
+    *uv==*) [ -n "$FAKE_NO_UV" ] && exit 1; cp "$FAKE_TOOLS/uv" "$(dirname "$0")/uv" ;;
+esac
+echo "pip $*" >> "$FAKE_LOG"
+"""
+FAKE_UV = """#!/bin/sh
+echo "uv $*" >> "$FAKE_LOG"
+exit ${FAKE_UV_RC:-0}
+"""
+FAKE_PYTHON = """#!/bin/sh
+[ "$1" = -c ] && { echo "$(dirname "$0")/../site"; exit 0; }
+exec "$REAL_PYTHON" "$@"
+"""
+WHEEL = "file:///wheels/torch-2.13.0%2Bcpu-cp311-cp311-manylinux_2_28_x86_64.whl"
+
+
+def _make_venv(tmp_path: Path, report: str, *make_args: str, **env: str) -> list[str]:
+    """``make venv`` with fake python/pip/uv: the install commands it runs, in order (uv or pip first word)."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name, text in (("py", FAKE_PY), ("pip", FAKE_PIP), ("uv", FAKE_UV), ("python", FAKE_PYTHON)):
+        (tools / name).write_text(text)
+        (tools / name).chmod(0o755)
+    log = tmp_path / "log"
+    environment = {**os.environ, "FAKE_TOOLS": str(tools), "FAKE_LOG": str(log), "REAL_PYTHON": sys.executable,
+                   "FAKE_REPORT": report, **env}
+    venv = tmp_path / "venv"
+    result = subprocess.run(["make", "-s", "-C", str(ROOT), "venv", f"PY={tools / 'py'}", f"VENV={venv}",
+                             *make_args], capture_output=True, text=True, env=environment, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (venv / ".installed-stamp").exists() and (venv / "site" / "spcs_llm_dev.pth").exists()
+    return log.read_text().splitlines()
+
+
+CPU_REPORT = json.dumps({"install": [{"metadata": {"name": "torch", "version": "2.13.0+cpu"},
+                                      "download_info": {"url": WHEEL}}]})
+CUDA_REPORT = _report(("torch", "2.13.0"), ("nvidia-cublas-cu12", "12.8"))
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_venv_installs_torch_then_the_lock_with_uv(tmp_path):
+    uv, torch, lock = _make_venv(tmp_path, CPU_REPORT)
+    assert uv.startswith("pip install") and "uv==" in uv
+    assert torch.startswith("uv pip install") and f"--no-deps torch @ {WHEEL}" in torch
+    assert lock.startswith("uv pip install") and lock.endswith("-r tests/requirements.lock")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_venv_falls_back_to_pip_with_the_same_lock(tmp_path):
+    (tmp_path / "no-uv").mkdir()
+    (tmp_path / "uv-fails").mkdir()
+    (tmp_path / "pip-asked").mkdir()
+    for log in (_make_venv(tmp_path / "no-uv", CPU_REPORT, FAKE_NO_UV="1"),
+                _make_venv(tmp_path / "pip-asked", CPU_REPORT, "USE_UV=0")):
+        assert [line.split(" -")[0] for line in log] == ["pip install", "pip install"]
+        assert f"--no-deps torch @ {WHEEL}" in log[0] and log[1].endswith("-r tests/requirements.lock")
+    failed = _make_venv(tmp_path / "uv-fails", CPU_REPORT, FAKE_UV_RC="1")
+    assert [line.split(" -")[0] for line in failed] == ["pip install", "uv pip install", "pip install", "pip install"]
+    assert failed[-1].endswith("-r tests/requirements.lock")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_venv_takes_torch_from_the_cpu_index_where_pip_would_bring_cuda(tmp_path):
+    log = _make_venv(tmp_path, CUDA_REPORT)
+    assert "--no-deps --index-url https://download.pytorch.org/whl/cpu torch==2.13.0" in log[1]
+    assert not [line for line in log if "nvidia" in line]
+
+
+def test_make_lock_regenerates_the_lock_with_uv_without_cuda_packages():
     makefile = (ROOT / "Makefile").read_text()
-    recipe = makefile[makefile.index("$(STAMP):"):makefile.index("venv: $(STAMP)")]
-    assert "$(LOCK)" in recipe.split("\n")[0]  # the venv is rebuilt when the lock changes
-    assert "pip install -q --disable-pip-version-check uv==$(UV_VERSION)" in recipe
-    assert "$(BIN)/uv pip install -q --python $(PYTHON) -r $(LOCK)" in recipe
-    assert "$(BIN)/pip install -q --disable-pip-version-check -r $(LOCK)" in recipe
-    assert "-r tests/requirements.txt" not in recipe
+    assert "$(LOCK)" in makefile[makefile.index("$(STAMP):"):].split("\n")[0]  # the venv follows the lock
     lock = makefile[makefile.index("\nlock:"):]
     assert "uv pip compile" in lock and "--python-version 3.11" in lock and "nvidia-" in lock
     assert "lock" in makefile.split(".PHONY:", 1)[1].splitlines()[0]
