@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from clean_envs import deploy_env_python, plugin_env_python, plugin_lib_environment  # noqa: F401 - fixtures
-from spcs_llm.cli import COMMANDS, DEPLOY_ENV, PLUGIN_ENV, build_parser
+from spcs_llm.cli import COMMANDS, DEPLOY_ENV, PLUGIN_ENV, Command, build_parser, main
 
 ENV_TIMEOUT = pytest.mark.timeout(900)  # the first test to use an env builds it (seconds with uv, a minute with pip)
 DEPLOYMENT_COMMANDS = [name for name, command in COMMANDS.items() if command.requirements == DEPLOY_ENV]
@@ -88,6 +88,16 @@ def test_the_help_imports_no_commands_module_and_a_command_only_its_own():
     assert "spcs_llm.deploy.commands" in after_teardown
     assert not {"spcs_llm.doctor", "spcs_llm.local.commands", "spcs_llm.deploy.batch_commands",
                 "spcs_llm.deploy.finetune_commands"} & set(after_teardown)
+
+
+def test_a_commands_module_missing_a_package_is_one_line_naming_its_requirements(monkeypatch, capsys):
+    monkeypatch.setitem(COMMANDS, "status", Command("spcs_llm_not_installed", "status", DEPLOY_ENV))
+    assert main(["status", "--json"]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: spcs-llm status needs the Python package 'spcs_llm_not_installed'")
+    assert "Fix: pip install -r notebooks/requirements.txt" in line
+    with pytest.raises(ModuleNotFoundError):
+        main(["--debug", "status"])
 
 
 @ENV_TIMEOUT
