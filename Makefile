@@ -59,15 +59,22 @@ venv: $(STAMP)
 lock:
 	@test -x $(PYTHON) || $(PY) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+	@# Written beside the lock and moved over it once checked; the current pins are uv's preferences (a changed range
+	@# moves only what it must). torch is held to its CPU build (labelled +cpu on x86_64 Linux), so the lock gets
+	@# that build's dependencies and none of CUDA's.
+	@cp $(LOCK) $(LOCK).new 2>/dev/null || true; echo "$(TORCH)+cpu" > $(LOCK).torch
 	$(BIN)/uv pip compile -q tests/requirements.txt --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-		$(LOCK_TORCH) --custom-compile-command "make lock" -o $(LOCK)
+		$(LOCK_TORCH) --constraint $(LOCK).torch --custom-compile-command "make lock" -o $(LOCK).new; \
+		status=$$?; rm -f $(LOCK).torch; [ $$status = 0 ] || { rm -f $(LOCK).new; exit $$status; }
 	@# ==2.13.0 matches the CPU build (2.13.0+cpu) and, on macOS, PyPI's build: make venv picks the source.
-	sed -i.bak -E 's/^torch==([^+ ]+)\+cpu/torch==\1/' $(LOCK) && rm -f $(LOCK).bak
-	@if grep -n -i -E '^(nvidia-|cuda-|triton)' $(LOCK); then \
-		echo "error: $(LOCK) names CUDA packages: torch was resolved from its CUDA build." >&2; \
+	sed -i.bak -E 's/^torch==([^+ ]+)\+cpu/torch==\1/' $(LOCK).new && rm -f $(LOCK).new.bak
+	@if grep -n -i -E '^(nvidia-|cuda-|triton)' $(LOCK).new; then \
+		rm -f $(LOCK).new; \
+		echo "error: the new lock names CUDA packages: torch was resolved from its CUDA build ($(LOCK) is unchanged)." >&2; \
 		echo "Fix: make lock LOCK_TORCH='--torch-backend cpu' (PyTorch's CPU index) or LOCK_TORCH='--find-links DIR' with the CPU wheel in DIR." >&2; \
 		exit 1; \
 	fi
+	mv $(LOCK).new $(LOCK)
 
 test: venv
 	$(PYTHON) -m pytest tests -q -p no:cacheprovider
