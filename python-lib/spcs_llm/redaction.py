@@ -97,13 +97,30 @@ def redact_library_records(*prefixes: str) -> None:
 
             def redacting_factory(*args: object, **kwargs: object) -> logging.LogRecord:
                 record = make_record(*args, **kwargs)
-                if record.name.startswith(_redacted_prefixes):
+                if _logged_under(record.name, _redacted_prefixes):
                     record.msg = redact(record.getMessage())
                     record.args = None
                 return record
 
             logging.setLogRecordFactory(redacting_factory)
         _redacted_prefixes += new
+
+
+def _logged_under(name: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether the logger ``name``, or a logger it hangs under, is named with one of ``prefixes``.
+
+    Parents count: snowflake-ml names the logger of a service's streamed container logs after the service
+    (``DB.SCHEMA.SERVICE``) and hangs it under an operation logger ``snowflake_ml_operation_<id>``
+    (``snowflake/ml/_internal/utils/service_logger.py``, ``get_logger``), not under ``snowflake``.
+    """
+    if name.startswith(prefixes):
+        return True
+    logger = logging.Logger.manager.loggerDict.get(name)
+    while isinstance(logger, logging.Logger):
+        if logger.name.startswith(prefixes):
+            return True
+        logger = logger.parent
+    return False
 
 
 def get_logger(name: str) -> logging.Logger:

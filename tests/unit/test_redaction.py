@@ -66,3 +66,28 @@ def test_library_records_are_redacted_even_through_their_own_non_propagating_han
     finally:
         logger.removeHandler(handler)
     assert "library-echoed-secret-5678" not in stream.getvalue() and "container says" in stream.getvalue()
+
+
+def test_container_logs_snowflake_ml_streams_under_the_service_name_are_redacted(tmp_path, monkeypatch):
+    """snowflake-ml names a service's log-streaming logger after the service and hangs it under its operation
+    logger ``snowflake_ml_operation_<id>``, whose file handler keeps the log on disk (service_logger.py)."""
+    from snowflake.ml._internal.utils import service_logger
+
+    register_secret("container-echoed-password-91")
+    monkeypatch.setattr(service_logger, "_get_log_file_path", lambda operation_id: str(tmp_path / f"{operation_id}.log"))
+    logger = service_logger.get_logger("DB.SCHEMA.REDACTION_TEST_SVC", service_logger.LogColor.BLUE,
+                                       operation_id="model_deploy_redaction_test")
+    stream = io.StringIO()
+    logger.addHandler(logging.StreamHandler(stream))
+    operation = logger.parent
+    try:
+        redaction.redact_library_records("snowflake")
+        logger.warning("connecting as me/container-echoed-password-91 failed")
+    finally:
+        for owner in (logger, operation):
+            for handler in list(owner.handlers):
+                owner.removeHandler(handler)
+                handler.close()
+    on_disk = (tmp_path / "model_deploy_redaction_test.log").read_text()
+    for text in (stream.getvalue(), on_disk):
+        assert "container-echoed-password-91" not in text and "connecting as me/*** failed" in text
