@@ -128,7 +128,9 @@ def finetune_lora(base_model_dir: str | Path, examples: Sequence[TrainingExample
         losses.append(loss.item())
         if on_step is not None:
             on_step(step, losses[-1])
-        if settings.stop_margin is not None and step % settings.check_every == 0:
+        if settings.stop_margin is not None and (step % settings.check_every == 0 or step == settings.max_steps):
+            # Checked on the last step too, so the margin reported is always the saved adapter's, never one
+            # from up to check_every steps before (the loss of any one step can still jump under Adam).
             margin = smallest_margin(model, ids, mask, labels)
             if margin >= settings.stop_margin:
                 break
