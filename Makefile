@@ -17,7 +17,7 @@ LOCK_TORCH ?= $(if $(PIP_FIND_LINKS),$(addprefix --find-links ,$(PIP_FIND_LINKS)
 PLUGIN_FILES := plugin.json python-llms python-lib parameter-sets code-env resource notebooks README.md LICENSE
 PLUGIN_ID := $(shell $(PY) -c "import json;print(json.load(open('plugin.json'))['id'])")
 PLUGIN_VERSION := $(shell $(PY) -c "import json;print(json.load(open('plugin.json'))['version'])")
-export PYTHONPATH := $(CURDIR)/python-lib
+export PYTHONPATH := $(CURDIR)/python-lib:$(CURDIR)/standin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -47,7 +47,7 @@ $(STAMP): $(LOCK) tests/requirements.txt code-env/python/spec/requirements.txt n
 		install="$$pip" && tool=pip && $$pip "$$@"; } && \
 	echo "Installing $(LOCK) with $$tool" && \
 	{ $$install -r $(LOCK) || { [ $$tool = uv ] && echo "uv failed: pip installs $(LOCK)" && $$pip -r $(LOCK); }; }
-	echo "$(CURDIR)/python-lib" > "$$($(PYTHON) -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')/spcs_llm_dev.pth"
+	printf '%s\n%s\n' "$(CURDIR)/python-lib" "$(CURDIR)/standin" > "$$($(PYTHON) -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')/spcs_llm_dev.pth"
 	printf '#!/bin/sh\nexec "%s" -m spcs_llm.cli "$$@"\n' "$(abspath $(PYTHON))" > $(BIN)/spcs-llm
 	chmod +x $(BIN)/spcs-llm
 	touch $(STAMP)
@@ -89,7 +89,7 @@ reliability: venv
 	$(PYTHON) -m pytest tests/reliability -q -p no:cacheprovider
 
 demo: venv
-	$(PYTHON) -m spcs_llm.local.demo
+	$(PYTHON) -m spcs_standin.demo
 
 bench: venv
 	$(PYTHON) bench/embed_throughput.py

@@ -26,11 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 STANDIN_LOG = Path(tempfile.gettempdir()) / "spcs-llm-bench-standin.log"
 sys.path.insert(0, str(ROOT / "python-lib"))
+sys.path.insert(0, str(ROOT / "standin"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from spcs_llm.local.stack import LocalStack  # needs the path above
+from spcs_standin.stack import LocalStack  # needs the path above
 
 
 @dataclass(frozen=True)

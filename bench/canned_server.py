@@ -41,7 +41,7 @@ class CannedAnswer:
 
 def main() -> int:
     answer = Path(sys.argv[1]).read_bytes()
-    # IPPROTO_TCP so that asyncio disables Nagle's algorithm (see spcs_llm.local.server._bind).
+    # IPPROTO_TCP so that asyncio disables Nagle's algorithm (see spcs_standin.server._bind).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)

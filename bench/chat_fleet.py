@@ -27,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import requests
+from dataikuapi.dss.llm_tracing import SpanBuilder
+
 from benchkit import (
     Goal,
     facts_section,
@@ -39,12 +41,11 @@ from benchkit import (
     timed,
     write_result,
 )
-from dataikuapi.dss.llm_tracing import SpanBuilder
-from spcs_llm.dss import params_from_settings
-from spcs_llm.local.harness import load_component
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, chat_messages
-from spcs_llm.protocol import dump_body, envelope, openai_chat_row
-from spcs_llm.transport import reset_endpoint_registry
+from spcs_llm.core.transport import reset_endpoint_registry
+from spcs_llm.spcs.dss_adapter import params_from_settings
+from spcs_llm.spcs.protocol import dump_body, envelope, openai_chat_row
+from spcs_standin.harness import load_component
+from spcs_standin.tinychat import CANNED_EXCHANGES, chat_messages
 from storm_server import configure, fixed_capacity_service, stats
 
 PAT = "bench-pat"

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from dataikuapi.dss.llm_tracing import SpanBuilder
+
 from benchkit import (
     Goal,
     facts_section,
@@ -40,11 +42,10 @@ from benchkit import (
     timed,
     write_result,
 )
-from dataikuapi.dss.llm_tracing import SpanBuilder
-from spcs_llm.dss import params_from_settings
-from spcs_llm.local.harness import load_component
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, chat_messages
-from spcs_llm.protocol import envelope, openai_chat_row
+from spcs_llm.spcs.dss_adapter import params_from_settings
+from spcs_llm.spcs.protocol import envelope, openai_chat_row
+from spcs_standin.harness import load_component
+from spcs_standin.tinychat import CANNED_EXCHANGES, chat_messages
 
 CALLERS = 8
 SETTINGS = {"temperature": 0, "maxOutputTokens": 4}

@@ -23,8 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from benchkit import Goal, bench_main, machine_facts, markdown_table, pat_config, result_sections
-from spcs_llm.local.harness import load_component
-from spcs_llm.transport import reset_endpoint_registry
+from spcs_llm.core.transport import reset_endpoint_registry
+from spcs_standin.harness import load_component
 from storm_server import configure, fixed_capacity_service, stats
 
 THREADS = 16

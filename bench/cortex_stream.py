@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from dataikuapi.dss.llm_tracing import SpanBuilder
+
 from benchkit import (
     Goal,
     facts_section,
@@ -34,13 +36,12 @@ from benchkit import (
     standin,
     write_result,
 )
-from dataikuapi.dss.llm_tracing import SpanBuilder
 from spcs_llm.cortex.endpoints import CHAT_COMPLETIONS_ROUTE, chat_completions_body
 from spcs_llm.cortex.tool_calls import ToolRequest
-from spcs_llm.dss import params_from_settings
-from spcs_llm.local.cortex_engines import CHAT_MODEL
-from spcs_llm.local.harness import load_component
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, chat_messages
+from spcs_llm.spcs.dss_adapter import params_from_settings
+from spcs_standin.cortex_engines import CHAT_MODEL
+from spcs_standin.harness import load_component
+from spcs_standin.tinychat import CANNED_EXCHANGES, chat_messages
 
 STREAMED = CANNED_EXCHANGES[4]  # the longest canned reply: ~20 chunks
 SETTINGS = {"temperature": 0, "maxOutputTokens": 64}

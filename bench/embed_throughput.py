@@ -24,6 +24,7 @@ from typing import Any
 
 import requests
 import torch
+
 from benchkit import (
     RESULTS,
     Goal,
@@ -38,7 +39,7 @@ from benchkit import (
     timed,
     write_result,
 )
-from spcs_llm.local.harness import load_component
+from spcs_standin.harness import load_component
 
 CASES = ("a", "b_0ms", "c_0ms", "b_rtt", "c_rtt")
 

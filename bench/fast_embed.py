@@ -32,12 +32,20 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from benchkit import (Goal, bench_main, machine_facts, markdown_table, mixed_corpus, pat_config, result_sections,
-                      snowflake_token_header)
+from benchkit import (
+    Goal,
+    bench_main,
+    machine_facts,
+    markdown_table,
+    mixed_corpus,
+    pat_config,
+    result_sections,
+    snowflake_token_header,
+)
 from embed_throughput import ReferenceEmbedder, plugin_embed
-from spcs_llm import json_codec
-from spcs_llm.local.harness import load_component
-from spcs_llm.transport import reset_endpoint_registry
+from spcs_llm.core import json_codec
+from spcs_llm.core.transport import reset_endpoint_registry
+from spcs_standin.harness import load_component
 from storm_server import configure, fixed_capacity_service
 
 SERVICE = {"workers": 16, "queue": 16, "service_ms": 0.0, "row_ms": 0.5, "network_ms": 50.0}
@@ -156,7 +164,7 @@ def reading(raw: dict[str, Any]) -> str:
     saved = raw["decode_us_per_row"]["json.loads"] - min(raw["decode_us_per_row"].values())
     tuned, stdlib = (s[case]["texts_per_s"] / s["raw client"]["texts_per_s"] for case in ("component tuned", STDLIB_CASE))
     return f"""What was optimised: decoding the answer body, the largest client step (the JSON of 384 floats per
-row). `spcs_llm.json_codec.loads` decodes with `orjson` when installed ({library}; the plugin code env pins it)
+row). `spcs_llm.core.json_codec.loads` decodes with `orjson` when installed ({library}; the plugin code env pins it)
 and decodes again with the stdlib whatever `orjson` refuses, so values and errors stay the stdlib's. Request
 encoding stays on the stdlib: under 1 µs per text, and batch packing counts its exact bytes.
 

@@ -22,14 +22,15 @@ import argparse
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from typing import Any, Iterator
+from typing import Any
 
 from benchkit import Goal, bench_main, machine_facts, markdown_table, pat_config, result_sections
-from spcs_llm.limiter import EndpointLimiter
-from spcs_llm.local.harness import load_component
-from spcs_llm.transport import endpoint_state, reset_endpoint_registry
+from spcs_llm.core.limiter import EndpointLimiter
+from spcs_llm.core.transport import endpoint_state, reset_endpoint_registry
+from spcs_standin.harness import load_component
 from storm_server import configure, fixed_capacity_service, stats
 
 CALLERS = 32

@@ -159,7 +159,7 @@ def stats(url: str) -> dict[str, Any]:
 
 
 def main() -> int:
-    # IPPROTO_TCP so that asyncio disables Nagle's algorithm (see spcs_llm.local.server._bind).
+    # IPPROTO_TCP so that asyncio disables Nagle's algorithm (see spcs_standin.server._bind).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(512)

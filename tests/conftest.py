@@ -9,13 +9,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python-lib"))
+sys.path.insert(0, str(ROOT / "standin"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
-from spcs_llm import redaction  # noqa: E402
+from spcs_llm.core import redaction  # noqa: E402
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def mocked():
     """HTTP mocked with ``responses`` on a clean endpoint registry (transport tests)."""
     import responses
 
-    from spcs_llm.transport import reset_endpoint_registry
+    from spcs_llm.core.transport import reset_endpoint_registry
 
     reset_endpoint_registry()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
@@ -35,7 +36,8 @@ def mocked():
 def _fresh_process_state():
     """Token caches, endpoint registries and learned endpoint facts are process-wide: reset them per test."""
     yield
-    from spcs_llm import auth, chat, embeddings, transport
+    from spcs_llm.core import auth, transport
+    from spcs_llm.spcs import chat, embeddings
 
     auth.clear_token_cache()
     transport.reset_endpoint_registry()

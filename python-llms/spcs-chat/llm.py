@@ -1,8 +1,8 @@
-"""DSS chat component: a thin adapter over spcs_llm.dss.ChatAdapter (all logic lives in python-lib)."""
+"""DSS chat component: a thin adapter over spcs_llm.spcs.dss_adapter.ChatAdapter (all logic lives in python-lib)."""
 
 from dataiku.llm.python import BaseLLM
 
-from spcs_llm.dss import ChatAdapter
+from spcs_llm.spcs.dss_adapter import ChatAdapter
 
 
 class SpcsChatModel(BaseLLM):

@@ -1,11 +1,11 @@
-"""DSS embedding component: a thin adapter over spcs_llm.dss.EmbeddingAdapter (all logic lives in python-lib)."""
+"""DSS embedding component: a thin adapter over spcs_llm.spcs.dss_adapter.EmbeddingAdapter (all logic lives in python-lib)."""
 
 try:
     from dataiku.llm.python import BaseEmbeddingModel
 except ImportError:  # older DSS builds keep the class in this module
     from dataiku.llm.python.custom.base_embedding_model import BaseEmbeddingModel
 
-from spcs_llm.dss import EmbeddingAdapter
+from spcs_llm.spcs.dss_adapter import EmbeddingAdapter
 
 
 class SpcsEmbeddingModel(BaseEmbeddingModel):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from spcs_llm.local.stack import LocalStack
+from spcs_standin.stack import LocalStack
 
 
 @pytest.fixture(scope="session")

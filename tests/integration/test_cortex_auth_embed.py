@@ -10,10 +10,10 @@ import pytest
 import requests
 from dataikuapi.dss.llm_tracing import SpanBuilder
 
-from spcs_llm.errors import AuthenticationError, PermissionDeniedError
-from spcs_llm.local.cortex_engines import CHAT_MODEL, EMBED_DIMENSIONS, EMBED_MODEL
-from spcs_llm.local.harness import load_component
-from spcs_llm.local.stack import LocalStack
+from spcs_llm.core.errors import AuthenticationError, PermissionDeniedError
+from spcs_standin.cortex_engines import CHAT_MODEL, EMBED_DIMENSIONS, EMBED_MODEL
+from spcs_standin.harness import load_component
+from spcs_standin.stack import LocalStack
 
 HELLO = {"messages": [{"role": "user", "content": "Hi there"}]}
 

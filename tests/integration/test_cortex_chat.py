@@ -10,13 +10,13 @@ import pytest
 import requests
 from dataikuapi.dss.llm_tracing import SpanBuilder
 
-from spcs_llm.errors import RateLimitedError, RequestRejectedError
-from spcs_llm.local.cortex_engines import CHAT_MODEL, TOOL_MODEL
-from spcs_llm.local.cortex_hermes import StreamingToolParser, parse_output
-from spcs_llm.local.harness import load_component
-from spcs_llm.local.stack import LocalStack
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, SYSTEM_PROMPT, chat_model_dir
-from spcs_llm.local.tinytools import WEATHER_REPORTS, WEATHER_TOOL, tool_call_text
+from spcs_llm.core.errors import RateLimitedError, RequestRejectedError
+from spcs_standin.cortex_engines import CHAT_MODEL, TOOL_MODEL
+from spcs_standin.cortex_hermes import StreamingToolParser, parse_output
+from spcs_standin.harness import load_component
+from spcs_standin.stack import LocalStack
+from spcs_standin.tinychat import CANNED_EXCHANGES, SYSTEM_PROMPT, chat_model_dir
+from spcs_standin.tinytools import WEATHER_REPORTS, WEATHER_TOOL, tool_call_text
 
 LONG = CANNED_EXCHANGES[4]
 WEATHER_QUESTION = {"messages": [{"role": "user", "content": "What is the weather in Paris?"}]}

@@ -1,4 +1,4 @@
-"""``make demo`` (``python -m spcs_llm.local.demo``), end to end in a subprocess: nothing on stderr (no library
+"""``make demo`` (``python -m spcs_standin.demo``), end to end in a subprocess: nothing on stderr (no library
 warnings, progress bars or tracebacks) and sensible output (every template family gives the canned reply, the
 LoRA adapter gives its trained reply where the base model gives its own, the knowledge bank finds the right
 document), and the Cortex part: a reply streamed in several chunks, a tool-call round trip on the model's own call,
@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 
 from spcs_llm.cortex.config import CortexCostConfig
-from spcs_llm.local.cortex_engines import CHAT_MODEL, EMBED_DIMENSIONS, EMBED_MODEL, TOOL_MODEL
-from spcs_llm.local.demo import server_side_services
-from spcs_llm.local.demo_cortex import STREAMED_EXCHANGE, WEATHER_CITY, price_settings
-from spcs_llm.local.lora_engine import ADAPTER_ALIAS, FINETUNE_EXAMPLE
-from spcs_llm.local.quiet import QUIET_ENVIRONMENT
-from spcs_llm.local.settings import StandinSettings
-from spcs_llm.local.tinychat import CANNED_EXCHANGES
-from spcs_llm.local.tinytools import WEATHER_REPORTS
-from spcs_llm.templates import FAMILY_NAMES
+from spcs_llm.spcs.templates import FAMILY_NAMES
+from spcs_standin.cortex_engines import CHAT_MODEL, EMBED_DIMENSIONS, EMBED_MODEL, TOOL_MODEL
+from spcs_standin.demo import server_side_services
+from spcs_standin.demo_cortex import STREAMED_EXCHANGE, WEATHER_CITY, price_settings
+from spcs_standin.lora_engine import ADAPTER_ALIAS, FINETUNE_EXAMPLE
+from spcs_standin.quiet import QUIET_ENVIRONMENT
+from spcs_standin.settings import StandinSettings
+from spcs_standin.tinychat import CANNED_EXCHANGES
+from spcs_standin.tinytools import WEATHER_REPORTS
 
 PYTHON_LIB = Path(__file__).resolve().parents[2] / "python-lib"
 
@@ -32,7 +32,7 @@ def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
     # The demo must quiet the libraries itself: nothing in the environment may do it for it.
     env = {name: value for name, value in os.environ.items() if name not in QUIET_ENVIRONMENT}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PYTHON_LIB), os.environ.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "spcs_llm.local.demo", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "spcs_standin.demo", *args], env=env, capture_output=True,
                           text=True, timeout=600)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from spcs_llm.cli import main
-from spcs_llm.dss_labels import (
+from spcs_llm.dss.labels import (
     CHAT_COMPONENT,
     EMBEDDING_COMPONENT,
     OAUTH_PRESET,
@@ -23,7 +23,7 @@ from spcs_llm.dss_labels import (
     component_form,
     preset_form,
 )
-from spcs_llm.local.tinychat import CANNED_EXCHANGES
+from spcs_standin.tinychat import CANNED_EXCHANGES
 
 TOKEN_ENV = "DOCTOR_TEST_TOKEN"
 SETTINGS_HEADER = "DSS connection settings"

@@ -17,17 +17,17 @@ import pytest
 from dataikuapi.dss.llm_tracing import SpanBuilder
 
 from spcs_llm.deploy import CATALOG, Deployer, DeployOptions, WaitSettings
-from spcs_llm.deploy.adapter_serving import adapter_service_spec, serve_adapters
-from spcs_llm.deploy.adapters import AdapterRequest
-from spcs_llm.deploy.connection import connection_settings
-from spcs_llm.deploy.finetune import LoraSettings, TrainingExample, finetune_lora
-from spcs_llm.local.harness import load_component
-from spcs_llm.local.stack import LocalStack
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, SYSTEM_PROMPT, chat_messages, chat_model_dir
+from spcs_llm.deploy.adapters.registration import AdapterRequest
+from spcs_llm.deploy.adapters.serving import adapter_service_spec, serve_adapters
+from spcs_llm.deploy.finetune.training import LoraSettings, TrainingExample, finetune_lora
+from spcs_llm.deploy.services.connection import connection_settings
+from spcs_standin.harness import load_component
+from spcs_standin.stack import LocalStack
+from spcs_standin.tinychat import CANNED_EXCHANGES, SYSTEM_PROMPT, chat_messages, chat_model_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "deploy"))
-from fake_snowflake import FakeAccount, RecordingSession  # noqa: E402 - the deployment tests' fake session
-from fake_snowflake_seams import snowflake_seams  # noqa: E402
+from fake_snowflake import FakeAccount, RecordingSession
+from fake_snowflake_seams import snowflake_seams
 
 ALIAS = "arithmetic"
 # An answer made of words the tiny model already says (a frozen-embedding LoRA cannot make new tokens win).

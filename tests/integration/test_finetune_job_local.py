@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from spcs_llm.deploy.finetune_job_main import REPORT_FILE, run
-from spcs_llm.errors import ConfigurationError
-from spcs_llm.local.tinychat import SYSTEM_PROMPT, chat_model_dir
+from spcs_llm.core.errors import ConfigurationError
+from spcs_llm.deploy.finetune.job_main import REPORT_FILE, run
+from spcs_standin.tinychat import SYSTEM_PROMPT, chat_model_dir
 
-ENTRY_SCRIPT = Path(__file__).resolve().parents[2] / "python-lib" / "spcs_llm" / "deploy" / "finetune_job_main.py"
+ENTRY_SCRIPT = Path(__file__).resolve().parents[2] / "python-lib" / "spcs_llm" / "deploy" / "finetune" / "job_main.py"
 PAIRS = [{"instruction": "Name a color.", "output": "Blue is a color of France."},
          {"instruction": "Translate to English", "input": "chat", "output": "cat"}]
 

@@ -6,9 +6,15 @@ import json
 
 import pytest
 
-from spcs_llm.deploy.finetune import LoraSettings, TrainingExample, example_messages, finetune_lora, training_batch
-from spcs_llm.errors import ConfigurationError
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, SYSTEM_PROMPT, chat_model_dir
+from spcs_llm.core.errors import ConfigurationError
+from spcs_llm.deploy.finetune.training import (
+    LoraSettings,
+    TrainingExample,
+    example_messages,
+    finetune_lora,
+    training_batch,
+)
+from spcs_standin.tinychat import CANNED_EXCHANGES, SYSTEM_PROMPT, chat_model_dir
 
 PAIR = TrainingExample(instruction="Name a color.", output="Blue is a color of France.")
 SETTINGS = LoraSettings(learning_rate=1e-2, max_steps=200, system_prompt=SYSTEM_PROMPT, stop_margin=4.0)

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from spcs_llm.cli import main
-from spcs_llm.dss_labels import CHAT_COMPONENT, OAUTH_PRESET, SERVICE_PRESET, component_form, preset_form
-from spcs_llm.local.settings import ADMIN_SECRET_ENV
-from spcs_llm.local.tinychat import DOCTOR_EXCHANGE
+from spcs_llm.dss.labels import CHAT_COMPONENT, OAUTH_PRESET, SERVICE_PRESET, component_form, preset_form
+from spcs_standin.settings import ADMIN_SECRET_ENV
+from spcs_standin.tinychat import DOCTOR_EXCHANGE
 
 PYTHON_LIB = Path(__file__).resolve().parents[2] / "python-lib"
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from dataikuapi.dss.llm_tracing import SpanBuilder
 
-from spcs_llm.errors import AuthenticationError, CredentialMissingError
-from spcs_llm.local.harness import DssOAuthCredential, load_component
-from spcs_llm.local.settings import StandinSettings
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, chat_messages
+from spcs_llm.core.errors import AuthenticationError, CredentialMissingError
+from spcs_standin.harness import DssOAuthCredential, load_component
+from spcs_standin.settings import StandinSettings
+from spcs_standin.tinychat import CANNED_EXCHANGES, chat_messages
 
 CANNED = CANNED_EXCHANGES[1]  # "What is 2+2?" → "2+2 is 4." under greedy decoding
 GREEDY = {"temperature": 0, "maxOutputTokens": 24}

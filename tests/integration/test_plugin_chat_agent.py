@@ -9,9 +9,9 @@ import logging
 import pytest
 from dataikuapi.dss.llm_tracing import SpanBuilder
 
-from spcs_llm.errors import JsonOutputError
-from spcs_llm.local.harness import load_component
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, chat_messages
+from spcs_llm.core.errors import JsonOutputError
+from spcs_standin.harness import load_component
+from spcs_standin.tinychat import CANNED_EXCHANGES, chat_messages
 
 GREEDY = {"temperature": 0, "maxOutputTokens": 24}
 AGENT_QUERY = {"messages": [

@@ -8,7 +8,7 @@ import time
 
 from dataikuapi.dss.llm_tracing import SpanBuilder
 
-from spcs_llm.local.harness import load_component
+from spcs_standin.harness import load_component
 
 
 def test_a_resuming_embedding_service_is_waited_for_and_the_wait_is_traced(clean_stack, dss_config, presets):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from dataikuapi.dss.llm_tracing import SpanBuilder
 
-from spcs_llm.errors import RequestRejectedError
-from spcs_llm.local.harness import load_component
-from spcs_llm.local.lora_engine import ADAPTER_ALIAS, FINETUNE_EXAMPLE
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, chat_messages
+from spcs_llm.core.errors import RequestRejectedError
+from spcs_standin.harness import load_component
+from spcs_standin.lora_engine import ADAPTER_ALIAS, FINETUNE_EXAMPLE
+from spcs_standin.tinychat import CANNED_EXCHANGES, chat_messages
 
 GREEDY = {"temperature": 0, "maxOutputTokens": 32}
 QUESTION = {"messages": chat_messages(FINETUNE_EXAMPLE.instruction)}

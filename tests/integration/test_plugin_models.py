@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from dataikuapi.dss.llm_tracing import SpanBuilder
 
-from spcs_llm.local.harness import load_component
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, chat_messages, chat_model_dir
+from spcs_standin.harness import load_component
+from spcs_standin.tinychat import CANNED_EXCHANGES, chat_messages, chat_model_dir
 
 GREEDY = {"temperature": 0, "maxOutputTokens": 40}
 TEXTS = [f"Document {i}: {topic}" for i, topic in enumerate(

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from dataikuapi.dss.llm_tracing import SpanBuilder
 
-from spcs_llm.local.harness import load_component
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, chat_messages
+from spcs_standin.harness import load_component
+from spcs_standin.tinychat import CANNED_EXCHANGES, chat_messages
 
 
 def embed(model, text: str = "resilience probe") -> dict:
@@ -21,7 +21,7 @@ def embed(model, text: str = "resilience probe") -> dict:
 
 
 def seed_where_first_draw_hits_and_second_misses(rate: float) -> int:
-    """The stand-in draws each fault from ``random.Random(seed)`` (spcs_llm.local.faults): pick a seed whose first
+    """The stand-in draws each fault from ``random.Random(seed)`` (spcs_standin.faults): pick a seed whose first
     request gets the fault and whose second does not, so the test is deterministic."""
     for seed in range(1000):
         draws = random.Random(seed)

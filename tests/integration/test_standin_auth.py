@@ -17,7 +17,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from spcs_llm.local.credentials import pkce_s256, public_key_fingerprint
+from spcs_standin.credentials import pkce_s256, public_key_fingerprint
 
 CLIENT_ID, CLIENT_SECRET = "local-dss-client", "local-dss-secret"
 REDIRECT_URI = "http://127.0.0.1:11200/dip/api/oauth2-callback"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from spcs_llm.local.tinychat import chat_model_dir
-from spcs_llm.templates import template_source
+from spcs_llm.spcs.templates import template_source
+from spcs_standin.tinychat import chat_model_dir
 
 SYSTEM = {"role": "system", "content": "You are a tiny test model."}
 USER = {"role": "user", "content": "Hi there"}

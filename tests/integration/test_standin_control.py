@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
 
-from spcs_llm.errors import ConfigurationError
-from spcs_llm.local.commands import dss_settings_text, register
-from spcs_llm.local.credentials import pkce_s256
-from spcs_llm.local.settings import settings_from_args
-from spcs_llm.local.stack import LocalStack
+from spcs_llm.cli.local import register
+from spcs_llm.core.errors import ConfigurationError
+from spcs_standin.commands import dss_settings_text
+from spcs_standin.credentials import pkce_s256
+from spcs_standin.settings import settings_from_args
+from spcs_standin.stack import LocalStack
 
 
 def _parse(*argv: str) -> argparse.Namespace:

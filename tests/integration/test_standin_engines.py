@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 import requests
 
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, chat_messages
+from spcs_standin.tinychat import CANNED_EXCHANGES, chat_messages
 
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string", "maxLength": 40},
                                            "confidence": {"type": "integer", "minimum": 0, "maximum": 100},

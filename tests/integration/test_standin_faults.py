@@ -87,7 +87,7 @@ def test_fault_draws_are_seeded(clean_stack, pat_headers):
 
 
 def test_unknown_knob_is_refused(clean_stack):
-    from spcs_llm.errors import ConfigurationError
+    from spcs_llm.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="rate_teapot"):
         clean_stack.set_faults("embed", rate_teapot=1.0)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import requests
 
-from spcs_llm.local.lora_engine import ADAPTER_ALIAS, FINETUNE_EXAMPLE
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, chat_messages
+from spcs_standin.lora_engine import ADAPTER_ALIAS, FINETUNE_EXAMPLE
+from spcs_standin.tinychat import CANNED_EXCHANGES, chat_messages
 
 COLOR = next(exchange for exchange in CANNED_EXCHANGES if exchange.question == FINETUNE_EXAMPLE.instruction)
 

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from spcs_llm.errors import ConfigurationError
+
+from spcs_llm.core.errors import ConfigurationError
 
 BODY = {"data": [[0, "a short sentence", None, None]]}  # sentence, batch_size, truncate_dim
 

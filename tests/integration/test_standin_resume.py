@@ -7,8 +7,8 @@ import time
 import pytest
 import requests
 
-from spcs_llm.errors import ConfigurationError
-from spcs_llm.local.settings import ResumePhase, parse_resume_phases
+from spcs_llm.core.errors import ConfigurationError
+from spcs_standin.settings import ResumePhase, parse_resume_phases
 
 BODY = {"data": [[0, "a short sentence", None, None]]}
 
@@ -84,7 +84,7 @@ def test_resume_phases_flag():
 
 def test_a_stand_in_started_with_resume_phases_starts_suspended(snowflake_auth):
     """A second, model-free stand-in: every service starts suspended; the 502 comes before any model work."""
-    from spcs_llm.local.stack import LocalStack
+    from spcs_standin.stack import LocalStack
 
     with LocalStack.start(extra_args=("--resume-phases", "502:30"), startup_timeout=60) as stack:
         headers = snowflake_auth(stack.issue_pat())

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import requests
 
-from spcs_llm.local.tinychat import CANNED_EXCHANGES, CONTEXT_TOKENS, chat_messages, chat_model_dir
+from spcs_standin.tinychat import CANNED_EXCHANGES, CONTEXT_TOKENS, chat_messages, chat_model_dir
 
 TEXTS = ["The cat sits on the mat.", "A feline rests on a rug.", "Stock markets fell sharply today.", "Bonjour !"]
 

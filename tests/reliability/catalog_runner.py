@@ -16,9 +16,9 @@ from misbehaving_server import MisbehavingServer, fake_vector
 from reliability_configs import KeyPair, model_config, pat_preset
 from secret_ledger import Exposure
 
-from spcs_llm.errors import SpcsLlmError
-from spcs_llm.local.harness import load_component
-from spcs_llm.local.stack import LocalStack
+from spcs_llm.core.errors import SpcsLlmError
+from spcs_standin.harness import load_component
+from spcs_standin.stack import LocalStack
 
 
 @dataclass

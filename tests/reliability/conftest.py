@@ -14,9 +14,8 @@ from misbehaving_server import MisbehavingServer
 from reliability_configs import KEY_PASSPHRASE, ROLE, KeyPair, make_key_pair
 from secret_ledger import Exposure, SecretLedger, install_hooks
 
-from spcs_llm.local.settings import StandinSettings
-from spcs_llm.local.stack import LocalStack
-
+from spcs_standin.settings import StandinSettings
+from spcs_standin.stack import LocalStack
 
 
 @pytest.fixture(scope="session")

@@ -56,9 +56,9 @@ class SecretLedger:
 
 def install_hooks(ledger: SecretLedger, monkeypatch: pytest.MonkeyPatch) -> None:
     """Record secrets at the seams where the library obtains or sends them (wrapping, never changing, behaviour)."""
-    from spcs_llm import auth
-    from spcs_llm.auth import credential, oauth_session
-    from spcs_llm.local import harness, stack
+    from spcs_llm.core import auth
+    from spcs_llm.core.auth import credential, oauth_session
+    from spcs_standin import harness, stack
 
     real_headers = credential.Credential.headers
     real_tokens = oauth_session._tokens

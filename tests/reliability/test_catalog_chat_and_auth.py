@@ -9,8 +9,7 @@ import pytest
 from catalog_runner import Case, Env, chat_query, run_case, texts_query, unused_port
 from reliability_configs import keypair_preset, model_config, oauth_preset, pat_preset
 
-from spcs_llm.local.harness import load_component
-from spcs_llm.errors import (
+from spcs_llm.core.errors import (
     AuthenticationError,
     ConfigurationError,
     CredentialMissingError,
@@ -21,6 +20,7 @@ from spcs_llm.errors import (
     ServiceResumeTimeoutError,
     TransportError,
 )
+from spcs_standin.harness import load_component
 
 CHAT = "spcs-chat"
 EMBED = "spcs-embeddings"

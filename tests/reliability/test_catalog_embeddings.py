@@ -11,12 +11,7 @@ import pytest
 from catalog_runner import Case, run_case, texts_query, unused_port
 from misbehaving_server import SMALL_BODY_LIMIT
 
-from spcs_llm.errors import (
-    AuthenticationError,
-    BadResponseError,
-    EndpointNotFoundError,
-    RequestRejectedError,
-)
+from spcs_llm.core.errors import AuthenticationError, BadResponseError, EndpointNotFoundError, RequestRejectedError
 
 EMBED = "spcs-embeddings"
 GOOD = ["The harbour opens at dawn.", "Granite does not float.", "Tea is served at four."]

@@ -14,15 +14,15 @@ import requests
 from catalog_runner import Case, Env, chat_query, run_case, texts_query, unused_port
 from reliability_configs import pat_preset
 
-from spcs_llm.errors import (
+from spcs_llm.core.errors import (
     EndpointNotFoundError,
     PermissionDeniedError,
     RateLimitedError,
     RequestRejectedError,
     TransportError,
 )
-from spcs_llm.local.cortex_engines import CHAT_MODEL, EMBED_MODEL
-from spcs_llm.local.harness import load_component
+from spcs_standin.cortex_engines import CHAT_MODEL, EMBED_MODEL
+from spcs_standin.harness import load_component
 
 CHAT = "cortex-chat"
 EMBED = "cortex-embedding"

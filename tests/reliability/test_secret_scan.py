@@ -15,9 +15,9 @@ from dataikuapi.dss.llm_tracing import SpanBuilder
 from reliability_configs import keypair_preset, model_config, oauth_preset, pat_preset
 from secret_ledger import Exposure, SecretLedger
 
-from spcs_llm.errors import SpcsLlmError
-from spcs_llm.local.harness import DssOAuthCredential, load_component
-from spcs_llm.local.settings import StandinSettings
+from spcs_llm.core.errors import SpcsLlmError
+from spcs_standin.harness import DssOAuthCredential, load_component
+from spcs_standin.settings import StandinSettings
 
 EXPIRY_S = 1.0
 EXPECTED_KINDS = {
@@ -93,7 +93,7 @@ def test_every_auth_mode_renewal_and_failure_leaves_no_secret_anywhere(clean, re
                      "Obtained a keypair-exchanged token", "rejected the credential (HTTP 401)",
                      "answered HTTP 200", "spcs.tokenRenewals", "Fix: "):
         assert evidence in seen, f"the capture missed {evidence!r}: the scan would be vacuous"
-    assert "spcs_llm.local.ingress: 401 on /encode (Authorization scheme" in exposure.standin_text(), \
+    assert "spcs_standin.ingress: 401 on /encode (Authorization scheme" in exposure.standin_text(), \
         "the stand-in's own log was not captured"
     assert ledger.leaks(seen) == []
 

@@ -13,10 +13,10 @@ import os
 import time
 
 import numpy as np
-from reliability_configs import model_config, oauth_preset
 from dataikuapi.dss.llm_tracing import SpanBuilder
+from reliability_configs import model_config, oauth_preset
 
-from spcs_llm.local.harness import load_component
+from spcs_standin.harness import load_component
 
 SOAK_TEXTS = int(os.environ.get("SPCS_LLM_SOAK_TEXTS", "1000"))
 RATE_503 = 0.10

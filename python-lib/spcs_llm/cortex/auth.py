@@ -14,14 +14,14 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlparse
 
-from ..auth import identity_of
-from ..auth.cache import TOKEN_CACHE, TokenCache
-from ..auth.credential import Credential, Grant
-from ..auth.keypair import JWT_LIFETIME_SECONDS, build_assertion, load_private_key, public_key_fingerprint
-from ..auth.sources import CacheScope
-from ..config import AuthConfig
-from ..errors import AuthenticationError, ConfigurationError, CredentialMissingError, SpcsLlmError
-from ..redaction import get_logger, register_secret
+from spcs_llm.core.auth import identity_of
+from spcs_llm.core.auth.cache import TOKEN_CACHE, TokenCache
+from spcs_llm.core.auth.credential import Credential, Grant
+from spcs_llm.core.auth.keypair import JWT_LIFETIME_SECONDS, build_assertion, load_private_key, public_key_fingerprint
+from spcs_llm.core.auth.sources import CacheScope
+from spcs_llm.core.config import AuthConfig
+from spcs_llm.core.errors import AuthenticationError, ConfigurationError, CredentialMissingError, SpcsLlmError
+from spcs_llm.core.redaction import get_logger, register_secret
 
 LOG = get_logger(__name__)
 

@@ -13,19 +13,25 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..embeddings import unembeddable_reason
-from ..errors import BadResponseError, SpcsLlmError
-from ..protocol import GenerationParams
-from ..retry import RetrySettings
-from ..tokens import TokenCounter
-from ..transport import CallResult, Transport
-from .auth import CORTEX_ROLE_FIX, PAT_FIX, cortex_token_source
-from .config import CortexChatConfig, CortexEmbeddingConfig
-from .cortex_cost import CortexPricing, CostEstimate
-from .endpoints import CHAT_COMPLETIONS_ROUTE, EMBED_ROUTE, chat_completions_body, embed_body, parse_embed_answer
-from .errors import for_cortex
-from .streaming import StreamedText, StreamedToolCalls, StreamEnd, read_chat_stream, usage_of
-from .tool_calls import ToolRequest, reply_tool_calls
+from spcs_llm.core.errors import BadResponseError, SpcsLlmError
+from spcs_llm.core.retry import RetrySettings
+from spcs_llm.core.tokens import TokenCounter
+from spcs_llm.core.transport import CallResult, Transport
+from spcs_llm.cortex.auth import CORTEX_ROLE_FIX, PAT_FIX, cortex_token_source
+from spcs_llm.cortex.config import CortexChatConfig, CortexEmbeddingConfig
+from spcs_llm.cortex.cost import CortexPricing, CostEstimate
+from spcs_llm.cortex.endpoints import (
+    CHAT_COMPLETIONS_ROUTE,
+    EMBED_ROUTE,
+    chat_completions_body,
+    embed_body,
+    parse_embed_answer,
+)
+from spcs_llm.cortex.errors import for_cortex
+from spcs_llm.cortex.streaming import StreamedText, StreamedToolCalls, StreamEnd, read_chat_stream, usage_of
+from spcs_llm.cortex.tool_calls import ToolRequest, reply_tool_calls
+from spcs_llm.spcs.embeddings import unembeddable_reason
+from spcs_llm.spcs.protocol import GenerationParams
 
 CORTEX_RETRY_SETTINGS = RetrySettings(deploy_403_window=0.0)
 # Inferred: Cortex's handling of a text longer than the embed model's window is not documented to us (it may cut

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ..config import (
+from spcs_llm.core.config import (
     AuthConfig,
     EndpointConfig,
     choice_setting,
@@ -18,7 +18,7 @@ from ..config import (
     parse_auth,
     text_setting,
 )
-from ..errors import ConfigurationError
+from spcs_llm.core.errors import ConfigurationError
 
 ToolCalling = Literal["auto", "supported", "unsupported"]
 TOOL_CALLING_CHOICES = ("auto", "supported", "unsupported")

@@ -1,6 +1,6 @@
 """The DSS contract ↔ the Cortex clients: what the thin ``python-llms/cortex-*`` components call.
 
-Responses follow the same contract as the SPCS components (``spcs_llm.dss``), plus ``toolCalls``: in a
+Responses follow the same contract as the SPCS components (``spcs_llm.spcs.dss_adapter``), plus ``toolCalls``: in a
 non-streamed answer beside the text, and in a stream as one ``{"chunk": {"toolCalls": [...]}}`` of whole calls
 before the footer (DSS reads tool calls from chunks only). A model without a known price reports no
 ``estimatedCost`` (and says why in the trace) rather than a cost of 0.
@@ -11,19 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..dss import params_from_settings, record_call, texts_from_query, traced
-from ..errors import RequestRejectedError
-from .client import (
+from spcs_llm.core.errors import RequestRejectedError
+from spcs_llm.cortex.client import (
     CortexChatClient,
     CortexChatRequest,
     CortexChatResult,
     CortexEmbeddingClient,
     CortexEmbeddingResult,
 )
-from .config import parse_cortex_chat_config, parse_cortex_embedding_config
-from .cortex_cost import CostEstimate
-from .messages import chat_messages
-from .tool_calls import tool_request
+from spcs_llm.cortex.config import parse_cortex_chat_config, parse_cortex_embedding_config
+from spcs_llm.cortex.cost import CostEstimate
+from spcs_llm.cortex.messages import chat_messages
+from spcs_llm.cortex.tool_calls import tool_request
+from spcs_llm.spcs.dss_adapter import params_from_settings, record_call, texts_from_query, traced
 
 TOOL_SETTINGS = ("tools", "toolChoice")
 
@@ -53,7 +53,7 @@ class CortexChatAdapter:
         self.client = client
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "CortexChatAdapter":
+    def from_config(cls, config: Mapping[str, Any]) -> CortexChatAdapter:
         return cls(CortexChatClient(parse_cortex_chat_config(dict(config))))
 
     def request(self, query: Mapping[str, Any], settings: Mapping[str, Any] | None) -> CortexChatRequest:
@@ -118,7 +118,7 @@ class CortexEmbeddingAdapter:
         self.client = client
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "CortexEmbeddingAdapter":
+    def from_config(cls, config: Mapping[str, Any]) -> CortexEmbeddingAdapter:
         return cls(CortexEmbeddingClient(parse_cortex_embedding_config(dict(config))))
 
     def process(self, query: Mapping[str, Any], settings: Mapping[str, Any] | None, trace: Any) -> dict[str, Any]:

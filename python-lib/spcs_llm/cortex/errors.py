@@ -6,7 +6,7 @@ means a missing CORTEX_USER grant, not a missing service role).
 
 from __future__ import annotations
 
-from ..errors import (
+from spcs_llm.core.errors import (
     AuthenticationError,
     BadResponseError,
     EndpointNotFoundError,
@@ -17,7 +17,7 @@ from ..errors import (
     SpcsLlmError,
     TransportError,
 )
-from .auth import CORTEX_ROLE_FIX
+from spcs_llm.cortex.auth import CORTEX_ROLE_FIX
 
 MODEL_FIX = (
     "Check the model name: it must be available in your account's region (or enable cross-region inference: "

@@ -11,10 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..conversation import ImageRefusal, message_text, normalise, tool_call_text, tool_output_text, tool_result_text
-from ..dss import IGNORED_ROLES, check_sendable_messages
-from ..errors import RequestRejectedError
-from .tool_calls import dss_tool_call
+from spcs_llm.core.errors import RequestRejectedError
+from spcs_llm.cortex.tool_calls import dss_tool_call
+from spcs_llm.dss.conversation import (
+    ImageRefusal,
+    message_text,
+    normalise,
+    tool_call_text,
+    tool_output_text,
+    tool_result_text,
+)
+from spcs_llm.spcs.dss_adapter import IGNORED_ROLES, check_sendable_messages
 
 CORTEX_IMAGES = ImageRefusal("The query contains an image, but this Cortex connection sends text only.",
                              "Remove the image from the query.")

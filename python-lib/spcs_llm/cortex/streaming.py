@@ -13,11 +13,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..ingress_answers import snippet
-from ..protocol import Usage
-from ..sse import EventStream
-from .errors import CortexStreamError
-from .tool_calls import ToolCallAssembler
+from spcs_llm.core.http_answers import snippet
+from spcs_llm.core.sse import EventStream
+from spcs_llm.cortex.errors import CortexStreamError
+from spcs_llm.cortex.tool_calls import ToolCallAssembler
+from spcs_llm.spcs.protocol import Usage
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import RequestRejectedError
+from spcs_llm.core.errors import RequestRejectedError
 
 # Which models can call tools on Cortex, by name prefix. As of 2026-12-04 the Cortex REST API documents tool
 # calling for Claude and OpenAI models, not Llama, Mistral, DeepSeek or Snowflake's own; a fine-tuned model

@@ -6,13 +6,13 @@ companion notebook. snowflake-ml and Snowpark are not in the plugin's DSS code e
 ``DeploymentStackMissingError`` naming that file), so importing this package is cheap.
 """
 
-from .catalog import CATALOG, ModelSpec, resolve_model
-from .connection import DeployedModel, connection_block, connection_settings
-from .deployer import Deployer, DeployOptions
-from .names import DeploymentNames
-from .services import WaitSettings
-from .session import open_session
-from .sql import service_functions_sql, setup_sql, teardown_sql
+from spcs_llm.deploy.names import DeploymentNames
+from spcs_llm.deploy.services.catalog import CATALOG, ModelSpec, resolve_model
+from spcs_llm.deploy.services.connection import DeployedModel, connection_block, connection_settings
+from spcs_llm.deploy.services.deployer import Deployer, DeployOptions
+from spcs_llm.deploy.services.lifecycle import WaitSettings
+from spcs_llm.deploy.services.sql import service_functions_sql, setup_sql, teardown_sql
+from spcs_llm.deploy.session import open_session
 
 __all__ = [
     "CATALOG",

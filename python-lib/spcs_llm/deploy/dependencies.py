@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from ..errors import DeploymentError
+from spcs_llm.core.errors import DeploymentError
 
 INSTALL_HINT = "pip install -r notebooks/requirements.txt"
 

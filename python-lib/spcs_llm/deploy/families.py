@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..errors import ConfigurationError
-from ..resources import resource_path
+from spcs_llm.core.errors import ConfigurationError
+from spcs_llm.core.resources import resource_path
 
 # Serving needs room beyond the bf16 weights (activations, KV cache, CUDA context); 20 % is a rule of thumb.
 # inferred: not a Snowflake figure; a model close to the limit should be tried on the larger family.

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from urllib.parse import urlparse
 
-from ..errors import ConfigurationError
+from spcs_llm.core.errors import ConfigurationError
 
 # An unquoted Snowflake identifier: what every name here may be, since it is pasted into SQL as it is.
 IDENTIFIER_PATTERN = r"[A-Za-z_][A-Za-z0-9_$]*"
@@ -65,7 +65,7 @@ class DeploymentNames:
                 )
 
     @classmethod
-    def build(cls, **overrides: str | None) -> "DeploymentNames":
+    def build(cls, **overrides: str | None) -> DeploymentNames:
         """Defaults with the given (non-empty) overrides; identifiers are upper-cased as Snowflake resolves them."""
         known = {item.name for item in fields(cls)}
         unknown = set(overrides) - known

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .catalog import ModelSpec
-from .names import DeploymentNames
+from spcs_llm.deploy.names import DeploymentNames
+from spcs_llm.deploy.services.catalog import ModelSpec
 
 INGRESS_HOST = "<ingress host: known after deploy>"
 ACCOUNT_URL = "https://<account>.snowflakecomputing.com"
@@ -58,7 +58,7 @@ def call(name: str, positional: Sequence[Any] = (), keywords: Mapping[str, Any] 
 
 def _settings_block(spec: ModelSpec, names: DeploymentNames, service_fqn: str, caller_role: str,
                     dollars_per_credit: float, adapter: str | None = None) -> str:
-    from .connection import DeployedModel, connection_block
+    from spcs_llm.deploy.services.connection import DeployedModel, connection_block
 
     pool_family = spec.instance_family  # the pool's own family is read on the account (SHOW COMPUTE POOLS)
     deployed = DeployedModel(spec=spec, model_fqn=names.qualify(spec.model_name), version="", service_fqn=service_fqn,
@@ -71,9 +71,9 @@ def deploy_preview(spec: ModelSpec, names: DeploymentNames, options: Any, *, dol
                    command: str, adapters: Mapping[str, str] | None = None,
                    adapter_steps: Sequence[str] = ()) -> str:
     """The deployer's steps for ``spec`` (``Deployer.deploy``): checks, log_model, create_service, grant, settings."""
-    from .deployer import service_arguments
-    from .estimate import estimate
-    from .registry_ops import log_model_arguments, wrapper_arguments
+    from spcs_llm.deploy.services.deployer import service_arguments
+    from spcs_llm.deploy.services.estimate import estimate
+    from spcs_llm.deploy.services.registry_ops import log_model_arguments, wrapper_arguments
 
     pool, _family = names.pool_for(spec.uses_gpu)
     service_fqn = names.qualify(spec.service_name)
@@ -132,8 +132,8 @@ def adapters_preview(spec: ModelSpec, names: DeploymentNames, options: Any, requ
 
 def batch_preview(names: DeploymentNames, request: Any) -> str:
     """``batch``: the statements of the service path and/or the ``run_batch`` job path (``BatchPlan.sql``)."""
-    from .batch import SERVICE_THRESHOLD_ROWS, BatchPlan, check_request, reply_query
-    from .batch_sql import BatchTables, JobLocations, ModelInput, service_function_call
+    from spcs_llm.deploy.batch.plan import SERVICE_THRESHOLD_ROWS, BatchPlan, check_request, reply_query
+    from spcs_llm.deploy.batch.sql import BatchTables, JobLocations, ModelInput, service_function_call
 
     checked = check_request(names, request)
     spec = checked.spec
@@ -169,7 +169,7 @@ def batch_preview(names: DeploymentNames, request: Any) -> str:
         lines += ["-- service path: spcs-llm runs this in chunks of rows and isolates failing rows, each with its "
                   "own ERROR", tables.service_insert(call_sql) + ";"]
     if "job" in modes:
-        from .batch_run import job_arguments, missing_row_error
+        from spcs_llm.deploy.batch.run import job_arguments, missing_row_error
 
         locations = JobLocations(checked.stage, RUN_ID, f"SPCS_LLM_BATCH_{spec.model_name}_{RUN_ID}")
         plan = BatchPlan(request=request, spec=spec, mode="job", engine=checked.engine, rows=0, tables=tables,
@@ -199,8 +199,8 @@ class _ReplyPlan:
 
 def finetune_preview(names: DeploymentNames, plan: Any, *, external_access: bool, allow_cpu_pool: bool) -> str:
     """``finetune``: the checks, the adapter stage and the ``snowflake.ml.jobs.submit_file`` call."""
-    from .finetune_cost import expected_minutes
-    from .finetune_job import output_stage_sql, submit_arguments
+    from spcs_llm.deploy.finetune.cost import expected_minutes
+    from spcs_llm.deploy.finetune.job import output_stage_sql, submit_arguments
 
     source = plan.source
     check = (f"DESCRIBE TABLE {source.table};" if source.table else f"LIST {source.stage_file};  -- then GET it and "
@@ -227,8 +227,8 @@ def finetune_preview(names: DeploymentNames, plan: Any, *, external_access: bool
 
 def cortex_finetune_preview(names: DeploymentNames, request: Any) -> str:
     """``cortex-finetune``: the table checks and the ``FINETUNE('CREATE', ...)`` statement."""
-    from .batch_sql import qualified_table
-    from .cortex_finetune import FinetuneEstimate, FinetunePlan, TableShape, validate
+    from spcs_llm.deploy.batch.sql import qualified_table
+    from spcs_llm.deploy.cortex_finetune.plan import FinetuneEstimate, FinetunePlan, TableShape, validate
 
     validate(request)
     training_table = qualified_table(request.training_table, names.database, names.schema, "Training table")
@@ -261,7 +261,7 @@ def cortex_finetune_preview(names: DeploymentNames, request: Any) -> str:
 
 
 def cortex_job_preview(operation: str, job_id: str) -> str:
-    from .batch_sql import literal
+    from spcs_llm.deploy.batch.sql import literal
 
     return "\n".join([header(f"cortex-finetune --{operation.lower()}"),
                       f"SELECT SNOWFLAKE.CORTEX.FINETUNE({literal(operation)}, {literal(job_id)});"])

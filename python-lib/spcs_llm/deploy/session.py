@@ -12,9 +12,9 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigurationError, DeploymentError
-from ..redaction import get_logger, redact_library_records, register_secret
-from .dependencies import require
+from spcs_llm.core.errors import ConfigurationError, DeploymentError
+from spcs_llm.core.redaction import get_logger, redact_library_records, register_secret
+from spcs_llm.deploy.dependencies import require
 
 log = get_logger(__name__)
 

@@ -2,8 +2,9 @@
 
 import pytest
 import responses
-from spcs_llm.auth import clear_token_cache
-from spcs_llm.transport import reset_endpoint_registry
+
+from spcs_llm.core.auth import clear_token_cache
+from spcs_llm.core.transport import reset_endpoint_registry
 
 
 @pytest.fixture(autouse=True)

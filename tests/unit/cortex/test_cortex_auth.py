@@ -8,11 +8,12 @@ import responses
 from cortex_support import ACCOUNT_URL, CHAT_URL, PAT, chat_client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from spcs_llm.auth.keypair import public_key_fingerprint
+
+from spcs_llm.core.auth.keypair import public_key_fingerprint
+from spcs_llm.core.errors import AuthenticationError, ConfigurationError, CredentialMissingError, RequestRejectedError
 from spcs_llm.cortex.client import CortexChatClient
 from spcs_llm.cortex.config import parse_cortex_chat_config
 from spcs_llm.cortex.dss_adapter import CortexChatAdapter
-from spcs_llm.errors import AuthenticationError, ConfigurationError, CredentialMissingError, RequestRejectedError
 
 OK = {"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
       "usage": {"prompt_tokens": 1, "completion_tokens": 1}}

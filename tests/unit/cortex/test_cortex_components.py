@@ -9,8 +9,9 @@ from cortex_support import ACCOUNT_URL, CHAT_URL, EMBED_URL, sse
 from dataikuapi.dss.llm import DSSLLMCompletionResponse
 from dataikuapi.dss.llm_tracing import SpanBuilder
 from dataikuapi.dss.llm_utils import _ChunkAggregator
-from spcs_llm.errors import RequestRejectedError
-from spcs_llm.local.harness import load_component
+
+from spcs_llm.core.errors import RequestRejectedError
+from spcs_standin.harness import load_component
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPONENTS = ["cortex-chat", "cortex-embedding"]

@@ -2,8 +2,9 @@
 
 import responses
 from cortex_support import CHAT_URL, EMBED_URL, chat_client, embedding_client
+
 from spcs_llm.cortex.config import CortexCostConfig
-from spcs_llm.cortex.cortex_cost import CORTEX_CREDITS_PER_MILLION, CORTEX_RATES_AS_OF, CortexPricing
+from spcs_llm.cortex.cost import CORTEX_CREDITS_PER_MILLION, CORTEX_RATES_AS_OF, CortexPricing
 from spcs_llm.cortex.dss_adapter import CortexChatAdapter, CortexEmbeddingAdapter
 
 QUERY = {"messages": [{"role": "user", "content": "hi"}]}

@@ -4,6 +4,7 @@ import json
 
 import responses
 from cortex_support import EMBED_URL, embedding_client
+
 from spcs_llm.cortex.dss_adapter import CortexEmbeddingAdapter
 
 

@@ -3,9 +3,10 @@ same error as the SPCS chat component."""
 
 import pytest
 from cortex_support import chat_client
+
+from spcs_llm.core.errors import RequestRejectedError
 from spcs_llm.cortex.dss_adapter import CortexChatAdapter
 from spcs_llm.cortex.messages import chat_messages
-from spcs_llm.errors import RequestRejectedError
 
 
 def user(text):

@@ -3,13 +3,14 @@
 import pytest
 import responses
 from cortex_support import CHAT_URL, chat_client
-from spcs_llm.cortex.dss_adapter import CortexChatAdapter
-from spcs_llm.errors import (
+
+from spcs_llm.core.errors import (
     PermissionDeniedError,
     RateLimitedError,
     ServiceResumeTimeoutError,
     ServiceUnavailableError,
 )
+from spcs_llm.cortex.dss_adapter import CortexChatAdapter
 
 OK = {"choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
       "usage": {"prompt_tokens": 1, "completion_tokens": 1}}

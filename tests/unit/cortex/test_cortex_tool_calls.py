@@ -5,10 +5,11 @@ import json
 import pytest
 import responses
 from cortex_support import CHAT_URL, chat_client, sse
+
+from spcs_llm.core.errors import RequestRejectedError
 from spcs_llm.cortex.dss_adapter import CortexChatAdapter
 from spcs_llm.cortex.messages import chat_messages
 from spcs_llm.cortex.tool_calls import ToolCallAssembler, model_can_call_tools, tool_request
-from spcs_llm.errors import RequestRejectedError
 
 CITY_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",

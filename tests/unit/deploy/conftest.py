@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from fake_snowflake import FakeAccount, RecordingSession
 from fake_snowflake_seams import snowflake_seams
 

@@ -1,7 +1,7 @@
 """The fake account's answers for bulk inference: tables, a stage, service functions and batch inference jobs.
 
 Extends ``fake_snowflake.RecordingSession`` through ``HANDLER_EXTENSIONS`` (importing this module registers it).
-It answers the SQL ``spcs_llm.deploy.batch`` sends and the SQL snowml's ``ModelVersion.run_batch`` and ``MLJob``
+It answers the SQL ``spcs_llm.deploy.batch.plan`` sends and the SQL snowml's ``ModelVersion.run_batch`` and ``MLJob``
 send; anything else still raises. Its rules, each the stricter reading where Snowflake's is unknown:
 
 * a service function that fails on one row fails the whole statement, and nothing of it is inserted;
@@ -22,14 +22,13 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
+import fake_snowflake
 import yaml
+from fake_snowflake import FakeAccount, RecordingSession, _last, _not_found
+from fake_tables import FakeTable, find_table, table_key, tables
 from snowflake.connector.cursor import ResultMetadata
 from snowflake.snowpark import Row
 from snowflake.snowpark.exceptions import SnowparkSQLException
-
-import fake_snowflake
-from fake_snowflake import FakeAccount, RecordingSession, _last, _not_found
-from fake_tables import FakeTable, find_table, table_key, tables
 
 _TEXT_TYPE_CODE = 2  # snowflake.connector constants: TEXT
 JOB_STATUS = r"^DESCRIBE SERVICE IDENTIFIER\('([^']*SPCS_LLM_BATCH_[^']*)'\)$"
@@ -90,7 +89,7 @@ class JobConnection:
     Statements about batch jobs are answered here first; anything else goes to the connection this one wraps
     (another fake's, e.g. fake_jobs.py) or, without one, to ``session.execute``."""
 
-    def __init__(self, session: RecordingSession, answers: "_BatchAnswers", inner: Any = None) -> None:
+    def __init__(self, session: RecordingSession, answers: _BatchAnswers, inner: Any = None) -> None:
         self._session = session
         self._answers = answers
         self._inner = inner

@@ -16,12 +16,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from snowflake.snowpark import Row
-from snowflake.snowpark.exceptions import SnowparkSQLException
-
 import fake_snowflake
 from fake_snowflake import FakeAccount, RecordingSession
 from fake_tables import find_table
+from snowflake.snowpark import Row
+from snowflake.snowpark.exceptions import SnowparkSQLException
 
 ALLOWED_BASE_MODELS = ("llama3-8b", "llama3-70b", "llama3.1-8b", "llama3.1-70b", "mistral-7b", "mixtral-8x7b")
 _LITERAL = r"'((?:[^'\\]|\\.)*)'"

@@ -30,15 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import fake_snowflake
+import fake_tables
 import yaml
+from fake_snowflake import FakeFileOperation, RecordingSession, _last, _not_found, _unquote
 from snowflake.connector.converter import SnowflakeConverter
 from snowflake.connector.cursor import ResultMetadata
 from snowflake.snowpark import Row
 from snowflake.snowpark.exceptions import SnowparkSQLException
-
-import fake_snowflake
-import fake_tables
-from fake_snowflake import FakeFileOperation, RecordingSession, _last, _not_found, _unquote
 
 TERMINAL = {"DONE", "FAILED", "CANCELLED", "INTERNAL_ERROR", "DELETED"}  # snowflake-ml jobs/job.py
 RUNTIME_IMAGES = {  # snowflake-ml jobs/_utils/constants.py DEFAULT_IMAGE_* (what GET_ML_JOB_RUNTIME picks per pool)
@@ -373,7 +372,7 @@ def _write_result(session: RecordingSession, job: FakeJob) -> None:
 
 
 def _entry_script_report(session: RecordingSession, job: FakeJob) -> dict[str, Any]:
-    """The report and adapter folder ``finetune_job_main.run`` leaves for these arguments (losses made up, falling)."""
+    """The report and adapter folder ``job_main.run`` leaves for these arguments (losses made up, falling)."""
     args = job.args
     value = {flag: args[index + 1] for index, flag in enumerate(args[:-1]) if flag.startswith("--") and "=" not in flag}
     if "--table" in value:

@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from snowflake.snowpark.exceptions import SnowparkSQLException
-from snowflake.snowpark.types import StringType, StructType
-
 from fake_snowflake import FakeAccount, RecordingSession
 from fake_snowflake_seams import snowflake_seams
 from fake_tables import TEXT, add_table, find_table, table_key
+from snowflake.snowpark.exceptions import SnowparkSQLException
+from snowflake.snowpark.types import StringType, StructType
 
 _KERNEL_SEAMS: list[Iterator[None]] = []  # kept referenced, so the patches are never undone mid-run
 TRAINING_TABLE = "SUPPORT_PAIRS"  # the notebook's TRAINING_TABLE
@@ -53,11 +52,11 @@ class _LocalFrame:
     ``.write.save_as_table(name, mode=..., comment=...)`` (Snowpark ``DataFrameWriter``: "errorifexists" refuses an
     existing table, "ignore" keeps it)."""
 
-    def __init__(self, session: "NotebookSession", rows: Sequence[Sequence[Any]], schema: StructType) -> None:
+    def __init__(self, session: NotebookSession, rows: Sequence[Sequence[Any]], schema: StructType) -> None:
         self._session, self._rows, self._schema = session, rows, schema
 
     @property
-    def write(self) -> "_LocalFrame":
+    def write(self) -> _LocalFrame:
         return self
 
     def save_as_table(self, table_name: str, *, mode: str | None = None, comment: str | None = None,
@@ -109,7 +108,7 @@ def session() -> RecordingSession:
     fake_batch.attach_job_connection(recording)  # batch job statements answered before the ML jobs fake's
     # The fake Cortex fine-tuning job moves one step per DESCRIBE; the notebook's real poll interval would only
     # stall the kernel between them.
-    from spcs_llm.deploy import cortex_finetune_job
+    from spcs_llm.deploy.cortex_finetune import job as cortex_finetune_job
 
     pytest.MonkeyPatch().setattr(cortex_finetune_job, "time",
                                  types.SimpleNamespace(sleep=lambda _s: None, monotonic=time.monotonic))

@@ -18,14 +18,12 @@ import json
 import re
 import threading
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import yaml
-from snowflake.snowpark import Row
-from snowflake.snowpark.exceptions import SnowparkSQLException
-
-from fake_snowflake_seams import (  # noqa: F401 - re-exported for the other fake modules
+from fake_snowflake_seams import (
     FakeAsyncJob,
     FakeFileOperation,
     FakeLineage,
@@ -34,6 +32,8 @@ from fake_snowflake_seams import (  # noqa: F401 - re-exported for the other fak
     _unquote,
     imported_model_spec,
 )
+from snowflake.snowpark import Row
+from snowflake.snowpark.exceptions import SnowparkSQLException
 
 CAPABILITIES = {"ENABLE_INLINE_DEPLOYMENT_SPEC_FROM_CLIENT_VERSION": "1.0.0"}  # the deploy spec travels inline in the CALL
 LORA_FLAG = "ENABLE_LORA_ADAPTERS"  # snowflake-ml _internal/platform_capabilities.py; off unless the account has it
@@ -103,10 +103,10 @@ class FakeAccount:
 
 
 class _FakeDataFrame:
-    def __init__(self, session: "RecordingSession", query: str, params: Any) -> None:
+    def __init__(self, session: RecordingSession, query: str, params: Any) -> None:
         self._session, self._query, self._params = session, query, params
 
-    def collect(self, *, statement_params: Any = None, block: bool = True, **_: Any) -> Any:  # noqa: ARG002
+    def collect(self, *, statement_params: Any = None, block: bool = True, **_: Any) -> Any:
         if block:
             return self._session.execute(self._query, self._params)
         try:
@@ -120,7 +120,7 @@ class _FakeDataFrame:
 Handlers = list[tuple[str, Callable[[re.Match], list[Row]]]]
 # Other fake modules (fake_jobs.py, fake_batch.py) append a function here that returns the (pattern, answer) pairs
 # for the statements of their snowflake-ml area; every new session gets them after the registry's own.
-HANDLER_EXTENSIONS: list[Callable[["RecordingSession"], Handlers]] = []
+HANDLER_EXTENSIONS: list[Callable[[RecordingSession], Handlers]] = []
 
 
 class RecordingSession:

@@ -9,8 +9,8 @@ import threading
 import time
 import types
 import uuid
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -64,7 +64,7 @@ def imported_model_spec(model: str, hf_model: dict[str, Any]) -> str:
 class FakeAsyncJob(AsyncJob):
     """A finished query: ``result()`` returns its rows or raises its error."""
 
-    def __init__(self, rows: list[Row], error: Exception | None = None) -> None:  # noqa: D107 - no super(): no connection
+    def __init__(self, rows: list[Row], error: Exception | None = None) -> None:
         self.query_id = str(uuid.uuid4())
         self._rows = rows
         self._error = error
@@ -72,7 +72,7 @@ class FakeAsyncJob(AsyncJob):
     def is_done(self) -> bool:
         return True
 
-    def result(self, result_type: str = "row") -> list[Row]:  # noqa: ARG002 - AsyncJob signature
+    def result(self, result_type: str = "row") -> list[Row]:
         if self._error is not None:
             raise self._error
         return self._rows
@@ -83,7 +83,7 @@ class FakeFileOperation:
     ``account.uploaded`` under the asked folder into the target folder, keeping sub-folders. A GET of nothing
     raises: an unexpected download (e.g. of a model manifest) must show up as a test failure."""
 
-    def __init__(self, session: "RecordingSession") -> None:
+    def __init__(self, session: RecordingSession) -> None:
         self._account = session.account
 
     def put(self, local_file_name: str, stage_location: str, **_: Any) -> list:
@@ -107,7 +107,7 @@ class FakeLineage:
     """``session.lineage``: the one-step model edges of the account's adapter pins (base → adapter), as the rows
     Snowpark's ``Lineage.trace`` returns (SOURCE_OBJECT / TARGET_OBJECT as JSON, snowflake-ml lineage_node.py)."""
 
-    def __init__(self, session: "RecordingSession") -> None:
+    def __init__(self, session: RecordingSession) -> None:
         self._session = session
         self.traces: list[tuple[str, str | None, str]] = []
 
@@ -117,7 +117,7 @@ class FakeLineage:
                            "version": version, "status": "ACTIVE", "createdOn": "2026-11-22T00:00:00Z"})
 
     def trace(self, object_name: str, object_domain: str, *, object_version: str | None = None,
-              direction: Any = "both", distance: int = 2) -> Any:  # noqa: ARG002 - Lineage.trace signature
+              direction: Any = "both", distance: int = 2) -> Any:
         wanted = (_last(object_name), _unquote(object_version or ""))
         way = str(getattr(direction, "value", direction)).lower()
         self.traces.append((object_name, object_version, way))

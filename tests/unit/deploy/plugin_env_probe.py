@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class FakeService(BaseHTTPRequestHandler):
     """Answers /__call__ (OpenAI-chat rows) and /encode like a model service, in the dataframe envelope."""
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         # Chat sends {"data": [[i, {...}]]}; embeddings send {"dataframe_records": [{...}]}, answered by position.
         rows = request.get("data") or [[i, record] for i, record in enumerate(request["dataframe_records"])]
@@ -43,7 +43,11 @@ def main() -> None:
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     service_auth = {"auth_type": "service", "service_preset": {"service_auth": "pat", "pat": "probe-pat-0123456789"},
                     "endpoint": endpoint}
-    from spcs_llm.local.harness import load_component
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "standin"))  # the DSS harness, not shipped
+    from spcs_standin.harness import load_component
 
     chat = load_component("spcs-chat", {**service_auth, "route": "__call__", "protocol": "openai_chat",
                                          "instance_family": "GPU_NV_S"})

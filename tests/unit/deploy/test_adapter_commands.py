@@ -7,15 +7,15 @@ import argparse
 
 import pytest
 
-from spcs_llm.deploy.adapter_commands import register
-from spcs_llm.errors import ConfigurationError
+from spcs_llm.cli.adapters import register
+from spcs_llm.core.errors import ConfigurationError
 
 pytestmark = pytest.mark.filterwarnings("ignore:It is impossible to validate your model signatures")
 
 
 @pytest.fixture(scope="module")
 def trained_adapter() -> str:
-    from spcs_llm.local.lora_engine import adapter_dir
+    from spcs_standin.lora_engine import adapter_dir
 
     return str(adapter_dir())
 
@@ -25,7 +25,7 @@ def opened(monkeypatch, session, account) -> list:
     """Sessions the command opened: the test's fake account, whose services come up at once."""
     account.next_statuses = ["RUNNING"]
     sessions: list = []
-    monkeypatch.setattr("spcs_llm.deploy.adapter_commands.session_for",
+    monkeypatch.setattr("spcs_llm.cli.adapters.session_for",
                         lambda args: sessions.append(session) or session)
     return sessions
 
@@ -73,7 +73,7 @@ def test_a_second_run_logs_nothing_again_and_prints_the_same_settings(opened, se
 
 
 def test_without_lora_support_the_merge_is_said_and_served_on_its_own(opened, account, trained_adapter, capsys):
-    from spcs_llm.local.tinychat import chat_model_dir
+    from spcs_standin.tinychat import chat_model_dir
 
     assert run(["zephyr-7b-beta", "--adapter", f"support_bot={trained_adapter}",
                 "--base-model-dir", str(chat_model_dir())]) == 0

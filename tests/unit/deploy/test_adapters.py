@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from spcs_llm.core.errors import ConfigurationError, DeploymentError
 from spcs_llm.deploy import CATALOG, Deployer, DeployOptions, WaitSettings
-from spcs_llm.deploy.adapter_serving import adapter_service_spec, serve_adapters
-from spcs_llm.deploy.adapters import AdapterRequest, local_adapter_dir, log_adapter, parse_adapter
-from spcs_llm.deploy.connection import connection_settings
-from spcs_llm.deploy.engine import EngineOptions
-from spcs_llm.deploy.registry_ops import open_registry
-from spcs_llm.errors import ConfigurationError, DeploymentError
+from spcs_llm.deploy.adapters.registration import AdapterRequest, local_adapter_dir, log_adapter, parse_adapter
+from spcs_llm.deploy.adapters.serving import adapter_service_spec, serve_adapters
+from spcs_llm.deploy.services.connection import connection_settings
+from spcs_llm.deploy.services.engine import EngineOptions
+from spcs_llm.deploy.services.registry_ops import open_registry
 
 FAST = DeployOptions(wait=WaitSettings(timeout_s=60, poll_interval_s=5))
 # The merged model is logged with the OpenAI-chat signature on purpose; snowflake-ml warns that it cannot check it.
@@ -25,14 +25,14 @@ pytestmark = pytest.mark.filterwarnings("ignore:It is impossible to validate you
 @pytest.fixture(scope="module")
 def trained_adapter() -> str:
     """A real LoRA adapter of the stand-in's tiny chat model (trained once, then cached)."""
-    from spcs_llm.local.lora_engine import adapter_dir
+    from spcs_standin.lora_engine import adapter_dir
 
     return str(adapter_dir())
 
 
 @pytest.fixture(scope="module")
 def base_weights() -> str:
-    from spcs_llm.local.tinychat import chat_model_dir
+    from spcs_standin.tinychat import chat_model_dir
 
     return str(chat_model_dir())
 
@@ -225,7 +225,7 @@ def test_an_empty_stage_folder_is_refused_naming_the_fix(session, account, tmp_p
 def test_merging_without_peft_installed_names_the_requirements_file(monkeypatch, tmp_path):
     import sys
 
-    from spcs_llm.deploy.adapters import merge_adapter
+    from spcs_llm.deploy.adapters.registration import merge_adapter
     from spcs_llm.deploy.dependencies import DeploymentStackMissingError
 
     monkeypatch.setitem(sys.modules, "peft", None)  # what an environment without peft gives on import

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import re
 
-import pytest
-import yaml
-
 import fake_batch
 import fake_snowflake
+import pytest
+import yaml
 from fake_batch import batch_state
 from fake_tables import add_table
-from spcs_llm.deploy.batch import BatchRequest, plan_batch_inference, run_batch_inference
-from spcs_llm.deploy.batch_run import RunSettings, execute
+
+from spcs_llm.deploy.batch.plan import BatchRequest, plan_batch_inference
+from spcs_llm.deploy.batch.run import RunSettings, execute, run_batch_inference
 from spcs_llm.deploy.names import DeploymentNames
 
 NAMES = DeploymentNames()
@@ -189,7 +189,7 @@ def test_an_embedding_model_gets_its_text_on_the_cpu_pool(session, account):
 
 
 def test_the_cost_estimate_is_pool_rate_times_nodes_times_expected_hours(session, account, reviews):
-    from spcs_llm.cost import instance_family_rates
+    from spcs_llm.core.cost import instance_family_rates
 
     rate = instance_family_rates()["GPU_NV_S"]
     plan = plan_batch_inference(session, NAMES, _request(mode="job", replicas=2, seconds_per_row=90.0))

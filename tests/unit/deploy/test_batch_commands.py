@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import re
 
-import pytest
-
 import fake_batch
 import fake_snowflake
+import pytest
 from fake_batch import batch_state
 from fake_tables import add_table
-from spcs_llm.deploy import batch_commands, handlers
+
+from spcs_llm.cli import batch as batch_commands
+from spcs_llm.cli import services_run as handlers
+from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV
-from spcs_llm.errors import ConfigurationError
 
 BASE = ["batch", "zephyr-7b-beta", "--input-table", "REVIEWS", "--text-column", "REVIEW", "--output-table", "ANSWERS"]
 

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from clean_envs import deploy_env_python, plugin_env_python, plugin_lib_environment  # noqa: F401 - fixtures
+
 from spcs_llm.cli import COMMANDS, DEPLOY_ENV, PLUGIN_ENV, Command, build_parser, main
 
 ENV_TIMEOUT = pytest.mark.timeout(900)  # the first test to use an env builds it (seconds with uv, a minute with pip)
@@ -79,15 +79,15 @@ def test_the_help_imports_no_commands_module_and_a_command_only_its_own():
             "for argv in (['--help'], ['teardown', '--help']):\n"
             "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
             "    print('imported', json.dumps(sorted(m for m in sys.modules if m.startswith(('spcs_llm.deploy.', "
-            "'spcs_llm.local.')) or m == 'spcs_llm.doctor')))\n")
+            "'spcs_llm.cli.', 'spcs_standin.')) or m == 'spcs_llm.spcs.doctor')))\n")
     result = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True, text=True,
                             timeout=120, env=plugin_lib_environment(), check=True)
     after_help, after_teardown = (json.loads(line.partition(" ")[2]) for line in result.stdout.splitlines()
                                   if line.startswith("imported "))
     assert after_help == []
-    assert "spcs_llm.deploy.commands" in after_teardown
-    assert not {"spcs_llm.doctor", "spcs_llm.local.commands", "spcs_llm.deploy.batch_commands",
-                "spcs_llm.deploy.finetune_commands"} & set(after_teardown)
+    assert "spcs_llm.cli.services" in after_teardown
+    assert not {"spcs_llm.spcs.doctor", "spcs_llm.cli.local", "spcs_llm.cli.batch",
+                "spcs_llm.cli.finetune"} & set(after_teardown)
 
 
 def test_a_commands_module_missing_a_package_is_one_line_naming_its_requirements(monkeypatch, capsys):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import logging
 
+import fake_snowflake
 import pytest
 
-import fake_snowflake
 from spcs_llm.cli import main
-from spcs_llm.cost import instance_family_rates
+from spcs_llm.core.cost import instance_family_rates
 from spcs_llm.deploy import CATALOG, DeploymentNames, connection_block, connection_settings, resolve_model, setup_sql
-from spcs_llm.deploy.connection import DeployedModel
-from spcs_llm.deploy.engine import EngineOptions
+from spcs_llm.deploy.services.connection import DeployedModel
+from spcs_llm.deploy.services.engine import EngineOptions
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV, open_session
 
 
@@ -38,7 +38,7 @@ def test_setup_sql_without_a_dss_url_is_refused_off_a_terminal(capsys):
 
 
 def test_setup_sql_asks_for_the_dss_url_on_a_terminal(monkeypatch, capsys):
-    from spcs_llm.deploy import handlers
+    from spcs_llm.cli import services_run as handlers
 
     monkeypatch.setattr(handlers, "interactive", lambda: True)
     monkeypatch.setattr("builtins.input", lambda prompt: "https://dss.acme.io/")
@@ -173,7 +173,7 @@ def test_teardown_execute_without_yes_refuses_off_a_terminal_and_drops_nothing(c
 
 @pytest.mark.parametrize(("answer", "code"), [("spcs_llm", 0), ("yes", 1)])
 def test_teardown_execute_asks_for_the_database_name_on_a_terminal(cli_session, monkeypatch, capsys, answer, code):
-    from spcs_llm.deploy import handlers
+    from spcs_llm.cli import services_run as handlers
 
     prompts = []
     monkeypatch.setattr(handlers, "interactive", lambda: True)
@@ -185,7 +185,7 @@ def test_teardown_execute_asks_for_the_database_name_on_a_terminal(cli_session, 
 
 def test_arguments_are_checked_before_any_connection(monkeypatch, capsys):
     opened = []
-    monkeypatch.setattr("spcs_llm.deploy.handlers.session_for", lambda args: opened.append(args))
+    monkeypatch.setattr("spcs_llm.cli.services_run.session_for", lambda args: opened.append(args))
     assert main(["deploy", "phi-2", "--instance-family", "GPU_FOO"]) == 1
     assert main(["deploy", "phi-2", "--gpu-pool", "bad-name"]) == 1
     assert main(["status", "--family-rate", "GPU_X"]) == 1
@@ -198,7 +198,7 @@ def test_an_unexpected_error_is_one_line_and_a_traceback_only_with_debug(monkeyp
     def broken(args):
         raise RuntimeError("socket closed\nmore detail")
 
-    monkeypatch.setattr("spcs_llm.deploy.handlers.session_for", broken)
+    monkeypatch.setattr("spcs_llm.cli.services_run.session_for", broken)
     assert main(["status"]) == 1
     err = capsys.readouterr().err
     assert err == "error: RuntimeError: socket closed Fix: run again with --debug to see where it failed.\n"

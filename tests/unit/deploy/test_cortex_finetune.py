@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 import fake_cortex_finetune
+import pytest
 from fake_cortex_finetune import error_step, finetune_state
 from fake_tables import add_table
-from spcs_llm.deploy.cortex_finetune import FinetuneEstimate, FinetuneRequest, plan_finetune, validate
-from spcs_llm.deploy.cortex_finetune_job import (PollSettings, cancel_job, connection_settings_text, create_job,
-                                                 wait_for_job)
+
+from spcs_llm.core.errors import ConfigurationError, DeploymentError
+from spcs_llm.deploy.cortex_finetune.job import (
+    PollSettings,
+    cancel_job,
+    connection_settings_text,
+    create_job,
+    wait_for_job,
+)
+from spcs_llm.deploy.cortex_finetune.plan import FinetuneEstimate, FinetuneRequest, plan_finetune, validate
 from spcs_llm.deploy.names import DeploymentNames
-from spcs_llm.errors import ConfigurationError, DeploymentError
 
 assert fake_cortex_finetune  # its handlers answer the FINETUNE statements
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import argparse
 
-import pytest
-
 import fake_cortex_finetune
 import fake_snowflake
+import pytest
 from fake_cortex_finetune import finetune_state
 from fake_tables import add_table
-from spcs_llm.deploy import cortex_finetune_commands, cortex_finetune_job, handlers
-from spcs_llm.deploy.cortex_finetune import FINETUNE_BASE_MODELS
+
+from spcs_llm.cli import cortex_finetune as cortex_finetune_commands
+from spcs_llm.cli import services_run as handlers
+from spcs_llm.core.errors import ConfigurationError, DeploymentError
+from spcs_llm.deploy.cortex_finetune import job as cortex_finetune_job
+from spcs_llm.deploy.cortex_finetune.plan import FINETUNE_BASE_MODELS
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV
-from spcs_llm.errors import ConfigurationError, DeploymentError
 
 assert fake_cortex_finetune  # its handlers answer the FINETUNE statements
 

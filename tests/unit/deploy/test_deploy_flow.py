@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 import yaml
 
+from spcs_llm.core.errors import ConfigurationError, DeploymentError, DeploymentTimeoutError, ServiceFailedError
 from spcs_llm.deploy import CATALOG, Deployer, DeployOptions, WaitSettings, resolve_model
-from spcs_llm.deploy.engine import EngineOptions
-from spcs_llm.errors import ConfigurationError, DeploymentError, DeploymentTimeoutError, ServiceFailedError
-from spcs_llm.templates import template_source
+from spcs_llm.deploy.services.engine import EngineOptions
+from spcs_llm.spcs.templates import template_source
 
 FAST = DeployOptions(wait=WaitSettings(timeout_s=60, poll_interval_s=5))
 

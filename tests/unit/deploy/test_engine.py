@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from spcs_llm.cli import main
+from spcs_llm.core.errors import ConfigurationError, DeploymentError
 from spcs_llm.deploy import CATALOG, resolve_model
-from spcs_llm.deploy.engine import EngineOptions
-from spcs_llm.errors import ConfigurationError, DeploymentError
+from spcs_llm.deploy.services.engine import EngineOptions
 
 
 def test_chat_models_default_to_vllm_and_embedding_models_to_python():
@@ -50,7 +50,7 @@ def test_bad_engine_settings_are_refused_with_a_fix(name, overrides, engine, mes
 
 def test_engine_flags_are_checked_before_any_connection(monkeypatch, capsys):
     opened = []
-    monkeypatch.setattr("spcs_llm.deploy.handlers.session_for", lambda args: opened.append(args))
+    monkeypatch.setattr("spcs_llm.cli.services_run.session_for", lambda args: opened.append(args))
     assert main(["deploy", "phi-2", "--max-model-len", "4096"]) == 1
     assert main(["deploy", "phi-2", "--gpu-memory-utilization", "2"]) == 1
     assert main(["deploy", "phi-2", "--engine", "python", "--tensor-parallel-size", "1"]) == 1
@@ -67,8 +67,8 @@ def test_deploy_passes_the_engine_flags_to_the_deployer(monkeypatch):
         deployed.append(spec)
         raise DeploymentError("stopped before Snowflake")
 
-    monkeypatch.setattr("spcs_llm.deploy.handlers.session_for", lambda args: None)
-    monkeypatch.setattr("spcs_llm.deploy.deployer.Deployer.deploy", record)
+    monkeypatch.setattr("spcs_llm.cli.services_run.session_for", lambda args: None)
+    monkeypatch.setattr("spcs_llm.deploy.services.deployer.Deployer.deploy", record)
     assert main(["deploy", "zephyr-7b-beta", "--max-model-len", "4096", "--gpu-memory-utilization", "0.8",
                  "--engine-arg=--enforce-eager"]) == 1
     assert deployed[0].engine == EngineOptions("vllm", 4096, 0.8, None, ("--enforce-eager",))

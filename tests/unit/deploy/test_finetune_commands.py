@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-import pytest
-
 import fake_snowflake
+import pytest
 from fake_jobs import JobOutcome
 from fake_tables import add_table
-from spcs_llm.deploy import handlers
-from spcs_llm.deploy.finetune_commands import next_step, register
+
+from spcs_llm.cli import services_run as handlers
+from spcs_llm.cli.finetune import next_step, register
+from spcs_llm.core.errors import ConfigurationError, ServiceFailedError
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV
-from spcs_llm.errors import ConfigurationError, ServiceFailedError
 
 REPORT = {"adapter_location": "@SPCS_LLM.MODELS.ADAPTERS/colors", "base_model": "HuggingFaceH4/zephyr-7b-beta",
           "examples": 2, "steps": 2, "losses": [2.0, 0.5], "seconds": 12.0}
@@ -99,7 +99,7 @@ def test_arguments_are_checked_before_any_connection(monkeypatch, argv, message)
     def no_session(_args):
         raise AssertionError("a session was opened")
 
-    monkeypatch.setattr("spcs_llm.deploy.finetune_commands.session_for", no_session)
+    monkeypatch.setattr("spcs_llm.cli.finetune.session_for", no_session)
     with pytest.raises(ConfigurationError, match=message):
         run(argv)
 
@@ -117,7 +117,7 @@ def test_help_lists_the_options(capsys):
 
 
 def test_the_next_step_names_an_adapter_the_serve_command_accepts():
-    from spcs_llm.deploy.adapters import parse_adapter
+    from spcs_llm.deploy.adapters.registration import parse_adapter
 
     line = next_step("HuggingFaceH4/zephyr-7b-beta", "@DB.S.ADAPTERS/2024-run.v1/")
     assert "spcs-llm serve-adapters zephyr-7b-beta --adapter adapter_2024_run_v1=@DB.S.ADAPTERS/2024-run.v1/" in line
@@ -126,7 +126,7 @@ def test_the_next_step_names_an_adapter_the_serve_command_accepts():
 
 
 def test_the_printed_next_step_serves_the_trained_adapter(cli_session, capsys):
-    from spcs_llm.deploy.adapter_commands import register as register_serve_adapters
+    from spcs_llm.cli.adapters import register as register_serve_adapters
 
     cli_session.account.lora_adapters_enabled = True
     cli_session.account.next_statuses = ["RUNNING"]

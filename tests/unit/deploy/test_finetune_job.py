@@ -7,15 +7,15 @@ import json
 import types
 import zipfile
 
-import pytest
-
 import fake_jobs
+import pytest
 from fake_jobs import JobOutcome, payload_files
 from fake_tables import add_table
+
+from spcs_llm.core.errors import ConfigurationError, DeploymentError, DeploymentTimeoutError, ServiceFailedError
 from spcs_llm.deploy import DeploymentNames
-from spcs_llm.deploy.finetune import LoraSettings
-from spcs_llm.deploy.finetune_cost import cost_line
-from spcs_llm.deploy.finetune_job import (
+from spcs_llm.deploy.finetune.cost import cost_line
+from spcs_llm.deploy.finetune.job import (
     ENTRY_SCRIPT,
     TrainingSource,
     attach_finetune,
@@ -24,8 +24,8 @@ from spcs_llm.deploy.finetune_job import (
     submit_finetune,
     wait_for_finetune,
 )
-from spcs_llm.deploy.training_data import TrainingColumns
-from spcs_llm.errors import ConfigurationError, DeploymentError, DeploymentTimeoutError, ServiceFailedError
+from spcs_llm.deploy.finetune.training import LoraSettings
+from spcs_llm.deploy.finetune.training_data import TrainingColumns
 
 NAMES = DeploymentNames()
 SETTINGS = LoraSettings(rank=4, alpha=8, learning_rate=0.01, max_steps=50, system_prompt="-be brief")
@@ -59,13 +59,13 @@ def test_submission_uploads_the_entry_script_and_package_and_runs_on_the_gpu_poo
     assert "CREATE STAGE IF NOT EXISTS SPCS_LLM.MODELS.SPCS_LLM_ADAPTERS" in session.statements[3]
     assert session.statements[4] == "describe stage identifier('SPCS_LLM.MODELS.SPCS_LLM_JOBS')"
     files = payload_files(session, job.job_id)
-    assert files["app/finetune_job_main.py"] == ENTRY_SCRIPT.read_bytes()
+    assert files["app/job_main.py"] == ENTRY_SCRIPT.read_bytes()
     package = zipfile.ZipFile(io.BytesIO(files["app/spcs_llm.zip"])).namelist()
-    assert {"spcs_llm/deploy/finetune.py", "spcs_llm/deploy/finetune_job_main.py",
-            "spcs_llm/deploy/training_data.py"} <= set(package)
+    assert {"spcs_llm/deploy/finetune/training.py", "spcs_llm/deploy/finetune/job_main.py",
+            "spcs_llm/deploy/finetune/training_data.py"} <= set(package)
     assert b"peft" in files["app/requirements.txt"]
     spec, options = _execute_call(session)
-    assert spec["ARGS"][:3] == ["bash", "/mnt/job_stage/system/startup.sh", "/mnt/job_stage/app/finetune_job_main.py"]
+    assert spec["ARGS"][:3] == ["bash", "/mnt/job_stage/system/startup.sh", "/mnt/job_stage/app/job_main.py"]
     assert "generic_gpu" in spec["RUNTIME"] and options["EXTERNAL_ACCESS_INTEGRATIONS"] == ["SPCS_LLM_EGRESS_EAI"]
 
 

@@ -8,10 +8,10 @@ import types
 import pytest
 from snowflake.snowpark import Row
 
-from spcs_llm.deploy.finetune import TrainingExample, step_rows
-from spcs_llm.deploy.finetune_job_main import table_examples
-from spcs_llm.deploy.training_data import TrainingColumns, examples_from_file, examples_from_records
-from spcs_llm.errors import ConfigurationError
+from spcs_llm.core.errors import ConfigurationError
+from spcs_llm.deploy.finetune.job_main import table_examples
+from spcs_llm.deploy.finetune.training import TrainingExample, step_rows
+from spcs_llm.deploy.finetune.training_data import TrainingColumns, examples_from_file, examples_from_records
 
 COLUMNS = TrainingColumns()
 

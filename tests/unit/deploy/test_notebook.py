@@ -20,12 +20,11 @@ import os
 import re
 from pathlib import Path
 
+import fake_notebook_account
 import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
-
-import fake_notebook_account
 
 ROOT = Path(__file__).resolve().parents[3]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))

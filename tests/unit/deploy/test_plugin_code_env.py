@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from clean_envs import DEPLOY_REQUIREMENTS, ROOT, plugin_env_python, plugin_lib_environment  # noqa: F401 - fixture
 from clean_envs import PLUGIN_REQUIREMENTS as REQUIREMENTS
 

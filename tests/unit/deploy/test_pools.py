@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from spcs_llm.cost import instance_family_rates
+from spcs_llm.core.cost import instance_family_rates
 from spcs_llm.deploy import Deployer
-from spcs_llm.deploy.pools import pool_billing
+from spcs_llm.deploy.services.pools import pool_billing
 
 GPU_RATE = instance_family_rates()["GPU_NV_S"]
 

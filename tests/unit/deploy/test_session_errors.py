@@ -9,8 +9,8 @@ import snowflake.connector
 import snowflake.snowpark
 
 from spcs_llm.cli import main
+from spcs_llm.core.errors import ConfigurationError, DeploymentError, SpcsLlmError
 from spcs_llm.deploy.session import SESSION_FACTORY_ENV, open_session
-from spcs_llm.errors import ConfigurationError, DeploymentError, SpcsLlmError
 
 RAW = "Default connection with name 'default' cannot be found, known ones are []"
 

@@ -8,12 +8,12 @@ import json
 import pytest
 import responses
 
+from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.deploy import CATALOG, DeploymentNames
-from spcs_llm.deploy.connection import DeployedModel
-from spcs_llm.deploy.estimate import estimate
-from spcs_llm.deploy.smoke import smoke_test
-from spcs_llm.deploy.sql import run_teardown
-from spcs_llm.errors import ConfigurationError
+from spcs_llm.deploy.services.connection import DeployedModel
+from spcs_llm.deploy.services.estimate import estimate
+from spcs_llm.deploy.services.smoke import smoke_test
+from spcs_llm.deploy.services.sql import run_teardown
 
 PAT = "pat-secret-for-the-smoke-test-0123456789"
 

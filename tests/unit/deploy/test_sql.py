@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.deploy import CATALOG, DeploymentNames, service_functions_sql, setup_sql, teardown_sql
-from spcs_llm.errors import ConfigurationError
 
 GOLDEN = Path(__file__).parent / "golden" / "setup_default.sql"
 NAMES = DeploymentNames.build(dss_url="https://dss.mycompany.com")

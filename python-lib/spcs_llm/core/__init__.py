@@ -1,0 +1,1 @@
+"""What every backend shares: auth, transport, retry, limiter, errors, redaction, tokens, codecs."""

@@ -1,0 +1,1 @@
+"""LoRA adapters: registered against their base model and served beside it."""

@@ -1,0 +1,1 @@
+"""Bulk inference inside Snowflake: a deployed model over a whole table."""

@@ -1,0 +1,1 @@
+"""Cortex fine-tuning (SNOWFLAKE.CORTEX.FINETUNE) from a Snowflake table."""

@@ -1,0 +1,1 @@
+"""Model services: catalog, pools, deploy, status, teardown and their SQL."""

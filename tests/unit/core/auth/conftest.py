@@ -1,0 +1,28 @@
+"""Fixtures shared by the auth tests: an empty token cache, no back-off waits, a frozen clock, mocked HTTP."""
+
+import pytest
+import responses
+from freezegun import freeze_time
+from tenacity import wait_none
+
+from spcs_llm.core.auth import account, clear_token_cache
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(monkeypatch):
+    clear_token_cache()
+    monkeypatch.setattr(account, "RETRY_WAIT", wait_none())
+    yield
+    clear_token_cache()
+
+
+@pytest.fixture
+def clock():
+    with freeze_time("2026-01-01 00:00:00") as frozen:
+        yield frozen
+
+
+@pytest.fixture
+def http():
+    with responses.RequestsMock() as mock:
+        yield mock
