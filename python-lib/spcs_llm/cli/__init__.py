@@ -36,7 +36,7 @@ class Command(NamedTuple):
 
 
 COMMANDS: dict[str, Command] = {
-    "doctor": Command("spcs_llm.spcs.doctor", "check DNS, TLS, tokens, ingress auth and protocol of an SPCS endpoint",
+    "doctor": Command("spcs_llm.cli.doctor", "check DNS, TLS, tokens, ingress auth and protocol of an SPCS endpoint",
                       PLUGIN_ENV),
     "local": Command("spcs_llm.cli.local", "run the local Snowflake + SPCS stand-in (127.0.0.1 only)", DEV_ENV),
     "setup-sql": Command("spcs_llm.cli.services", "print the Snowflake setup SQL (roles, pools, OAuth, grants)",
@@ -117,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error_line(import_failure(command.command, exc)), file=sys.stderr)
         return 1
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:  # the libraries' INFO chatter (Snowpark's AST notice, HTTP pools) only with -v
         for name in LIBRARY_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)

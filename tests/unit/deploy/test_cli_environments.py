@@ -86,7 +86,7 @@ def test_the_help_imports_no_commands_module_and_a_command_only_its_own():
                                   if line.startswith("imported "))
     assert after_help == []
     assert "spcs_llm.cli.services" in after_teardown
-    assert not {"spcs_llm.spcs.doctor", "spcs_llm.cli.local", "spcs_llm.cli.batch",
+    assert not {"spcs_llm.spcs.doctor", "spcs_llm.cli.doctor", "spcs_llm.cli.local", "spcs_llm.cli.batch",
                 "spcs_llm.cli.finetune"} & set(after_teardown)
 
 
