@@ -70,6 +70,46 @@ def test_the_adapter_is_logged_pinned_to_its_base_version(session, account, trai
     assert [f["target_method"] for f in logged.model_version.show_functions()] == ["__call__"]
 
 
+def _hf_cache_snapshot(adapter: str, root: Path) -> Path:
+    """The layout of a Hugging Face cache snapshot: every file a relative symlink into ``blobs/``."""
+    blobs, snapshot = root / "blobs", root / "snapshots" / "0123abcd"
+    blobs.mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for index, source in enumerate(sorted(Path(adapter).iterdir())):
+        if source.is_file():
+            (blobs / f"blob{index}").write_bytes(source.read_bytes())
+            (snapshot / source.name).symlink_to(Path("..", "..", "blobs", f"blob{index}"))
+    return snapshot
+
+
+def test_a_symlinked_cache_snapshot_is_logged_as_real_files(session, account, trained_adapter, tmp_path):
+    # snowflake-ml's PEFT packaging refuses a symlinked adapter_config.json and skips symlinked weights
+    # (_packager/model_handlers/peft_adapter.py, _copy_top_level_files); the adapter is copied to real files first.
+    account.lora_adapters_enabled = True
+    snapshot = _hf_cache_snapshot(trained_adapter, tmp_path / "models--me--support-bot")
+    assert (snapshot / "adapter_config.json").is_symlink()
+    base = _base_version(session, account)
+    log_adapter(open_registry(session, Deployer(session).names), base, str(snapshot),
+                AdapterRequest("support_bot", str(snapshot)))
+
+    uploaded = {Path(path).name for path in account.uploaded if "/models/SUPPORT_BOT/adapter/" in path}
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= uploaded
+    assert account.pins[("SUPPORT_BOT", "V1")] == ("ZEPHYR_7B_BETA", "V1")
+    assert (snapshot / "adapter_config.json").is_symlink()  # the user's folder is left as it was
+
+
+def test_a_snapshot_with_a_dangling_symlink_is_refused_with_the_fix(session, account, trained_adapter, tmp_path):
+    account.lora_adapters_enabled = True
+    snapshot = _hf_cache_snapshot(trained_adapter, tmp_path / "models--me--support-bot")
+    (snapshot / "adapter_model.safetensors").resolve().unlink()
+    base = _base_version(session, account)
+    with pytest.raises(ConfigurationError, match="adapter_model.safetensors") as raised:
+        log_adapter(open_registry(session, Deployer(session).names), base, str(snapshot),
+                    AdapterRequest("support_bot", str(snapshot)))
+    assert "--local-dir" in raised.value.fix
+    assert session.statements_like("CREATE MODEL") == []
+
+
 def test_without_lora_support_the_adapter_is_merged_and_logged_as_a_full_chat_model(
         session, account, trained_adapter, base_weights, caplog):
     base = _base_version(session, account)

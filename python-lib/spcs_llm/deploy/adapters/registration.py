@@ -10,13 +10,20 @@ snowflake-ml 2.6 calls this module relies on (driven through the recording fake 
   PeftAdapter (an adapter targets Snowpark Container Services only: ``registry/_manager/
   model_parameter_reconciler.py``) or the merged text-generation pipeline.
 - ``FileOperation.get(stage_location, target_directory)`` downloads a stage folder (a fine-tuning job's output).
+- PeftAdapter packaging copies the adapter folder's top-level *regular* files only: a symlinked
+  ``adapter_config.json`` is refused and symlinked weights are skipped (``_is_regular_file`` and
+  ``_copy_top_level_files`` in ``_packager/model_handlers/peft_adapter.py``). A Hugging Face cache snapshot is all
+  symlinks, so ``packable_adapter_dir`` copies such a folder to real files before logging.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,6 +114,38 @@ def local_adapter_dir(session: Any, request: AdapterRequest, workdir: str) -> st
     return str(configs[0].parent)
 
 
+def _symlinked_files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.iterdir() if path.is_symlink())
+
+
+@contextlib.contextmanager
+def packable_adapter_dir(adapter_dir: str) -> Iterator[str]:
+    """``adapter_dir`` as snowflake-ml packages it: only top-level regular files (no symlinks) are kept.
+
+    A folder without symlinks is used as it is; a folder with symlinked files (a Hugging Face cache snapshot) is
+    copied to a temporary folder of real files, which lives as long as the ``with`` block.
+    """
+    folder = Path(adapter_dir)
+    links = _symlinked_files(folder)
+    if not links:
+        yield adapter_dir
+        return
+    dangling = [path.name for path in links if not path.exists()]
+    if dangling:
+        raise ConfigurationError(
+            f"{adapter_dir} holds symlinks to missing files ({', '.join(dangling)}), so the adapter cannot be "
+            "packaged.",
+            fix="Download the adapter again (huggingface-cli download REPO --local-dir FOLDER writes real files) "
+                "and pass that folder.")
+    with tempfile.TemporaryDirectory(prefix="spcs-llm-adapter-files-") as copy:
+        for path in sorted(folder.iterdir()):
+            if path.is_file():  # follows the link: the real file's bytes are copied, not the link
+                shutil.copyfile(path, os.path.join(copy, path.name))
+        LOGGER.info("%s holds symlinked files (%s); logging a copy with real files, as snowflake-ml skips symlinks",
+                    adapter_dir, ", ".join(path.name for path in links))
+        yield copy
+
+
 def merge_adapter(base_dir: str, adapter_dir: str, output_dir: str) -> Any:
     """Fold the LoRA weights into the base weights (peft ``merge_and_unload``) for accounts without adapters.
 
@@ -166,16 +205,18 @@ def log_adapter(
     if not Path(adapter_dir, ADAPTER_CONFIG).is_file():
         raise ConfigurationError(f"{adapter_dir} has no {ADAPTER_CONFIG}, so it is not a LoRA adapter.",
                                  fix="Pass the folder the fine-tuning run saved its adapter to.")
-    try:
-        adapter = PeftAdapter(base_model=base_version, adapter_path=adapter_dir)
-    except Exception as error:
-        if not _lacks_lora_support(error):
-            raise
-        return _log_merged(registry, adapter_dir, request, version_name + MERGED_SUFFIX, base_model_dir, merge, error)
-    LOGGER.info("Logging adapter %s as %s %s pinned to its base version", request.alias, request.model_name,
-                version_name)
-    version = registry.log_model(adapter, model_name=request.model_name, version_name=version_name,
-                                 comment=f"spcs-llm: LoRA adapter {request.alias}", target_platforms=TARGET_PLATFORMS)
+    with packable_adapter_dir(adapter_dir) as files:
+        try:
+            adapter = PeftAdapter(base_model=base_version, adapter_path=files)
+        except Exception as error:
+            if not _lacks_lora_support(error):
+                raise
+            return _log_merged(registry, files, request, version_name + MERGED_SUFFIX, base_model_dir, merge, error)
+        LOGGER.info("Logging adapter %s as %s %s pinned to its base version", request.alias, request.model_name,
+                    version_name)
+        version = registry.log_model(adapter, model_name=request.model_name, version_name=version_name,
+                                     comment=f"spcs-llm: LoRA adapter {request.alias}",
+                                     target_platforms=TARGET_PLATFORMS)
     return LoggedAdapter(request.alias, version, merged=False, reused=False,
                          note=f"{request.alias}: logged as {request.model_name} {version_name}, pinned to its base.")
 
