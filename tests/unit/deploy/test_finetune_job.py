@@ -69,6 +69,42 @@ def test_submission_uploads_the_entry_script_and_package_and_runs_on_the_gpu_poo
     assert "generic_gpu" in spec["RUNTIME"] and options["EXTERNAL_ACCESS_INTEGRATIONS"] == ["SPCS_LLM_EGRESS_EAI"]
 
 
+def test_without_external_access_the_job_asks_pip_for_nothing_and_carries_its_packages(session, jobs):
+    # snowflake-ml's job start-up runs `pip install -r requirements.txt` (set -e) whenever pip_requirements were
+    # given (jobs/_utils/scripts/startup.sh): with no egress integration that fails, so nothing may be asked of pip.
+    job = submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"), settings=SETTINGS,
+                          base_model_stage="@MODELS_STAGE/zephyr", external_access=False)
+
+    files = payload_files(session, job.job_id)
+    assert "app/requirements.txt" not in files
+    for package in ("peft", "jinja2", "markupsafe"):
+        names = zipfile.ZipFile(io.BytesIO(files[f"app/{package}.zip"])).namelist()
+        assert f"{package}/__init__.py" in names
+    spec, options = _execute_call(session)
+    assert not options.get("EXTERNAL_ACCESS_INTEGRATIONS")
+    args = spec["ARGS"]
+    assert args[args.index("--base-model") + 1] == "@SPCS_LLM.MODELS.MODELS_STAGE/zephyr"
+
+
+def test_without_external_access_a_hub_model_is_refused_before_anything_is_written(session, jobs):
+    with pytest.raises(ConfigurationError, match="cannot download HuggingFaceH4/zephyr-7b-beta") as raised:
+        submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"), settings=SETTINGS,
+                        external_access=False)
+    assert "--base-model-stage" in raised.value.fix
+    assert not jobs.jobs and not session.statements_like("CREATE STAGE")
+
+
+def test_without_external_access_and_no_local_peft_the_job_is_refused_with_the_fix(session, jobs, monkeypatch):
+    from spcs_llm.deploy.finetune import job as finetune_job
+
+    real = finetune_job._package_dir
+    monkeypatch.setattr(finetune_job, "_package_dir", lambda name: None if name == "peft" else real(name))
+    with pytest.raises(ConfigurationError, match="cannot pip-install peft") as raised:
+        submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"), settings=SETTINGS,
+                        base_model_stage="@MODELS_STAGE/zephyr", external_access=False)
+    assert "requirements-lora.txt" in raised.value.fix and not jobs.jobs
+
+
 def test_the_job_arguments_carry_the_data_the_output_and_every_setting(session, jobs):
     job = submit_finetune(session, NAMES, "zephyr-7b-beta", TrainingSource(table="PAIRS"), "@ADAPTERS/colors",
                           SETTINGS)

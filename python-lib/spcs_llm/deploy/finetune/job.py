@@ -13,6 +13,7 @@ entry script also runs locally as plain Python, and its arguments are plain text
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import tempfile
 import time
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from spcs_llm.core.errors import ConfigurationError, DeploymentError, DeploymentTimeoutError, ServiceFailedError
-from spcs_llm.deploy.dependencies import require
+from spcs_llm.deploy.dependencies import LORA_INSTALL_HINT, require
 from spcs_llm.deploy.families import check_instance_family
 from spcs_llm.deploy.finetune.training import LoraSettings
 from spcs_llm.deploy.finetune.training_data import (
@@ -42,6 +43,11 @@ ADAPTER_STAGE = "SPCS_LLM_ADAPTERS"  # default home of trained adapters
 # Installed in the job through the egress integration: peft is not known to be in the ML runtime image (inferred);
 # jinja2 is imported by the spcs_llm.deploy package itself (its SQL templates).
 JOB_REQUIREMENTS = ("peft>=0.10", "jinja2")
+# A job without external access ships these from this machine instead, beside spcs_llm through ``imports``: its
+# start-up script runs `pip install -r requirements.txt` under `set -e` whenever pip_requirements were given, which
+# fails with no package index to reach (snowflake-ml 2.6 jobs/_utils/scripts/startup.sh). All three are pure Python
+# (markupsafe falls back to its _native module where the zipped C speed-up does not load).
+OFFLINE_VENDORED = ("peft", "jinja2", "markupsafe")
 LOG_TAIL_LINES = 20
 REPORT_KEYS = {"adapter_location", "base_model", "losses", "examples", "seconds"}  # job_main.run's report
 _OBJECT = IDENTIFIER_PATTERN
@@ -279,20 +285,57 @@ def output_stage_sql(plan: FinetunePlan) -> str:
     return f"CREATE STAGE IF NOT EXISTS {output_stage_name} ENCRYPTION = (TYPE = 'SNOWFLAKE_SSE')"
 
 
+def _package_dir(name: str) -> Path | None:
+    """The folder of an installed package, found without importing it (peft would import torch)."""
+    spec = importlib.util.find_spec(name)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return Path(locations[0]) if locations else None
+
+
+def offline_imports(plan: FinetunePlan) -> list[tuple[str, str]]:
+    """What a job without external access ships instead of a pip install; refuses what it could not run.
+
+    Without an egress integration the job can neither download the base model from the Hub nor install packages.
+    The packages are taken from this machine (OFFLINE_VENDORED). Inferred, not checked on a live account: peft's own
+    dependencies (torch, transformers, accelerate, safetensors, huggingface_hub) are in the GPU ML runtime image
+    (Snowflake's docs list PyTorch and Hugging Face among its frameworks; torch itself requires jinja2), and this
+    machine's peft version works with that image's transformers.
+    """
+    if not plan.base_model.startswith("@"):
+        raise ConfigurationError(
+            f"A job without external access cannot download {plan.base_model} from Hugging Face.",
+            fix="Upload the base model's files to a stage and pass --base-model-stage @STAGE/folder, or drop "
+                "--no-external-access (the job then uses the egress integration from `spcs-llm setup-sql`).")
+    folders = {name: _package_dir(name) for name in OFFLINE_VENDORED}
+    missing = [name for name, folder in folders.items() if folder is None]
+    if missing:
+        raise ConfigurationError(
+            f"A job without external access cannot pip-install {', '.join(missing)}, and this machine has no copy "
+            "to ship with it.",
+            fix=f"Install them here ({LORA_INSTALL_HINT}) so the job carries them, or drop --no-external-access.")
+    return [(str(folder), name) for name, folder in folders.items() if folder is not None]
+
+
 def submit_arguments(plan: FinetunePlan, names: DeploymentNames, input_column: str | None, *,
                      external_access: bool = True) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """``snowflake.ml.jobs.submit_file`` arguments but the session, decided without a connection: snowflake-ml 2.6
     jobs/manager.py submit_file(file_path, compute_pool, *, stage_name, args, target_instances, pip_requirements,
-    external_access_integrations, session, **kwargs: database, schema, imports, name, ...)."""
+    external_access_integrations, session, **kwargs: database, schema, imports, name, ...).
+
+    With external access the job pip-installs JOB_REQUIREMENTS; without it, it asks pip for nothing and carries
+    them as imports (``offline_imports``), or is refused here, before anything is submitted."""
     options: dict[str, Any] = {}
     if plan.spec.gated and not plan.base_model.startswith("@"):
         options["spec_overrides"] = hf_token_override(names)
+    imports: list[tuple[str, str]] = [(str(PACKAGE_DIR), "spcs_llm")]
+    if not external_access:
+        imports += offline_imports(plan)
     return (str(ENTRY_SCRIPT), plan.compute_pool), dict(
         stage_name=plan.payload_stage, args=job_arguments(plan, input_column),
-        pip_requirements=list(JOB_REQUIREMENTS),
+        pip_requirements=list(JOB_REQUIREMENTS) if external_access else None,
         external_access_integrations=[names.external_access_integration] if external_access else None,
         database=names.database, schema=names.schema, name=plan.job_name,
-        imports=[(str(PACKAGE_DIR), "spcs_llm")], **options,
+        imports=imports, **options,
     )
 
 
@@ -301,8 +344,8 @@ def submit_checked(session: Any, names: DeploymentNames, checked: CheckedFinetun
     """Submit a checked plan; returns at once (``wait_for_finetune`` waits)."""
     plan = checked.plan
     jobs = require("snowflake.ml.jobs")
-    session.sql(output_stage_sql(plan)).collect()
     positional, keywords = submit_arguments(plan, names, checked.input_column, external_access=external_access)
+    session.sql(output_stage_sql(plan)).collect()
     handle = jobs.submit_file(*positional, session=session, **keywords)
     return FinetuneJob(job_id=handle.id, adapter_location=plan.output_location, compute_pool=plan.compute_pool,
                        instance_family=checked.instance_family, credits_per_hour=checked.credits_per_hour,
