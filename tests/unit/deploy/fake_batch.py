@@ -62,6 +62,7 @@ class FakeBatchState:
     jobs: dict[str, FakeBatchJob] = field(default_factory=dict)
     next_job_statuses: list[str] = field(default_factory=lambda: ["PENDING", "RUNNING", "DONE"])
     failing_texts: set[str] = field(default_factory=set)  # the model fails on these inputs
+    drops_input_columns: bool = False  # the job writes the model's output columns only (no ROW_ID passed through)
     raw_statements: list[str] = field(default_factory=list)
 
 
@@ -280,12 +281,22 @@ class _BatchAnswers:
         for row in self.state.files[job.input_location]:
             text = next(value for key, value in row.items() if key != "ROW_ID")
             if text not in self.state.failing_texts:
-                results.append({**row, **model_output(kind, text, model)})
+                results.append({**({} if self.state.drops_input_columns else row), **model_output(kind, text, model)})
         self.state.files[job.output_location] = results
 
     def file_format(self, m: re.Match) -> list[Row]:
         self.state.file_formats.add(m[1].upper())
         return [Row(status=f"File format {_last(m[1])} successfully created.")]
+
+    def _result_rows(self, location: str, file_format: str) -> list[dict[str, Any]]:
+        if file_format.upper() not in self.state.file_formats:
+            raise _not_found(f"File format '{file_format}'")
+        self._stage_of(location)
+        return self.state.files.get(location, [])
+
+    def check_results(self, m: re.Match) -> list[Row]:
+        rows = self._result_rows(m[1], m[2])
+        return [Row(RESULT_ROWS=len(rows), ROWS_WITH_ROW_ID=sum(row.get("ROW_ID") is not None for row in rows))]
 
     def load_results(self, m: re.Match) -> list[Row]:
         output, column, deleted, location, file_format = m[1], m[2], m[4], m[5], m[6]
@@ -332,6 +343,8 @@ def _handlers(session: RecordingSession) -> fake_snowflake.Handlers:
          r"MODEL = ([\w.]+) VERSION = (\w+) FUNCTION = '(\w+)' NAME = ([\w.]+) ASYNC = TRUE(?: REPLICAS = (\d+))?$",
          answers.execute_job),
         (r"^CREATE TEMPORARY FILE FORMAT IF NOT EXISTS ([\w.]+) TYPE = PARQUET$", answers.file_format),
+        (r"^SELECT COUNT\(\*\) AS RESULT_ROWS, COUNT\(\$1:ROW_ID\) AS ROWS_WITH_ROW_ID FROM (@\S+) "
+         r"\(FILE_FORMAT => '([\w.]+)', PATTERN => '\.\*\[\.\]parquet'\)$", answers.check_results),
         (_INSERT + r"\$1:ROW_ID::NUMBER, \$1:\"([^\"]+)\"::VARCHAR, OBJECT_DELETE\(\$1, (.*)\), NULL FROM (@\S+) "
                    r"\(FILE_FORMAT => '([\w.]+)', PATTERN => '\.\*\[\.\]parquet'\)$", answers.load_results),
     ]

@@ -12,6 +12,7 @@ import yaml
 from fake_batch import batch_state
 from fake_tables import add_table
 
+from spcs_llm.core.errors import DeploymentError
 from spcs_llm.deploy.batch.plan import BatchRequest, plan_batch_inference
 from spcs_llm.deploy.batch.run import RunSettings, execute, run_batch_inference
 from spcs_llm.deploy.names import DeploymentNames
@@ -134,6 +135,33 @@ def test_rows_a_job_returns_no_result_for_are_in_the_output_with_an_error(sessio
     failed = _output(account)[1]
     assert failed["RESPONSE"] is None
     assert failed["ERROR"] == f"no result for this row in the output of job {result.job_id}"
+
+
+def test_the_job_input_carries_the_row_id_and_results_are_read_only_after_checking_for_it(session, account, reviews):
+    result = _run(session, mode="job")
+
+    state = batch_state(account)
+    [job] = state.jobs.values()
+    assert all("ROW_ID" in row for row in state.files[job.input_location])
+    [check] = [s for s in session.statements if s.startswith("SELECT COUNT(*) AS RESULT_ROWS")]
+    assert f"COUNT($1:ROW_ID) AS ROWS_WITH_ROW_ID FROM {job.output_location} " in check
+    assert session.statements.index(check) < next(
+        i for i, s in enumerate(session.statements) if "OBJECT_DELETE($1" in s)
+    assert (result.rows_total, result.rows_failed) == (6, 0)
+
+
+def test_job_results_without_the_row_id_stop_the_run_naming_where_they_are(session, account, reviews):
+    batch_state(account).drops_input_columns = True
+
+    with pytest.raises(DeploymentError, match="without the ROW_ID column") as raised:
+        _run(session, mode="job")
+
+    [job] = batch_state(account).jobs.values()
+    assert f"SELECT $1 FROM {job.output_location}" in raised.value.fix
+    assert "notebooks/requirements.txt" in raised.value.fix
+    assert not [s for s in session.statements if "OBJECT_DELETE($1" in s]  # nothing was loaded by position
+    rows = _output(account)
+    assert len(rows) == 6 and all(r["RESPONSE"] is None and "has no ROW_ID column" in r["ERROR"] for r in rows)
 
 
 def test_a_failed_job_leaves_every_row_with_an_error_naming_the_job(session, account, reviews):

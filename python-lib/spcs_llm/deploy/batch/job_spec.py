@@ -71,6 +71,11 @@ def _execute_job_statement(plan: BatchPlan) -> str:
     )
 
 
+def missing_row_id_error(job_id: str, results_location: str) -> str:
+    return (f"the output of job {job_id} has no ROW_ID column, so its results cannot be matched to the input rows; "
+            f"they are left at {results_location}")
+
+
 def missing_row_error(job_id: str, status: str) -> str:
     if status == "DONE":
         return f"no result for this row in the output of job {job_id}"
@@ -82,5 +87,7 @@ def job_sql(plan: BatchPlan) -> list[str]:
     locations, tables = plan.locations, plan.tables
     return [locations.create_stage(), locations.stage_input(tables, plan.model_input), _execute_job_statement(plan),
             "-- when the job is DONE (spcs-llm polls it), load its results; rows without one get an ERROR",
-            locations.file_format(), locations.load_results(tables, plan.model_input),
+            locations.file_format(),
+            "-- every result row must carry the ROW_ID of the staged input (RESULT_ROWS = ROWS_WITH_ROW_ID)",
+            locations.check_results(), locations.load_results(tables, plan.model_input),
             tables.rows_without_result(missing_row_error(job_arguments(plan)["job_name"], "DONE"))]

@@ -7,8 +7,11 @@ its own ERROR.
   runs a statement atomically and a function error aborts it; the stricter reading). Rows are therefore scored in
   chunks; a failing chunk is split in halves until the failing row is alone, and that row is written with the
   error. After ``max_failed_rows`` failures the run stops and the rows not yet scored get an error saying so.
-* Job path: what the job does with a row its model fails on is not documented for snowml 2.6 (inferred: the row
-  may be missing from the output, or the whole job may fail). After the job ends — DONE or not — its results are
+* Job path: the staged input carries ROW_ID explicitly, and the job's output rows pass the input columns through
+  (Snowflake's registry tests, see ``JobLocations.load_results``); results are loaded only when every result row
+  carries its ROW_ID (``_check_results``), otherwise the run stops naming where the results are. What the job
+  does with a row its model fails on is not documented for snowml 2.6 (inferred: the row may be missing from the
+  output, or the whole job may fail). After the job ends — DONE or not — its results are
   loaded and every input row missing from them gets an error naming the job and its final state.
 """
 
@@ -21,8 +24,9 @@ from typing import Any
 
 from spcs_llm.core.errors import DeploymentError
 from spcs_llm.core.redaction import get_logger, redact
-from spcs_llm.deploy.batch.job_spec import job_arguments, missing_row_error
+from spcs_llm.deploy.batch.job_spec import job_arguments, missing_row_error, missing_row_id_error
 from spcs_llm.deploy.batch.plan import BatchPlan, BatchRequest, plan_batch_inference
+from spcs_llm.deploy.batch.sql import RESULT_ROWS, ROWS_WITH_ROW_ID
 from spcs_llm.deploy.names import DeploymentNames
 
 log = get_logger(__name__)
@@ -114,6 +118,24 @@ def _wait_for_job(job: Any, settings: RunSettings, report: Report, sleep: Callab
     return status
 
 
+def _check_results(session: Any, plan: BatchPlan, job_id: str) -> None:
+    """Every result row carries the ROW_ID the staged input gave it, or nothing is loaded: each input row gets an
+    error saying where the results are, and the run stops with the fix."""
+    (row,) = session.sql(plan.locations.check_results()).collect()
+    result_rows, with_row_id = int(row[RESULT_ROWS]), int(row[ROWS_WITH_ROW_ID])
+    if with_row_id == result_rows:
+        return
+    location = plan.locations.results_location
+    session.sql(plan.tables.rows_without_result(missing_row_id_error(job_id, location))).collect()
+    raise DeploymentError(
+        f"Batch job {job_id} wrote {result_rows:,} result rows, {result_rows - with_row_id:,} of them without the "
+        f"ROW_ID column of the staged input, so they cannot be matched to the input rows (every row of "
+        f"{plan.tables.output_table} says so).",
+        fix=f"The results are kept at {location}: read them with SELECT $1 FROM {location} (FILE_FORMAT => "
+            "'<a Parquet file format>'). This snowflake-ml version no longer passes input columns through; run the "
+            "batch with the snowflake-ml versions in notebooks/requirements.txt, or use --mode service.")
+
+
 def _run_job(session: Any, plan: BatchPlan, settings: RunSettings, report: Report, sleep: Callable[[float], None],
              clock: Callable[[], float]) -> tuple[str, str]:
     locations, tables = plan.locations, plan.tables
@@ -126,6 +148,7 @@ def _run_job(session: Any, plan: BatchPlan, settings: RunSettings, report: Repor
                               fix="Correct what the message names (pool, model, adapter), then run again.") from None
     status = _wait_for_job(job, settings, report, sleep, clock)
     session.sql(locations.file_format()).collect()
+    _check_results(session, plan, str(job.id))
     session.sql(locations.load_results(tables, plan.model_input)).collect()
     session.sql(tables.rows_without_result(missing_row_error(str(job.id), status))).collect()
     return str(job.id), status

@@ -14,6 +14,8 @@ from spcs_llm.deploy.names import is_identifier
 ROW_ID = "ROW_ID"
 RESPONSE = "RESPONSE"
 ERROR = "ERROR"
+RESULT_ROWS = "RESULT_ROWS"
+ROWS_WITH_ROW_ID = "ROWS_WITH_ROW_ID"
 ERROR_TEXT_LIMIT = 2000  # characters of an error kept in the output table
 
 
@@ -163,13 +165,23 @@ class JobLocations:
     def _file_format_name(self) -> str:
         return f"{self.stage.rsplit('.', 1)[0]}.SPCS_LLM_BATCH_PARQUET"
 
+    def _results(self) -> str:
+        return f"{self.results_location} (FILE_FORMAT => {literal(self._file_format_name)}, PATTERN => '.*[.]parquet')"
+
+    def check_results(self) -> str:
+        """How many result rows the job wrote and how many carry the ROW_ID the staged input gave each row; the run
+        reads the results only when every row carries it (``load_results`` matches rows by it)."""
+        return (f"SELECT COUNT(*) AS {RESULT_ROWS}, COUNT($1:{ROW_ID}) AS {ROWS_WITH_ROW_ID} "
+                f"FROM {self._results()}")
+
     def load_results(self, tables: BatchTables, model_input: ModelInput) -> str:
         """Copy the job's Parquet results into the output table: ROW_ID and the text as passed through, the model's
-        output columns as one RESPONSE object (inferred: the job writes the input columns followed by the model's
-        output columns, one row per scored input row — Snowflake's batch inference integration tests compare
-        against input + output columns)."""
+        output columns as one RESPONSE object. The job's output rows carry every input column, including ones the
+        signature does not name, followed by the model's output columns: Snowflake's batch inference integration
+        tests expect exactly input (with an added index column) + model output
+        (``tests/integ/snowflake/ml/registry/jobs/registry_batch_inference_test_base.py``,
+        ``_prepare_batch_inference_data``; not yet seen on a live account). ``check_results`` runs first."""
         inputs = ", ".join(literal(name) for name in (ROW_ID, tables.text_column, model_input.feature))
         return (f"INSERT INTO {tables.output_table} ({ROW_ID}, {quoted(tables.text_column)}, {RESPONSE}, {ERROR}) "
                 f"SELECT $1:{ROW_ID}::NUMBER, $1:{quoted(tables.text_column)}::VARCHAR, OBJECT_DELETE($1, {inputs}), "
-                f"NULL FROM {self.results_location} (FILE_FORMAT => {literal(self._file_format_name)}, "
-                "PATTERN => '.*[.]parquet')")
+                f"NULL FROM {self._results()}")
