@@ -20,7 +20,7 @@ from spcs_llm.core.redaction import redact
 
 LIBRARY_LOGGERS = ("snowflake", "urllib3", "filelock", "huggingface_hub")
 
-# The requirements files each kind of command needs (README "Two environments").
+# The requirements files each kind of command needs (README "Environments").
 PLUGIN_ENV = "code-env/python/spec/requirements.txt"
 DEPLOY_ENV = "notebooks/requirements.txt"
 DEV_ENV = "tests/requirements.txt"

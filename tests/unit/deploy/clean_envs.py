@@ -1,4 +1,4 @@
-"""Clean venvs built from the requirements files DSS reads (README "Two environments"), each built once per test
+"""Clean venvs built from the requirements files DSS reads (README "Environments"), each built once per test
 session and shared by the test modules that run code in them: with uv when the dev venv has it (``make venv``
 installs it; seconds instead of a minute), with pip otherwise or when uv fails.
 """
