@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from spcs_llm.core.redaction import get_logger
-from spcs_llm.spcs.templates import template_source
 from spcs_standin.cache import build_once, cache_root
+from spcs_standin.chat_templates import template_source
 from spcs_standin.envelopes import MethodSignature
 from spcs_standin.tinychat import RECIPE_VERSION, chat_model_dir
 
@@ -46,7 +46,7 @@ OWN_TEMPLATE = "tinychat"  # the Zephyr-style template the tiny model was traine
 class ChatTemplate:
     """Which chat template the tiny pipeline is packaged with: its own, a model family's real one, or none.
 
-    ``family`` is ``OWN_TEMPLATE``, a family of ``spcs_llm.spcs.templates`` (its template is attached to the tokenizer,
+    ``family`` is ``OWN_TEMPLATE``, a family of ``resource/chat_templates`` (its template is attached to the tokenizer,
     as snowml's ``_openai_chat_wrapper.py`` then applies it), or ``None`` for a plain text-generation pipeline.
     """
 

@@ -4,9 +4,10 @@ Recipe: a byte-level BPE tokenizer trained with ``tokenizers`` on a small corpus
 ``LlamaForCausalLM``, and a few seconds of overfitting on canned Q&A pairs until every reply token wins by a wide
 logit margin, so greedy replies are the same on any CPU. The model learns each canned conversation in every chat
 layout the plugin can send it: each family's prompt is rendered at build time from ``resource/chat_templates/``
-by the library's own ``render_chat`` (what the chat component sends a text-generation service), and Zephyr's is
-also the tokenizer's own template (what an OpenAI-chat service applies). ``spcs-llm doctor``'s probe is one of the
-canned questions, so its check against the stand-in shows a sensible reply. The cache key carries a digest of the
+by the stand-in's own ``chat_templates`` (transformers' rendering of the template files, never the connector's
+code, so that a connector bug in rendering meets a model that does not answer it), and Zephyr's is also the
+tokenizer's own template (what an OpenAI-chat service applies). ``spcs-llm doctor``'s probe is one of the canned
+questions, so its check against the stand-in shows a sensible reply. The cache key carries a digest of the
 template files and the conversations, so editing a template rebuilds the model. The result is cached under
 ``$SPCS_LLM_CACHE`` (or ``~/.cache/spcs-llm``) and built under a file lock, so parallel test processes never race
 on it.
@@ -23,10 +24,8 @@ from typing import Any
 from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.core.redaction import get_logger
 from spcs_llm.core.resources import resource_path
-from spcs_llm.deploy.finetune.training import padded_batch, smallest_margin
-from spcs_llm.spcs.doctor import PROBE_TEXT
-from spcs_llm.spcs.templates import FAMILY_NAMES, family_spec, render_chat, template_source
 from spcs_standin.cache import build_once, cache_root
+from spcs_standin.chat_templates import client_prompts, family_names, family_template, template_source
 
 log = get_logger(__name__)
 
@@ -43,6 +42,9 @@ MAX_TRAINING_STEPS = 3000
 TRAINING_CHECK_EVERY = 50
 # Logit gap each reply token must keep over the runner-up: far above float noise between CPUs.
 MIN_LOGIT_MARGIN = 4.0
+# The one user message `spcs-llm doctor` sends a chat service (python-lib/spcs_llm/spcs/doctor.py PROBE_TEXT), copied
+# so that the model never imports the connector; tests/unit/standin/test_standin_chat_templates.py holds them equal.
+DOCTOR_PROBE_TEXT = "Hello from spcs-llm doctor."
 
 
 @dataclass(frozen=True)
@@ -71,14 +73,14 @@ CANNED_EXCHANGES: tuple[CannedExchange, ...] = (
 # The greeting without a system prompt: what the demo sends services whose template refuses one (Mistral's).
 USER_ONLY_GREETING = CannedExchange(CANNED_EXCHANGES[0].question, CANNED_EXCHANGES[0].answer, with_system_prompt=False)
 # What `spcs-llm doctor` asks a chat service (one user message), so its check against the stand-in reads sensibly.
-DOCTOR_EXCHANGE = CannedExchange(PROBE_TEXT, CANNED_EXCHANGES[0].answer, with_system_prompt=False)
+DOCTOR_EXCHANGE = CannedExchange(DOCTOR_PROBE_TEXT, CANNED_EXCHANGES[0].answer, with_system_prompt=False)
 TRAINED_EXCHANGES = (*CANNED_EXCHANGES, USER_ONLY_GREETING, DOCTOR_EXCHANGE)
 
 
 def _recipe_digest() -> str:
     """A short digest of what the model learns: the chat-template files and the conversations. The cache key."""
     digest = hashlib.sha256(resource_path("chat_templates", "families.json").read_bytes())
-    for family in FAMILY_NAMES:
+    for family in family_names():
         digest.update(f"\0{family}\0{template_source(family)}".encode())
     for exchange in TRAINED_EXCHANGES:
         digest.update(f"\0{exchange}".encode())
@@ -101,23 +103,23 @@ def chat_messages(question: str) -> list[dict[str, str]]:
 def family_prompts(messages: list[dict[str, str]]) -> list[str]:
     """Every prompt text the model may be given for ``messages``, one or two per chat family.
 
-    A text-generation service receives the component's ``request_text``; a service applying the same template
-    itself would see the template's own output, which differs by a leading BOS for Llama-2 and Mistral.
+    A text-generation service receives the prompt a client renders (without the BOS its tokenizer adds itself);
+    a service applying the same template itself sees the template's own output, which differs by a leading BOS
+    for Llama-2 and Mistral (``chat_templates.client_prompts``).
     """
     prompts: dict[str, None] = {}
-    for family in FAMILY_NAMES:
-        rendered = render_chat(family, messages)
-        prompts.update(dict.fromkeys((rendered.request_text, rendered.text)))
+    for family in family_names():
+        prompts.update(dict.fromkeys(client_prompts(family, messages)))
     return list(prompts)
 
 
 def _special_tokens() -> list[str]:
     """The base tokens, then every family's BOS/EOS and every role marker its template writes."""
     found: dict[str, None] = dict.fromkeys(BASE_SPECIAL_TOKENS)
-    for family in FAMILY_NAMES:
-        spec = family_spec(family)
+    for family in family_names():
+        spec = family_template(family)
         found.update(dict.fromkeys(t for t in (spec.bos_token, spec.eos_token) if t))
-        found.update(dict.fromkeys(_MARKER.findall(template_source(family))))
+        found.update(dict.fromkeys(_MARKER.findall(spec.source)))
     return list(found)
 
 
@@ -165,7 +167,15 @@ def _training_batch(tokenizer):  # -> tuple[torch.Tensor, torch.Tensor, torch.Te
         answer_ids = tokenizer(exchange.answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
         for prompt in dict.fromkeys([own, *family_prompts(exchange.messages)]):
             pairs.append((tokenizer(prompt, add_special_tokens=False)["input_ids"], answer_ids))
-    return padded_batch(pairs, tokenizer.pad_token_id)
+    return padded_training_batch(pairs, tokenizer.pad_token_id)
+
+
+def padded_training_batch(pairs: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[Any, Any, Any]:
+    """The deployment library's batching, imported at build time only: importing ``spcs_llm.deploy`` runs its
+    package ``__init__``, which loads connector modules, and a serving stand-in must load none of them."""
+    from spcs_llm.deploy.finetune.training import padded_batch
+
+    return padded_batch(pairs, pad_id)
 
 
 @dataclass(frozen=True)
@@ -184,6 +194,8 @@ def train_tiny_llama(tokenizer: Any, batch: tuple[Any, Any, Any], *, learning_ra
     raised if it has not after ``MAX_TRAINING_STEPS``. Seed torch before calling it for a reproducible model."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    from spcs_llm.deploy.finetune.training import smallest_margin  # at build time only: see padded_training_batch
 
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,

@@ -23,9 +23,8 @@ from typing import Any
 
 from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.core.redaction import get_logger
-from spcs_llm.deploy.finetune.training import padded_batch
 from spcs_standin.cache import build_once, cache_root
-from spcs_standin.tinychat import SYSTEM_PROMPT, train_tiny_llama, training_corpus
+from spcs_standin.tinychat import SYSTEM_PROMPT, padded_training_batch, train_tiny_llama, training_corpus
 
 log = get_logger(__name__)
 
@@ -180,7 +179,7 @@ def _training_batch(tokenizer: Any) -> tuple[Any, Any, Any]:
             prompt_ids = tokenizer(_prompt(tokenizer, messages, conversation.tools),
                                    add_special_tokens=False)["input_ids"]
             pairs.append((prompt_ids, reply_ids))
-    return padded_batch(pairs, tokenizer.pad_token_id)
+    return padded_training_batch(pairs, tokenizer.pad_token_id)
 
 
 def _build(folder: Path) -> None:
