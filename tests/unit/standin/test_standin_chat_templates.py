@@ -4,6 +4,7 @@ prompts the connector sends (so that it answers them); its server side stays out
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -154,3 +155,23 @@ def test_a_serving_stand_in_loads_no_connector_module():
     )
     done = _fresh_python(script)
     assert done.stdout.strip() == "[]"
+
+
+# What the server side may take from spcs_llm (the brief of issue 19, P3): generic utilities, and the deployment
+# library's training helpers at build time. Import-linter forbids the backends and the DSS contract; this allow-list
+# also keeps out the core's request and answer code (auth, transport, SSE, JSON codec, HTTP answers, config).
+SERVER_SIDE_MAY_IMPORT = ("spcs_llm.core.errors", "spcs_llm.core.redaction", "spcs_llm.core.resources",
+                          "spcs_llm.deploy.finetune.training")
+
+
+def test_the_server_side_takes_only_utilities_and_training_helpers_from_spcs_llm():
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    contract = next(c for c in contracts["contracts"] if c["name"].startswith("The stand-in's server side"))
+    taken = {}
+    for module in contract["source_modules"]:
+        path = ROOT / "standin" / (module.replace(".", "/") + ".py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+            taken.update({(module, name): node.lineno for name in names if name.split(".")[0] == "spcs_llm"})
+    assert {key: line for key, line in taken.items() if key[1] not in SERVER_SIDE_MAY_IMPORT} == {}
