@@ -10,9 +10,9 @@ import argparse
 import os
 from typing import Any
 
-from spcs_llm.core.config import FAMILIES
 from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.core.redaction import register_secret
+from spcs_llm.spcs.config import FAMILIES
 from spcs_llm.spcs.doctor import DoctorInputs, Report, format_report, run_doctor
 
 

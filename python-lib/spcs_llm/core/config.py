@@ -1,7 +1,9 @@
 """Connection settings: DSS ``config`` dicts (llm.json params + resolved presets) → validated dataclasses.
 
 DSS may hand INT params as floats and leaves unset params out or empty, so every reader casts and defaults
-here, once. Secrets live only in ``AuthConfig`` fields marked ``repr=False``.
+here, once. Secrets live only in ``AuthConfig`` fields marked ``repr=False``. This module holds what every backend
+reads (auth presets, endpoint and timeouts, cost rates, the setting readers); each backend's model settings are in
+its own package (``spcs_llm.spcs.config``, ``spcs_llm.cortex.config``).
 """
 
 from __future__ import annotations
@@ -15,12 +17,6 @@ from spcs_llm.core.redaction import register_secret
 
 AuthKind = Literal["oauth", "pat", "keypair"]
 OAuthMode = Literal["auto", "direct", "exchange"]
-ChatProtocolName = Literal["auto", "openai_chat", "text_generation"]
-EmbedProtocolName = Literal["encode", "predict"]
-ChatEngine = Literal["python", "vllm"]
-JsonFallback = Literal["check", "refuse"]
-EmbedRequestFormat = Literal["dataframe_records", "flat"]
-FAMILIES = ("auto", "llama2", "zephyr", "mistral", "phi2", "falcon", "chatml", "raw")
 
 OAUTH_PRESET_PARAM = "oauth_preset"
 SERVICE_PRESET_PARAM = "service_preset"
@@ -36,16 +32,6 @@ DEFAULT_READ_TIMEOUT = 55.0
 # 15 min covers a GPU node start, the image pull and a 7B model load (~15 GB of weights); inferred: no documented
 # figure.
 DEFAULT_COLD_START_TIMEOUT = 900.0
-
-
-def adapter_needs_openai_chat() -> ConfigurationError:
-    """An adapter is chosen by the OpenAI-chat signature's `model` param (snowml openai_signatures.py); a
-    text-generation signature has no such param, so a text-generation service cannot be asked for one."""
-    return ConfigurationError(
-        "A LoRA adapter is set, but this service takes text-generation requests, which cannot choose an adapter.",
-        fix="Clear 'LoRA adapter', or serve the model with an OpenAI-chat signature (created with adapters=) and "
-        "set 'Service protocol' to auto-detect or OpenAI-chat rows.",
-    )
 
 
 @dataclass(frozen=True)
@@ -74,7 +60,8 @@ class AuthConfig:
         if not self.account_url:
             raise ConfigurationError(
                 f"A Snowflake account URL is needed for {purpose}.",
-                fix="Set 'Snowflake account URL' (https://<account>.snowflakecomputing.com) in the preset or the model.",
+                fix="Set 'Snowflake account URL' (https://<account>.snowflakecomputing.com) in the preset or the "
+                "model.",
             )
         return self.account_url
 
@@ -108,40 +95,6 @@ class CostConfig:
     dollars_per_credit: float = 3.0
 
 
-@dataclass(frozen=True)
-class ChatModelConfig:
-    endpoint: EndpointConfig
-    auth: AuthConfig
-    cost: CostConfig
-    protocol: ChatProtocolName = "auto"
-    family: str = "auto"
-    tokenizer: str | None = None
-    default_max_tokens: int = 512
-    # How the service generates: "python" (snowml's transformers wrapper: ignores response_format and
-    # presence_penalty, always says finish_reason "stop") or "vllm" (honours json_schema, real finish reasons).
-    engine: ChatEngine = "python"
-    # A JSON request to a service that cannot honour response_format: "check" the reply is JSON, or "refuse" it.
-    json_fallback: JsonFallback = "check"
-    # A LoRA adapter the service was created with (create_service adapters=): its alias, sent as the OpenAI-chat
-    # `model` param; None asks the base model.
-    adapter: str | None = None
-
-
-@dataclass(frozen=True)
-class EmbeddingModelConfig:
-    endpoint: EndpointConfig
-    auth: AuthConfig
-    cost: CostConfig
-    protocol: EmbedProtocolName = "encode"
-    rows_per_request: int = 64
-    max_request_bytes: int = 1_000_000
-    coalesce_window_ms: float = 5.0  # how long a call waits for concurrent calls to share its requests; 0: never
-    tokenizer: str | None = None
-    request_format: EmbedRequestFormat = "dataframe_records"
-    input_column: str = "sentence"
-    signature_params: tuple[str, ...] = ("batch_size", "truncate_dim")
-
-
 def text_setting(config: dict, key: str) -> str | None:
     """A text setting, stripped; None when unset or blank (DSS sends empty strings for cleared fields)."""
     value = config.get(key)
@@ -162,19 +115,6 @@ def number_setting(config: dict, key: str, default: float, *, minimum: float, ca
         raise ConfigurationError(f"Setting '{key}' must be a number, got {raw!r}.") from None
     if value < minimum:
         raise ConfigurationError(f"Setting '{key}' must be at least {minimum}, got {value}.")
-    return value
-
-
-MAX_COALESCE_WINDOW_MS = 50.0  # a lone caller waits at most this long per call
-
-
-def _coalesce_window_ms(config: dict) -> float:
-    value = number_setting(config, "coalesce_window_ms", 5.0, minimum=0.0)
-    if value > MAX_COALESCE_WINDOW_MS:
-        raise ConfigurationError(
-            f"Setting 'coalesce_window_ms' must be at most {MAX_COALESCE_WINDOW_MS:g} ms, got {value:g}: every call "
-            "that is not joined by others waits this long. Fix: use a few milliseconds, or 0 to disable coalescing."
-        )
     return value
 
 
@@ -255,7 +195,7 @@ def parse_auth(config: dict) -> AuthConfig:
         )
     kind = choice_setting(preset, "service_auth", ("pat", "keypair"), "pat")
     account = text_setting(preset, "account_url") or model_account
-    common = dict(
+    common: dict[str, Any] = dict(
         account_url=normalise_url(account, what="account URL") if account else None,
         account_identifier=text_setting(preset, "account_identifier"),
         role=text_setting(preset, "role"),
@@ -301,81 +241,3 @@ def parse_cost(config: dict) -> CostConfig:
         credits_per_hour=override or None,
         dollars_per_credit=number_setting(config, "dollars_per_credit", 3.0, minimum=0.0),
     )
-
-
-def parse_chat_config(config: dict) -> ChatModelConfig:
-    protocol = choice_setting(config, "protocol", ("auto", "openai_chat", "text_generation"), "auto")
-    adapter = text_setting(config, "adapter")
-    engine = choice_setting(config, "engine", ("python", "vllm"), "python")
-    if adapter and protocol == "text_generation":
-        raise adapter_needs_openai_chat()
-    if adapter and engine == "python":
-        # snowml's Python engine (_openai_chat_wrapper.py generate_chat_completion) takes no `model` argument, so
-        # it would answer every request with the base model; adapters are served by the vLLM engine, whose LoRA
-        # flags Snowflake sets itself (model_deployment_spec.py blocks --enable-lora / --lora-modules overrides).
-        raise ConfigurationError(
-            "A LoRA adapter is set, but 'Inference engine' is Python: that engine ignores the adapter and would "
-            "answer with the base model.",
-            fix="Set 'Inference engine' to vLLM: services created with adapters= serve them on the vLLM engine.",
-        )
-    return ChatModelConfig(
-        endpoint=parse_endpoint(config, default_route="__call__"),
-        auth=parse_auth(config),
-        cost=parse_cost(config),
-        protocol=protocol,  # type: ignore[arg-type]
-        family=choice_setting(config, "model_family", FAMILIES, "auto"),
-        tokenizer=text_setting(config, "tokenizer"),
-        default_max_tokens=number_setting(config, "default_max_tokens", 512, minimum=1, cast=int),
-        engine=engine,  # type: ignore[arg-type]
-        json_fallback=choice_setting(config, "json_fallback", ("check", "refuse"), "check"),  # type: ignore[arg-type]
-        adapter=adapter,
-    )
-
-
-def parse_embedding_config(config: dict) -> EmbeddingModelConfig:
-    protocol = choice_setting(config, "protocol", ("encode", "predict"), "encode")
-    cost = parse_cost({"instance_family": "CPU_X64_S", **{k: v for k, v in config.items() if v not in (None, "")}})
-    return EmbeddingModelConfig(
-        endpoint=parse_endpoint(config, default_route="encode" if protocol == "encode" else "predict"),
-        auth=parse_auth(config),
-        cost=cost,
-        protocol=protocol,  # type: ignore[arg-type]
-        rows_per_request=number_setting(config, "rows_per_request", 64, minimum=1, cast=int),
-        max_request_bytes=number_setting(config, "max_request_bytes", 1_000_000, minimum=1024, cast=int),
-        coalesce_window_ms=_coalesce_window_ms(config),
-        tokenizer=text_setting(config, "tokenizer"),
-        **_embedding_signature(config, protocol),
-    )
-
-
-# What our deployment logs: a sentence-transformers model gets snowml's auto-inferred signature, input `sentence`
-# and params `batch_size`, `truncate_dim` (sentence_transformers.py _auto_infer_signature; `truncate_dim` only with
-# sentence-transformers >= 5); the custom predict model takes one `inputs` column and no params.
-_SIGNATURE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "encode": {"request_format": "dataframe_records", "input_column": "sentence",
-               "signature_params": ("batch_size", "truncate_dim")},
-    "predict": {"request_format": "flat", "input_column": "inputs", "signature_params": ()},
-}
-NO_PARAMS = "none"
-
-
-def _embedding_signature(config: dict, protocol: str) -> dict[str, Any]:
-    """Request format, input column and signature params: the settings, else what our deployment logs.
-
-    Snowflake's sentence-transformers REST tests send ``dataframe_records`` (named columns, params left to their
-    defaults), so the number of params does not matter; flat rows are positional and must carry every param.
-    """
-    defaults = _SIGNATURE_DEFAULTS[protocol]
-    chosen = choice_setting(config, "request_format", ("auto", "dataframe_records", "flat"), "auto")
-    params_text = text_setting(config, "signature_params")
-    if params_text is None:
-        params = defaults["signature_params"]
-    elif params_text.lower() == NO_PARAMS:
-        params = ()
-    else:
-        params = tuple(name.strip() for name in params_text.split(",") if name.strip())
-    return {
-        "request_format": defaults["request_format"] if chosen == "auto" else chosen,
-        "input_column": text_setting(config, "input_column") or defaults["input_column"],
-        "signature_params": params,
-    }

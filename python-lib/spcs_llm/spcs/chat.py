@@ -6,12 +6,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
-from spcs_llm.core.config import ChatModelConfig, adapter_needs_openai_chat
 from spcs_llm.core.errors import ConfigurationError, RequestRejectedError
 from spcs_llm.core.redaction import get_logger
 from spcs_llm.core.transport import CallResult
 from spcs_llm.dss.conversation import normalise
 from spcs_llm.spcs.client import ModelClient
+from spcs_llm.spcs.config import ChatModelConfig, adapter_needs_openai_chat
 from spcs_llm.spcs.json_output import check_json_reply, wire_response_format
 from spcs_llm.spcs.protocol import (
     ChatOutput,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from spcs_llm.core.auth import token_source_for
-from spcs_llm.core.config import ChatModelConfig, EmbeddingModelConfig
 from spcs_llm.core.cost import PricingRate
 from spcs_llm.core.tokens import TokenCounter
 from spcs_llm.core.transport import Transport
+from spcs_llm.spcs.config import ChatModelConfig, EmbeddingModelConfig
 
 
 class ModelClient:

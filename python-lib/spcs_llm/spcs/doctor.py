@@ -27,7 +27,7 @@ from urllib.parse import urlparse
 import requests
 
 from spcs_llm.core.auth import token_source_for
-from spcs_llm.core.config import AuthConfig, normalise_url, parse_chat_config, parse_embedding_config
+from spcs_llm.core.config import AuthConfig, normalise_url
 from spcs_llm.core.errors import (
     AuthenticationError,
     BadResponseError,
@@ -48,6 +48,7 @@ from spcs_llm.dss.labels import (
     preset_form,
 )
 from spcs_llm.spcs.chat import ChatClient
+from spcs_llm.spcs.config import parse_chat_config, parse_embedding_config
 from spcs_llm.spcs.embeddings import EmbeddingClient
 from spcs_llm.spcs.protocol import GenerationParams
 from spcs_llm.spcs.templates import family_for_model

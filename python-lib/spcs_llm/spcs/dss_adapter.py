@@ -9,12 +9,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from spcs_llm.core.config import EndpointConfig, parse_chat_config, parse_embedding_config
+from spcs_llm.core.config import EndpointConfig
 from spcs_llm.core.errors import RequestRejectedError
 from spcs_llm.core.redaction import get_logger, redact
 from spcs_llm.dss.conversation import ImageRefusal, message_text, tool_call_text, tool_output_text, tool_result_text
 from spcs_llm.dss.generation_settings import check_generation_settings
 from spcs_llm.spcs.chat import ChatClient, ChatResult
+from spcs_llm.spcs.config import parse_chat_config, parse_embedding_config
 from spcs_llm.spcs.embeddings import EmbeddingBatchResult, EmbeddingClient, UnsupportedInput
 from spcs_llm.spcs.protocol import GenerationParams
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from spcs_llm.core.config import EmbeddingModelConfig, EmbedRequestFormat
+from spcs_llm.spcs.config import EmbeddingModelConfig, EmbedRequestFormat
 from spcs_llm.spcs.protocol import embedding_record, embedding_row, envelope
 
 _SEPARATOR = len(", ")

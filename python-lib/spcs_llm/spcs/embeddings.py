@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from spcs_llm.core.config import EmbeddingModelConfig
 from spcs_llm.core.errors import (
     BadResponseError,
     InputTooLongError,
@@ -31,6 +30,7 @@ from spcs_llm.core.redaction import get_logger
 from spcs_llm.core.transport import CallResult
 from spcs_llm.spcs.client import ModelClient
 from spcs_llm.spcs.coalescer import Coalescer, SharedCall
+from spcs_llm.spcs.config import EmbeddingModelConfig
 from spcs_llm.spcs.embedding_request import EmbeddingWireFormat
 from spcs_llm.spcs.protocol import RowError, looks_like_signature_mismatch, parse_embedding_output, unwrap
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from spcs_llm.core.config import normalise_pem, parse_chat_config, parse_embedding_config
+from spcs_llm.core.config import normalise_pem
 from spcs_llm.core.errors import ConfigurationError, CredentialMissingError
+from spcs_llm.spcs.config import parse_chat_config, parse_embedding_config
 
 
 def oauth_config(**overrides):

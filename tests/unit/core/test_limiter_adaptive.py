@@ -7,9 +7,9 @@ import threading
 
 import responses
 
-from spcs_llm.core.config import parse_embedding_config
 from spcs_llm.core.limiter import EndpointLimiter
 from spcs_llm.core.transport import Transport, endpoint_state
+from spcs_llm.spcs.config import parse_embedding_config
 from spcs_llm.spcs.embeddings import EmbeddingClient
 
 ENDPOINT = "https://storm-org-acct.snowflakecomputing.app"

@@ -11,7 +11,7 @@ import requests
 import responses
 
 from spcs_llm.core.auth import Credential
-from spcs_llm.core.config import DEFAULT_COLD_START_TIMEOUT, EndpointConfig, parse_embedding_config, parse_endpoint
+from spcs_llm.core.config import DEFAULT_COLD_START_TIMEOUT, EndpointConfig, parse_endpoint
 from spcs_llm.core.errors import (
     AuthenticationError,
     ServiceResumeTimeoutError,
@@ -20,6 +20,7 @@ from spcs_llm.core.errors import (
 )
 from spcs_llm.core.retry import RetrySettings
 from spcs_llm.core.transport import Transport
+from spcs_llm.spcs.config import parse_embedding_config
 from spcs_llm.spcs.embeddings import EmbeddingClient
 
 ROOT = Path(__file__).resolve().parents[3]

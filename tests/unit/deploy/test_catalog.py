@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from spcs_llm.core.config import FAMILIES
 from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.deploy import CATALOG, resolve_model
 from spcs_llm.deploy.families import SERVING_OVERHEAD, instance_families
 from spcs_llm.deploy.services.engine import EngineOptions
+from spcs_llm.spcs.config import FAMILIES
 
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE_FAMILIES = set(json.loads((ROOT / "resource" / "chat_templates" / "families.json").read_text())["families"])

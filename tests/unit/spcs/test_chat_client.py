@@ -5,9 +5,9 @@ import json
 import pytest
 import responses
 
-from spcs_llm.core.config import parse_chat_config
 from spcs_llm.core.errors import ConfigurationError, RequestRejectedError
 from spcs_llm.spcs.chat import ChatClient, ChatResult
+from spcs_llm.spcs.config import parse_chat_config
 from spcs_llm.spcs.protocol import GenerationParams
 
 ENDPOINT = "https://chat-org-acct.snowflakecomputing.app"

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import pytest
 import responses
 
-from spcs_llm.core.config import parse_embedding_config
 from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.spcs.coalescer import Coalescer
+from spcs_llm.spcs.config import parse_embedding_config
 from spcs_llm.spcs.embeddings import EmbeddingClient
 
 ENDPOINT = "https://coalesce-org-acct.snowflakecomputing.app"

@@ -6,8 +6,8 @@ import threading
 import pytest
 import responses
 
-from spcs_llm.core.config import parse_embedding_config
 from spcs_llm.core.errors import AuthenticationError, RequestRejectedError
+from spcs_llm.spcs.config import parse_embedding_config
 from spcs_llm.spcs.embeddings import EmbeddingClient
 
 ENDPOINT = "https://embed-org-acct.snowflakecomputing.app"

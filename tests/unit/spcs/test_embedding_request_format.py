@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import responses
 
-from spcs_llm.core.config import parse_embedding_config
 from spcs_llm.core.errors import ConfigurationError, RequestRejectedError
+from spcs_llm.spcs.config import parse_embedding_config
 from spcs_llm.spcs.embedding_request import EmbeddingWireFormat
 from spcs_llm.spcs.embeddings import EmbeddingClient
 from spcs_llm.spcs.protocol import payload_size

@@ -2,8 +2,8 @@
 
 import pytest
 
-from spcs_llm.core import config
 from spcs_llm.core.errors import ConfigurationError, RequestRejectedError
+from spcs_llm.spcs import config
 from spcs_llm.spcs.templates import (
     FAMILY_NAMES,
     RenderedPrompt,

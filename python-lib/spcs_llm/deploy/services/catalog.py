@@ -12,11 +12,11 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from spcs_llm.core.config import FAMILIES
 from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.deploy.families import check_instance_family, fits, instance_families, smallest_fitting_gpu_family
 from spcs_llm.deploy.services.engine import EngineOptions, default_engine, resolve_engine
 from spcs_llm.deploy.services.hub import OVERRIDE_FLAGS, hub_facts
+from spcs_llm.spcs.config import FAMILIES
 
 ModelKind = Literal["chat", "embedding"]
 CHAT_TASK = "text-generation"
