@@ -30,8 +30,8 @@ from spcs_llm.cortex.endpoints import (
 from spcs_llm.cortex.errors import for_cortex
 from spcs_llm.cortex.streaming import StreamedText, StreamedToolCalls, StreamEnd, read_chat_stream, usage_of
 from spcs_llm.cortex.tool_calls import ToolRequest, reply_tool_calls
-from spcs_llm.spcs.embeddings import unembeddable_reason
-from spcs_llm.spcs.protocol import GenerationParams
+from spcs_llm.dss.embedding import EmbeddingRow, unembeddable_reason
+from spcs_llm.dss.generation import GenerationParams, token_counts
 
 CORTEX_RETRY_SETTINGS = RetrySettings(deploy_403_window=0.0)
 # Inferred: Cortex's handling of a text longer than the embed model's window is not documented to us (it may cut
@@ -147,13 +147,8 @@ class CortexChatClient(_CortexClient):
 
     def _result(self, request: CortexChatRequest, call: CallResult, end: StreamEnd) -> CortexChatResult:
         """Exact usage from Cortex when it reports it, else counted here and flagged as estimated."""
-        if end.usage is not None:
-            prompt_tokens, completion_tokens, estimated = end.usage.prompt_tokens, end.usage.completion_tokens, False
-        else:
-            prompt_text = "\n".join(str(m.get("content") or "") for m in request.messages)
-            prompt_tokens = self.counter.count(prompt_text)
-            completion_tokens = self.counter.count(end.text)
-            estimated = not self.counter.exact
+        prompt_text = "\n".join(str(m.get("content") or "") for m in request.messages)
+        prompt_tokens, completion_tokens, estimated = token_counts(end.usage, self.counter, prompt_text, end.text)
         return CortexChatResult(
             text=end.text, tool_calls=end.tool_calls, finish_reason=end.finish_reason, prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens, tokens_estimated=estimated,
@@ -172,14 +167,8 @@ def _too_long_reason(text: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class CortexEmbeddingRow:
-    vector: list[float] | None = None
-    error: str | None = None
-
-
-@dataclass(frozen=True)
 class CortexEmbeddingResult:
-    rows: list[CortexEmbeddingRow]
+    rows: list[EmbeddingRow]
     prompt_tokens: int
     tokens_estimated: bool
     cost: CostEstimate
@@ -197,12 +186,12 @@ class CortexEmbeddingClient(_CortexClient):
     config: CortexEmbeddingConfig
 
     def embed(self, texts: Sequence[Any]) -> CortexEmbeddingResult:
-        rows: list[CortexEmbeddingRow | None] = [None] * len(texts)
+        rows: list[EmbeddingRow | None] = [None] * len(texts)
         sendable = []
         for position, text in enumerate(texts):
             reason = unembeddable_reason(text) or _too_long_reason(text)
             if reason:
-                rows[position] = CortexEmbeddingRow(error=f"Text #{position}: {reason}")
+                rows[position] = EmbeddingRow(error=f"Text #{position}: {reason}")
             else:
                 sendable.append(position)
         tokens, estimated, requests, attempts = 0, False, 0, 0
@@ -215,17 +204,17 @@ class CortexEmbeddingClient(_CortexClient):
                 answer = parse_embed_answer(call.payload, len(batch))
             except SpcsLlmError as error:
                 for position in batch:
-                    rows[position] = CortexEmbeddingRow(error=str(error))
+                    rows[position] = EmbeddingRow(error=str(error))
                 continue
             attempts += call.attempts
             for position, vector in zip(batch, answer.vectors):
-                rows[position] = CortexEmbeddingRow(vector=vector)
+                rows[position] = EmbeddingRow(vector=vector)
             if answer.total_tokens is not None:
                 tokens += answer.total_tokens
             else:
                 tokens += sum(self.counter.count(texts[i]) for i in batch)
                 estimated = estimated or not self.counter.exact
         return CortexEmbeddingResult(
-            rows=[row or CortexEmbeddingRow(error="not embedded") for row in rows], prompt_tokens=tokens,
+            rows=[row or EmbeddingRow(error="not embedded") for row in rows], prompt_tokens=tokens,
             tokens_estimated=estimated, cost=self.pricing.estimate(tokens), requests=requests, attempts=attempts,
         )

@@ -1,9 +1,9 @@
 """The DSS contract ↔ the Cortex clients: what the thin ``python-llms/cortex-*`` components call.
 
-Responses follow the same contract as the SPCS components (``spcs_llm.spcs.dss_adapter``), plus ``toolCalls``: in a
-non-streamed answer beside the text, and in a stream as one ``{"chunk": {"toolCalls": [...]}}`` of whole calls
-before the footer (DSS reads tool calls from chunks only). A model without a known price reports no
-``estimatedCost`` (and says why in the trace) rather than a cost of 0.
+Responses follow the DSS contract both backends share (``spcs_llm.dss``: footers, traces, the embedding flow),
+plus ``toolCalls``: in a non-streamed answer beside the text, and in a stream as one
+``{"chunk": {"toolCalls": [...]}}`` of whole calls before the footer (DSS reads tool calls from chunks only). A
+model without a known price reports no ``estimatedCost`` (and says why in the trace) rather than a cost of 0.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from spcs_llm.core.errors import RequestRejectedError
 from spcs_llm.cortex.client import (
     CortexChatClient,
     CortexChatRequest,
@@ -23,21 +22,9 @@ from spcs_llm.cortex.config import parse_cortex_chat_config, parse_cortex_embedd
 from spcs_llm.cortex.cost import CostEstimate
 from spcs_llm.cortex.messages import chat_messages
 from spcs_llm.cortex.tool_calls import tool_request
-from spcs_llm.spcs.dss_adapter import params_from_settings, record_call, texts_from_query, traced
-
-TOOL_SETTINGS = ("tools", "toolChoice")
-
-
-def usage_footer(prompt_tokens: int, completion_tokens: int, estimated: bool, cost: CostEstimate) -> dict[str, Any]:
-    footer: dict[str, Any] = {
-        "promptTokens": prompt_tokens,
-        "completionTokens": completion_tokens,
-        "totalTokens": prompt_tokens + completion_tokens,
-        "tokenCountsAreEstimated": estimated,
-    }
-    if cost.dollars is not None:
-        footer["estimatedCost"] = cost.dollars
-    return footer
+from spcs_llm.dss.embedding import EmbeddingComponent
+from spcs_llm.dss.generation import params_from_settings
+from spcs_llm.dss.responses import chat_footer, record_call, traced
 
 
 def _cost_attributes(cost: CostEstimate) -> dict[str, Any]:
@@ -62,15 +49,13 @@ class CortexChatAdapter:
         settings = settings or {}
         config = self.client.config
         tools = tool_request(settings, config.model, config.tool_calling)
-        params = params_from_settings({k: v for k, v in settings.items() if k not in TOOL_SETTINGS})
+        params = params_from_settings(settings)
         messages = chat_messages(query, structured_tools=bool(tools.tools))
         return CortexChatRequest(messages=messages, params=params, tools=tools)
 
     def _footer(self, result: CortexChatResult) -> dict[str, Any]:
-        footer = usage_footer(result.prompt_tokens, result.completion_tokens, result.tokens_estimated, result.cost)
-        if result.finish_reason:
-            footer["finishReason"] = result.finish_reason
-        return footer
+        return chat_footer(result.prompt_tokens, result.completion_tokens, estimated=result.tokens_estimated,
+                           cost=result.cost.dollars, finish_reason=result.finish_reason)
 
     def _attributes(self, result: CortexChatResult) -> dict[str, Any]:
         return {
@@ -111,8 +96,10 @@ class CortexChatAdapter:
                 events.close()
 
 
-class CortexEmbeddingAdapter:
+class CortexEmbeddingAdapter(EmbeddingComponent[CortexEmbeddingResult]):
     """Backs the Cortex embedding component."""
+
+    span_name = "cortex embeddings"
 
     def __init__(self, client: CortexEmbeddingClient):
         self.client = client
@@ -121,21 +108,13 @@ class CortexEmbeddingAdapter:
     def from_config(cls, config: Mapping[str, Any]) -> CortexEmbeddingAdapter:
         return cls(CortexEmbeddingClient(parse_cortex_embedding_config(dict(config))))
 
-    def process(self, query: Mapping[str, Any], settings: Mapping[str, Any] | None, trace: Any) -> dict[str, Any]:
-        texts, single = texts_from_query(query)
-        with traced(trace, "cortex embeddings") as span:
-            result = self.client.embed(texts)
-            record_call(span, self._attributes(result))
-        usage = usage_footer(result.prompt_tokens, 0, result.tokens_estimated, result.cost)
-        if single:
-            row = result.rows[0]
-            if row.error:
-                raise RequestRejectedError(row.error, fix="")
-            return {"embedding": row.vector, **usage}
-        responses = [{"embedding": r.vector} if r.error is None else {"errorMessage": r.error} for r in result.rows]
-        return {"responses": responses, **usage}
+    def embed(self, texts: list[Any]) -> CortexEmbeddingResult:
+        return self.client.embed(texts)
 
-    def _attributes(self, result: CortexEmbeddingResult) -> dict[str, Any]:
+    def cost(self, result: CortexEmbeddingResult) -> float | None:
+        return result.cost.dollars
+
+    def attributes(self, result: CortexEmbeddingResult) -> dict[str, Any]:
         return {
             "cortex.model": self.client.config.model,
             "cortex.rows": len(result.rows),

@@ -16,7 +16,7 @@ from typing import Any
 
 from spcs_llm.core.errors import BadResponseError
 from spcs_llm.cortex.tool_calls import ToolRequest
-from spcs_llm.spcs.protocol import GenerationParams, openai_generation_fields
+from spcs_llm.dss.generation import GenerationParams, openai_generation_fields
 
 CHAT_COMPLETIONS_ROUTE = "api/v2/cortex/v1/chat/completions"
 EMBED_ROUTE = "api/v2/cortex/inference:embed"

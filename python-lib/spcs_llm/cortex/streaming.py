@@ -17,7 +17,7 @@ from spcs_llm.core.http_answers import snippet
 from spcs_llm.core.sse import EventStream
 from spcs_llm.cortex.errors import CortexStreamError
 from spcs_llm.cortex.tool_calls import ToolCallAssembler
-from spcs_llm.spcs.protocol import Usage
+from spcs_llm.dss.generation import Usage
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from spcs_llm.core.errors import ConfigurationError, RequestRejectedError
 from spcs_llm.core.redaction import get_logger
 from spcs_llm.core.transport import CallResult
 from spcs_llm.dss.conversation import normalise
+from spcs_llm.dss.generation import GenerationParams, token_counts
 from spcs_llm.spcs.client import ModelClient
 from spcs_llm.spcs.config import ChatModelConfig, adapter_needs_openai_chat
 from spcs_llm.spcs.json_output import check_json_reply, wire_response_format
 from spcs_llm.spcs.protocol import (
     ChatOutput,
-    GenerationParams,
     RowError,
     envelope,
     looks_like_signature_mismatch,
@@ -283,10 +283,7 @@ class ChatClient(ModelClient):
 
     def _token_counts(self, plan: _Plan, output: ChatOutput) -> tuple[int, int, bool]:
         """Prompt and completion tokens, and whether they are estimates: the service's usage, else our counter."""
-        if output.usage is not None:
-            return output.usage.prompt_tokens, output.usage.completion_tokens, False
-        prompt_tokens = self.counter.count(plan.prompt_text_for_count)
-        return prompt_tokens, self.counter.count(output.text), not self.counter.exact
+        return token_counts(output.usage, self.counter, plan.prompt_text_for_count, output.text)
 
     def _finish_reason(self, plan: _Plan, output: ChatOutput, completion_tokens: int, estimated: bool) -> str | None:
         """The finish reason DSS should see.

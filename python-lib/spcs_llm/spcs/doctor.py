@@ -39,6 +39,7 @@ from spcs_llm.core.errors import (
     SpcsLlmError,
 )
 from spcs_llm.core.redaction import redact
+from spcs_llm.dss.generation import GenerationParams
 from spcs_llm.dss.labels import (
     CHAT_COMPONENT,
     EMBEDDING_COMPONENT,
@@ -50,7 +51,6 @@ from spcs_llm.dss.labels import (
 from spcs_llm.spcs.chat import ChatClient
 from spcs_llm.spcs.config import parse_chat_config, parse_embedding_config
 from spcs_llm.spcs.embeddings import EmbeddingClient
-from spcs_llm.spcs.protocol import GenerationParams
 from spcs_llm.spcs.templates import family_for_model
 
 PROBE_TEXT = "Hello from spcs-llm doctor."

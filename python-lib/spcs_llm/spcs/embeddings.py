@@ -28,6 +28,7 @@ from spcs_llm.core.errors import (
 )
 from spcs_llm.core.redaction import get_logger
 from spcs_llm.core.transport import CallResult
+from spcs_llm.dss.embedding import EmbeddingRow, unembeddable_reason
 from spcs_llm.spcs.client import ModelClient
 from spcs_llm.spcs.coalescer import Coalescer, SharedCall
 from spcs_llm.spcs.config import EmbeddingModelConfig
@@ -48,14 +49,6 @@ ROW_ERROR_FIX = (
 
 _dimensions: dict[str, int] = {}
 _dimensions_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class EmbeddingRow:
-    """Exactly one of ``vector`` and ``error`` is set."""
-
-    vector: list[float] | None = None
-    error: str | None = None
 
 
 @dataclass
@@ -82,13 +75,6 @@ def forget_dimensions() -> None:
         _dimensions.clear()
 
 
-@dataclass(frozen=True)
-class UnsupportedInput:
-    """An input the caller already knows cannot be embedded; it becomes that row's error, not a failed call."""
-
-    reason: str
-
-
 def _length_bucket(size: int) -> int:
     """Rows within a factor LENGTH_BUCKET_RATIO of each other share a bucket; all short rows share bucket 0.
 
@@ -97,24 +83,6 @@ def _length_bucket(size: int) -> int:
     if size <= SHORT_ROW_BYTES:
         return 0
     return 1 + int(math.log(size / SHORT_ROW_BYTES, LENGTH_BUCKET_RATIO))
-
-
-def unembeddable_reason(text: object) -> str | None:
-    """Why no embedding model can take ``text`` (with the fix), or None; the Cortex embedding client reuses it."""
-    if isinstance(text, UnsupportedInput):
-        return text.reason
-    if not isinstance(text, str):
-        return f"expected a text, got {type(text).__name__}. Fix: pass strings only."
-    if not text.strip():
-        return "the text is empty or only whitespace, so there is nothing to embed. Fix: filter out empty rows."
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as bad:
-        return (
-            f"the text holds invalid Unicode at position {bad.start} (a lone surrogate). "
-            "Fix: clean the text (e.g. decode the source with errors='replace')."
-        )
-    return None
 
 
 def _unusable_text_reason(text: object, wire: EmbeddingWireFormat, budget: int) -> str | None:

@@ -17,35 +17,13 @@ from typing import Any, Literal
 from spcs_llm.core import json_codec
 from spcs_llm.core.errors import BadResponseError, RequestRejectedError
 from spcs_llm.core.redaction import redact
+from spcs_llm.dss.generation import GenerationParams, Usage, openai_generation_fields
 
 _PROTOCOL_FIX = (
     "Set 'Service protocol' to match the model's signature (SHOW FUNCTIONS IN MODEL …): openai_chat for a "
     "'messages' input, text_generation for an 'inputs' input; for embeddings, encode for a sentence-transformers "
     "model and predict for a custom model."
 )
-
-
-@dataclass(frozen=True)
-class GenerationParams:
-    """Generation controls as the caller gives them; None means "leave the service's default"."""
-
-    max_tokens: int | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    stop: tuple[str, ...] = ()
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    response_format: dict | None = None
-
-
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
 
 
 @dataclass(frozen=True)
@@ -216,20 +194,6 @@ def openai_chat_row(messages: Sequence[dict], params: GenerationParams, *, model
     if model is not None:
         row["model"] = model
     return row
-
-
-def openai_generation_fields(params: GenerationParams) -> dict[str, Any]:
-    """The OpenAI chat-completion fields a query sets; unset ones are left out, so the service's defaults apply."""
-    fields = {
-        "temperature": params.temperature,
-        "max_completion_tokens": params.max_tokens,
-        "top_p": params.top_p,
-        "stop": list(params.stop) or None,
-        "presence_penalty": params.presence_penalty,
-        "frequency_penalty": params.frequency_penalty,
-        "response_format": params.response_format,
-    }
-    return {name: value for name, value in fields.items() if value is not None}
 
 
 def text_generation_row(prompt: str, params: GenerationParams) -> dict:

@@ -12,7 +12,7 @@ from spcs_llm.core.transport import endpoint_state
 from spcs_llm.cortex.client import CortexChatRequest, CortexChatResult
 from spcs_llm.cortex.dss_adapter import CortexChatAdapter
 from spcs_llm.cortex.streaming import StreamedText, StreamEnd, read_chat_stream
-from spcs_llm.spcs.protocol import GenerationParams
+from spcs_llm.dss.generation import GenerationParams
 
 
 def chunk(content=None, finish=None, usage=None):

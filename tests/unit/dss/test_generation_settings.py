@@ -5,9 +5,8 @@ import math
 import pytest
 
 from spcs_llm.core.errors import RequestRejectedError
+from spcs_llm.dss.generation import GenerationParams, params_from_settings
 from spcs_llm.dss.generation_settings import check_generation_settings
-from spcs_llm.spcs.dss_adapter import params_from_settings
-from spcs_llm.spcs.protocol import GenerationParams
 
 
 def test_unset_and_none_settings_leave_the_service_defaults():

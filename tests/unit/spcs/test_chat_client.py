@@ -6,9 +6,9 @@ import pytest
 import responses
 
 from spcs_llm.core.errors import ConfigurationError, RequestRejectedError
+from spcs_llm.dss.generation import GenerationParams
 from spcs_llm.spcs.chat import ChatClient, ChatResult
 from spcs_llm.spcs.config import parse_chat_config
-from spcs_llm.spcs.protocol import GenerationParams
 
 ENDPOINT = "https://chat-org-acct.snowflakecomputing.app"
 PAT = "pat-secret-for-chat-tests"

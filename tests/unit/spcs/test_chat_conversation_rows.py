@@ -8,7 +8,7 @@ import responses
 from test_chat_client import ENDPOINT, make_client, openai_reply
 
 from spcs_llm.core.errors import RequestRejectedError
-from spcs_llm.spcs.protocol import GenerationParams
+from spcs_llm.dss.generation import GenerationParams
 
 AGENT_MESSAGES = [
     {"role": "system", "content": "Be brief."},

@@ -6,9 +6,9 @@ import pytest
 import responses
 
 from spcs_llm.core.errors import ConfigurationError
+from spcs_llm.dss.generation import GenerationParams
 from spcs_llm.spcs.chat import ChatClient
 from spcs_llm.spcs.config import parse_chat_config
-from spcs_llm.spcs.protocol import GenerationParams
 
 ENDPOINT = "https://lora-org-acct.snowflakecomputing.app"
 MESSAGES = [{"role": "user", "content": "Name a color."}]

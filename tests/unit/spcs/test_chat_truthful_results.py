@@ -7,9 +7,9 @@ import pytest
 import responses
 from test_chat_client import ENDPOINT, MESSAGES, make_client, openai_reply
 
-from spcs_llm.core.errors import ConfigurationError, JsonOutputError
-from spcs_llm.spcs.dss_adapter import ChatAdapter, params_from_settings
-from spcs_llm.spcs.protocol import GenerationParams
+from spcs_llm.core.errors import ConfigurationError, JsonOutputError, RequestRejectedError
+from spcs_llm.dss.generation import GenerationParams, params_from_settings
+from spcs_llm.spcs.dss_adapter import ChatAdapter, spcs_params
 
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 JSON_SCHEMA_SETTINGS = {"responseFormat": {"type": "json", "schema": SCHEMA}}
@@ -144,3 +144,13 @@ def test_a_text_generation_service_never_honours_json_even_on_vllm():
         make_client(protocol="text_generation", model_family="zephyr", engine="vllm", json_fallback="refuse").complete(
             MESSAGES, params_from_settings(JSON_SCHEMA_SETTINGS))
     assert len(responses.calls) == 0
+
+
+def test_a_required_tool_call_is_refused_by_the_spcs_adapter_not_by_the_shared_settings_reader():
+    required = {"tools": [{"type": "function", "function": {"name": "get_weather"}}],
+                "toolChoice": {"type": "required"}, "temperature": 0.5}
+    assert params_from_settings(required) == GenerationParams(temperature=0.5)
+    with pytest.raises(RequestRejectedError, match="do not support tool calling") as refused:
+        spcs_params(required)
+    assert "without tools" in refused.value.fix
+    assert spcs_params({**required, "toolChoice": {"type": "auto"}}) == GenerationParams(temperature=0.5)
