@@ -22,7 +22,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: venv lock test unit integration reliability demo plugin bench soak clean
+.PHONY: venv lock lint test unit integration reliability demo plugin bench soak clean
 
 $(STAMP): $(LOCK) tests/requirements.txt code-env/python/spec/requirements.txt notebooks/requirements.txt
 	$(PY) -m venv $(VENV)
@@ -75,6 +75,15 @@ lock:
 		exit 1; \
 	fi
 	mv $(LOCK).new $(LOCK)
+
+# The conventions in pyproject.toml, checked by tools (ARCHITECTURE.md): style and common bugs (ruff), the import rules
+# between the packages (import-linter: it finds spcs_llm and spcs_standin on PYTHONPATH, set above, and nowhere else),
+# the types of the shipped library (mypy). About 1 s with their caches, under 10 s on a fresh clone.
+LINT_PATHS := python-lib standin tests bench python-llms
+lint: venv
+	$(BIN)/ruff check --quiet --output-format concise $(LINT_PATHS)
+	PYTHONPATH=$(CURDIR)/python-lib:$(CURDIR)/standin $(BIN)/lint-imports --no-logo
+	$(BIN)/mypy
 
 test: venv
 	$(PYTHON) -m pytest tests -q -p no:cacheprovider
