@@ -131,7 +131,7 @@ def adapters_preview(spec: ModelSpec, names: DeploymentNames, options: Any, requ
 
 
 def batch_preview(names: DeploymentNames, request: Any) -> str:
-    """``batch``: the statements of the service path and/or the ``run_batch`` job path (``BatchPlan.sql``)."""
+    """``batch``: the statements of the service path and/or the ``run_batch`` job path (``job_spec.plan_sql``)."""
     from spcs_llm.deploy.batch.plan import SERVICE_THRESHOLD_ROWS, BatchPlan, check_request, reply_query
     from spcs_llm.deploy.batch.sql import BatchTables, JobLocations, ModelInput, service_function_call
 

@@ -13,6 +13,7 @@ from fake_batch import batch_state
 from fake_tables import add_table
 
 from spcs_llm.core.errors import DeploymentError
+from spcs_llm.deploy.batch.job_spec import plan_sql
 from spcs_llm.deploy.batch.plan import BatchRequest, plan_batch_inference
 from spcs_llm.deploy.batch.run import RunSettings, execute, run_batch_inference
 from spcs_llm.deploy.names import DeploymentNames
@@ -176,7 +177,7 @@ def test_a_failed_job_leaves_every_row_with_an_error_naming_the_job(session, acc
 
 def test_the_printed_sql_is_what_runs(session, account, reviews):
     plan = plan_batch_inference(session, NAMES, _request(mode="job", replicas=2))
-    script = "\n".join(line for line in plan.sql().splitlines() if not line.startswith("-- "))
+    script = "\n".join(line for line in plan_sql(plan).splitlines() if not line.startswith("-- "))
     printed = [" ".join(statement.rstrip(";").split()) for statement in script.split(";\n")]
 
     execute(session, plan, sleep=lambda _s: None, report=lambda _line: None)

@@ -1,13 +1,11 @@
-"""A batch inference job as snowflake-ml runs it: ``ModelVersion.run_batch``'s arguments and the SQL it sends,
-for running and for printing. Imports snowflake-ml only inside its functions."""
+"""The statements of a bulk inference run: ``ModelVersion.run_batch``'s arguments and the SQL it sends, and the
+whole run as a SQL worksheet, for running and for printing. Imports snowflake-ml only inside its functions."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from spcs_llm.deploy.batch.plan import BatchPlan
-
+from spcs_llm.deploy.batch.plan import BatchPlan
 
 
 def job_arguments(plan: BatchPlan) -> dict[str, Any]:
@@ -42,33 +40,17 @@ def job_arguments(plan: BatchPlan) -> dict[str, Any]:
 
 
 def _execute_job_statement(plan: BatchPlan) -> str:
-    """The EXECUTE INFERENCE JOB SERVICE statement run_batch sends, built by snowml's own functions
-    (``_client/ops/service_ops.py`` ``build_inference_job_service_yaml``, ``_client/sql/service.py``
-    ``build_execute_inference_job_service_sql``), for printing."""
-    from snowflake.ml._internal.utils import sql_identifier
-    from snowflake.ml.model._client.model.batch_inference_job_specs import AdapterSpec
-    from snowflake.ml.model._client.ops import service_ops
-    from snowflake.ml.model._client.service import inference_job_service_spec
-    from snowflake.ml.model._client.sql.service import build_execute_inference_job_service_sql
+    """The EXECUTE INFERENCE JOB SERVICE statement run_batch sends, for printing (built by snowml's own private
+    functions, isolated in ``spcs_llm.deploy.snowml_private``)."""
+    from spcs_llm.deploy import snowml_private
 
-    arguments = job_arguments(plan)
-    inference = arguments["inference_spec"]
-    if inference is not None and plan.adapter_version is not None:
-        adapter = AdapterSpec(name=plan.adapter_version.fully_qualified_model_name,
-                              version=plan.adapter_version.version_name, alias=plan.request.adapter)
-        inference = inference.model_copy(update={"adapters": [adapter]})
-    body = service_ops.build_inference_job_service_yaml(
-        input_spec=inference_job_service_spec._InternalInputSpec.from_input_spec(arguments["input_spec"]),
-        output_spec=service_ops.normalize_output_stage_location(arguments["output_spec"]),
-        resources_spec=arguments["resources_spec"], inference_spec=inference, image_build_spec=None,
-    )
-    return build_execute_inference_job_service_sql(
-        yaml_body=body, compute_pool_name=sql_identifier.SqlIdentifier(plan.pool),
-        model_fqn=plan.model_version.fully_qualified_model_name,
-        version=sql_identifier.SqlIdentifier(plan.model_version.version_name), function_name=plan.target_method,
-        job_fqn=arguments["job_name"], async_=True, replicas=plan.request.replicas,
-        from_source=plan.locations.input_location,
-    )
+    adapter = None
+    if plan.adapter_version is not None and plan.request.adapter:
+        adapter = (plan.adapter_version.fully_qualified_model_name, plan.adapter_version.version_name,
+                   plan.request.adapter)
+    return snowml_private.execute_inference_job_sql(
+        arguments=job_arguments(plan), pool=plan.pool, model_fqn=plan.model_version.fully_qualified_model_name,
+        version_name=plan.model_version.version_name, adapter=adapter)
 
 
 def missing_row_id_error(job_id: str, results_location: str) -> str:
@@ -91,3 +73,17 @@ def job_sql(plan: BatchPlan) -> list[str]:
             "-- every result row must carry the ROW_ID of the staged input (RESULT_ROWS = ROWS_WITH_ROW_ID)",
             locations.check_results(), locations.load_results(tables, plan.model_input),
             tables.rows_without_result(missing_row_error(job_arguments(plan)["job_name"], "DONE"))]
+
+
+def plan_sql(plan: BatchPlan) -> str:
+    """The statements of this run for a SQL worksheet, in order."""
+    tables, overwrite = plan.tables, plan.request.overwrite
+    lines = [f"-- {plan.mode} run of {plan.spec.key} over {tables.input_table} ({plan.rows:,} rows)",
+             tables.number_input() + ";", tables.create_output(overwrite) + ";"]
+    if plan.mode == "service":
+        lines.append("-- spcs-llm runs this in chunks of rows and isolates failing rows, each with its own ERROR")
+        lines.append(tables.service_insert(plan.function_call) + ";")
+    else:
+        lines += [statement if statement.startswith("--") else statement + ";" for statement in job_sql(plan)]
+    lines.append(tables.summary() + ";")
+    return "\n".join(lines)

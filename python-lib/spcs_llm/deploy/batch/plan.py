@@ -9,7 +9,7 @@ Two paths (``mode``):
 
 ``auto`` takes the service path when the model has a live service and the table is small, else a job.
 ``plan_batch_inference`` checks everything it can before any write and returns the plan (SQL, cost estimate);
-``run.execute`` runs it. The output table has one row per input row: ``ROW_ID``, the text, ``RESPONSE``
+``run.execute`` runs it, ``job_spec.plan_sql`` prints it. The output table has one row per input row: ``ROW_ID``, the text, ``RESPONSE``
 (the model's output object) and ``ERROR`` (NULL, or why that row has no answer).
 """
 
@@ -22,7 +22,6 @@ from typing import Any, Literal
 
 from spcs_llm.core.errors import ConfigurationError, DeploymentError
 from spcs_llm.deploy.batch.estimate import BatchEstimate, estimate_batch
-from spcs_llm.deploy.batch.job_spec import job_sql
 from spcs_llm.deploy.batch.sql import BatchTables, JobLocations, ModelInput, qualified_table, service_function_call
 from spcs_llm.deploy.names import DeploymentNames, is_identifier
 from spcs_llm.deploy.services.catalog import ModelSpec, resolve_model
@@ -93,19 +92,6 @@ class BatchPlan:
     def function_call(self) -> str:
         return service_function_call(self.service_fqn, self.function_name,
                                      self.model_input.expression(self.tables.text_column), list(self.params_sql))
-
-    def sql(self) -> str:
-        """The statements of this run for a SQL worksheet, in order."""
-        tables, overwrite = self.tables, self.request.overwrite
-        lines = [f"-- {self.mode} run of {self.spec.key} over {tables.input_table} ({self.rows:,} rows)",
-                 tables.number_input() + ";", tables.create_output(overwrite) + ";"]
-        if self.mode == "service":
-            lines.append("-- spcs-llm runs this in chunks of rows and isolates failing rows, each with its own ERROR")
-            lines.append(tables.service_insert(self.function_call) + ";")
-        else:
-            lines += [statement if statement.startswith("--") else statement + ";" for statement in job_sql(self)]
-        lines.append(tables.summary() + ";")
-        return "\n".join(lines)
 
 
 def _refuse_bad_options(request: BatchRequest, spec: ModelSpec, engine: str) -> None:
@@ -185,15 +171,18 @@ def _function(model_version: Any, spec: ModelSpec) -> dict[str, Any]:
 def _model_input(function: dict[str, Any], spec: ModelSpec, system_prompt: str | None) -> ModelInput:
     feature = function["signature"].inputs[0]
     if spec.kind == "chat":
-        content = next((s for s in getattr(feature, "_specs", []) if s.name == "content"), None)
-        return ModelInput(feature.name, chat=True, content_parts=bool(getattr(content, "_specs", None)),
+        # FeatureGroupSpec.to_dict() (public, model/_signatures/core.py): a group lists its members under "specs".
+        members = feature.to_dict().get("specs") or []
+        content = next((member for member in members if member.get("name") == "content"), {})
+        return ModelInput(feature.name, chat=True, content_parts=bool(content.get("specs")),
                           system_prompt=system_prompt)
     return ModelInput(feature.name, chat=False)
 
 
 def _params(function: dict[str, Any], request: BatchRequest) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """Generation params, validated against the signature by snowml's own code (``_client/ops/param_utils.py``)."""
-    from snowflake.ml.model._client.ops import param_utils
+    """Generation params, validated against the signature by snowml's own code (``_client/ops/param_utils.py``,
+    private: through ``spcs_llm.deploy.snowml_private``)."""
+    from spcs_llm.deploy import snowml_private
 
     wanted = {"max_completion_tokens": request.max_tokens, "temperature": request.temperature,
               "model": request.adapter}
@@ -204,10 +193,12 @@ def _params(function: dict[str, Any], request: BatchRequest) -> tuple[dict[str, 
                                  fix="Leave out --max-tokens/--temperature/--adapter, or redeploy with "
                                      "`spcs-llm deploy`.")
     try:
-        resolved = param_utils.validate_and_resolve_params(params or None, signature_params) or []
+        resolved = snowml_private.resolve_params(params or None, signature_params)
+    except DeploymentError:
+        raise
     except Exception as exc:  # noqa: BLE001 - snowml wraps the ValueError; keep its text
         raise ConfigurationError(f"Invalid generation parameter: {exc}", fix="Correct the value.") from None
-    return params, tuple(param_utils.format_param_value_for_sql(value) for _, value in resolved)
+    return params, tuple(snowml_private.param_sql(value) for _, value in resolved)
 
 
 def _service_status(session: Any, names: DeploymentNames, service: str) -> str | None:
