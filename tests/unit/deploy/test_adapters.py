@@ -126,6 +126,39 @@ def test_without_lora_support_the_adapter_is_merged_and_logged_as_a_full_chat_mo
     assert logged.merged is True and "not enabled" in logged.note and "merged" in caplog.text
 
 
+def test_the_merge_is_chosen_by_the_accounts_lora_capability_not_by_an_error_text(
+        session, account, trained_adapter, base_weights, monkeypatch):
+    from snowflake.ml.model.models import huggingface
+
+    class NoAdapter(huggingface.PeftAdapter):  # a subclass: snowflake-ml's handlers still isinstance-check it
+        def __init__(self, **_kwargs):
+            raise AssertionError("PeftAdapter must not be tried on an account without LoRA adapters")
+
+    monkeypatch.setattr(huggingface, "PeftAdapter", NoAdapter)
+    base = _base_version(session, account)
+    logged = log_adapter(open_registry(session, Deployer(session).names), base, trained_adapter,
+                         AdapterRequest("support_bot", trained_adapter), base_model_dir=base_weights)
+    assert logged.merged is True
+
+
+def test_with_lora_support_any_adapter_error_is_raised_not_turned_into_a_merge(
+        session, account, trained_adapter, monkeypatch):
+    from snowflake.ml.model.models import huggingface
+
+    class Refused(huggingface.PeftAdapter):
+        def __init__(self, **_kwargs):
+            raise ValueError("adapter refused although ENABLE_LORA_ADAPTERS is mentioned")
+
+    account.lora_adapters_enabled = True
+    monkeypatch.setattr(huggingface, "PeftAdapter", Refused)
+    base = _base_version(session, account)
+    with pytest.raises(ValueError, match="adapter refused"):
+        log_adapter(open_registry(session, Deployer(session).names), base, trained_adapter,
+                    AdapterRequest("support_bot", trained_adapter), base_model_dir="/unused",
+                    merge=lambda *_folders: pytest.fail("merged"))
+    assert session.statements_like("CREATE MODEL") == []
+
+
 def test_without_lora_support_and_no_base_weights_the_error_names_the_fix(session, account, trained_adapter):
     base = _base_version(session, account)
     with pytest.raises(ConfigurationError, match="--base-model-dir"):

@@ -2,10 +2,12 @@
 
 snowflake-ml 2.6 calls this module relies on (driven through the recording fake session in the unit tests):
 - ``snowflake.ml.model.models.huggingface.PeftAdapter(*, base_model: ModelVersion, adapter_path: str | None = None,
-  adapter=None, adapter_repo=None, subfolder=None, revision=None, token=None)``; the constructor raises
-  ``SnowflakeMLException`` ("... because ENABLE_LORA_ADAPTERS is not enabled.") when the account's
-  ``SYSTEM$ML_PLATFORM_CAPABILITIES`` lacks the flag, and ``adapter_path`` must be a local folder: "adapter_path
-  starting with '@' or 'snow://' is not supported yet" (``_packager/model_handlers/peft_adapter.py``).
+  adapter=None, adapter_repo=None, subfolder=None, revision=None, token=None)``; the constructor refuses when
+  ``PlatformCapabilities.get_instance().is_lora_adapters_enabled()`` is false (the account's
+  ``SYSTEM$ML_PLATFORM_CAPABILITIES`` lacks ENABLE_LORA_ADAPTERS). ``log_adapter`` makes that same check first
+  (``snowml_private.lora_adapters_enabled``) to choose the merge, instead of reading the error's text.
+  ``adapter_path`` must be a local folder: "adapter_path starting with '@' or 'snow://' is not supported yet"
+  (``_packager/model_handlers/peft_adapter.py``).
 - ``Registry.log_model(model, *, model_name, version_name, target_platforms, signatures, ...)`` takes the
   PeftAdapter (an adapter targets Snowpark Container Services only: ``registry/_manager/
   model_parameter_reconciler.py``) or the merged text-generation pipeline.
@@ -30,12 +32,12 @@ from typing import Any
 
 from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.core.redaction import get_logger
+from spcs_llm.deploy import snowml_private
 from spcs_llm.deploy.dependencies import LORA_INSTALL_HINT, require
 from spcs_llm.deploy.services.catalog import registry_name
 from spcs_llm.deploy.services.registry_ops import TARGET_PLATFORMS
 
 LOGGER = get_logger(__name__)
-LORA_FEATURE_FLAG = "ENABLE_LORA_ADAPTERS"
 ADAPTER_CONFIG = "adapter_config.json"
 MERGED_SUFFIX = "_MERGED"  # merged versions get their own name, so a later pinned log never reuses one by mistake
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -163,11 +165,6 @@ def merge_adapter(base_dir: str, adapter_dir: str, output_dir: str) -> Any:
     return pipeline("text-generation", model=merged, tokenizer=tokenizer)
 
 
-def _lacks_lora_support(error: Exception) -> bool:
-    # PeftAdapter wraps the ValueError in SnowflakeMLException; the flag name is in the text (huggingface.py).
-    return LORA_FEATURE_FLAG in str(error)
-
-
 def _find_version(registry: Any, model_name: str, version_name: str) -> Any | None:
     try:
         return registry.get_model(model_name).version(version_name)
@@ -206,12 +203,9 @@ def log_adapter(
         raise ConfigurationError(f"{adapter_dir} has no {ADAPTER_CONFIG}, so it is not a LoRA adapter.",
                                  fix="Pass the folder the fine-tuning run saved its adapter to.")
     with packable_adapter_dir(adapter_dir) as files:
-        try:
-            adapter = PeftAdapter(base_model=base_version, adapter_path=files)
-        except Exception as error:
-            if not _lacks_lora_support(error):
-                raise
-            return _log_merged(registry, files, request, version_name + MERGED_SUFFIX, base_model_dir, merge, error)
+        if not snowml_private.lora_adapters_enabled():  # the check PeftAdapter makes, asked before, not parsed after
+            return _log_merged(registry, files, request, version_name + MERGED_SUFFIX, base_model_dir, merge)
+        adapter = PeftAdapter(base_model=base_version, adapter_path=files)
         LOGGER.info("Logging adapter %s as %s %s pinned to its base version", request.alias, request.model_name,
                     version_name)
         version = registry.log_model(adapter, model_name=request.model_name, version_name=version_name,
@@ -222,7 +216,7 @@ def log_adapter(
 
 
 def _log_merged(registry: Any, adapter_dir: str, request: AdapterRequest, version_name: str,
-                base_model_dir: str | None, merge: Callable[[str, str, str], Any], cause: Exception) -> LoggedAdapter:
+                base_model_dir: str | None, merge: Callable[[str, str, str], Any]) -> LoggedAdapter:
     from snowflake.ml.model import openai_signatures
 
     if base_model_dir is None:
@@ -230,7 +224,7 @@ def _log_merged(registry: Any, adapter_dir: str, request: AdapterRequest, versio
             "This account does not have LoRA adapters enabled, so the adapter must be merged into the base "
             "weights, which needs them on this machine.",
             fix="Pass the base model's local folder (--base-model-dir), or ask Snowflake to enable LoRA adapters.",
-        ) from cause
+        )
     note = (f"{request.alias}: LoRA adapters are not enabled on this account, so the adapter was merged into the "
             f"base weights and logged as the full model {request.model_name} {version_name} (its own service).")
     LOGGER.warning(note)
