@@ -59,7 +59,8 @@ def _private(module: str, name: str) -> Any:
 def resolve_params(params: dict[str, Any] | None, signature_params: Any) -> list[tuple[Any, Any]]:
     """The signature's params in order with the given values or their defaults; refuses unknown names and bad
     values with snowml's own message (``param_utils.validate_and_resolve_params``)."""
-    return _private(_PARAM_UTILS, "validate_and_resolve_params")(params, signature_params) or []  # type: ignore[no-any-return]
+    resolved = _private(_PARAM_UTILS, "validate_and_resolve_params")(params, signature_params)
+    return list(resolved or [])
 
 
 def param_sql(value: Any) -> str:
