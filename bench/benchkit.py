@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from spcs_standin.stack import LocalStack  # needs the path above
+from spcs_standin.stack import LocalStack  # noqa: E402 - a bench runs as a script: the path above comes first
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,8 @@ def pat_config(endpoint: str, pat: str, **settings: Any) -> dict[str, Any]:
 
 
 def snowflake_token_header(pat: str) -> dict[str, str]:
-    """The header the ingress expects (snowflake-ml ``utils/authentication.py`` SnowflakePATAuth), as a hand-written client would send it."""
+    """The header the ingress expects (snowflake-ml ``utils/authentication.py`` SnowflakePATAuth), as a hand-written
+    client would send it."""
     return {"Authorization": f'Snowflake Token="{pat}"', "Content-Type": "application/json"}
 
 

@@ -156,7 +156,8 @@ def report(result: dict[str, Any]) -> str:
                    0.85 * run["max_parallelism"]) for run in scaling[1:]]
     latency_rows = [[name, f"{overhead[name]['p50']:.2f}", f"{overhead[name]['p95']:.2f}"]
                     for name in ("raw", "plugin", "paired difference")]
-    latency_rows.append(["overhead = plugin − raw", f"{overhead['overhead p50']:.2f}", f"{overhead['overhead p95']:.2f}"])
+    latency_rows.append(["overhead = plugin − raw", f"{overhead['overhead p50']:.2f}",
+                         f"{overhead['overhead p95']:.2f}"])
     scaling_rows = [[run["max_parallelism"], f"{run['per_s']:.2f}", f"{run['speed_up']:.2f}×",
                      f"{0.85 * run['max_parallelism']:.2f}×", f"{run['ms_per_request']:.0f}", run["max_in_flight"],
                      run["sent_429"]] for run in scaling]

@@ -90,8 +90,8 @@ class ReferenceEmbedder:
     def embed(self, texts: list[str]) -> list[list[float]]:
         vectors = []
         for text in texts:
-            answer = self.session.post(self.url, data=json.dumps({"dataframe_records": [{"sentence": text}]}), headers=self.headers,
-                                       timeout=60)
+            answer = self.session.post(self.url, data=json.dumps({"dataframe_records": [{"sentence": text}]}),
+                                       headers=self.headers, timeout=60)
             answer.raise_for_status()
             vectors.append(answer.json()["data"][0][1]["output"])
         return vectors
@@ -211,7 +211,8 @@ def report(result: dict[str, Any]) -> str:
     ]
     rows = [
         ["(a) in-process sentence-transformers", f"{rate['a']:.1f}", "1.00", f"{rate['a'] / rate['c_0ms']:.1f}"],
-        ["(b) plugin component, defaults", f"{rate['b_0ms']:.1f}", f"{ratio['b/a 0ms']:.2f}", f"{ratio['b/c 0ms']:.1f}"],
+        ["(b) plugin component, defaults", f"{rate['b_0ms']:.1f}", f"{ratio['b/a 0ms']:.2f}",
+         f"{ratio['b/c 0ms']:.1f}"],
         ["(c) reference: 1 text/request, serial", f"{rate['c_0ms']:.1f}", f"{rate['c_0ms'] / rate['a']:.2f}", "1.0"],
         [f"(b) plugin component, {rtt:g} ms RTT", f"{rate['b_rtt']:.1f}", f"{ratio['b/a rtt']:.2f}",
          f"{ratio['b/c rtt']:.1f}"],

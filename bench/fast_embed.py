@@ -162,7 +162,8 @@ def reading(raw: dict[str, Any]) -> str:
                             [(name, f"{cost:.1f}") for name, cost in raw["decode_us_per_row"].items()])
     library = f"orjson {raw['orjson']}" if raw["orjson"] else "no orjson installed: both cases decode with the stdlib"
     saved = raw["decode_us_per_row"]["json.loads"] - min(raw["decode_us_per_row"].values())
-    tuned, stdlib = (s[case]["texts_per_s"] / s["raw client"]["texts_per_s"] for case in ("component tuned", STDLIB_CASE))
+    raw_rate = s["raw client"]["texts_per_s"]
+    tuned, stdlib = (s[case]["texts_per_s"] / raw_rate for case in ("component tuned", STDLIB_CASE))
     return f"""What was optimised: decoding the answer body, the largest client step (the JSON of 384 floats per
 row). `spcs_llm.core.json_codec.loads` decodes with `orjson` when installed ({library}; the plugin code env pins it)
 and decodes again with the stdlib whatever `orjson` refuses, so values and errors stay the stdlib's. Request
@@ -179,9 +180,10 @@ stable figure, where the whole-client CPU per text of half-second rounds with 16
 moves by ±25 % from round to round.
 
 The raw client decodes with the same fastest decoder, so the ratio to it compares like with like: the component
-tuned is {tuned:.2f}× the raw client here ({stdlib:.2f}× with the stdlib decoder). The remaining component cost beyond the raw client's is the vector and dimension checks (about 9 µs per row), the token
-estimate per text (about 6 µs), input checks and batch planning (about 3 µs), the DSS response and 16 threads
-sharing the GIL on two cores. Half-second rounds on shared cores spread widely: read the per-round table."""
+tuned is {tuned:.2f}× the raw client here ({stdlib:.2f}× with the stdlib decoder). The remaining component cost
+beyond the raw client's is the vector and dimension checks (about 9 µs per row), the token estimate per text
+(about 6 µs), input checks and batch planning (about 3 µs), the DSS response and 16 threads sharing the GIL on two
+cores. Half-second rounds on shared cores spread widely: read the per-round table."""
 
 
 def report(raw: dict[str, Any]) -> str:

@@ -13,9 +13,9 @@ across instances is not documented; blind spreading, as a Kubernetes service doe
 one instance may answer 429 while another has a free worker. ``chat_reply`` (the JSON text of one row's chat
 output) makes it a chat service: every row gets that output instead of a vector.
 
-``POST /_config`` with any of workers, queue, service_ms, row_ms, network_ms, instances, chat_reply sets them (and resets the counts);
-``GET /_stats`` returns the counts. ``fixed_capacity_service()`` runs it for a bench and ``configure``/``stats``
-drive it.
+``POST /_config`` with any of workers, queue, service_ms, row_ms, network_ms, instances, chat_reply sets them (and
+resets the counts); ``GET /_stats`` returns the counts. ``fixed_capacity_service()`` runs it for a bench and
+``configure``/``stats`` drive it.
 """
 
 from __future__ import annotations

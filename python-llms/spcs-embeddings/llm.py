@@ -1,4 +1,5 @@
-"""DSS embedding component: a thin adapter over spcs_llm.spcs.dss_adapter.EmbeddingAdapter (all logic lives in python-lib)."""
+"""DSS embedding component: a thin adapter over spcs_llm.spcs.dss_adapter.EmbeddingAdapter (all logic lives in
+python-lib)."""
 
 try:
     from dataiku.llm.python import BaseEmbeddingModel

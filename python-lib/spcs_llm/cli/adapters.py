@@ -44,8 +44,9 @@ def serve_adapters_command(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"LoRA adapters are for chat models; {entry.key} is an embedding model.",
                                  fix="Pass the chat model the adapters were trained on.")
     spec = adapter_service_spec(resolve_model(
-        args.model, kind=None if entry else "chat", family=args.family, gated=args.gated, params_billion=args.params_billion,
-        revision=args.revision, instance_family=args.instance_family, gpu_count=args.gpus,
+        args.model, kind=None if entry else "chat", family=args.family, gated=args.gated,
+        params_billion=args.params_billion, revision=args.revision, instance_family=args.instance_family,
+        gpu_count=args.gpus,
         min_instances=args.min_instances, max_instances=args.max_instances, model_name=args.model_name,
         engine=engine_options_from(args, engine="vllm"),
     ), args.service_name)

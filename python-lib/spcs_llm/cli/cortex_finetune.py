@@ -57,7 +57,8 @@ def register(subparsers: Any) -> None:
     data.add_argument("--prompt-column", default="PROMPT", help="column holding the prompt (default PROMPT)")
     data.add_argument("--prompt-columns",
                       help="several columns joined by a blank line into the prompt, e.g. INSTRUCTION,INPUT")
-    data.add_argument("--completion-column", default="COMPLETION", help="column holding the answer (default COMPLETION)")
+    data.add_argument("--completion-column", default="COMPLETION",
+                      help="column holding the answer (default COMPLETION)")
     data.add_argument("--max-epochs", type=int, help=f"1 to {MAX_EPOCHS_LIMIT} (default: Snowflake chooses)")
     cost = command.add_argument_group("estimate")
     cost.add_argument("--training-credits-per-million", type=float,

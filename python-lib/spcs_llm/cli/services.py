@@ -101,7 +101,8 @@ def register(subparsers: Any) -> None:
     add_name_options(setup, SETUP_NAMES)
     setup.add_argument("--allow-unlisted-family", action="store_true",
                        help="accept an instance family newer than the shipped table")
-    setup.add_argument("--no-external-access", action="store_true", help="leave out the egress network rule and integration")
+    setup.add_argument("--no-external-access", action="store_true",
+                       help="leave out the egress network rule and integration")
     setup.add_argument("--auto-suspend-secs", type=int, default=600, help="compute pool auto-suspend (default 600)")
     setup.add_argument(
         "--functions", nargs="*", metavar="MODEL",
@@ -141,7 +142,8 @@ def register(subparsers: Any) -> None:
     registry.add_argument("--service-name", help="service name")
     registry.add_argument("--version", default="V1", help="registry version name (default V1)")
     registry.add_argument("--replace", action="store_true", help="drop and recreate the service")
-    registry.add_argument("--replace-version", action="store_true", help="drop and re-log the version (and its service)")
+    registry.add_argument("--replace-version", action="store_true",
+                          help="drop and re-log the version (and its service)")
     registry.add_argument("--caller-role", help="role granted the service role (default: --user-role)")
     registry.add_argument("--no-external-access", action="store_true",
                           help="build the image without the egress integration")

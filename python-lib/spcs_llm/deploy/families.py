@@ -89,7 +89,8 @@ def check_instance_family(name: str, *, gpu: bool, credits_per_hour: float | Non
     if family.has_gpu != gpu:
         choices = ", ".join(f for f, spec in known.items() if spec.has_gpu == gpu)
         raise ConfigurationError(
-            f"{option} {family.name} is a {'GPU' if family.has_gpu else 'CPU'} family, but a {kind} family is needed here.",
+            f"{option} {family.name} is a {'GPU' if family.has_gpu else 'CPU'} family, but a {kind} family is "
+            "needed here.",
             fix=f"Use one of {choices}.",
         )
     return family

@@ -114,7 +114,8 @@ def training_query(shape: TableShape) -> str:
 
 
 def prompt_expression(columns: tuple[str, ...]) -> str:
-    """One column as is; several (the instruction + input → output shape) joined by a blank line, empty ones left out."""
+    """One column as is; several (the instruction + input → output shape) joined by a blank line, empty ones left
+    out."""
     if len(columns) == 1:
         return quoted(columns[0])
     parts = ", ".join(f"NULLIF(TRIM({quoted(column)}), '')" for column in columns)

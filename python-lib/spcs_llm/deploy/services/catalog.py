@@ -275,7 +275,8 @@ def _validate(spec: ModelSpec) -> None:
             fix="Pass --family (e.g. phi2, falcon, chatml) together with --attach-chat-template.",
         )
     if spec.attach_chat_template and spec.kind != "chat":
-        raise ConfigurationError(f"Model {spec.key}: only chat models take a chat template.", fix="Drop --attach-chat-template.")
+        raise ConfigurationError(f"Model {spec.key}: only chat models take a chat template.",
+                                 fix="Drop --attach-chat-template.")
     for label, value in (("model name", spec.model_name), ("service name", spec.service_name)):
         if not _IDENTIFIER.match(value):
             raise ConfigurationError(

@@ -121,7 +121,8 @@ class Deployer:
         elif service_exists_in_schema(self.session, self.names.schema_fqn, spec.service_name):
             if not options.replace_service:
                 raise DeploymentError(
-                    f"A service named {service_fqn} exists but does not serve {spec.model_name} {options.version_name}.",
+                    f"A service named {service_fqn} exists but does not serve {spec.model_name} "
+                    f"{options.version_name}.",
                     fix="Re-run with --replace-service to drop it, or choose another --service-name.",
                 )
             self.session.sql(f"DROP SERVICE IF EXISTS {service_fqn}").collect()

@@ -35,7 +35,7 @@ def _offline() -> bool:
 
 def kind_from_metadata(pipeline_tag: str | None, library_name: str | None, tags: list[str]) -> ModelKind | None:
     """Embedding for sentence-transformers / similarity / feature-extraction models, chat for text generation."""
-    if library_name == "sentence-transformers" or "sentence-transformers" in tags or pipeline_tag in EMBEDDING_PIPELINES:
+    if "sentence-transformers" in (library_name, *tags) or pipeline_tag in EMBEDDING_PIPELINES:
         return "embedding"
     if pipeline_tag in CHAT_PIPELINES:
         return "chat"

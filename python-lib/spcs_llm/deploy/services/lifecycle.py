@@ -69,7 +69,8 @@ def service_logs(session: Any, service_fqn: str, lines: int) -> str:
 
 
 def _progress(total_s: float, description: str) -> Any:
-    return require("tqdm.auto").tqdm(total=int(total_s), desc=description, unit="s", bar_format="{desc}: {elapsed} {postfix}")
+    return require("tqdm.auto").tqdm(total=int(total_s), desc=description, unit="s",
+                                     bar_format="{desc}: {elapsed} {postfix}")
 
 
 def wait_until_running(
@@ -116,11 +117,13 @@ def _raise_if_job_failed(session: Any, deploy_job: Any, service_fqn: str, settin
         deploy_job.result()
     except Exception as exc:  # noqa: BLE001 - any deploy-job failure is reported with its message and logs
         message = str(exc)
+        upper = message.upper()
         fix = None
-        if "BIND SERVICE ENDPOINT" in message.upper():
+        if "BIND SERVICE ENDPOINT" in upper:
             fix = "As ACCOUNTADMIN: GRANT BIND SERVICE ENDPOINT ON ACCOUNT TO ROLE <deployer role>; then re-run."
-        elif "COMPUTE POOL" in message.upper() and ("NOT EXIST" in message.upper() or "NOT AUTHORIZED" in message.upper()):
-            fix = "Create the pool with `spcs-llm setup-sql`, or GRANT USAGE, MONITOR ON COMPUTE POOL <pool> TO ROLE <deployer role>."
+        elif "COMPUTE POOL" in upper and ("NOT EXIST" in upper or "NOT AUTHORIZED" in upper):
+            fix = ("Create the pool with `spcs-llm setup-sql`, or GRANT USAGE, MONITOR ON COMPUTE POOL <pool> TO ROLE "
+                   "<deployer role>.")
         raise ServiceFailedError(
             f"Deploying {service_fqn} failed: {message}",
             logs=service_logs(session, service_fqn, settings.log_lines),

@@ -131,7 +131,8 @@ def billing_report(pools: list[PoolBilling], dollars_per_credit: float) -> str:
            f"; not priced: {', '.join(projection.unpriced_pools)} (family not in the table; pass --credits-per-hour)"))
     if projection.credits_per_hour:
         lines.append(
-            f"If left as it is: {projection.credits_per_day:.1f} credits/day (${money(projection.credits_per_day):,.0f}), "
+            f"If left as it is: {projection.credits_per_day:.1f} credits/day "
+            f"(${money(projection.credits_per_day):,.0f}), "
             f"{projection.credits_per_month:,.0f} credits/month (${money(projection.credits_per_month):,.0f}). "
             "Idle nodes bill like busy ones; per-call costs in DSS count busy time only.")
         lines.append("Suspend with `ALTER COMPUTE POOL <pool> SUSPEND` or stop everything with `spcs-llm teardown`.")

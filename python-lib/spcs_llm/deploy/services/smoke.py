@@ -28,8 +28,8 @@ def smoke_test(deployed: DeployedModel, pat: str | None) -> SmokeResult:
     """One chat completion or one embedding through the deployed endpoint; errors are reported, not raised."""
     key = deployed.spec.key
     if not pat:
-        return SmokeResult(key, False, "skipped: set a programmatic access token of a user holding role "
-                                       f"{deployed.caller_role} (ALTER USER ... ADD PROGRAMMATIC ACCESS TOKEN) to run it")
+        return SmokeResult(key, False, f"skipped: set a programmatic access token of a user holding role "
+                           f"{deployed.caller_role} (ALTER USER ... ADD PROGRAMMATIC ACCESS TOKEN) to run it")
     settings = connection_settings(deployed, auth_type="service")
     config = {**settings, "service_preset": {"service_auth": "pat", "pat": pat}}
     try:
