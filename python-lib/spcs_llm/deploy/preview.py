@@ -255,6 +255,7 @@ def cortex_finetune_preview(names: DeploymentNames, request: Any) -> str:
         "it asks before starting the job.",
         "-- checks (read-only): the columns exist, and the size of the data",
         *checks,
+        plan.use_schema_sql() + ";  -- FINETUNE saves the model to the registry of the current schema",
         plan.create_sql() + ";",
         "-- then follow it with SELECT SNOWFLAKE.CORTEX.FINETUNE('DESCRIBE', '<job id: returned by CREATE>');",
     ])

@@ -4,7 +4,12 @@ the training-table checks, answered from the account's tables (``fake_tables.py`
 The statement shapes are the ones snowflake-ml 2.6 sends (snowflake/cortex/_finetune.py through
 _util.call_sql_function_literals: ``SELECT SNOWFLAKE.CORTEX.FINETUNE(<literals>)``, one cell back). Rules enforced,
 each from the FINETUNE ('CREATE') reference page (https://docs.snowflake.com/en/sql-reference/functions/finetune-create):
-the base model must be one of the listed ones; the training query's result must have prompt and completion columns.
+the base model must be one of the listed ones; the training query's result must have prompt and completion columns;
+the name is an identifier (letters, digits, _; a dotted path is refused) and the model goes to the registry of the
+session's current schema (the last ``USE SCHEMA``); the options are a string holding a JSON object
+('{"max_epochs": 3}', max_epochs 1 to 10). DESCRIBE names a finished model DB.SCHEMA.NAME, as the answer recorded in
+snowflake-ml's snowflake/cortex/finetune_test.py does (``FinetuneState.plain_model_names``: as the DESCRIBE page's
+example does, the bare name).
 Stricter where the real behaviour is unknown: a DESCRIBE or CANCEL of an unknown job id is an error, and the
 training query must read an existing table.
 """
@@ -60,6 +65,7 @@ class FinetuneState:
         {"status": "PENDING"}, {"status": "IN_PROGRESS", "progress": 0.5, "trained_tokens": 1200},
         {"status": "SUCCESS", "progress": 1.0, "trained_tokens": 2400}])
     create_error: str | None = None
+    plain_model_names: bool = False  # DESCRIBE answers "model": "NAME" instead of "DB.SCHEMA.NAME"
 
 
 def finetune_state(account: FakeAccount) -> FinetuneState:
@@ -124,19 +130,41 @@ class _FinetuneAnswers:
                                        "columns.")
         self._table(found[3])
 
+    def _current_schema(self) -> str:
+        used = [s for s in self.session.statements if s.upper().startswith("USE SCHEMA ")]
+        account = self.session.account
+        return used[-1].split()[-1].upper() if used else f"{account.database}.{account.schema}"
+
+    @staticmethod
+    def _options(text: str | None) -> dict[str, Any]:
+        if text is None:
+            return {}
+        try:
+            options = json.loads(_unescape(text))
+        except json.JSONDecodeError:
+            raise SnowparkSQLException(f"FINETUNE: options must be a JSON object string, not {text!r}.") from None
+        epochs = options.get("max_epochs") if isinstance(options, dict) else None
+        if not isinstance(options, dict) or set(options) - {"max_epochs"} or (
+                epochs is not None and not (isinstance(epochs, int) and 1 <= epochs <= 10)):
+            raise SnowparkSQLException(f"FINETUNE: invalid options {text!r}.")
+        return options
+
     def create(self, m: re.Match) -> list[Row]:
         name, base_model, training = _unescape(m[1]), _unescape(m[2]), _unescape(m[3])
         validation = None if m[4] is None else _unescape(m[4])
         if self.state.create_error:
             raise SnowparkSQLException(self.state.create_error)
+        if not re.match(r'^([A-Za-z_][A-Za-z0-9_$]*|"[^"]+")$', name):
+            raise SnowparkSQLException(f"FINETUNE: invalid identifier '{name}' for the model name.")
         if base_model not in ALLOWED_BASE_MODELS:
             raise SnowparkSQLException(f"FINETUNE: unsupported base model '{base_model}'.")
         self._check_query(training, "training")
         if validation is not None:
             self._check_query(validation, "validation")
         job_id = f"CortexFineTuningWorkflow_{len(self.state.jobs) + 1:04d}"
-        options = {"max_epochs": int(m[5])} if m[5] else {}
-        self.state.jobs[job_id] = FakeFinetuneJob(job_id, name, base_model, training, validation, options,
+        options = self._options(m[5])
+        model = name if self.state.plain_model_names else f"{self._current_schema()}.{name.upper()}"
+        self.state.jobs[job_id] = FakeFinetuneJob(job_id, model, base_model, training, validation, options,
                                                   list(self.state.next_script))
         return [Row(job_id)]
 
@@ -162,8 +190,8 @@ def _handlers(session: RecordingSession) -> fake_snowflake.Handlers:
         (r"^SHOW COLUMNS IN TABLE ([\w.]+)$", answers.show_columns),
         (r"^SELECT COUNT\(\*\) AS ROWS_TOTAL, COALESCE\(SUM\(LENGTH\((.+)\) \+ LENGTH\(((?:\"[^\"]+\")+)\)\), 0\) "
          r"AS CHARACTERS, COUNT_IF\(.+\) AS ROWS_INCOMPLETE FROM ([\w.]+)$", answers.measure),
-        (call + rf"'CREATE', {_LITERAL}, {_LITERAL}, {_LITERAL}, (?:NULL|{_LITERAL})"
-                r"(?:, OBJECT_CONSTRUCT\('max_epochs', (\d+)\))?\)$", answers.create),
+        (call + rf"'CREATE', {_LITERAL}, {_LITERAL}, {_LITERAL}(?:, (?:NULL|{_LITERAL})(?:, {_LITERAL})?)?\)$",
+         answers.create),
         (call + rf"'DESCRIBE', ?{_LITERAL}\)$", answers.describe),  # ', ' ours, ',' snowflake-ml's
         (call + rf"'CANCEL', ?{_LITERAL}\)$", answers.cancel),
     ]

@@ -75,10 +75,41 @@ def test_create_sql_quotes_columns_as_snowflake_spells_them_and_leaves_out_incom
     plan = plan_finetune(session, DeploymentNames(), _request(prompt_columns=("prompt",), max_epochs=3))
 
     assert plan.create_sql() == (
-        "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'SPCS_LLM.MODELS.SUPPORT_TUNED', 'llama3.1-8b', "
+        "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'SUPPORT_TUNED', 'llama3.1-8b', "
         "'SELECT \"Prompt\" AS prompt, \"COMPLETION\" AS completion FROM SPCS_LLM.MODELS.TRAIN "
-        "WHERE \"Prompt\" IS NOT NULL AND \"COMPLETION\" IS NOT NULL', NULL, OBJECT_CONSTRUCT('max_epochs', 3))")
+        "WHERE \"Prompt\" IS NOT NULL AND \"COMPLETION\" IS NOT NULL', NULL, '{\"max_epochs\": 3}')")
     assert session.statements[0] == "SHOW COLUMNS IN TABLE SPCS_LLM.MODELS.TRAIN"
+
+
+def test_the_model_name_is_an_identifier_and_the_schema_is_set_first_as_the_create_page_documents(session, train):
+    # FINETUNE ('CREATE'): 'name' is "the identifier of the fine-tuned model" (letters, digits, _) and the model is
+    # "saved to the model registry of the schema" (https://docs.snowflake.com/en/sql-reference/functions/finetune-create)
+    job_id = create_job(session, plan_finetune(session, DeploymentNames(database="SALES", schema="TUNED"),
+                                               _request(training_table="SPCS_LLM.MODELS.TRAIN")))
+
+    use, create = [s for s in session.statements if s.startswith(("USE SCHEMA", "SELECT SNOWFLAKE.CORTEX"))]
+    assert use == "USE SCHEMA SALES.TUNED"
+    assert create.startswith("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'SUPPORT_TUNED', 'llama3.1-8b', 'SELECT ")
+    assert create.endswith("IS NOT NULL')")  # no validation query, no options: both left out, not NULL
+    status = wait_for_job(session, job_id, _no_wait(), lambda _: None)
+    assert status.model == "SALES.TUNED.SUPPORT_TUNED"
+
+
+def test_max_epochs_travel_as_the_json_string_the_create_page_documents(session, train):
+    plan = plan_finetune(session, DeploymentNames(), _request(validation_table="TRAIN", max_epochs=4))
+    job_id = create_job(session, plan)
+
+    assert plan.create_sql().endswith(""" IS NOT NULL', '{"max_epochs": 4}')""")
+    assert "OBJECT_CONSTRUCT" not in plan.create_sql()
+    assert finetune_state(session.account).jobs[job_id].options == {"max_epochs": 4}
+
+
+def test_a_bare_model_name_from_describe_is_qualified_with_the_jobs_schema(session, train):
+    finetune_state(session.account).plain_model_names = True  # as the DESCRIBE page's example answers
+    job_id = create_job(session, plan_finetune(session, DeploymentNames(), _request()))
+
+    status = wait_for_job(session, job_id, _no_wait(), lambda _: None)
+    assert status.model == "SPCS_LLM.MODELS.SUPPORT_TUNED"
 
 
 def test_instruction_and_input_are_joined_into_the_prompt_with_sql(session, account):

@@ -55,9 +55,11 @@ def test_dry_run_prints_the_sql_without_a_session(monkeypatch, capsys, flag):
     assert lines[1] == ("-- mistral-7b fine-tuned on SPCS_LLM.MODELS.TRAIN (<rows: counted on the account>) → "
                         "SPCS_LLM.MODELS.SUPPORT_TUNED")
     assert "1 credits per million training tokens" in lines[2]
-    create = next(line for line in lines if line.startswith("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE'"))
-    assert create.startswith("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'SPCS_LLM.MODELS.SUPPORT_TUNED', "
-                             "'mistral-7b', ") and create.endswith("OBJECT_CONSTRUCT('max_epochs', 2));")
+    create = lines.index(next(line for line in lines if line.startswith("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE'")))
+    assert lines[create - 1].startswith("USE SCHEMA SPCS_LLM.MODELS;")
+    # the form the FINETUNE ('CREATE') page documents: the name an identifier, the options a JSON string
+    assert lines[create].startswith("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'SUPPORT_TUNED', 'mistral-7b', ")
+    assert lines[create].endswith(""", NULL, '{"max_epochs": 2}');""")
 
 
 def test_dry_run_of_cancel_prints_the_statement_only(monkeypatch, capsys):

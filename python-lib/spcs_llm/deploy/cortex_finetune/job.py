@@ -1,9 +1,10 @@
 """A Cortex fine-tuning job once started: create it, follow ``FINETUNE('DESCRIBE')`` to a final state, cancel it,
 and the Cortex chat settings that serve the tuned model in Dataiku.
 
-The job's statements are the ones snowflake-ml 2.6 sends (snowflake/cortex/_finetune.py ``Finetune.create`` /
-``FinetuneJob.describe`` / ``FinetuneJob.cancel`` through ``_util.call_sql_function_literals``): a one-cell SELECT
-of ``SNOWFLAKE.CORTEX.FINETUNE(...)``; CREATE answers the job id, DESCRIBE a JSON object.
+The job's statements are one-cell SELECTs of ``SNOWFLAKE.CORTEX.FINETUNE(...)``, as snowflake-ml 2.6 sends them
+(snowflake/cortex/_finetune.py ``Finetune.create`` / ``FinetuneJob.describe`` / ``FinetuneJob.cancel`` through
+``_util.call_sql_function_literals``); CREATE's arguments in the form its reference page documents
+(``FinetunePlan.create_sql``), after ``USE SCHEMA``. CREATE answers the job id, DESCRIBE a JSON object.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from spcs_llm.core.errors import DeploymentError
@@ -68,8 +69,9 @@ def _finetune(session: Any, operation: str, job_id: str) -> str:
 
 
 def create_job(session: Any, plan: FinetunePlan) -> str:
-    """Start the job; a refusal carries the server's message and the grants it usually means."""
+    """Start the job in the plan's schema; a refusal carries the server's message and the grants it usually means."""
     try:
+        session.sql(plan.use_schema_sql()).collect()
         return str(session.sql(plan.create_sql()).collect()[0][0])
     except Exception as exc:  # noqa: BLE001 - Snowpark raises its SQL error; its message is the server's
         raise DeploymentError(
@@ -116,7 +118,7 @@ def wait_for_job(session: Any, job_id: str, settings: PollSettings, report: Repo
                 bar.n = round(status.progress * 100)
                 bar.refresh()
             if status.status in TERMINAL_STATES:
-                return _final(status)
+                return _final(_qualified(session, status))
             if clock() - started > settings.timeout_s:
                 raise DeploymentError(
                     f"Fine-tuning job {job_id} still {status.status} after {settings.timeout_s:.0f} s.",
@@ -132,6 +134,20 @@ def _progress_bar(job_id: str) -> Any:
     from spcs_llm.deploy.dependencies import require
 
     return require("tqdm.auto").tqdm(total=100, desc=job_id, unit="%", file=sys.stderr)
+
+
+def _qualified(session: Any, status: JobStatus) -> JobStatus:
+    """DESCRIBE's ``model`` as DB.SCHEMA.NAME. snowflake-ml's unit test records a qualified one
+    (snowflake/cortex/finetune_test.py: "CFT_DB.TASTY_EMAIL.test_api_1"), the DESCRIBE reference page a plain one
+    ("my_tuned_model"). Inferred: a plain name lives in the session's current schema, the one create_job set (an
+    --attach session starts in the deployment schema too)."""
+    if not status.model or "." in status.model:
+        return status
+    database = str(session.get_current_database() or "").strip('"')
+    schema = str(session.get_current_schema() or "").strip('"')
+    if not database or not schema:
+        return status
+    return replace(status, model=f"{database}.{schema}.{status.model}")
 
 
 def _final(status: JobStatus) -> JobStatus:

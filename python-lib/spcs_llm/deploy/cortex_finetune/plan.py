@@ -7,6 +7,7 @@ Running, polling and cancelling the job are in ``cortex_finetune_job.py``.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -98,11 +99,35 @@ class FinetunePlan:
     max_epochs: int | None
     estimate: FinetuneEstimate
 
+    @property
+    def model_name(self) -> str:
+        """The tuned model's identifier, as FINETUNE('CREATE') takes it (unqualified)."""
+        return self.model_fqn.rsplit(".", 1)[-1]
+
+    @property
+    def schema_fqn(self) -> str:
+        """``DB.SCHEMA`` whose model registry receives the tuned model."""
+        return self.model_fqn.rsplit(".", 1)[0]
+
+    def use_schema_sql(self) -> str:
+        """Run before ``create_sql``: the CREATE page saves the tuned model "to the model registry of the schema",
+        the session's current one, and takes the name as an identifier (letters, digits, _), not a path."""
+        return f"USE SCHEMA {self.schema_fqn}"
+
     def create_sql(self) -> str:
-        validation = literal(training_query(self.validation)) if self.validation else "NULL"
-        options = f", OBJECT_CONSTRUCT('max_epochs', {self.max_epochs})" if self.max_epochs is not None else ""
-        return (f"SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', {literal(self.model_fqn)}, {literal(self.base_model)}, "
-                f"{literal(training_query(self.training))}, {validation}{options})")
+        """FINETUNE('CREATE', '<name>', '<base_model>', '<training_data_query>' [, '<validation_data_query>'
+        [, '<options>']]) as the CREATE reference page documents it (CREATE_DOCS_URL): the name an identifier and
+        the options "a string representation of a JSON object" ('{"max_epochs": 3}'). Options without a validation
+        query pass NULL in its place, as snowflake-ml's own client does (snowflake/cortex/_finetune.py
+        ``Finetune.create`` through ``_util.call_sql_function_literals``, which writes None as NULL)."""
+        arguments = ["'CREATE'", literal(self.model_name), literal(self.base_model),
+                     literal(training_query(self.training))]
+        options = {"max_epochs": self.max_epochs} if self.max_epochs is not None else {}
+        if self.validation or options:
+            arguments.append(literal(training_query(self.validation)) if self.validation else "NULL")
+        if options:
+            arguments.append(literal(json.dumps(options)))
+        return f"SELECT SNOWFLAKE.CORTEX.FINETUNE({', '.join(arguments)})"
 
 
 def training_query(shape: TableShape) -> str:
@@ -163,8 +188,8 @@ def plan_finetune(session: Any, names: DeploymentNames, request: FinetuneRequest
                                 epochs=request.max_epochs,
                                 credits_per_million=request.training_credits_per_million,
                                 dollars_per_credit=request.dollars_per_credit)
-    # Inferred: FINETUNE takes a qualified name and saves the model in that schema's registry (the CREATE page only
-    # says "the model registry of the schema"); qualifying it keeps the model out of whatever schema is current.
+    # The model goes to the registry of the session's current schema (the CREATE page), which create_job sets
+    # first with use_schema_sql(); model_fqn is where it will be.
     return FinetunePlan(model_fqn=f"{names.database}.{names.schema}.{request.name.upper()}",
                         base_model=request.base_model, training=training, validation=validation,
                         max_epochs=request.max_epochs, estimate=estimate)
