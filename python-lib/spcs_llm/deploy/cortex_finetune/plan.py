@@ -21,11 +21,11 @@ CREATE_DOCS_URL = "https://docs.snowflake.com/en/sql-reference/functions/finetun
 # Base models FINETUNE('CREATE') accepts, from the FINETUNE ('CREATE') reference page read on this date.
 BASE_MODELS_AS_OF = "2026-12-04"
 FINETUNE_BASE_MODELS = ("llama3-8b", "llama3-70b", "llama3.1-8b", "llama3.1-70b", "mistral-7b", "mixtral-8x7b")
-# Inferred: the 'max_epochs' option takes 1 to 10 (our reading of the CREATE reference page); Snowflake picks the
-# number of epochs when the option is left out.
+# The 'max_epochs' option takes "a value from 1 to 10 (inclusive)" (the CREATE reference page, CREATE_DOCS_URL);
+# Snowflake picks the number of epochs when the option is left out.
 MAX_EPOCHS_LIMIT = 10
-# Inferred: about 4 characters per token, the convention the Cortex cost page states ("Cost considerations for
-# Cortex AI Functions"); the real count depends on the base model's tokenizer.
+# About 4 characters per token: an approximation Snowflake's fine-tuning page states (DOCS_URL, "Cost
+# considerations"); the real count depends on the base model's tokenizer, so the estimate says it is one.
 CHARS_PER_TOKEN = 4
 DEFAULT_DOLLARS_PER_CREDIT = 3.0
 _MODEL_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # the CREATE page: letters, digits, _, starting with a letter
