@@ -1,7 +1,8 @@
 """Server-sent events: the JSON objects of an ``text/event-stream`` body, read as they arrive.
 
-An open stream holds its endpoint's limiter slot and ledger share; ``close()`` (called when the events are
-exhausted, on a read error, or when the stream is dropped) hands them back exactly once.
+An open stream holds its endpoint's limiter slot and ledger share; ``close()`` hands them back exactly once. It is
+called when the events are exhausted or a read fails, and every reader closes it explicitly too (``with`` or
+``try/finally``, so a consumer that stops early frees the slot at once); ``__del__`` is only a last resort.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class EventStream:
         self.close()
 
     def __del__(self) -> None:
-        if hasattr(self, "_events"):  # a stream dropped unread still frees its limiter slot
+        if hasattr(self, "_events"):  # last resort only: readers close explicitly
             self.close()
 
     def close(self) -> None:

@@ -58,7 +58,7 @@ class CallResult:
     busy_seconds: float = 0.0  # this call's share of the endpoint's busy time (all attempts); final once a stream ends
     elapsed_seconds: float = 0.0  # wall time of the call; for a stream, until it is exhausted or closed
     retry_reasons: list[str] = field(default_factory=list)
-    events: Iterator[Any] | None = None  # parsed JSON of SSE ``data:`` lines when the answer is text/event-stream
+    events: EventStream | None = None  # parsed JSON of SSE ``data:`` lines when the answer is text/event-stream
     cold_start_wait_seconds: float = 0.0  # how long the call waited for a resuming service (502/503/refused)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -106,7 +106,7 @@ class CortexChatClient(_CortexClient):
         call = self._post(CHAT_COMPLETIONS_ROUTE, self._body(request, stream=False))
         return self._result_from_payload(request, call)
 
-    def stream(self, request: CortexChatRequest) -> Iterator[str | list[dict] | CortexChatResult]:
+    def stream(self, request: CortexChatRequest) -> Generator[str | list[dict] | CortexChatResult, None, None]:
         """Yield text deltas as they arrive, then the tool calls (a list, if any), then the result, last.
 
         Closing this generator closes the HTTP stream and releases the endpoint's limiter slot.
@@ -120,19 +120,20 @@ class CortexChatClient(_CortexClient):
                 yield result.tool_calls
             yield result
             return
-        parts = read_chat_stream(call.events)
-        try:
-            for part in parts:
-                if isinstance(part, StreamedText):
-                    yield part.text
-                elif isinstance(part, StreamedToolCalls):
-                    yield part.calls
-                elif isinstance(part, StreamEnd):
-                    yield self._result(request, call, part)
-        except SpcsLlmError as error:
-            raise for_cortex(error, self._auth_fix) from None
-        finally:
-            parts.close()
+        with call.events as events:  # closed on the end, an error, or the consumer closing this generator
+            parts = read_chat_stream(events)
+            try:
+                for part in parts:
+                    if isinstance(part, StreamedText):
+                        yield part.text
+                    elif isinstance(part, StreamedToolCalls):
+                        yield part.calls
+                    elif isinstance(part, StreamEnd):
+                        yield self._result(request, call, part)
+            except SpcsLlmError as error:
+                raise for_cortex(error, self._auth_fix) from None
+            finally:
+                parts.close()
 
     def _result_from_payload(self, request: CortexChatRequest, call: CallResult) -> CortexChatResult:
         payload = call.payload if isinstance(call.payload, dict) else {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 
 from spcs_llm.core.errors import ConfigurationError, RequestRejectedError
@@ -95,8 +95,8 @@ class ChatClient(ModelClient):
         plan, call = self._post(messages, params)
         return self._finished(plan, self._decode(plan, call))
 
-    def stream(self, messages: Sequence[dict], params: GenerationParams) -> Iterator[str | ChatResult]:
-        """Yield text deltas, then the final ChatResult.
+    def stream(self, messages: Sequence[dict], params: GenerationParams) -> Generator[str | ChatResult, None, None]:
+        """Yield text deltas, then the final ChatResult; closing the generator early closes the HTTP stream.
 
         Registry services answer one JSON document (snowflake-ml ``_openai_chat_wrapper.py`` ignores ``stream``),
         so usually the whole text arrives as one delta. If an endpoint answers ``text/event-stream`` (an OpenAI-style
@@ -112,14 +112,17 @@ class ChatClient(ModelClient):
         pieces: list[str] = []
         finish_reason = None
         usage = None
-        for event in call.events:
-            for choice in event.get("choices") or []:
-                delta = (choice.get("delta") or {}).get("content") or ""
-                if delta:
-                    pieces.append(delta)
-                    yield delta
-                finish_reason = choice.get("finish_reason") or finish_reason
-            usage = event.get("usage") or usage
+        # Closed here, not left to garbage collection: on the last event, on an error, and when the consumer closes
+        # this generator early (DSS cancelling), the socket and the endpoint's limiter slot are freed at once.
+        with call.events as events:
+            for event in events:
+                for choice in event.get("choices") or []:
+                    delta = (choice.get("delta") or {}).get("content") or ""
+                    if delta:
+                        pieces.append(delta)
+                        yield delta
+                    finish_reason = choice.get("finish_reason") or finish_reason
+                usage = event.get("usage") or usage
         parsed = parse_chat_output(
             {"choices": [{"message": {"content": "".join(pieces)}, "finish_reason": finish_reason}], "usage": usage}
         )

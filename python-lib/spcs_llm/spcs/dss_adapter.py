@@ -103,12 +103,16 @@ class ChatAdapter:
         messages = messages_from_query(query)
         params = spcs_params(settings)
         with traced(trace, "spcs-llm chat completion (stream)") as span:
-            for event in self.client.stream(messages, params):
-                if isinstance(event, ChatResult):
-                    record_call(span, self._attributes(event), {"text": event.text})
-                    yield {"footer": _chat_footer(event)}
-                elif event:
-                    yield {"chunk": {"text": event}}
+            events = self.client.stream(messages, params)
+            try:
+                for event in events:
+                    if isinstance(event, ChatResult):
+                        record_call(span, self._attributes(event), {"text": event.text})
+                        yield {"footer": _chat_footer(event)}
+                    elif event:
+                        yield {"chunk": {"text": event}}
+            finally:
+                events.close()  # DSS closing this generator early closes the HTTP stream and frees its slot now
 
 
 class EmbeddingAdapter(EmbeddingComponent[EmbeddingBatchResult]):

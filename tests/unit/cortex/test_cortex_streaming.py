@@ -145,3 +145,19 @@ def test_a_stream_request_answered_with_one_json_document_becomes_one_delta_and_
     assert out == [{"chunk": {"text": "whole"}}, {"footer": {
         "promptTokens": 4, "completionTokens": 1, "totalTokens": 5, "tokenCountsAreEstimated": False,
         "estimatedCost": out[1]["footer"]["estimatedCost"], "finishReason": "stop"}}]
+
+
+def test_an_early_close_frees_the_slot_without_garbage_collection(http, monkeypatch):
+    """Explicit closing, not ``EventStream.__del__``, frees the socket and the slot (issue 19, P2)."""
+    from spcs_llm.core.sse import EventStream
+
+    monkeypatch.setattr(EventStream, "__del__", lambda self: None)
+    raw = RecordingRaw(STREAM.encode())
+    http.add(responses.POST, CHAT_URL, body=io.BufferedReader(raw), content_type="text/event-stream")
+    adapter = CortexChatAdapter(chat_client())
+    events = adapter.process_stream(QUERY, {}, None)
+    assert next(events) == {"chunk": {"text": "Hel"}}
+    assert endpoint_state(adapter.client.config.endpoint.base_url).limiter.in_use == 1
+    events.close()
+    assert raw.was_closed
+    assert endpoint_state(adapter.client.config.endpoint.base_url).limiter.in_use == 0
