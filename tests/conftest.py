@@ -67,8 +67,9 @@ def _no_log_handler_outlives_its_test():
     of that test. snowflake-ml's ``service_logger.get_logger`` (snowflake/ml/_internal/utils/service_logger.py) adds
     a new ``StreamHandler(sys.stdout)`` with ANSI colours to the service's logger (e.g. ``SPCS_LLM.MODELS.<SVC>``)
     on every ``create_service`` while the root logger is at INFO or below, which it is during each test phase here
-    (for the leak detector below). Left in place, a later test's service logs hit a closed capture ("--- Logging error --- ValueError:
-    I/O operation on closed file") or a stream pytest no longer captures (coloured lines amid pytest's progress).
+    (for the leak detector below). Left in place, a later test's service logs hit a closed capture ("--- Logging
+    error --- ValueError: I/O operation on closed file") or a stream pytest no longer captures (coloured lines amid
+    pytest's progress).
     Handlers found writing to an already-closed stream are dropped too.
     """
     before = {id(handler) for logger in _loggers() for handler in logger.handlers}
@@ -89,7 +90,8 @@ def _no_log_handler_outlives_its_test():
 
 
 class _SecretLeakDetector(logging.Handler):
-    """Sees every log record of the run (DEBUG ones during test phases) and keeps those that contain a secret the library registered."""
+    """Sees every log record of the run (DEBUG ones during test phases) and keeps those that contain a secret the
+    library registered."""
 
     # requests-oauthlib/oauthlib run DSS's side of the OAuth dance in the harness (DSS's code, not the plugin's).
     OUTSIDE_THE_PLUGIN = ("requests_oauthlib", "oauthlib")
@@ -103,7 +105,8 @@ class _SecretLeakDetector(logging.Handler):
             return
         try:
             message = record.getMessage()
-        except Exception:  # a malformed record is not ours to judge
+        except Exception:  # noqa: BLE001 - any library's record: its msg's __str__ or %-args may raise anything
+            # (logging.Handler.handleError catches Exception too); a malformed record is not ours to judge
             return
         known = redaction._known_secrets()
         if known is not None and known.search(message):

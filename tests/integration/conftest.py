@@ -33,7 +33,8 @@ def _snowflake_auth(token: str, *, oauth: bool = False) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def snowflake_auth() -> Callable[..., dict[str, str]]:
-    """Build the ingress auth headers (snowflake-ml ``utils/authentication.py``): ``snowflake_auth(token, oauth=False)``."""
+    """Build the ingress auth headers (snowflake-ml ``utils/authentication.py``):
+    ``snowflake_auth(token, oauth=False)``."""
     return _snowflake_auth
 
 

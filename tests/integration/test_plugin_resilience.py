@@ -84,9 +84,8 @@ def test_sixteen_one_text_calls_share_requests_and_each_gets_its_own_vector(clea
              for text in texts[:2]}
     clean_stack.stats("embed", reset=True)
     with ThreadPoolExecutor(max_workers=16) as pool:
-        vectors = list(pool.map(
-            lambda text: model.process({"queries": [{"text": text}]}, {}, SpanBuilder("test"))["responses"][0]["embedding"],
-            texts))
+        answers = pool.map(lambda text: model.process({"queries": [{"text": text}]}, {}, SpanBuilder("test")), texts)
+        vectors = [answer["responses"][0]["embedding"] for answer in answers]
     stats = clean_stack.stats("embed")
     requests = sum(stats["statuses"].values())
     assert stats["statuses"] == {"200": requests} and requests < len(texts)  # shared requests, all answered

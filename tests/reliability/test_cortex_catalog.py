@@ -132,9 +132,10 @@ def test_cortex_catalog(case: Case, env: Env, exposure):
 
 def test_stand_in_answers_a_lone_surrogate_with_a_400_naming_the_row(env: Env):
     """Sent past the component (which refuses it first), the body is the caller's error, never a 500."""
-    body = '{"model": "%s", "text": ["fine", "caf\\udce9"]}' % EMBED_MODEL
+    body = f'{{"model": "{EMBED_MODEL}", "text": ["fine", "caf\\udce9"]}}'
+    headers = {"Authorization": f"Bearer {env.stack.issue_pat()}", "Content-Type": "application/json",
+               "X-Snowflake-Authorization-Token-Type": "PROGRAMMATIC_ACCESS_TOKEN"}
     answer = requests.post(f"{env.stack.cortex_url}/api/v2/cortex/inference:embed", data=body, timeout=30,
-                           headers={"Authorization": f"Bearer {env.stack.issue_pat()}", "Content-Type": "application/json",
-                                    "X-Snowflake-Authorization-Token-Type": "PROGRAMMATIC_ACCESS_TOKEN"})
+                           headers=headers)
     assert answer.status_code == 400 and "'text[1]'" in answer.json()["message"]
     assert "lone surrogate" in answer.json()["message"]

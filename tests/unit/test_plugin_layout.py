@@ -31,7 +31,8 @@ def test_llm_json_params_are_read_by_the_config_parser(component):
     assert presets == {"snowflake-oauth", "snowflake-service-account"}
     for preset in presets:
         assert (ROOT / "parameter-sets" / preset / "parameter-set.json").is_file()
-    families = {c["value"] for p in descriptor["params"] if p.get("name") == "instance_family" for c in p["selectChoices"]}
+    families = {choice["value"] for p in descriptor["params"] if p.get("name") == "instance_family"
+                for choice in p["selectChoices"]}
     assert families == set(load("resource/instance_families.json")["families"])
 
 

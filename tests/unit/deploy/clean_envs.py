@@ -1,5 +1,6 @@
 """Clean venvs built from the requirements files DSS reads (README "Environments"), each built once per test
-session and shared by the test modules that run code in them: with uv when the dev venv has it (``make venv``
+session and shared by the test modules that run code in them (the fixtures ``plugin_env_python`` and
+``deploy_env_python`` are in this folder's conftest.py): with uv when the dev venv has it (``make venv``
 installs it; seconds instead of a minute), with pip otherwise or when uv fails.
 """
 
@@ -58,15 +59,3 @@ def plugin_lib_environment() -> dict[str, str]:
     environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     environment["PYTHONPATH"] = str(ROOT / "python-lib")
     return environment
-
-
-@pytest.fixture(scope="session")
-def plugin_env_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A clean venv of the plugin's DSS code env (code-env/python/spec/requirements.txt)."""
-    return clean_venv(tmp_path_factory, "plugin", PLUGIN_REQUIREMENTS)
-
-
-@pytest.fixture(scope="session")
-def deploy_env_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A clean venv of the deployment env, the notebooks' kernel (notebooks/requirements.txt)."""
-    return clean_venv(tmp_path_factory, "deploy", DEPLOY_REQUIREMENTS)

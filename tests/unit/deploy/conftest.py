@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from clean_envs import DEPLOY_REQUIREMENTS, PLUGIN_REQUIREMENTS, clean_venv
 from fake_snowflake import FakeAccount, RecordingSession
 from fake_snowflake_seams import snowflake_seams
 
@@ -33,6 +34,18 @@ def hub_snapshot(tmp_path: Path) -> Path:
     (folder / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|endoftext|>", "model_max_length": 2048}))
     (folder / "model.safetensors").write_bytes(b"\0" * 16)
     return folder
+
+
+@pytest.fixture(scope="session")
+def plugin_env_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean venv of the plugin's DSS code env (code-env/python/spec/requirements.txt), built once a session."""
+    return clean_venv(tmp_path_factory, "plugin", PLUGIN_REQUIREMENTS)
+
+
+@pytest.fixture(scope="session")
+def deploy_env_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean venv of the deployment env, the notebooks' kernel (notebooks/requirements.txt), built once a session."""
+    return clean_venv(tmp_path_factory, "deploy", DEPLOY_REQUIREMENTS)
 
 
 @pytest.fixture(autouse=True)

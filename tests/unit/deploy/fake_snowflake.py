@@ -35,7 +35,8 @@ from fake_snowflake_seams import (
 from snowflake.snowpark import Row
 from snowflake.snowpark.exceptions import SnowparkSQLException
 
-CAPABILITIES = {"ENABLE_INLINE_DEPLOYMENT_SPEC_FROM_CLIENT_VERSION": "1.0.0"}  # the deploy spec travels inline in the CALL
+# The deploy spec travels inline in the CALL.
+CAPABILITIES = {"ENABLE_INLINE_DEPLOYMENT_SPEC_FROM_CLIENT_VERSION": "1.0.0"}
 LORA_FLAG = "ENABLE_LORA_ADAPTERS"  # snowflake-ml _internal/platform_capabilities.py; off unless the account has it
 
 
@@ -92,11 +93,14 @@ class FakeAccount:
     def add_version(self, model: str, version: str) -> None:
         """Register a version; until something better is known its spec is a chat model's (see CREATE MODEL)."""
         self.models.setdefault(model, {}).setdefault(version, [])
-        self.model_specs.setdefault((model, version), imported_model_spec(model, {"hf_model_name": model, "task": "text-generation"}))
+        self.model_specs.setdefault(
+            (model, version), imported_model_spec(model, {"hf_model_name": model, "task": "text-generation"}))
 
-    def add_service(self, model: str, version: str, name: str, statuses: list[str], pool: str = "SPCS_LLM_GPU_POOL") -> FakeService:
+    def add_service(self, model: str, version: str, name: str, statuses: list[str],
+                    pool: str = "SPCS_LLM_GPU_POOL") -> FakeService:
         self.add_version(model, version)
-        service = FakeService(name, model, version, pool, list(statuses), f"{name.lower()}-org-acct.snowflakecomputing.app")
+        service = FakeService(name, model, version, pool, list(statuses),
+                              f"{name.lower()}-org-acct.snowflakecomputing.app")
         self.services[name] = service
         self.models[model][version].append(name)
         return service
@@ -291,7 +295,8 @@ class RecordingSession:
     def _show_services(self, m: re.Match) -> list[Row]:
         prefix = _unquote(m[1] or m[3] or "")
         return [Row(name=s.name, status=s.status, compute_pool=s.compute_pool, database_name=self.account.database,
-                    schema_name=self.account.schema) for s in self.account.services.values() if s.name.startswith(prefix)]
+                    schema_name=self.account.schema)
+                for s in self.account.services.values() if s.name.startswith(prefix)]
 
     def _deploy_model(self, m: re.Match) -> list[Row]:
         spec = yaml.safe_load(m[1].replace("\\'", "'"))
@@ -341,7 +346,8 @@ class RecordingSession:
 
     def _describe_service(self, m: re.Match) -> list[Row]:
         service = self._service(m[1])
-        return [Row(name=service.name, status=service.status, dns_name=f"{service.name.lower()}.svc.spcs.internal", spec=None)]
+        return [Row(name=service.name, status=service.status, dns_name=f"{service.name.lower()}.svc.spcs.internal",
+                    spec=None)]
 
     def _show_endpoints(self, m: re.Match) -> list[Row]:
         service = self._service(m[1])
@@ -361,7 +367,8 @@ class RecordingSession:
 
     def _grant(self, m: re.Match) -> list[Row]:
         if self.account.refuse_grants:
-            raise SnowparkSQLException("003001 (42501): SQL access control error: Insufficient privileges to operate on service.")
+            raise SnowparkSQLException(
+                "003001 (42501): SQL access control error: Insufficient privileges to operate on service.")
         self.account.grants.append(f"{_last(m[1])}->{_unquote(m[2])}")
         return [Row(status="Statement executed successfully.")]
 

@@ -148,7 +148,8 @@ def snowflake_seams(monkeypatch: Any, account: Any, hub_snapshot: Path) -> Itera
     platform_capabilities.PlatformCapabilities._instance = None
 
     def record_put(self: Any, local_file_name: str, stage_location: str, **_: object) -> list:
-        account.uploaded[f"{stage_location.rstrip('/')}/{Path(local_file_name).name}"] = Path(local_file_name).read_bytes()
+        local = Path(local_file_name)
+        account.uploaded[f"{stage_location.rstrip('/')}/{local.name}"] = local.read_bytes()
         return []
 
     monkeypatch.setattr(FileOperation, "put", record_put)

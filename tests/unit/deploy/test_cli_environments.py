@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from clean_envs import deploy_env_python, plugin_env_python, plugin_lib_environment  # noqa: F401 - fixtures
+from clean_envs import plugin_lib_environment
 
 from spcs_llm.cli import COMMANDS, DEPLOY_ENV, PLUGIN_ENV, Command, build_parser, main
 

@@ -73,8 +73,8 @@ def test_deploy_prints_the_dss_settings_with_the_labels_dss_shows(cli_session, a
         "Endpoint": "https://zephyr_7b_beta_svc-org-acct.snowflakecomputing.app", "Method route": "__call__",
         "Service protocol": "OpenAI-chat rows (messages → choices)", "Model family (client-side template)": "Zephyr",
         "Inference engine": "vLLM",
-        "Compute pool instance family": "GPU_NV_S (0.57 credits/h, 1× A10G 24 GB; AWS only)", "Dollars per credit": "3.0",
-        "Max parallelism": "2"}
+        "Compute pool instance family": "GPU_NV_S (0.57 credits/h, 1× A10G 24 GB; AWS only)",
+        "Dollars per credit": "3.0", "Max parallelism": "2"}
     assert "Add model > SPCS chat model" in out
     assert "'Snowflake OAuth (per user)' preset" in out and "'Snowflake service account' preset" in out
     assert account.grants == ["ZEPHYR_7B_BETA_SVC->SPCS_LLM_USER"]
@@ -210,7 +210,8 @@ def test_no_configured_connection_is_one_line_naming_the_fix(monkeypatch, capsys
     import snowflake.snowpark
 
     def no_default():
-        raise snowflake.connector.errors.Error("Default connection with name 'default' cannot be found, known ones are []")
+        raise snowflake.connector.errors.Error(
+            "Default connection with name 'default' cannot be found, known ones are []")
 
     import snowflake.connector
 

@@ -145,7 +145,8 @@ def test_missing_pool_fails_before_anything_is_logged(session, account):
     assert account.import_specs == [] and account.models == {}
 
 
-@pytest.mark.parametrize(("pool_family", "problem"), [("GPU_NV_XS", "too little GPU memory"), ("CPU_X64_M", "has no GPU")])
+@pytest.mark.parametrize(("pool_family", "problem"),
+                         [("GPU_NV_XS", "too little GPU memory"), ("CPU_X64_M", "has no GPU")])
 def test_a_pool_too_small_for_the_model_fails_before_anything_is_logged(session, account, pool_family, problem):
     account.compute_pools["SPCS_LLM_GPU_POOL"] = pool_family
     with pytest.raises(DeploymentError, match=problem) as caught:
@@ -166,7 +167,8 @@ def test_failed_service_raises_with_its_logs(session, account):
         _deployer(session).deploy(CATALOG["zephyr-7b-beta"], FAST)
     assert "FAILED" in str(caught.value)
     assert "CUDA out of memory" in caught.value.logs
-    assert session.statements_like("CALL SYSTEM$GET_SERVICE_LOGS('SPCS_LLM.MODELS.ZEPHYR_7B_BETA_SVC', '0', 'model-inference'")
+    assert session.statements_like(
+        "CALL SYSTEM$GET_SERVICE_LOGS('SPCS_LLM.MODELS.ZEPHYR_7B_BETA_SVC', '0', 'model-inference'")
     assert account.grants == []
 
 
@@ -189,7 +191,8 @@ def test_a_missing_grant_privilege_names_the_statement_to_run(session, account):
     account.refuse_grants = True
     with pytest.raises(DeploymentError) as caught:
         _deployer(session).deploy(CATALOG["zephyr-7b-beta"], FAST)
-    assert "GRANT SERVICE ROLE SPCS_LLM.MODELS.ZEPHYR_7B_BETA_SVC!ALL_ENDPOINTS_USAGE TO ROLE SPCS_LLM_USER;" in caught.value.fix
+    grant = "GRANT SERVICE ROLE SPCS_LLM.MODELS.ZEPHYR_7B_BETA_SVC!ALL_ENDPOINTS_USAGE TO ROLE SPCS_LLM_USER;"
+    assert grant in caught.value.fix
 
 
 def test_vllm_options_and_scaling_overrides_reach_the_service_spec(session, account):

@@ -32,7 +32,8 @@ def _report(*packages: tuple[str, str]) -> str:
     ("", "cpu-index"),  # resolution failed: look on the CPU index
 ])
 def test_the_torch_index_is_chosen_from_pips_dry_run_report(report, source):
-    result = subprocess.run([sys.executable, str(TORCH_SOURCE)], input=report, capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, str(TORCH_SOURCE)], input=report, capture_output=True, text=True,
+                            check=True)
     assert result.stdout.strip() == source
 
 

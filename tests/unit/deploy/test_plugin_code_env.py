@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from clean_envs import DEPLOY_REQUIREMENTS, ROOT, plugin_env_python, plugin_lib_environment  # noqa: F401 - fixture
+from clean_envs import DEPLOY_REQUIREMENTS, ROOT, plugin_lib_environment
 from clean_envs import PLUGIN_REQUIREMENTS as REQUIREMENTS
 
 PROBE = Path(__file__).parent / "plugin_env_probe.py"

@@ -113,7 +113,8 @@ def test_teardown_can_keep_the_registered_models():
 
 def test_service_functions_bind_each_model_route_and_grant_the_user_role():
     script = service_functions_sql(DeploymentNames(), [CATALOG["zephyr-7b-beta"], CATALOG["all-minilm-l6-v2"]])
-    chat = re.search(r"CREATE OR REPLACE FUNCTION SPCS_LLM\.MODELS\.ZEPHYR_7B_BETA_CHAT\(INPUT OBJECT\).*?;", script, re.S)
+    chat = re.search(r"CREATE OR REPLACE FUNCTION SPCS_LLM\.MODELS\.ZEPHYR_7B_BETA_CHAT\(INPUT OBJECT\).*?;", script,
+                     re.S)
     assert chat and "SERVICE = SPCS_LLM.MODELS.ZEPHYR_7B_BETA_SVC" in chat[0] and "AS '/__call__'" in chat[0]
     embed = re.search(r"FUNCTION SPCS_LLM\.MODELS\.ALL_MINILM_L6_V2_EMBED\(INPUT OBJECT\).*?;", script, re.S)
     assert embed and "MAX_BATCH_ROWS = 64" in embed[0] and "AS '/encode'" in embed[0]
