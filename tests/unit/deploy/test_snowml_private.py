@@ -89,3 +89,22 @@ def test_generation_params_go_through_snowmls_own_validation_and_sql_literals():
     resolved = snowml_private.resolve_params({"temperature": 0.5}, params)
     assert dict((str(name), value) for name, value in resolved)["TEMPERATURE"] == 0.5
     assert [snowml_private.param_sql(value) for value in ("it's", True, None)] == ["'it\\'s'", "true", "NULL"]
+
+
+def _readme_section(title: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end]
+
+
+def test_the_readme_lists_every_deployment_module_that_relies_on_an_inferred_fact():
+    section = _readme_section("What the deployment tools rely on")
+    assert "| what is relied on | where | status | source |" in section
+    inferred = sorted(str(path.relative_to(PACKAGE)) for path in (PACKAGE / "deploy").rglob("*.py")
+                      if re.search(r"\binferred\b", path.read_text(encoding="utf-8"), re.IGNORECASE))
+    missing = [path for path in inferred
+               if not any(f"`{path}`" in row and "| inferred" in row for row in section.splitlines())]
+    assert missing == [], f"README 'What the deployment tools rely on' has no inferred row for {missing}"
+    for point in ("symlink", "pip install", "ROW_ID", "snowml_private.py", "JSON string", "SECRET"):
+        assert point in section, point

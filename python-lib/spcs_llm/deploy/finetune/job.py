@@ -298,8 +298,8 @@ def offline_imports(plan: FinetunePlan) -> list[tuple[str, str]]:
     Without an egress integration the job can neither download the base model from the Hub nor install packages.
     The packages are taken from this machine (OFFLINE_VENDORED). Inferred, not checked on a live account: peft's own
     dependencies (torch, transformers, accelerate, safetensors, huggingface_hub) are in the GPU ML runtime image
-    (Snowflake's docs list PyTorch and Hugging Face among its frameworks; torch itself requires jinja2), and this
-    machine's peft version works with that image's transformers.
+    (Snowflake's Container Runtime page promises "popular machine learning and deep learning frameworks" without a
+    package list), and this machine's peft version works with that image's transformers.
     """
     if not plan.base_model.startswith("@"):
         raise ConfigurationError(
