@@ -205,7 +205,7 @@ class CortexEmbeddingClient(_CortexClient):
                 answer = parse_embed_answer(call.payload, len(batch))
             except SpcsLlmError as error:
                 for position in batch:
-                    rows[position] = EmbeddingRow(error=str(error))
+                    rows[position] = EmbeddingRow(error=str(error), failure=error)
                 continue
             attempts += call.attempts
             for position, vector in zip(batch, answer.vectors):

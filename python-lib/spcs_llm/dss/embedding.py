@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from spcs_llm.core.errors import RequestRejectedError
+from spcs_llm.core.errors import RequestRejectedError, SpcsLlmError
 from spcs_llm.dss.responses import record_call, traced, usage_footer
 
 
@@ -21,7 +21,13 @@ class EmbeddingRow:
     """One text's result: exactly one of ``vector`` and ``error`` is set."""
 
     vector: list[float] | None = None
-    error: str | None = None
+    error: str | None = None  # the row's message, as DSS shows it (``errorMessage``)
+    failure: SpcsLlmError | None = None  # the typed error behind ``error`` (its type, status and fix), if one was raised
+
+    @classmethod
+    def failed(cls, label: int, failure: SpcsLlmError) -> EmbeddingRow:
+        """A row that failed with ``failure``: its message names the row, its type and fix are kept."""
+        return cls(error=f"Text #{label}: {failure}", failure=failure)
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,8 @@ def embedding_response(rows: Sequence[EmbeddingRow], single: bool, usage: dict[s
     """The DSS answer: per-row ``embedding`` / ``errorMessage``; a single text's error is the call's error."""
     if single:
         row = rows[0]
+        if row.failure is not None:
+            raise row.failure  # the original typed error, with its fix (a 429 stays a RateLimitedError)
         if row.error:
             raise RequestRejectedError(row.error, fix="")
         return {"embedding": row.vector, **usage}

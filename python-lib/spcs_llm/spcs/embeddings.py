@@ -199,7 +199,7 @@ class EmbeddingClient(ModelClient):
             if looks_like_signature_mismatch(rejected.message):
                 raise self._signature_mismatch(rejected) from None  # no row of this shape can succeed
             if len(batch) == 1:
-                return [EmbeddingRow(error=f"Text #{batch[0][0]}: {rejected}")]
+                return [EmbeddingRow.failed(batch[0][0], rejected)]
             log.info("Splitting a batch of %d rows after %s", len(batch), type(rejected).__name__)
             middle = len(batch) // 2
             return (self._send_batch(batch[:middle], calls, calls_lock)
@@ -207,7 +207,7 @@ class EmbeddingClient(ModelClient):
         except ServiceResumeTimeoutError:
             raise  # the service never came up: every other batch would wait as long for nothing
         except ROW_LEVEL as failed:
-            return [EmbeddingRow(error=f"Text #{label}: {failed}") for label, _ in batch]
+            return [EmbeddingRow.failed(label, failed) for label, _ in batch]
         with calls_lock:
             calls.append(call)
         outputs = unwrap(call.payload, len(batch))
@@ -225,19 +225,20 @@ class EmbeddingClient(ModelClient):
 
     def _row(self, index: int, output: object) -> EmbeddingRow:
         if isinstance(output, RowError):
-            return EmbeddingRow(
-                error=f"Text #{index}: the service returned no embedding: {output.message} Fix: {ROW_ERROR_FIX}"
-            )
+            said = f"the service returned no embedding: {output.message}"
+            return EmbeddingRow(error=f"Text #{index}: {said} Fix: {ROW_ERROR_FIX}",
+                                failure=BadResponseError(said, fix=ROW_ERROR_FIX))
         try:
             vector = parse_embedding_output(output, protocol=self.config.protocol)
         except BadResponseError as bad:
-            return EmbeddingRow(error=f"Text #{index}: {bad}")
+            return EmbeddingRow.failed(index, bad)
         expected = self._expected_dimension(len(vector))
         if len(vector) != expected:
-            return EmbeddingRow(
-                error=f"Text #{index}: the service returned a {len(vector)}-dimension vector where earlier ones had "
-                f"{expected}. Fix: check that the endpoint serves one embedding model (redeploy or fix the route)."
+            mismatch = BadResponseError(
+                f"the service returned a {len(vector)}-dimension vector where earlier ones had {expected}.",
+                fix="check that the endpoint serves one embedding model (redeploy or fix the route).",
             )
+            return EmbeddingRow.failed(index, mismatch)
         return EmbeddingRow(vector=vector)
 
     def _expected_dimension(self, seen: int) -> int:

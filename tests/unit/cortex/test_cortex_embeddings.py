@@ -51,3 +51,16 @@ def test_unembeddable_rows_get_the_spcs_component_errors_without_a_request(http)
     assert "32,768-byte limit" in huge["errorMessage"] and "Fix: split long documents" in huge["errorMessage"]
     assert fine == {"embedding": [1.0]}
     assert len(http.calls) == 1 and json.loads(http.calls[0].request.body)["text"] == ["x"]
+
+
+def test_a_single_text_that_was_rate_limited_raises_the_rate_limit_error_with_cortex_advice(http):
+    """The row keeps its typed error and fix (issue 19, P2): not a fix-less RequestRejectedError."""
+    import pytest
+
+    from spcs_llm.core.errors import RateLimitedError
+
+    http.add(responses.POST, EMBED_URL, status=429, json={"message": "Too many requests"})
+    adapter = CortexEmbeddingAdapter(embedding_client(max_attempts=1))
+    with pytest.raises(RateLimitedError) as raised:
+        adapter.process({"text": "a"}, {}, None)
+    assert raised.value.status == 429 and "CORTEX_REST_API_RATE_LIMIT_POLICIES" in raised.value.fix
