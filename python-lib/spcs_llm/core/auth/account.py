@@ -1,26 +1,33 @@
-"""HTTP calls to the Snowflake account (login, session renewal, OAuth token exchange), with one small retry policy.
+"""HTTP calls to the Snowflake account (login, session renewal, OAuth token exchange), under the one retry policy.
 
 The account is not the ingress: its calls are few and cheap, so transient failures (connection errors, 5xx,
-429) get at most three attempts with a short back-off, and redirects are never followed.
+429) get at most three attempts with a short back-off (``core/retry.py``'s ``RetryPolicy``, the one every HTTP
+call of the connector uses: full jitter, the server's ``Retry-After`` honoured and capped), and redirects are never
+followed.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from spcs_llm.core.errors import ConfigurationError, TransportError
 from spcs_llm.core.redaction import get_logger, redact
+from spcs_llm.core.retry import RetryableFailure, RetryPolicy, RetrySettings, parse_retry_after
 
 logger = get_logger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
 MAX_ATTEMPTS = 3
-RETRY_WAIT = wait_random_exponential(multiplier=0.5, max=4.0)  # full jitter
+MAX_RETRY_SECONDS = 30.0  # an account call that still fails after this is reported, not waited on
+# Short waits (full jitter up to 1, 2, then 4 s); a Retry-After longer than 10 s is cut to 10 s.
+ACCOUNT_RETRY_SETTINGS = RetrySettings(initial_backoff=1.0, max_backoff=4.0, retry_after_cap=10.0)
+RETRY_SLEEP: Callable[[float], None] = time.sleep  # read at each call, so tests can switch the waits off
 ACCOUNT_URL_FIX = (
     "Check the 'Snowflake account URL' setting (https://<org>-<account>.snowflakecomputing.com) and that DSS can "
     "reach it (DNS, proxy, firewall)."
@@ -37,20 +44,6 @@ def default_session() -> requests.Session:
         if _default_session is None:
             _default_session = requests.Session()
         return _default_session
-
-
-class _TransientStatus(Exception):
-    def __init__(self, response: requests.Response):
-        super().__init__(f"HTTP {response.status_code}")
-        self.response = response
-
-
-def _log_retry(state: RetryCallState) -> None:
-    error = state.outcome.exception() if state.outcome else None
-    reason = str(error) if isinstance(error, _TransientStatus) else type(error).__name__
-    logger.info(
-        "Snowflake account call failed (%s), attempt %d of %d; retrying.", reason, state.attempt_number, MAX_ATTEMPTS
-    )
 
 
 class AccountClient:
@@ -74,39 +67,27 @@ class AccountClient:
         headers: dict[str, str] | None = None,
     ) -> requests.Response:
         url = f"{self.account_url}{path}"
-        retrying = Retrying(
-            stop=stop_after_attempt(MAX_ATTEMPTS),
-            wait=RETRY_WAIT,
-            retry=retry_if_exception_type((requests.ConnectionError, requests.Timeout, _TransientStatus)),
-            before_sleep=_log_retry,
-            reraise=True,
+        policy = RetryPolicy(
+            max_attempts=MAX_ATTEMPTS, max_retry_seconds=MAX_RETRY_SECONDS, settings=ACCOUNT_RETRY_SETTINGS,
+            sleep=RETRY_SLEEP, label=f"Snowflake account ({purpose})",
         )
+        attempts = 0
         try:
-            for attempt in retrying:
+            for attempt in policy.retrying():
                 with attempt:
-                    response = self.session.post(
-                        url,
-                        params=params,
-                        json=json_body,
-                        data=form,
-                        headers=headers,
-                        timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                        allow_redirects=False,
-                    )
-                    if response.status_code == 429 or response.status_code >= 500:
-                        raise _TransientStatus(response)
-        except (requests.ConnectionError, requests.Timeout) as error:
+                    attempts += 1
+                    response = self._send(url, params=params, json_body=json_body, form=form, headers=headers)
+        except RetryableFailure as failure:
+            if failure.status is None:
+                raise TransportError(
+                    f"Could not reach the Snowflake account at {self.account_url} for {purpose} ({failure.detail}).",
+                    fix=ACCOUNT_URL_FIX,
+                ) from None
             raise TransportError(
-                f"Could not reach the Snowflake account at {self.account_url} for {purpose} "
-                f"({type(error).__name__}: {redact(error)[:300]}).",
-                fix=ACCOUNT_URL_FIX,
-            ) from None
-        except _TransientStatus as error:
-            raise TransportError(
-                f"The Snowflake account at {self.account_url} answered HTTP {error.response.status_code} to "
-                f"{purpose} {MAX_ATTEMPTS} times.",
+                f"The Snowflake account at {self.account_url} answered HTTP {failure.status} to "
+                f"{purpose} {attempts} times.",
                 fix="Retry in a few minutes; if it persists, check Snowflake's status page and " + ACCOUNT_URL_FIX,
-                status=error.response.status_code,
+                status=failure.status,
             ) from None
         if 300 <= response.status_code < 400:
             raise ConfigurationError(
@@ -116,6 +97,30 @@ class AccountClient:
                 status=response.status_code,
             )
         logger.debug("Snowflake account answered HTTP %d to %s.", response.status_code, purpose)
+        return response
+
+    def _send(self, url: str, **request: Any) -> requests.Response:
+        """One attempt; connection failures, 429 and 5xx become ``RetryableFailure`` (429/503 with Retry-After)."""
+        try:
+            response = self.session.post(
+                url,
+                params=request["params"],
+                json=request["json_body"],
+                data=request["form"],
+                headers=request["headers"],
+                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
+                allow_redirects=False,
+            )
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise RetryableFailure(
+                "connection", detail=f"{type(error).__name__}: {redact(error)[:300]}"
+            ) from None
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise RetryableFailure(
+                str(status), status=status, detail=f"HTTP {status}",
+                retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()),
+            )
         return response
 
 

@@ -3,7 +3,6 @@
 import pytest
 import responses
 from freezegun import freeze_time
-from tenacity import wait_none
 
 from spcs_llm.core.auth import account, clear_token_cache
 
@@ -11,7 +10,7 @@ from spcs_llm.core.auth import account, clear_token_cache
 @pytest.fixture(autouse=True)
 def fresh_cache(monkeypatch):
     clear_token_cache()
-    monkeypatch.setattr(account, "RETRY_WAIT", wait_none())
+    monkeypatch.setattr(account, "RETRY_SLEEP", lambda _seconds: None)
     yield
     clear_token_cache()
 

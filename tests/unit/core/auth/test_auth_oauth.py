@@ -419,3 +419,16 @@ def test_a_missing_oauth_token_asks_to_authorise():
     config = AuthConfig(kind="oauth", account_url=ACCOUNT, oauth_token=None)
     with pytest.raises(CredentialMissingError):
         token_source_for(config, HOST)
+
+
+def test_account_calls_honour_retry_after_under_the_one_retry_policy(http, monkeypatch):
+    """Account calls use core/retry.py's RetryPolicy: a 429's Retry-After sets the wait (capped at 10 s)."""
+    from spcs_llm.core.auth import account
+
+    waits = []
+    monkeypatch.setattr(account, "RETRY_SLEEP", waits.append)
+    http.add(responses.POST, LOGIN_URL, status=429, headers={"Retry-After": "3"})
+    http.add(responses.POST, LOGIN_URL, status=503, headers={"Retry-After": "120"})
+    http.add(responses.POST, LOGIN_URL, json=login_ok())
+    assert token_source_for(oauth("exchange"), HOST).credential().token == "session-token-0001"
+    assert waits == [3.0, account.ACCOUNT_RETRY_SETTINGS.retry_after_cap]
