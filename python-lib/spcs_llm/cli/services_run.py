@@ -17,7 +17,7 @@ from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.deploy.families import check_instance_family
 from spcs_llm.deploy.names import DeploymentNames
 from spcs_llm.deploy.services.catalog import CATALOG, resolve_model
-from spcs_llm.deploy.services.engine import EngineOptions
+from spcs_llm.deploy.services.engine import EngineName, EngineOptions
 from spcs_llm.deploy.services.pools import billing_report
 
 Ask = Callable[[str], str]
@@ -108,7 +108,7 @@ def check_non_negative(args: argparse.Namespace, *flags: str) -> None:
             raise ConfigurationError(f"{flag} cannot be negative, not {value}.", fix=f"Pass {flag} 0 or more.")
 
 
-def engine_options_from(args: argparse.Namespace, engine: str | None = None) -> EngineOptions:
+def engine_options_from(args: argparse.Namespace, engine: EngineName | None = None) -> EngineOptions:
     """The engine flags as given; the default engine and every check come with ``resolve_model``."""
     return EngineOptions(
         engine=engine or getattr(args, "engine", None),

@@ -50,7 +50,8 @@ class Placeholder(str):
 
 def call(name: str, positional: Sequence[Any] = (), keywords: Mapping[str, Any] | None = None) -> str:
     """``name(a, b, key=value, ...)``, one argument per line, values as Python literals (placeholders bare)."""
-    parts = [_value(item) for item in positional] + [f"{key}={_value(value)}" for key, value in (keywords or {}).items()]
+    parts = [_value(item) for item in positional]
+    parts += [f"{key}={_value(value)}" for key, value in (keywords or {}).items()]
     if not parts:
         return f"{name}()"
     return f"{name}(\n" + ",\n".join("    " + part.replace("\n", "\n    ") for part in parts) + "\n)"
@@ -132,7 +133,7 @@ def adapters_preview(spec: ModelSpec, names: DeploymentNames, options: Any, requ
 
 def batch_preview(names: DeploymentNames, request: Any) -> str:
     """``batch``: the statements of the service path and/or the ``run_batch`` job path (``job_spec.plan_sql``)."""
-    from spcs_llm.deploy.batch.plan import SERVICE_THRESHOLD_ROWS, BatchPlan, check_request, reply_query
+    from spcs_llm.deploy.batch.plan import SERVICE_THRESHOLD_ROWS, BatchPlan, answers_query, check_request
     from spcs_llm.deploy.batch.sql import BatchTables, JobLocations, ModelInput, service_function_call
 
     checked = check_request(names, request)
@@ -186,15 +187,8 @@ def batch_preview(names: DeploymentNames, request: Any) -> str:
                   "-- when the job is DONE (spcs-llm polls it), load its results; rows without one get an ERROR",
                   locations.file_format() + ";", locations.load_results(tables, model_input) + ";",
                   tables.rows_without_result(missing_row_error(arguments["job_name"], "DONE")) + ";"]
-    lines += [tables.summary() + ";", f"-- read the answers:\n{reply_query(_ReplyPlan(spec, tables))}"]
+    lines += [tables.summary() + ";", f"-- read the answers:\n{answers_query(spec.kind, tables.output_table)}"]
     return "\n".join(lines)
-
-
-class _ReplyPlan:
-    """What ``reply_query`` reads of a plan: the model kind and the output table."""
-
-    def __init__(self, spec: ModelSpec, tables: Any):
-        self.spec, self.tables = spec, tables
 
 
 def finetune_preview(names: DeploymentNames, plan: Any, *, external_access: bool, allow_cpu_pool: bool) -> str:

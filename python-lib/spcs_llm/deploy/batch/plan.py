@@ -9,8 +9,8 @@ Two paths (``mode``):
 
 ``auto`` takes the service path when the model has a live service and the table is small, else a job.
 ``plan_batch_inference`` checks everything it can before any write and returns the plan (SQL, cost estimate);
-``run.execute`` runs it, ``job_spec.plan_sql`` prints it. The output table has one row per input row: ``ROW_ID``, the text, ``RESPONSE``
-(the model's output object) and ``ERROR`` (NULL, or why that row has no answer).
+``run.execute`` runs it, ``job_spec.plan_sql`` prints it. The output table has one row per input row: ``ROW_ID``,
+the text, ``RESPONSE`` (the model's output object) and ``ERROR`` (NULL, or why that row has no answer).
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def _model_input(function: dict[str, Any], spec: ModelSpec, system_prompt: str |
     if spec.kind == "chat":
         # FeatureGroupSpec.to_dict() (public, model/_signatures/core.py): a group lists its members under "specs".
         members = feature.to_dict().get("specs") or []
-        content = next((member for member in members if member.get("name") == "content"), {})
+        content: dict[str, Any] = next((member for member in members if member.get("name") == "content"), {})
         return ModelInput(feature.name, chat=True, content_parts=bool(content.get("specs")),
                           system_prompt=system_prompt)
     return ModelInput(feature.name, chat=False)
@@ -295,9 +295,13 @@ def plan_batch_inference(session: Any, names: DeploymentNames, request: BatchReq
 
 
 def reply_query(plan: BatchPlan) -> str:
-    """How to read the answers afterwards."""
-    table = plan.tables.output_table
-    if plan.spec.kind == "chat":
+    """How to read the answers afterwards (the notebook prints it too)."""
+    return answers_query(plan.spec.kind, plan.tables.output_table)
+
+
+def answers_query(kind: str, table: str) -> str:
+    """How to read the answers of a ``kind`` ("chat" or "embedding") model from its output table."""
+    if kind == "chat":
         return (f"SELECT ROW_ID, RESPONSE:choices[0]:message:content::VARCHAR AS REPLY, ERROR FROM {table} "
                 "ORDER BY ROW_ID;")
     return f"SELECT ROW_ID, RESPONSE, ERROR FROM {table} ORDER BY ROW_ID;  -- RESPONSE holds the embedding"

@@ -72,7 +72,8 @@ def _sql_error_type() -> type[Exception]:
 
 
 def _score_with_service(session: Any, plan: BatchPlan, settings: RunSettings, report: Report) -> None:
-    tables, call, failures = plan.tables, plan.function_call, []
+    tables, call = plan.tables, plan.function_call
+    failures: list[int] = []  # the ROW_IDs that failed on their own
     sql_error = _sql_error_type()
 
     def score(first: int, last: int) -> None:

@@ -206,7 +206,7 @@ def job_arguments(plan: FinetunePlan, input_column: str | None) -> list[str]:
 
 def _sql_error() -> type[Exception]:
     """Snowpark's SQL error type, imported only when a Snowflake call is made (the deployment stack is optional)."""
-    return require("snowflake.snowpark.exceptions").SnowparkSQLException  # type: ignore[no-any-return]
+    return require("snowflake.snowpark.exceptions").SnowparkSQLException
 
 
 def check_table(session: Any, table: str, columns: TrainingColumns) -> tuple[int, str | None]:

@@ -159,7 +159,7 @@ def run(argv: list[str], session: Any = None) -> dict[str, Any]:
                   "steps": len(result.losses), "losses": list(result.losses), "seconds": round(result.seconds, 3)}
         (adapter_dir / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
         places.publish(adapter_dir, job.output)
-    print(f"Adapter saved to {job.output}: loss {report['losses'][0]:.4f} -> {report['losses'][-1]:.4f}", flush=True)
+    print(f"Adapter saved to {job.output}: loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}", flush=True)
     return report
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal, TypedDict
 
 from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.deploy.families import check_instance_family, fits, instance_families, smallest_fitting_gpu_family
@@ -100,15 +100,15 @@ def registry_name(text: str) -> str:
     return name
 
 
-def _entry(key: str, hf_id: str, kind: ModelKind, **options: object) -> ModelSpec:
+def _entry(key: str, hf_id: str, kind: ModelKind, **options: Any) -> ModelSpec:
+    """A catalog row; ``options`` are ModelSpec fields (a misspelt one fails at import, in every test)."""
     model_name = registry_name(key)
     if kind == "embedding":
         options = {"instance_family": CPU_FAMILY, "gpu_count": 0, "max_batch_rows": 64, **options}
-    engine = EngineOptions(default_engine(kind, int(options.get("gpu_count", 1)) > 0))  # type: ignore[call-overload]
+    engine = EngineOptions(default_engine(kind, int(options.get("gpu_count", 1)) > 0))
     options = {"engine": engine, **options}
-    return ModelSpec(  # type: ignore[arg-type]
-        key=key, hf_id=hf_id, kind=kind, model_name=model_name, service_name=f"{model_name}_SVC", **options
-    )
+    return ModelSpec(key=key, hf_id=hf_id, kind=kind, model_name=model_name, service_name=f"{model_name}_SVC",
+                     **options)
 
 
 _GATED = "Gated on the Hub: accept the licence there, then store a read token in the Snowflake SECRET."
@@ -195,7 +195,7 @@ def resolve_model(
                          family=family, attach_chat_template=attach_chat_template)
     if kind is not None and kind != base.kind and gpu_count is None and instance_family is None:
         base = replace(base, **_hardware_for(kind, base.params_billion))
-    overrides = {
+    overrides: dict[str, Any] = {  # the arguments given, each typed by this function's signature
         key: value
         for key, value in dict(
             family=family, kind=kind, attach_chat_template=attach_chat_template, gated=gated,
@@ -244,7 +244,15 @@ def _from_hub(name: str, hf_id: str, *, kind: ModelKind | None, gated: bool | No
                   family=family or "auto", **_hardware_for(chosen_kind, size))
 
 
-def _hardware_for(kind: ModelKind, params_billion: float | None) -> dict[str, object]:
+class _Hardware(TypedDict, total=False):
+    """The ModelSpec fields that size a node for a model."""
+
+    instance_family: str
+    gpu_count: int
+    max_batch_rows: int
+
+
+def _hardware_for(kind: ModelKind, params_billion: float | None) -> _Hardware:
     """A CPU node for embedding models (a GPU only when one is too big for it), the cheapest fitting GPU for chat."""
     weights = None if params_billion is None else 2.0 * params_billion
     if kind == "embedding" and (weights is None or fits_cpu(weights, CPU_FAMILY)):
