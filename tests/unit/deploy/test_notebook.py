@@ -179,8 +179,7 @@ def test_the_cortex_section_shows_the_sql_then_follows_the_job_and_prints_the_co
     plan = out.index(f"mistral-7b on SPCS_LLM.MODELS.SUPPORT_PAIRS ({rows} rows) -> "
                      "SPCS_LLM.MODELS.SUPPORT_TONE_CORTEX")
     unknown = out.index("training cost unknown", plan)  # no training rate set: said, never 0
-    sql = out.index("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'SPCS_LLM.MODELS.SUPPORT_TONE_CORTEX', 'mistral-7b', ",
-                    unknown)
+    sql = out.index("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'SUPPORT_TONE_CORTEX', 'mistral-7b', ", unknown)
     started = out.index("Fine-tuning job started: ", sql)
     assert out.index("SUCCESS", started) < out.index("Fine-tuned model: SPCS_LLM.MODELS.SUPPORT_TONE_CORTEX", started)
     assert "SPCS_LLM.MODELS.SUPPORT_TONE_CORTEX" in out[out.index("Fine-tuned model:"):]
@@ -253,7 +252,8 @@ def test_each_skipped_billed_step_prints_its_estimate_and_how_to_opt_in(as_shipp
     # the plans are still shown for review: the batch run without a deployed model, the Cortex SQL not run
     assert (f"zephyr-7b-beta is not deployed (SPCS_LLM.MODELS.ZEPHYR_7B_BETA_SVC not found), so the run is not planned "
             f"yet. Once it is: SPCS_LLM.MODELS.SUPPORT_TICKETS ({tickets} rows)") in out
-    assert "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'SPCS_LLM.MODELS.SUPPORT_TONE_CORTEX'" in out
+    # the model's name alone: USE SCHEMA, run just before, picks its registry
+    assert "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'SUPPORT_TONE_CORTEX'" in out
 
 
 def test_run_all_as_shipped_creates_the_example_tables_from_the_samples(as_shipped):
