@@ -2,11 +2,11 @@
 
 ``plan_finetune`` checks everything it can before any Snowflake call (a chat model with its own chat template,
 the LoRA settings, identifiers and stage paths), ``check_finetune`` then checks in Snowflake the pool (a GPU
-family, priced) and every training pair, so that ``cost_line`` can say what the job will bill before
-``submit_checked`` submits
-``job_main.py`` with ``snowflake.ml.jobs.submit_file`` (snowflake-ml 2.6 ``jobs/manager.py``), shipping
-the ``spcs_llm`` package beside it through the ``imports`` option. ``submit_file`` rather than ``remote``: the
-entry script also runs locally as plain Python, and its arguments are plain text the job's log shows.
+family, priced) and every training pair (``account_checks.py``), so that ``cost_line`` can say what the job will
+bill before ``submit_checked`` submits ``job_main.py`` with ``snowflake.ml.jobs.submit_file`` (snowflake-ml 2.6
+``jobs/manager.py``), shipping the ``spcs_llm`` package beside it through the ``imports`` option. ``submit_file``
+rather than ``remote``: the entry script also runs locally as plain Python, and its arguments are plain text the
+job's log shows.
 ``wait_for_finetune`` waits with ``MLJob.wait`` and reads the training report with ``MLJob.result()`` (both
 ``jobs/job.py``); a failed job raises with the tail of ``MLJob.get_logs()``.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -24,17 +23,15 @@ from typing import Any
 
 from spcs_llm.core.errors import ConfigurationError, DeploymentError, DeploymentTimeoutError, ServiceFailedError
 from spcs_llm.deploy.dependencies import LORA_INSTALL_HINT, require
-from spcs_llm.deploy.families import check_instance_family
+from spcs_llm.deploy.finetune.account_checks import check_pool, check_stage_file, check_table, sql_error_type
 from spcs_llm.deploy.finetune.training import LoraSettings
 from spcs_llm.deploy.finetune.training_data import (
     TrainingColumns,
     check_file_name,
-    examples_from_file,
-    missing_columns,
 )
 from spcs_llm.deploy.names import IDENTIFIER_PATTERN, DeploymentNames
 from spcs_llm.deploy.services.catalog import CATALOG, ModelSpec
-from spcs_llm.deploy.services.pools import MINIMUM_BILLED_SECS, pool_billing
+from spcs_llm.deploy.services.pools import MINIMUM_BILLED_SECS
 
 ENTRY_SCRIPT = Path(__file__).with_name("job_main.py")
 PACKAGE_DIR = Path(__file__).resolve().parents[2]  # python-lib/spcs_llm, shipped whole as the job's import
@@ -204,71 +201,6 @@ def job_arguments(plan: FinetunePlan, input_column: str | None) -> list[str]:
     ]
 
 
-def _sql_error() -> type[Exception]:
-    """Snowpark's SQL error type, imported only when a Snowflake call is made (the deployment stack is optional)."""
-    return require("snowflake.snowpark.exceptions").SnowparkSQLException
-
-
-def check_table(session: Any, table: str, columns: TrainingColumns) -> tuple[int, str | None]:
-    """The table's row count and its input column (None if it has none); refuses missing columns and empty rows."""
-    try:
-        available = [str(row["name"]) for row in session.sql(f"DESCRIBE TABLE {table}").collect()]
-    except _sql_error():
-        raise ConfigurationError(f"Table {table} does not exist or the role cannot read it.",
-                                 fix="Check --table (and --database / --schema), or grant SELECT on it.") from None
-    missing = missing_columns(available, columns)
-    if missing:
-        raise ConfigurationError(
-            f"Table {table} has no {', '.join(missing)} column (it has: {', '.join(available)}).",
-            fix="Name the columns with --instruction-column / --input-column / --output-column.")
-    empty = f"NULLIF(TRIM({columns.instruction}), '') IS NULL OR NULLIF(TRIM({columns.output}), '') IS NULL"
-    (row,) = session.sql(f"SELECT COUNT(*) AS TOTAL_ROWS, COUNT_IF({empty}) AS EMPTY_ROWS FROM {table}").collect()
-    total, empty_rows = int(row["TOTAL_ROWS"]), int(row["EMPTY_ROWS"])
-    if total == 0:
-        raise ConfigurationError(f"Table {table} has no rows.", fix="Point --table at the training pairs.")
-    if empty_rows:
-        raise ConfigurationError(
-            f"Table {table}: {empty_rows} of {total} rows have an empty {columns.instruction} or {columns.output}.",
-            fix=f"Fill or delete them (find them with SELECT * FROM {table} WHERE {empty}), or train on a view "
-                "without them.")
-    present = {name.upper() for name in available}
-    return total, columns.input if columns.input and columns.input.upper() in present else None
-
-
-def check_stage_file(session: Any, location: str, columns: TrainingColumns) -> tuple[int, str | None]:
-    """Download the pairs file once and check every row here, before a GPU node is paid for."""
-    try:
-        listed = session.sql(f"LIST {location}").collect()
-    except _sql_error():
-        raise ConfigurationError(
-            f"{location} could not be read.",
-            fix="Check --stage-file (upload it with PUT first), or grant READ on the stage.") from None
-    if not listed:
-        raise ConfigurationError(f"{location} does not exist.", fix="Upload the file with PUT, then re-run.")
-    with tempfile.TemporaryDirectory(prefix="spcs-llm-pairs-") as folder:
-        session.file.get(location, folder)
-        examples = examples_from_file(Path(folder) / location.rsplit("/", 1)[-1], columns)
-    has_input = columns.input is not None and any(example.input for example in examples)
-    return len(examples), columns.input if has_input else None
-
-
-def check_pool(session: Any, pool: str, *, allow_cpu: bool) -> tuple[str | None, float | None]:
-    """The pool's instance family and credits per node-hour; a missing pool or a CPU pool is refused."""
-    rows = session.sql(f"SHOW COMPUTE POOLS LIKE '{pool}'").collect()
-    if not rows:
-        raise ConfigurationError(f"Compute pool {pool} does not exist or the role cannot use it.",
-                                 fix="Run `spcs-llm setup-sql` and apply it, or pass --compute-pool.")
-    billing = pool_billing(rows[0].as_dict())
-    if not allow_cpu:
-        try:
-            check_instance_family(billing.instance_family, gpu=True, credits_per_hour=billing.credits_per_node_hour,
-                                  option=f"Compute pool {pool}'s family")
-        except ConfigurationError as exc:
-            raise ConfigurationError(exc.message, fix="Pass --compute-pool with a GPU pool (LoRA training of a 7B "
-                                     "model needs a GPU), or --allow-cpu-pool for a tiny model.") from None
-    return billing.instance_family, billing.credits_per_node_hour
-
-
 def check_finetune(session: Any, plan: FinetunePlan, *, allow_cpu_pool: bool = False) -> CheckedFinetune:
     """Check the pool (a priced GPU family unless allowed otherwise) and every training pair; writes nothing."""
     family, rate = check_pool(session, plan.compute_pool, allow_cpu=allow_cpu_pool)
@@ -378,7 +310,7 @@ def attach_finetune(session: Any, job_id: str) -> FinetuneJob:
     jobs = require("snowflake.ml.jobs")
     try:
         handle = jobs.get_job(job_id, session=session)
-    except (_sql_error(), ValueError):  # ValueError: not a DB.SCHEMA.NAME id (snowflake-ml jobs/manager.py get_job)
+    except (sql_error_type(), ValueError):  # ValueError: not a DB.SCHEMA.NAME id (snowflake-ml jobs/manager.py get_job)
         raise ConfigurationError(f"There is no fine-tuning job {job_id}.",
                                  fix="Pass the job id `spcs-llm finetune` printed (DB.SCHEMA.NAME).") from None
     return FinetuneJob(job_id=handle.id, adapter_location=None, compute_pool=None, instance_family=None,
@@ -404,7 +336,7 @@ def wait_for_finetune(job: FinetuneJob, timeout: float = -1.0) -> FinetuneOutcom
     if status != "DONE":
         try:
             logs = job.handle.get_logs(limit=LOG_TAIL_LINES)
-        except (RuntimeError, _sql_error()):  # no log kept (snowflake-ml jobs/job.py _get_logs raises RuntimeError)
+        except (RuntimeError, sql_error_type()):  # no log kept (snowflake-ml jobs/job.py _get_logs raises RuntimeError)
             logs = ""
         tail = " | ".join(line for line in logs.splitlines()[-5:] if line.strip())
         raise ServiceFailedError(f"Fine-tuning job {job.job_id} ended {status}: {tail or 'no log lines'}", logs=logs,
