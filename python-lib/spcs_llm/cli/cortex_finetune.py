@@ -112,10 +112,15 @@ def _confirm_cancel(job_id: str, ask: Ask | None) -> None:
         raise ConfigurationError("Cancel not confirmed; the job keeps running.", fix="Answer y, or pass --yes.")
 
 
+def _progress_to_stderr(line: str) -> None:
+    """Progress goes to stderr, results to stdout (a script can capture the settings alone)."""
+    print(line, file=sys.stderr)
+
+
 def cortex_finetune_command(args: argparse.Namespace, ask: Ask | None = None) -> int:
     if args.attach and args.cancel:
         raise ConfigurationError("--attach and --cancel cannot be used together.", fix="Pass one of them.")
-    report = lambda line: print(line, file=sys.stderr)  # noqa: E731 - progress goes to stderr, results to stdout
+    report = _progress_to_stderr
     if args.dry_run and (args.cancel or args.attach):
         from spcs_llm.deploy.preview import cortex_job_preview
 

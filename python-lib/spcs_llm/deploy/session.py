@@ -128,7 +128,7 @@ def _create(connection_name: str | None, config: Mapping[str, Any] | None, dss_c
     if dss_connection:
         # Inferred: dataiku.snowpark.DkuSnowpark().get_session(connection_name) builds a Snowpark session from a DSS
         # Snowflake connection (Dataiku developer docs); not verified against a live DSS here.
-        from dataiku.snowpark import DkuSnowpark  # type: ignore[import-not-found]
+        from dataiku.snowpark import DkuSnowpark
 
         return DkuSnowpark().get_session(dss_connection)
     Session = require("snowflake.snowpark").Session  # noqa: N806 - the class, imported lazily
