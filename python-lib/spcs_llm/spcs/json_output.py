@@ -52,7 +52,7 @@ def check_json_reply(text: str, response_format: dict | None, *, finish_reason: 
     )
     try:
         document = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:  # the only error json.loads raises for a str
         raise JsonOutputError(
             f"JSON output was requested, but the model's reply is not JSON ({exc.msg}, character {exc.pos})."
             f"{cut}{ignored}",

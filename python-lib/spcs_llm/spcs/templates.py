@@ -3,8 +3,8 @@
 Services logged with an OpenAI chat signature apply the model's template themselves; this module is for the
 others (a plain ``inputs`` → ``generated_text`` signature). Families whose template is strict get the
 conversation in the form it accepts first (``conversation.normalise``), as the OpenAI-chat path sends it. Each
-family's Jinja template is data in ``resource/chat_templates/`` — for Llama-2, Zephyr, Mistral v0.1 and ChatML the models' own
-``tokenizer_config.json`` templates, for Phi-2 and Falcon (which ship none) ours — rendered exactly as
+family's Jinja template is data in ``resource/chat_templates/`` — for Llama-2, Zephyr, Mistral v0.1 and ChatML the
+models' own ``tokenizer_config.json`` templates, for Phi-2 and Falcon (which ship none) ours — rendered exactly as
 transformers' ``apply_chat_template(..., tokenize=False, add_generation_prompt=True)`` does.
 
 Where BOS comes from: the template. ``RenderedPrompt.text`` is the template's output verbatim (Llama-2 and
