@@ -45,8 +45,9 @@ def tool_result_text(outputs: Iterable[tuple[str, str]]) -> str:
     return "\n".join(f"[Output of tool {name}]\n{output}" for name, output in outputs)
 
 
-def normalise(messages: Sequence[Mapping[str, str]], *, fold_system: bool = False) -> list[dict[str, str]]:
-    """``{"role", "content": str}`` messages (system/user/assistant) → the form strict templates accept.
+def normalise(messages: Sequence[Mapping[str, Any]], *, fold_system: bool = False) -> list[dict[str, Any]]:
+    """``{"role", "content": str}`` messages (system/user/assistant) → the form strict templates accept. A user
+    turn's content may be a list of content parts (text and images, for a backend that sends images).
 
     System texts are joined into one leading system message (strict templates accept one only there), or with
     ``fold_system`` put before the first user turn's text (a user turn holding only them is added when the
@@ -54,12 +55,12 @@ def normalise(messages: Sequence[Mapping[str, str]], *, fold_system: bool = Fals
     conversation starts and ends with a user turn is left to the caller: permissive templates do not mind.
     """
     system_texts = [m["content"] for m in messages if m["role"] == "system" and m["content"].strip()]
-    turns: list[dict[str, str]] = []
+    turns: list[dict[str, Any]] = []
     for message in messages:
         if message["role"] == "system":
             continue
         if turns and turns[-1]["role"] == message["role"]:
-            turns[-1] = {"role": message["role"], "content": turns[-1]["content"] + TURN_SEPARATOR + message["content"]}
+            turns[-1] = {"role": message["role"], "content": _joined(turns[-1]["content"], message["content"])}
         else:
             turns.append({"role": message["role"], "content": message["content"]})
     if not system_texts:
@@ -68,8 +69,17 @@ def normalise(messages: Sequence[Mapping[str, str]], *, fold_system: bool = Fals
     if not fold_system:
         return [{"role": "system", "content": system_text}, *turns]
     if turns and turns[0]["role"] == "user":
-        return [{"role": "user", "content": system_text + TURN_SEPARATOR + turns[0]["content"]}, *turns[1:]]
+        return [{"role": "user", "content": _joined(system_text, turns[0]["content"])}, *turns[1:]]
     return [{"role": "user", "content": system_text}, *turns]
+
+
+def _joined(first: str | list[dict], second: str | list[dict]) -> str | list[dict]:
+    """Two turns' contents as one: texts joined by a blank line; content parts (a turn with images) kept in order."""
+    if isinstance(first, str) and isinstance(second, str):
+        return first + TURN_SEPARATOR + second
+    head = [{"type": "text", "text": first + TURN_SEPARATOR}] if isinstance(first, str) else list(first)
+    tail = [{"type": "text", "text": TURN_SEPARATOR + second}] if isinstance(second, str) else list(second)
+    return [*head, *tail]
 
 
 @dataclass(frozen=True)

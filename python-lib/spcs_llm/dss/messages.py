@@ -8,7 +8,9 @@ DSS sends ``{"role", "content" | "parts", "toolCalls", "toolOutputs"}`` messages
 - structured (OpenAI form), for a request carrying tools the model can call: ``tool_calls`` on the assistant
   message and one ``tool`` message per output, answering its ``tool_call_id``.
 
-A backend chooses the form, what an image is refused with, and how DSS tool calls are normalised (``calls_of``).
+A backend chooses the form, what an image is refused with, how DSS tool calls are normalised (``calls_of``), and,
+when it sends images, how a user message's parts become content parts (``parts_of``, given the message's position
+for its errors): that message's ``content`` is then a list of parts instead of a string.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from spcs_llm.dss.conversation import ImageRefusal, message_text, tool_call_text
 IGNORED_ROLES = {"memoryFragment", "toolValidationRequests", "toolValidationResponses"}
 
 CallsHook = Callable[[Sequence[Mapping[str, Any]]], list[dict]]
+PartsHook = Callable[[list[Mapping[str, Any]], str], list[dict]]
+IMAGE_PART_TYPES = ("IMAGE_INLINE", "IMAGE_URI")
 
 
 def _as_is(calls: Sequence[Mapping[str, Any]]) -> list[dict]:
@@ -33,12 +37,25 @@ def _tool_name(call: Mapping[str, Any]) -> str:
     return (call.get("function") or {}).get("name") or "unnamed tool"
 
 
+def _has_images(message: Mapping[str, Any]) -> bool:
+    return message.get("content") is None and any(
+        isinstance(part, Mapping) and part.get("type") in IMAGE_PART_TYPES for part in message.get("parts") or [])
+
+
+def content_text(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of a list of content parts."""
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text") or "") for part in content
+                         if isinstance(part, Mapping) and part.get("type") == "text")
+    return str(content or "")
+
+
 def messages_from_dss(query: Mapping[str, Any], images: ImageRefusal, *, structured_tools: bool = False,
-                      calls_of: CallsHook = _as_is) -> list[dict]:
+                      calls_of: CallsHook = _as_is, parts_of: PartsHook | None = None) -> list[dict]:
     """The conversation to send, DSS agent-only roles skipped; nothing is checked or merged here."""
     messages: list[dict] = []
     tool_names: dict[str, str] = {}
-    for message in query.get("messages") or []:
+    for position, message in enumerate(query.get("messages") or []):
         role = message.get("role") or "user"
         if role in IGNORED_ROLES:
             continue
@@ -65,6 +82,8 @@ def messages_from_dss(query: Mapping[str, Any], images: ImageRefusal, *, structu
             named = [(tool_names.get(str(out.get("callId")), str(out.get("callId") or "unnamed tool")),
                       tool_output_text(out, images)) for out in outputs]
             messages.append({"role": "user", "content": tool_result_text(named)})
+        elif parts_of is not None and role == "user" and _has_images(message):
+            messages.append({"role": role, "content": parts_of(list(message["parts"]), f"Message {position}")})
         else:
             messages.append({"role": role, "content": message_text(message, images)})
     return messages
@@ -73,18 +92,20 @@ def messages_from_dss(query: Mapping[str, Any], images: ImageRefusal, *, structu
 def check_sendable_messages(messages: list[dict]) -> None:
     """Refuse, before sending, a conversation no model can read or answer usefully.
 
-    A ``None`` content (an assistant turn that only calls tools) counts as no text.
+    A ``None`` content (an assistant turn that only calls tools) counts as no text; a user turn with an image part
+    counts as a question.
     """
     for position, message in enumerate(messages):
         try:
-            (message.get("content") or "").encode("utf-8")
+            content_text(message.get("content")).encode("utf-8")
         except UnicodeEncodeError as bad:
             raise RequestRejectedError(
                 f"Message {position} holds invalid Unicode at character {bad.start} (a lone surrogate), which no "
                 "model service can read.",
                 fix="Clean the text before sending it (e.g. decode its source with errors='replace').",
             ) from None
-    if not any(m["role"] == "user" and (m.get("content") or "").strip() for m in messages):
+    if not any(m["role"] == "user" and (content_text(m.get("content")).strip() or isinstance(m.get("content"), list))
+               for m in messages):
         raise RequestRejectedError(
             "The query has no user message with text.", fix="Send at least one non-empty user message."
         )
