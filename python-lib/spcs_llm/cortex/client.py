@@ -28,10 +28,12 @@ from spcs_llm.cortex.endpoints import (
     parse_embed_answer,
 )
 from spcs_llm.cortex.errors import for_cortex
+from spcs_llm.cortex.reasoning import reasoning_text
 from spcs_llm.cortex.streaming import StreamedText, StreamedToolCalls, StreamEnd, read_chat_stream, usage_of
 from spcs_llm.cortex.tool_calls import ToolRequest, reply_tool_calls
 from spcs_llm.dss.embedding import EmbeddingRow, unembeddable_reason
 from spcs_llm.dss.generation import GenerationParams, token_counts
+from spcs_llm.dss.messages import content_text
 
 CORTEX_RETRY_SETTINGS = RetrySettings(deploy_403_window=0.0)
 # Inferred: Cortex's handling of a text longer than the embed model's window is not documented to us (it may cut
@@ -60,6 +62,7 @@ class CortexChatResult:
     renewals: int
     retry_reasons: tuple[str, ...] = ()
     elapsed_seconds: float = 0.0
+    reasoning: str = ""  # the model's reasoning: for the trace, never part of ``text``
 
 
 def _auth_fix(kind: str) -> str:
@@ -100,7 +103,8 @@ class CortexChatClient(_CortexClient):
         params = request.params
         if params.max_tokens is None:
             params = replace(params, max_tokens=self.config.default_max_tokens)
-        return chat_completions_body(self.config.model, request.messages, params, request.tools, stream=stream)
+        return chat_completions_body(self.config.model, request.messages, params, request.tools, stream=stream,
+                                     reasoning=self.config.reasoning)
 
     def complete(self, request: CortexChatRequest) -> CortexChatResult:
         call = self._post(CHAT_COMPLETIONS_ROUTE, self._body(request, stream=False))
@@ -143,18 +147,19 @@ class CortexChatClient(_CortexClient):
         message = choice.get("message") or {}
         text = message.get("content") if isinstance(message.get("content"), str) else ""
         end = StreamEnd(text=text, finish_reason=choice.get("finish_reason"), usage=usage_of(payload),
-                        tool_calls=reply_tool_calls(message))
+                        tool_calls=reply_tool_calls(message), reasoning=reasoning_text(message))
         return self._result(request, call, end)
 
     def _result(self, request: CortexChatRequest, call: CallResult, end: StreamEnd) -> CortexChatResult:
         """Exact usage from Cortex when it reports it, else counted here and flagged as estimated."""
-        prompt_text = "\n".join(str(m.get("content") or "") for m in request.messages)
+        prompt_text = "\n".join(content_text(m.get("content")) for m in request.messages)  # no image bytes
         prompt_tokens, completion_tokens, estimated = token_counts(end.usage, self.counter, prompt_text, end.text)
         return CortexChatResult(
             text=end.text, tool_calls=end.tool_calls, finish_reason=end.finish_reason, prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens, tokens_estimated=estimated,
             cost=self.pricing.estimate(prompt_tokens, completion_tokens), attempts=call.attempts,
             renewals=call.renewals, retry_reasons=tuple(call.retry_reasons), elapsed_seconds=call.elapsed_seconds,
+            reasoning=end.reasoning,
         )
 
 

@@ -19,6 +19,8 @@ from spcs_llm.core.config import (
     text_setting,
 )
 from spcs_llm.core.errors import ConfigurationError
+from spcs_llm.cortex.images import IMAGE_SETTING_CHOICES, ImageSetting
+from spcs_llm.cortex.reasoning import REASONING_EFFORT_CHOICES, ReasoningSettings
 
 ToolCalling = Literal["auto", "supported", "unsupported"]
 TOOL_CALLING_CHOICES = ("auto", "supported", "unsupported")
@@ -48,6 +50,8 @@ class CortexChatConfig:
     default_max_tokens: int = 1024
     tool_calling: ToolCalling = "auto"  # whether the model can call tools: auto = the shipped capability list
     tokenizer: str | None = None
+    images: ImageSetting = "auto"  # whether the model takes images: auto = the shipped, dated list (images.py)
+    reasoning: ReasoningSettings = ReasoningSettings()
 
 
 @dataclass(frozen=True)
@@ -107,16 +111,29 @@ def _model(config: dict, default: str) -> str:
     return model
 
 
+def parse_reasoning(config: dict, model: str) -> ReasoningSettings:
+    """'Thinking budget (tokens)' (0 = off) and 'Reasoning effort' (empty = off), checked against the model."""
+    budget = number_setting(config, "thinking_budget_tokens", 0, minimum=0, cast=int)
+    effort = choice_setting(config, "reasoning_effort", REASONING_EFFORT_CHOICES, "")
+    settings = ReasoningSettings(thinking_budget_tokens=budget or None,
+                                 reasoning_effort=effort or None)  # type: ignore[arg-type]
+    settings.check_model(model)
+    return settings
+
+
 def parse_cortex_chat_config(config: dict) -> CortexChatConfig:
     auth = parse_auth(config)
+    model = _model(config, DEFAULT_CHAT_MODEL)
     return CortexChatConfig(
         endpoint=parse_account_endpoint(config, auth),
         auth=auth,
         cost=parse_cortex_cost(config),
-        model=_model(config, DEFAULT_CHAT_MODEL),
+        model=model,
         default_max_tokens=number_setting(config, "default_max_tokens", 1024, minimum=1, cast=int),
         tool_calling=choice_setting(config, "tool_calling", TOOL_CALLING_CHOICES, "auto"),  # type: ignore[arg-type]
         tokenizer=text_setting(config, "tokenizer"),
+        images=choice_setting(config, "accepts_images", IMAGE_SETTING_CHOICES, "auto"),  # type: ignore[arg-type]
+        reasoning=parse_reasoning(config, model),
     )
 
 

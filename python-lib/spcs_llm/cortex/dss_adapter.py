@@ -4,6 +4,8 @@ Responses follow the DSS contract both backends share (``spcs_llm.dss``: footers
 plus ``toolCalls``: in a non-streamed answer beside the text, and in a stream as one
 ``{"chunk": {"toolCalls": [...]}}`` of whole calls before the footer (DSS reads tool calls from chunks only). A
 model without a known price reports no ``estimatedCost`` (and says why in the trace) rather than a cost of 0.
+The model's reasoning (a Claude thinking budget or an OpenAI reasoning effort was set) goes to the span's outputs,
+never into the answer: DSS documents no response field for it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from spcs_llm.cortex.client import (
 )
 from spcs_llm.cortex.config import parse_cortex_chat_config, parse_cortex_embedding_config
 from spcs_llm.cortex.cost import CostEstimate
+from spcs_llm.cortex.images import model_accepts_images
 from spcs_llm.cortex.messages import chat_messages
 from spcs_llm.cortex.tool_calls import tool_request
 from spcs_llm.dss.embedding import EmbeddingComponent
@@ -33,6 +36,17 @@ def _cost_attributes(cost: CostEstimate) -> dict[str, Any]:
     return {"cortex.credits": round(cost.credits or 0.0, 9)}
 
 
+def _outputs(result: CortexChatResult) -> dict[str, Any]:
+    """The span's outputs: the answer, and the model's reasoning when it gave any (kept out of the answer)."""
+    return {"text": result.text, **({"reasoning": result.reasoning} if result.reasoning else {})}
+
+
+def image_count(messages: list[dict]) -> int:
+    """Image parts in a planned conversation (counted for the trace; the bytes never go there)."""
+    return sum(1 for m in messages if isinstance(m.get("content"), list)
+               for part in m["content"] if isinstance(part, dict) and part.get("type") == "image_url")
+
+
 class CortexChatAdapter:
     """Backs the Cortex chat component."""
 
@@ -44,26 +58,32 @@ class CortexChatAdapter:
         return cls(CortexChatClient(parse_cortex_chat_config(dict(config))))
 
     def request(self, query: Mapping[str, Any], settings: Mapping[str, Any] | None) -> CortexChatRequest:
-        """Plan the request. Refused here, before any request: a required tool the model cannot call, and a
-        generation setting of the wrong type or out of range (``params_from_settings``, shared with SPCS)."""
+        """Plan the request. Refused here, before any request: a required tool the model cannot call, a
+        generation setting of the wrong type or out of range (``params_from_settings``, shared with SPCS), an image
+        for a text-only model or an image Cortex would refuse (``images.py``), and a thinking budget not below the
+        max output tokens."""
         settings = settings or {}
         config = self.client.config
         tools = tool_request(settings, config.model, config.tool_calling)
         params = params_from_settings(settings)
-        messages = chat_messages(query, structured_tools=bool(tools.tools))
+        config.reasoning.body_fields(params.max_tokens or config.default_max_tokens)
+        messages = chat_messages(query, structured_tools=bool(tools.tools),
+                                 images=model_accepts_images(config.model, config.images))
         return CortexChatRequest(messages=messages, params=params, tools=tools)
 
     def _footer(self, result: CortexChatResult) -> dict[str, Any]:
         return chat_footer(result.prompt_tokens, result.completion_tokens, estimated=result.tokens_estimated,
                            cost=result.cost.dollars, finish_reason=result.finish_reason)
 
-    def _attributes(self, result: CortexChatResult) -> dict[str, Any]:
+    def _attributes(self, request: CortexChatRequest, result: CortexChatResult) -> dict[str, Any]:
         return {
             "cortex.model": self.client.config.model,
+            "cortex.images": image_count(request.messages),
             "cortex.attempts": result.attempts,
             "cortex.retryReasons": ",".join(result.retry_reasons),
             "cortex.tokenRenewals": result.renewals,
             "cortex.toolCalls": len(result.tool_calls),
+            "cortex.reasoningChars": len(result.reasoning),
             **_cost_attributes(result.cost),
             **self._footer(result),
         }
@@ -72,7 +92,7 @@ class CortexChatAdapter:
         request = self.request(query, settings)
         with traced(trace, "cortex chat completion") as span:
             result = self.client.complete(request)
-            record_call(span, self._attributes(result), {"text": result.text})
+            record_call(span, self._attributes(request, result), _outputs(result))
         response: dict[str, Any] = {"text": result.text, **self._footer(result)}
         if result.tool_calls:
             response["toolCalls"] = result.tool_calls
@@ -86,7 +106,7 @@ class CortexChatAdapter:
             try:
                 for event in events:
                     if isinstance(event, CortexChatResult):
-                        record_call(span, self._attributes(event), {"text": event.text})
+                        record_call(span, self._attributes(request, event), _outputs(event))
                         yield {"footer": self._footer(event)}
                     elif isinstance(event, list):
                         yield {"chunk": {"toolCalls": event}}

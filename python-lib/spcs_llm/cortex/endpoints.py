@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spcs_llm.core.errors import BadResponseError
+from spcs_llm.cortex.reasoning import ReasoningSettings
 from spcs_llm.cortex.tool_calls import ToolRequest
 from spcs_llm.dss.generation import GenerationParams, openai_generation_fields
 
@@ -23,8 +24,9 @@ EMBED_ROUTE = "api/v2/cortex/inference:embed"
 
 
 def chat_completions_body(model: str, messages: Sequence[dict], params: GenerationParams, tools: ToolRequest,
-                          *, stream: bool) -> dict[str, Any]:
-    """An OpenAI-style request; unset controls are left out so the model's defaults apply."""
+                          *, stream: bool, reasoning: ReasoningSettings | None = None) -> dict[str, Any]:
+    """An OpenAI-style request; unset controls are left out so the model's defaults apply. Images are already
+    content parts of the user messages (``images.py``); reasoning settings add their fields (``reasoning.py``)."""
     body: dict[str, Any] = {"model": model, "messages": list(messages), "stream": stream}
     if stream:
         # Inferred: Cortex accepts OpenAI's stream_options (it documents the endpoint as a superset of OpenAI's);
@@ -32,6 +34,8 @@ def chat_completions_body(model: str, messages: Sequence[dict], params: Generati
         body["stream_options"] = {"include_usage": True}
     body.update(openai_generation_fields(params))
     body.update(tools.body_fields())
+    if reasoning is not None:
+        body.update(reasoning.body_fields(params.max_tokens))
     return body
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from spcs_llm.core.http_answers import snippet
 from spcs_llm.core.sse import EventStream
 from spcs_llm.cortex.errors import CortexStreamError
+from spcs_llm.cortex.reasoning import reasoning_text
 from spcs_llm.cortex.tool_calls import ToolCallAssembler
 from spcs_llm.dss.generation import Usage
 
@@ -36,6 +37,7 @@ class StreamEnd:
     finish_reason: str | None
     usage: Usage | None
     tool_calls: list[dict] = field(default_factory=list)
+    reasoning: str = ""  # the model's reasoning, for the trace only (never part of the answer's text)
 
 
 def usage_of(payload: Mapping[str, Any]) -> Usage | None:
@@ -55,9 +57,13 @@ def _mid_stream_error(event: Mapping[str, Any]) -> CortexStreamError:
 
 
 def read_chat_stream(events: EventStream) -> Iterator[StreamedText | StreamedToolCalls | StreamEnd]:
-    """Text deltas as they come, then the assembled tool calls (if any), then one ``StreamEnd``, last."""
+    """Text deltas as they come, then the assembled tool calls (if any), then one ``StreamEnd``, last.
+
+    Reasoning deltas are gathered into the ``StreamEnd`` only: they never reach the answer's text.
+    """
     assembler = ToolCallAssembler()
     pieces: list[str] = []
+    thoughts: list[str] = []
     finish_reason: str | None = None
     usage: Usage | None = None
     try:
@@ -72,6 +78,7 @@ def read_chat_stream(events: EventStream) -> Iterator[StreamedText | StreamedToo
                 if isinstance(content, str) and content:
                     pieces.append(content)
                     yield StreamedText(content)
+                thoughts.append(reasoning_text(delta))
                 if delta.get("tool_calls"):
                     assembler.add(delta["tool_calls"])
                 finish_reason = choice.get("finish_reason") or finish_reason
@@ -79,6 +86,7 @@ def read_chat_stream(events: EventStream) -> Iterator[StreamedText | StreamedToo
         calls = assembler.calls() if assembler else []
         if calls:
             yield StreamedToolCalls(calls)
-        yield StreamEnd(text="".join(pieces), finish_reason=finish_reason, usage=usage, tool_calls=calls)
+        yield StreamEnd(text="".join(pieces), finish_reason=finish_reason, usage=usage, tool_calls=calls,
+                        reasoning="".join(thoughts))
     finally:
         events.close()

@@ -36,7 +36,8 @@ def test_descriptor_settings_are_the_ones_the_parser_reads_and_are_explained(com
     params = descriptor(component)["params"]
     names = {p["name"] for p in params if p["type"] != "SEPARATOR"}
     assert READ_BY_PARSER <= names
-    extra = {"cortex-chat": {"tool_calling", "default_max_tokens", "output_credits_per_million"},
+    extra = {"cortex-chat": {"tool_calling", "default_max_tokens", "output_credits_per_million", "accepts_images",
+                             "thinking_budget_tokens", "reasoning_effort"},
              "cortex-embedding": {"rows_per_request"}}[component]
     assert names == READ_BY_PARSER | extra
     undocumented = [p["name"] for p in params if p["type"] not in {"SEPARATOR", "PRESET", "SELECT"}
