@@ -20,6 +20,7 @@ import threading
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import yaml
@@ -73,6 +74,7 @@ class FakeAccount:
     )
     pool_columns: dict[str, dict[str, Any]] = field(default_factory=dict)  # pool -> SHOW COMPUTE POOLS overrides
     usage_history: dict[str, tuple[float, int]] | None = None  # pool -> (credits, billed hours); None: not authorized
+    daily_history: list[tuple[str, date, float]] = field(default_factory=list)  # (pool, day, credits), same privilege
     models: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # model -> version -> service names
     services: dict[str, FakeService] = field(default_factory=dict)
     next_statuses: list[str] = field(default_factory=lambda: ["PENDING", "PENDING", "RUNNING"])
@@ -153,6 +155,8 @@ class RecordingSession:
             (r"^ALTER MODEL .* (SET|MODIFY) ", lambda m: [Row(status="Statement executed successfully.")]),
             (r"^SHOW FUNCTIONS IN MODEL ([\w.\"]+) VERSION (\w+)", self._show_functions),
             (r"^SHOW COMPUTE POOLS LIKE '(\w+)'", self._show_pools),
+            (r"^SELECT TO_DATE\(START_TIME\) AS DAY, SUM\(CREDITS_USED\) AS CREDITS FROM "
+             r"SNOWFLAKE\.ACCOUNT_USAGE\.SNOWPARK_CONTAINER_SERVICES_HISTORY .* IN \(([^)]*)\)", self._daily_usage),
             (r"FROM SNOWFLAKE\.ACCOUNT_USAGE\.SNOWPARK_CONTAINER_SERVICES_HISTORY .* IN \(([^)]*)\)", self._pool_usage),
             (r"^SHOW SERVICES (?:LIKE '(\w+)' )?IN SCHEMA ([\w.\"]+)(?: STARTS WITH '(\w+)')?", self._show_services),
             (r"^CALL SYSTEM\$DEPLOY_MODEL\('(.*)'\)$", self._deploy_model),
@@ -291,6 +295,17 @@ class RecordingSession:
         asked = {name.strip().strip("'").upper() for name in m[1].split(",")}
         return [Row(COMPUTE_POOL_NAME=pool, CREDITS=credits, BILLED_HOURS=hours)
                 for pool, (credits, hours) in sorted(self.account.usage_history.items()) if pool in asked]
+
+    def _daily_usage(self, m: re.Match) -> list[Row]:
+        """Credits per day of the asked pools (days without usage have no row, as with GROUP BY)."""
+        if self.account.usage_history is None:
+            return self._pool_usage(m)  # refused the same way
+        asked = {name.strip().strip("'").upper() for name in m[1].split(",")}
+        per_day: dict[date, float] = {}
+        for pool, day, credits in self.account.daily_history:
+            if pool in asked:
+                per_day[day] = per_day.get(day, 0.0) + credits
+        return [Row(DAY=day, CREDITS=credits) for day, credits in sorted(per_day.items())]
 
     def _show_services(self, m: re.Match) -> list[Row]:
         prefix = _unquote(m[1] or m[3] or "")

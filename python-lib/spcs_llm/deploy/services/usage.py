@@ -7,6 +7,7 @@ says so instead of failing the status command.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from spcs_llm.core.redaction import get_logger
@@ -14,6 +15,8 @@ from spcs_llm.core.redaction import get_logger
 log = get_logger(__name__)
 
 HISTORY_VIEW = "SNOWFLAKE.ACCOUNT_USAGE.SNOWPARK_CONTAINER_SERVICES_HISTORY"
+NOT_READABLE = (f"Billed history not readable with the current role ({HISTORY_VIEW} needs IMPORTED PRIVILEGES on the "
+                "SNOWFLAKE database: GRANT IMPORTED PRIVILEGES ON DATABASE SNOWFLAKE TO ROLE <role>).")
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,7 @@ def pool_usage(session: Any, pools: list[str], days: int) -> list[PoolUsage] | s
         rows = session.sql(usage_sql(pools, days)).collect()
     except Exception as exc:  # noqa: BLE001 - missing privileges or an account without the view: a note, not a failure
         log.debug("Usage history not readable: %s", exc)
-        return (f"Billed history not readable with the current role ({HISTORY_VIEW} needs IMPORTED PRIVILEGES on "
-                "the SNOWFLAKE database: GRANT IMPORTED PRIVILEGES ON DATABASE SNOWFLAKE TO ROLE <role>).")
+        return NOT_READABLE
     return [PoolUsage(str(row["COMPUTE_POOL_NAME"]), float(row["CREDITS"] or 0), int(row["BILLED_HOURS"] or 0))
             for row in rows]
 
@@ -51,3 +53,38 @@ def usage_report(usage: list[PoolUsage] | str, days: int, dollars_per_credit: fl
              f"(${total * dollars_per_credit:,.2f})"]
     lines += [f"  {item.pool:<28} {item.credits:>8.2f} credits in {item.billed_hours} billed hour(s)" for item in usage]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class DailyUsage:
+    day: date
+    credits: float
+
+
+def daily_usage_sql(pools: list[str], days: int) -> str:
+    """Credits per calendar day of the given pools, today and the ``days - 1`` days before (same view, same filter)."""
+    names = ", ".join(f"'{pool.upper()}'" for pool in pools)
+    return (f"SELECT TO_DATE(START_TIME) AS DAY, SUM(CREDITS_USED) AS CREDITS FROM {HISTORY_VIEW} "
+            f"WHERE START_TIME >= DATEADD(day, -{int(days) - 1}, CURRENT_DATE()) AND CREDITS_USED > 0 "
+            f"AND COMPUTE_POOL_NAME IN ({names}) GROUP BY DAY ORDER BY DAY")
+
+
+def daily_usage(session: Any, pools: list[str], days: int, today: date) -> list[DailyUsage] | str:
+    """One entry per day (0 credits on days without usage), oldest first; or the note ``pool_usage`` gives."""
+    try:
+        rows = session.sql(daily_usage_sql(pools, days)).collect()
+    except Exception as exc:  # noqa: BLE001 - as pool_usage: missing privileges are a note, not a failure
+        log.debug("Daily usage not readable: %s", exc)
+        return NOT_READABLE
+    billed = {_as_date(row["DAY"]): float(row["CREDITS"] or 0) for row in rows}
+    first = today - timedelta(days=int(days) - 1)
+    return [DailyUsage(day, billed.get(day, 0.0)) for day in (first + timedelta(days=i) for i in range(int(days)))]
+
+
+def _as_date(value: Any) -> date:
+    """The connector returns a DATE column as ``datetime.date``; a string is read as ISO (inferred: other drivers)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
