@@ -58,6 +58,7 @@ class CortexStats:
     requests: int = 0
     streams: int = 0
     streams_cancelled: int = 0
+    images: int = 0  # image parts accepted on chat completions
     statuses: Counter[int] = field(default_factory=Counter)
     by_model: Counter[str] = field(default_factory=Counter)
 

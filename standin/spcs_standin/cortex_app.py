@@ -33,6 +33,7 @@ from spcs_llm.core.redaction import get_logger
 from spcs_standin.cortex_access import Caller, CortexAccess, Refusal
 from spcs_standin.cortex_engines import CORTEX_MODELS, DEFAULT_MAX_TOKENS, ChatEngine, CortexModels, GenerationEnd
 from spcs_standin.cortex_hermes import StreamingToolParser, parse_output
+from spcs_standin.cortex_images import ImageRefusedError, see_images
 
 log = get_logger(__name__)
 
@@ -60,6 +61,8 @@ class ChatPlan:
     with_tools: bool
     stream: bool
     include_usage: bool
+    preface: str = ""  # the images' descriptions, which open the reply (the stand-in's deterministic "vision")
+    reasoning: str = ""  # a deterministic reasoning text, sent apart from the answer when reasoning was asked for
 
 
 class CortexApp:
@@ -183,6 +186,11 @@ class CortexApp:
             raise BadRequest(f"Model {model} does not support tool calling.")
         if choice not in (None, "auto", "none") and not tools:  # inferred: OpenAI's rule, refused likewise
             raise BadRequest("'tool_choice' needs 'tools'.")
+        try:
+            messages, images = see_images(messages, model, spec.accepts_images)
+        except ImageRefusedError as refused:
+            raise BadRequest(str(refused)) from None
+        self.access.stats.images += len(images)
         engine = self.models.chat(model)
         try:
             prompt_ids = engine.prompt_ids(_template_messages(messages), None if choice == "none" else tools)
@@ -210,7 +218,9 @@ class CortexApp:
                         temperature=temperature, top_p=top_p,
                         stop=[stop] if isinstance(stop, str) else [s for s in stop if s],
                         with_tools=bool(tools) and choice != "none", stream=stream,
-                        include_usage=bool((body.get("stream_options") or {}).get("include_usage")))
+                        include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
+                        preface="".join(image.description() + "\n" for image in images),
+                        reasoning=_reasoning(model, body, requested))
 
     def _generate(self, plan: ChatPlan, emit: Callable[[str], None], cancelled: threading.Event) -> GenerationEnd:
         delay = self.access.token_delay_s
@@ -220,8 +230,14 @@ class CortexApp:
             if delay:
                 time.sleep(delay)
 
-        return plan.engine.generate(plan.prompt_ids, max_tokens=plan.max_tokens, temperature=plan.temperature,
-                                    top_p=plan.top_p, stop_strings=plan.stop, emit=paced, cancelled=cancelled)
+        if plan.preface:
+            emit(plan.preface)
+        end = plan.engine.generate(plan.prompt_ids, max_tokens=plan.max_tokens, temperature=plan.temperature,
+                                   top_p=plan.top_p, stop_strings=plan.stop, emit=paced, cancelled=cancelled)
+        if not plan.preface:
+            return end
+        preface_tokens = len(plan.engine.tokenizer(plan.preface, add_special_tokens=False)["input_ids"])
+        return GenerationEnd(end.completion_tokens + preface_tokens, end.finish_reason)
 
     async def _stream(self, plan: ChatPlan, request_id: str) -> AsyncIterator[str]:
         """Chunks as the model writes; the generation stops at its next token once the client has gone."""
@@ -238,6 +254,8 @@ class CortexApp:
         parser = StreamingToolParser() if plan.with_tools else None
         try:
             yield chunk.event({"role": "assistant", "content": ""})
+            if plan.reasoning:
+                yield chunk.event({"reasoning_content": plan.reasoning})
             while (piece := await queue.get()) is not _DONE:
                 for delta in parser.feed(piece) if parser else [{"content": piece}]:
                     yield chunk.event(delta)
@@ -292,6 +310,8 @@ def _usage(plan: ChatPlan, end: GenerationEnd) -> dict[str, int]:
 def _completion(plan: ChatPlan, request_id: str, text: str, end: GenerationEnd) -> dict[str, Any]:
     parsed = parse_output(text) if plan.with_tools else None
     message: dict[str, Any] = {"role": "assistant", "content": parsed.content if parsed else text}
+    if plan.reasoning:
+        message["reasoning_content"] = plan.reasoning
     finish = end.finish_reason
     if parsed is not None and parsed.tool_calls:
         message["tool_calls"] = parsed.tool_calls
@@ -299,6 +319,33 @@ def _completion(plan: ChatPlan, request_id: str, text: str, end: GenerationEnd) 
     return {"id": f"chatcmpl-{request_id}", "object": "chat.completion", "created": int(time.time()),
             "model": plan.model, "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": _usage(plan, end)}
+
+
+def _reasoning(model: str, body: dict[str, Any], max_tokens: int) -> str:
+    """Check the reasoning fields and return the stand-in's deterministic reasoning text ("" when none asked).
+
+    Sources: the inference:complete spec documents Claude's thinking budget and OpenAI's reasoning effort (low,
+    medium, high) per family (snowflakedb/snowflake-rest-api-specs, ``cortex-inference.yaml``); Anthropic's
+    extended-thinking docs require a budget of at least 1,024 tokens, below max_tokens. Inferred: the chat
+    completions field names (``reasoning.max_tokens``, ``reasoning_effort``) and that a field of the wrong family
+    is a 400, not ignored.
+    """
+    effort = body.get("reasoning_effort")
+    reasoning = body.get("reasoning")
+    if effort is not None:
+        if not model.startswith("openai-"):
+            raise BadRequest(f"'reasoning_effort' is not supported for model {model}.")
+        if effort not in ("low", "medium", "high"):
+            raise BadRequest("'reasoning_effort' must be low, medium or high.")
+        return f"Reasoning with {effort} effort."
+    if reasoning is None:
+        return ""
+    if not model.startswith("claude-"):
+        raise BadRequest(f"'reasoning' is not supported for model {model}.")
+    budget = reasoning.get("max_tokens") if isinstance(reasoning, dict) else None
+    if not isinstance(budget, int) or budget < 1024 or budget >= max_tokens:
+        raise BadRequest("'reasoning.max_tokens' must be an integer of at least 1024 and below max_tokens.")
+    return f"Thinking within a budget of {budget} tokens."
 
 
 def _template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """The models behind the stand-in's Cortex endpoints, and generation that hands over text token by token.
 
 ``claude-tiny`` is the tiny tool-calling model (``tinytools.py``), ``llama-tiny`` the tiny chat model
-(``tinychat.py``, no tools), ``snowflake-arctic-embed-tiny`` all-MiniLM-L6-v2 (384 dimensions, not the 768 of
+(``tinychat.py``, no tools, no images), ``snowflake-arctic-embed-tiny`` all-MiniLM-L6-v2 (384 dimensions, not the 768 of
 the real arctic-embed-m). The names follow Cortex's families so that the connector's dated capability list
 (tools for ``claude-``/``openai-`` names only) applies to them as to real models.
 
@@ -36,10 +36,11 @@ class CortexModelSpec:
     name: str
     kind: Literal["chat", "embed"]
     can_call_tools: bool = False
+    accepts_images: bool = False  # Claude models take images (cortex_images.py); the tiny model gets them described
 
 
 CORTEX_MODELS: dict[str, CortexModelSpec] = {
-    TOOL_MODEL: CortexModelSpec(TOOL_MODEL, "chat", can_call_tools=True),
+    TOOL_MODEL: CortexModelSpec(TOOL_MODEL, "chat", can_call_tools=True, accepts_images=True),
     CHAT_MODEL: CortexModelSpec(CHAT_MODEL, "chat"),
     EMBED_MODEL: CortexModelSpec(EMBED_MODEL, "embed"),
 }

@@ -3,6 +3,8 @@ token streaming, cancel, the whole tool round trip, rate limits, unknown models 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import time
 
@@ -13,6 +15,7 @@ from dataikuapi.dss.llm_tracing import SpanBuilder
 from spcs_llm.core.errors import RateLimitedError, RequestRejectedError
 from spcs_standin.cortex_engines import CHAT_MODEL, TOOL_MODEL
 from spcs_standin.cortex_hermes import StreamingToolParser, parse_output
+from spcs_standin.cortex_images import tiny_png
 from spcs_standin.harness import load_component
 from spcs_standin.stack import LocalStack
 from spcs_standin.tinychat import CANNED_EXCHANGES, SYSTEM_PROMPT, chat_model_dir
@@ -173,3 +176,82 @@ def test_a_stop_sequence_and_max_tokens_end_the_stream_with_the_right_finish_rea
     assert stopped[-1]["footer"]["finishReason"] == "stop"
     cut = stream(model, query, {"maxOutputTokens": 3})
     assert cut[-1]["footer"]["finishReason"] == "length" and cut[-1]["footer"]["completionTokens"] == 3
+
+
+def image_query(png: bytes) -> dict:
+    return {"messages": [{"role": "user", "parts": [
+        {"type": "TEXT", "text": "What is in this picture?"},
+        {"type": "IMAGE_INLINE", "inlineImage": base64.b64encode(png).decode(), "imageMimeType": "image/png"}]}]}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_an_image_reaches_the_cortex_endpoint_intact_and_is_answered(cortex, presets, streamed):
+    png = tiny_png(3, 2, (0, 128, 255))
+    model = load_component("cortex-chat", {**presets.pat(cortex.issue_pat()), "model": TOOL_MODEL,
+                                           "accepts_images": "yes"})
+    before = cortex.cortex_stats()["images"]
+    trace = SpanBuilder("test")
+    if streamed:
+        events = list(model.process_stream(image_query(png), {}, trace))
+        text = "".join(event["chunk"].get("text", "") for event in events if "chunk" in event)
+    else:
+        text = model.process(image_query(png), {}, trace)["text"]
+    assert text.startswith(f"[image: image/png, 3x2, {len(png)} bytes, sha256 {hashlib.sha256(png).hexdigest()[:12]}]")
+    assert cortex.cortex_stats()["images"] == before + 1
+    assert trace.to_dict()["children"][0]["attributes"]["cortex.images"] == 1
+
+
+def test_an_image_for_a_text_only_model_is_refused_before_sending_and_by_the_endpoint_too(cortex, chat_config):
+    before = cortex.cortex_stats()["requests"]
+    with pytest.raises(RequestRejectedError, match="takes text only"):
+        load_component("cortex-chat", chat_config).process(image_query(tiny_png()), {}, SpanBuilder("test"))
+    assert cortex.cortex_stats()["requests"] == before
+    forced = load_component("cortex-chat", {**chat_config, "accepts_images": "yes"})
+    with pytest.raises(RequestRejectedError, match="does not accept images"):
+        forced.process(image_query(tiny_png()), {}, SpanBuilder("test"))
+
+
+def test_claude_thinking_is_sent_and_its_text_goes_to_the_trace_not_the_answer(cortex, presets):
+    model = load_component("cortex-chat", {**presets.pat(cortex.issue_pat()), "model": TOOL_MODEL,
+                                           "thinking_budget_tokens": 1024, "default_max_tokens": 1500})
+    for streamed in (False, True):
+        trace = SpanBuilder("test")
+        if streamed:
+            events = list(model.process_stream(WEATHER_QUESTION, {}, trace))
+            text = "".join(event["chunk"].get("text", "") for event in events if "chunk" in event)
+        else:
+            text = model.process(WEATHER_QUESTION, {}, trace)["text"]
+        outputs = trace.to_dict()["children"][0]["outputs"]
+        assert outputs["reasoning"] == "Thinking within a budget of 1024 tokens."
+        assert "Thinking within" not in text
+
+
+PNG_URL = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("https://example.com/cat.png", "data:<type>;base64"),
+    ("data:image/tiff;base64," + base64.b64encode(b"II*\x00").decode(), "unsupported image type"),
+    ("data:image/jpeg;base64," + base64.b64encode(tiny_png()).decode(), "not image/jpeg"),
+    ("data:image/png;base64,@@@@", "data:<type>;base64"),
+    ("data:image/png;base64," + base64.b64encode(tiny_png() + b"\x00" * 3_750_000).decode(), "the limit is"),
+])
+def test_the_endpoint_enforces_snowflakes_image_rules(cortex, url, says):
+    pat = cortex.issue_pat()
+    answer = requests.post(f"{cortex.cortex_url}/api/v2/cortex/v1/chat/completions", timeout=60, json={
+        "model": TOOL_MODEL, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is it?"}, {"type": "image_url", "image_url": {"url": url}}]}]},
+        headers={"Authorization": f"Bearer {pat}", "X-Snowflake-Authorization-Token-Type": "PROGRAMMATIC_ACCESS_TOKEN"})
+    assert answer.status_code == 400 and says in answer.json()["message"]
+    assert "messages[0].content[1]" in answer.json()["message"]
+
+
+def test_the_endpoint_takes_images_in_user_messages_only(cortex):
+    pat = cortex.issue_pat()
+    answer = requests.post(f"{cortex.cortex_url}/api/v2/cortex/v1/chat/completions", timeout=60, json={
+        "model": TOOL_MODEL, "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "image_url", "image_url": {"url": PNG_URL}}]},
+            {"role": "user", "content": "and?"}]},
+        headers={"Authorization": f"Bearer {pat}", "X-Snowflake-Authorization-Token-Type": "PROGRAMMATIC_ACCESS_TOKEN"})
+    assert answer.status_code == 400 and "user messages only" in answer.json()["message"]
