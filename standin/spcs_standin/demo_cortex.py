@@ -3,12 +3,15 @@ Cortex endpoints on the local account host, signed in with the same DSS OAuth ac
 
 It streams a reply chunk by chunk as it arrives (the stand-in paces tokens like a real model), runs one tool-call
 round trip on the tiny tool-calling model (the model's own call → the demo runs the tool → the model's answer),
-and embeds the knowledge bank's corpus. The tiny models are not in the shipped Cortex price table, so the demo sets
+sends one image (a tiny PNG made in code) that the stand-in describes, and embeds the knowledge bank's
+corpus. The tiny models are not in the shipped Cortex price table, so the demo sets
 their per-token prices on the components, as a user does for a model the table lacks.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import threading
 import time
@@ -23,6 +26,7 @@ from spcs_llm.core.resources import resource_path
 from spcs_llm.cortex.cost import CORTEX_CREDITS_PER_MILLION, CORTEX_RATES_AS_OF
 from spcs_standin.cache import cache_root
 from spcs_standin.cortex_engines import CHAT_MODEL, EMBED_MODEL, TOOL_MODEL
+from spcs_standin.cortex_images import tiny_png
 from spcs_standin.harness import load_component
 from spcs_standin.settings import StandinSettings
 from spcs_standin.stack import LocalStack
@@ -94,6 +98,7 @@ def run_cortex(stack: LocalStack, settings: StandinSettings, token: str, usage: 
           f"set 'Input / Output credits per million tokens' as a user would: {prices}.")
     stream_reply(stack, settings, token, usage)
     tool_round_trip(stack, settings, token, usage, tools_build)
+    image_question(stack, settings, token, usage)
     embed_corpus(stack, settings, token, usage)
 
 
@@ -164,6 +169,24 @@ def tool_round_trip(stack: LocalStack, settings: StandinSettings, token: str, us
     answered = model.process({"messages": messages}, tools, trace)
     usage.record(f"cortex: tool result ({TOOL_MODEL})", answered, trace, billed="tokens")
     print(f"  {'model, given the tool result':<32} → {answered['text']!r}")
+
+
+def image_question(stack: LocalStack, settings: StandinSettings, token: str, usage: UsageTable) -> None:
+    """One image query: a 4×3 PNG made here, sent inline; the stand-in's reply opens with what it received."""
+    png = tiny_png(4, 3, (30, 144, 255))
+    print(f"\n== Cortex image: a {len(png)}-byte 4x3 PNG made in code, sent inline to {TOOL_MODEL} ('Model accepts "
+          "images': Yes, as the tiny model is not on the shipped list); the stand-in describes what it received")
+    config = {**cortex_config(token, stack, settings, TOOL_MODEL), "accepts_images": "yes"}
+    model = load_component("cortex-chat", config)
+    query = {"messages": [{"role": "user", "parts": [
+        {"type": "TEXT", "text": "What is in this picture?"},
+        {"type": "IMAGE_INLINE", "inlineImage": base64.b64encode(png).decode(), "imageMimeType": "image/png"}]}]}
+    trace = SpanBuilder("demo")
+    answer = model.process(query, {"temperature": 0, "maxOutputTokens": 24}, trace)
+    usage.record(f"cortex: image ({TOOL_MODEL})", answer, trace, billed="tokens")
+    seen = answer["text"].splitlines()[0] if answer["text"] else ""
+    intact = f"sha256 {hashlib.sha256(png).hexdigest()[:12]}" in seen
+    print(f"  {'the endpoint received':<32} → {seen} ({'intact' if intact else 'NOT the image sent'})")
 
 
 def embed_corpus(stack: LocalStack, settings: StandinSettings, token: str, usage: UsageTable) -> None:

@@ -80,6 +80,9 @@ def assert_the_cortex_part(output: str) -> None:
     assert reply_of(output, "model, given the tool result") == repr(final)
     assert output.index("  model asks for") < output.index("  demo runs the tool") < output.index("  model, given")
 
+    seen = reply_of(output, "the endpoint received")
+    assert seen.startswith("[image: image/png, 4x3, ") and seen.endswith("(intact)")
+
     embedded = re.search(r"^  (\d+) vectors of (\d+) dimensions; nearest document \(\d\.\d+\): (.*)$", output,
                          re.MULTILINE)
     assert embedded and int(embedded.group(2)) == EMBED_DIMENSIONS and int(embedded.group(1)) > 1
@@ -92,7 +95,8 @@ def assert_the_cortex_part(output: str) -> None:
     assert rows["chat: streamed"][-1] == "busy time" and float(rows["chat: streamed"][-2]) > 0
     dollars_per_credit = CortexCostConfig().dollars_per_credit
     calls = {f"streamed ({CHAT_MODEL})": CHAT_MODEL, f"tool call ({TOOL_MODEL})": TOOL_MODEL,
-             f"tool result ({TOOL_MODEL})": TOOL_MODEL, f"embed ({EMBED_MODEL})": EMBED_MODEL}
+             f"tool result ({TOOL_MODEL})": TOOL_MODEL, f"image ({TOOL_MODEL})": TOOL_MODEL,
+             f"embed ({EMBED_MODEL})": EMBED_MODEL}
     for call, model in calls.items():
         _rows, prompt, completion, _retries, cost, billed = rows[f"cortex: {call}"]
         rates = price_settings(model)
