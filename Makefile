@@ -14,7 +14,7 @@ USE_UV ?= 1
 # The lock is exact for Python 3.11 on x86_64 Linux with the CPU build of torch. Its torch comes from PyTorch's CPU
 # index (uv's --torch-backend cpu) or, where pip is configured with find-links (PIP_FIND_LINKS), from those.
 LOCK_TORCH ?= $(if $(PIP_FIND_LINKS),$(addprefix --find-links ,$(PIP_FIND_LINKS)),--torch-backend cpu)
-PLUGIN_FILES := plugin.json python-llms python-runnables python-lib parameter-sets code-env resource notebooks README.md LICENSE
+PLUGIN_FILES := plugin.json python-llms python-runnables custom-recipes python-lib parameter-sets code-env resource notebooks README.md LICENSE
 PLUGIN_ID := $(shell $(PY) -c "import json;print(json.load(open('plugin.json'))['id'])")
 PLUGIN_VERSION := $(shell $(PY) -c "import json;print(json.load(open('plugin.json'))['version'])")
 export PYTHONPATH := $(CURDIR)/python-lib:$(CURDIR)/standin
@@ -79,7 +79,7 @@ lock:
 # The conventions in pyproject.toml, checked by tools (ARCHITECTURE.md): style and common bugs (ruff), the import rules
 # between the packages (import-linter: it finds spcs_llm and spcs_standin on PYTHONPATH, set above, and nowhere else),
 # the types of the shipped library (mypy). About 1 s with their caches, under 10 s on a fresh clone.
-LINT_PATHS := python-lib standin tests bench python-llms python-runnables
+LINT_PATHS := python-lib standin tests bench python-llms python-runnables custom-recipes
 lint: venv
 	$(BIN)/ruff check --quiet --output-format concise $(LINT_PATHS)
 	PYTHONPATH=$(CURDIR)/python-lib:$(CURDIR)/standin $(BIN)/lint-imports --no-logo

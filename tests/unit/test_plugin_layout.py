@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPONENTS = ["spcs-chat", "spcs-embeddings"]
 ALL_COMPONENTS = sorted(path.parent.name for path in (ROOT / "python-llms").glob("*/llm.json"))
 # What DSS installs (the Makefile's PLUGIN_FILES): the descriptors, the shipped library and what it reads at run time.
-PLUGIN_FILES = {"plugin.json", "python-llms", "python-runnables", "python-lib", "parameter-sets", "code-env", "resource",
-                "notebooks", "README.md", "LICENSE"}
+PLUGIN_FILES = {"plugin.json", "python-llms", "python-runnables", "custom-recipes", "python-lib", "parameter-sets",
+                "code-env", "resource", "notebooks", "README.md", "LICENSE"}
 # The development side of the repository, never in the zip: the stand-in, benchmarks, tests, CI and tool settings.
 NOT_SHIPPED = {"standin", "bench", "tests", ".ci", "pyproject.toml", "Makefile", ".gitignore", "ARCHITECTURE.md"}
 MAX_MODULE_LINES = 400
