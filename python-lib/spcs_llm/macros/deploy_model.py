@@ -121,7 +121,7 @@ class DeployModelMacro:
 
         def sleep(seconds: float) -> None:
             self._sleep(seconds)
-            progress(min(WAIT_STEPS - 1, int((self._clock() - started) / timeout * WAIT_STEPS)))
+            progress(max(1, min(WAIT_STEPS - 1, int((self._clock() - started) / timeout * WAIT_STEPS))))
 
         session = self.params.session()
         progress(1)
