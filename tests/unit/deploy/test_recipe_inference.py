@@ -185,3 +185,36 @@ def test_a_spcs_row_the_service_fails_on_has_its_error(world, session, account):
     rows = _output(account)
     assert rows[1]["REPLY"] is None and "Request failed for external function __CALL__" in rows[1]["ERROR"]
     assert sum(r["ERROR"] is None for r in rows) == 3
+
+
+def test_a_large_table_runs_as_a_batch_job_and_keeps_the_row_order(world, session, account, monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda _seconds: None)  # the job is polled every 30 s
+    account.add_service("ZEPHYR_7B_BETA", "V1", "ZEPHYR_7B_BETA_SVC", ["RUNNING"])
+    world.config = {"model_kind": "spcs", "spcs_model": "zephyr-7b-beta", "input_mode": "column",
+                    "text_column": "review", "spcs_mode": "job", "replicas": 2}
+
+    _run()
+
+    [job] = fake_batch.batch_state(account).jobs.values()
+    assert (job.function, job.replicas) == ("__call__", 2)
+    assert [r["REPLY"] for r in _output(account)] == [f"answer to: {t}" for t in TEXTS]
+    assert [r["ID"] for r in _output(account)] == [0, 1, 2, 3]
+
+
+def test_a_spcs_estimate_above_the_max_cost_starts_nothing(world, session, account, capsys):
+    account.add_service("ZEPHYR_7B_BETA", "V1", "ZEPHYR_7B_BETA_SVC", ["RUNNING"])
+    world.config = {"model_kind": "spcs", "spcs_model": "zephyr-7b-beta", "input_mode": "column",
+                    "text_column": "review", "spcs_mode": "job", "max_cost_credits": 0.001}
+
+    with pytest.raises(ConfigurationError, match="Not started: the estimate goes up to"):
+        _run()
+    assert "Estimate (not a quote): 4 rows" in capsys.readouterr().out
+    assert not fake_batch.batch_state(account).jobs and not _model_statements(session)
+
+
+def test_an_empty_table_writes_an_empty_output(world, session, account):
+    find_table(account, 'SPCS_LLM.MODELS."PROJ_reviews"').rows.clear()
+
+    _run()
+
+    assert _output(account) == [] and not cortex_state(account).calls
