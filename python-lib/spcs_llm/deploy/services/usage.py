@@ -82,7 +82,8 @@ def daily_usage(session: Any, pools: list[str], days: int, today: date) -> list[
 
 
 def _as_date(value: Any) -> date:
-    """The connector returns a DATE column as ``datetime.date``; a string is read as ISO (inferred: other drivers)."""
+    """A DATE column comes back as ``datetime.date`` (Snowflake Python connector docs, data type mappings); any other
+    value is read as ISO text."""
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
