@@ -33,7 +33,7 @@ def model_call(settings: RecipeSettings) -> tuple[str, list[Any]]:
 
     Chat: ``show_details => TRUE`` returns an object with the reply and token usage (inferred: the shape of
     COMPLETE's detailed output, ``choices[0].messages`` and ``usage.prompt_tokens`` / ``completion_tokens``;
-    ``spend.py`` reads those paths). Embedding: the VECTOR is stored as an ARRAY in the VARIANT column (inferred:
+    ``output.py`` reads those paths). Embedding: the VECTOR is stored as an ARRAY in the VARIANT column (inferred:
     ``VECTOR::ARRAY`` is an allowed cast). Inferred as well: a bind variable is accepted where these functions
     need a constant (the model name, the parameters)."""
     prompt = quoted(PROMPT)

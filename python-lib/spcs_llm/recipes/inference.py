@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from spcs_llm.core.errors import ConfigurationError
+from spcs_llm.core.errors import ConfigurationError, SpcsLlmError
 from spcs_llm.deploy.batch.sql import BatchTables, quoted
 from spcs_llm.deploy.names import DeploymentNames, is_identifier
 from spcs_llm.recipes import cortex_run, output
@@ -125,6 +125,17 @@ def _sql_error_type() -> type[Exception]:
     return require("snowflake.snowpark.exceptions", purpose="The recipe").SnowparkSQLException
 
 
+# The batch library's fixes name `spcs-llm batch` options; in the recipe they are settings.
+RECIPE_SETTINGS = {"--compute-pool": "'Compute pool'", "--mode job": "'Run as' a batch job", "--replicas": "'Job nodes'",
+                   "--version": "'Model version'", "--max-tokens": "'Max tokens'", "--temperature": "'Temperature'"}
+
+
+def _in_recipe_terms(error: SpcsLlmError) -> SpcsLlmError:
+    for option, setting in RECIPE_SETTINGS.items():
+        error.fix = error.fix.replace(option, setting)
+    return error
+
+
 def _spcs_plan(session: Any, settings: RecipeSettings, prompts: str, scored: str) -> Any:
     from spcs_llm.deploy.batch.plan import BatchRequest, plan_batch_inference
 
@@ -132,10 +143,14 @@ def _spcs_plan(session: Any, settings: RecipeSettings, prompts: str, scored: str
     request = BatchRequest(
         model=settings.spcs_model, input_table=prompts, text_column=PROMPT, output_table=scored,
         mode=settings.spcs_mode, version=settings.spcs_version, model_name=settings.spcs_model_name,
+        compute_pool=settings.compute_pool,
         service_name=settings.spcs_service_name, replicas=settings.replicas, max_tokens=settings.max_tokens,
         temperature=settings.temperature, overwrite=True, seconds_per_row=settings.seconds_per_row,
         dollars_per_credit=settings.dollars_per_credit)
-    plan = plan_batch_inference(session, names, request)
+    try:
+        plan = plan_batch_inference(session, names, request)
+    except SpcsLlmError as error:
+        raise _in_recipe_terms(error) from None
     # Score the prompts table directly: its ROW_IDs are the ones the output joins on.
     return replace(plan, tables=BatchTables(prompts, PROMPT, prompts, scored))
 

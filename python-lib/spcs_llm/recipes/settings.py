@@ -25,6 +25,7 @@ class RecipeSettings:
     registry_database: str = "SPCS_LLM"
     registry_schema: str = "MODELS"
     spcs_mode: Literal["auto", "service", "job"] = "auto"
+    compute_pool: str | None = None  # the job's pool; default: the deployment's GPU or CPU pool
     replicas: int = 1
     seconds_per_row: float | None = None
     # Cortex: a model name and its task
@@ -90,7 +91,7 @@ def read_settings(config: dict[str, Any]) -> RecipeSettings:
                       spcs_version=_text(config, "spcs_version") or "V1",
                       registry_database=_text(config, "registry_database") or "SPCS_LLM",
                       registry_schema=_text(config, "registry_schema") or "MODELS",
-                      spcs_mode=config.get("spcs_mode") or "auto", replicas=_number(config, "replicas", int, 1) or 1,
+                      spcs_mode=config.get("spcs_mode") or "auto", compute_pool=_text(config, "compute_pool"), replicas=_number(config, "replicas", int, 1) or 1,
                       seconds_per_row=_number(config, "seconds_per_row", float, 0))
     else:
         model = _text(config, "cortex_model")

@@ -218,3 +218,14 @@ def test_an_empty_table_writes_an_empty_output(world, session, account):
     _run()
 
     assert _output(account) == [] and not cortex_state(account).calls
+
+
+def test_a_pool_too_small_for_the_model_is_refused_naming_the_recipe_setting(world, session, account):
+    account.add_service("ZEPHYR_7B_BETA", "V1", "ZEPHYR_7B_BETA_SVC", ["RUNNING"])
+    world.config = {"model_kind": "spcs", "spcs_model": "zephyr-7b-beta", "input_mode": "column",
+                    "text_column": "review", "spcs_mode": "job", "compute_pool": "SPCS_LLM_CPU_POOL"}
+
+    with pytest.raises(Exception, match="has no GPU") as raised:
+        _run()
+    assert "Pass 'Compute pool' with a pool of GPU_NV_S or larger" in raised.value.fix
+    assert not _model_statements(session)
