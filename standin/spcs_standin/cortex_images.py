@@ -12,7 +12,11 @@ The rules are enforced as Snowflake states them, the strictest reading where its
 - Types: jpeg, png, gif, webp (the COMPLETE multimodal "Usage notes",
   https://docs.snowflake.com/en/sql-reference/functions/complete-snowflake-cortex-multimodal; heic/heif of the
   spec left out, the strict reading), and the bytes must be of the declared type (inferred).
-- Size: at most 3.75 MB decoded (the same page: claude-3-5-sonnet's limit, the smallest it gives).
+- Size: at most 3.75 MB decoded and 8000 × 8000 pixels (the same page: claude-3-5-sonnet's limits, the smallest
+  it gives).
+- Several images in one request only for Claude and Llama models ("Currently, only Anthropic (claude) and Meta
+  (llama) models can reference multiple images in a single prompt",
+  https://docs.snowflake.com/en/user-guide/snowflake-cortex/ai-images).
 - Images in user messages only (OpenAI's Chat Completions reference types other roles' content as text).
 
 The tiny model cannot see, so the stand-in describes each image deterministically (type, width × height, the
@@ -33,6 +37,8 @@ from typing import Any
 IMAGE_TYPES = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n", "image/gif": b"GIF8",
                "image/webp": b"RIFF"}
 MAX_IMAGE_BYTES = 3_750_000
+MAX_IMAGE_SIDE = 8000
+MULTI_IMAGE_PREFIXES = ("claude-", "llama")
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+);base64,(?P<data>[A-Za-z0-9+/=\s]*)$")
 
 
@@ -95,6 +101,8 @@ def _image(part: dict[str, Any], where: str) -> SeenImage:
     if not data.startswith(IMAGE_TYPES[mime]) or (mime == "image/webp" and data[8:12] != b"WEBP"):
         raise ImageRefusedError(f"{where}: the image's bytes are not {mime}.")
     width, height = _dimensions(mime, data)
+    if max(width or 0, height or 0) > MAX_IMAGE_SIDE:
+        raise ImageRefusedError(f"{where}: the image is {width}x{height} pixels; the limit is {MAX_IMAGE_SIDE} a side.")
     return SeenImage(mime, len(data), width, height, hashlib.sha256(data).hexdigest())
 
 
@@ -121,6 +129,8 @@ def see_images(messages: list[dict[str, Any]], model: str, accepts_images: bool)
             seen.append(image)
             parts.append({"type": "text", "text": image.description()})
         out.append({**message, "content": parts})
+    if len(seen) > 1 and not model.startswith(MULTI_IMAGE_PREFIXES):
+        raise ImageRefusedError(f"model {model} takes one image per request; this one holds {len(seen)}.")
     return out, seen
 
 

@@ -235,6 +235,7 @@ PNG_URL = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
     ("data:image/jpeg;base64," + base64.b64encode(tiny_png()).decode(), "not image/jpeg"),
     ("data:image/png;base64,@@@@", "data:<type>;base64"),
     ("data:image/png;base64," + base64.b64encode(tiny_png() + b"\x00" * 3_750_000).decode(), "the limit is"),
+    ("data:image/png;base64," + base64.b64encode(tiny_png(8001, 1)).decode(), "8001x1 pixels"),
 ])
 def test_the_endpoint_enforces_snowflakes_image_rules(cortex, url, says):
     pat = cortex.issue_pat()

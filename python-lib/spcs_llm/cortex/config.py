@@ -111,29 +111,36 @@ def _model(config: dict, default: str) -> str:
     return model
 
 
-def parse_reasoning(config: dict, model: str) -> ReasoningSettings:
-    """'Thinking budget (tokens)' (0 = off) and 'Reasoning effort' (empty = off), checked against the model."""
+def parse_reasoning(config: dict, model: str, default_max_tokens: int) -> ReasoningSettings:
+    """'Thinking budget (tokens)' (0 = off) and 'Reasoning effort' (off when unset), checked against the model and
+    the default max output tokens (the budget must fit below them)."""
     budget = number_setting(config, "thinking_budget_tokens", 0, minimum=0, cast=int)
-    effort = choice_setting(config, "reasoning_effort", REASONING_EFFORT_CHOICES, "")
+    effort = choice_setting(config, "reasoning_effort", REASONING_EFFORT_CHOICES, "off")
     settings = ReasoningSettings(thinking_budget_tokens=budget or None,
-                                 reasoning_effort=effort or None)  # type: ignore[arg-type]
+                                 reasoning_effort=None if effort == "off" else effort)  # type: ignore[arg-type]
     settings.check_model(model)
+    if budget and budget >= default_max_tokens:
+        raise ConfigurationError(
+            f"'Thinking budget (tokens)' ({budget}) must be below 'Default max output tokens' ({default_max_tokens}): "
+            "Claude's thinking counts toward the output tokens.",
+            fix="Raise 'Default max output tokens' above the thinking budget (e.g. budget + 1024).")
     return settings
 
 
 def parse_cortex_chat_config(config: dict) -> CortexChatConfig:
     auth = parse_auth(config)
     model = _model(config, DEFAULT_CHAT_MODEL)
+    default_max_tokens = number_setting(config, "default_max_tokens", 1024, minimum=1, cast=int)
     return CortexChatConfig(
         endpoint=parse_account_endpoint(config, auth),
         auth=auth,
         cost=parse_cortex_cost(config),
         model=model,
-        default_max_tokens=number_setting(config, "default_max_tokens", 1024, minimum=1, cast=int),
+        default_max_tokens=default_max_tokens,
         tool_calling=choice_setting(config, "tool_calling", TOOL_CALLING_CHOICES, "auto"),  # type: ignore[arg-type]
         tokenizer=text_setting(config, "tokenizer"),
         images=choice_setting(config, "accepts_images", IMAGE_SETTING_CHOICES, "auto"),  # type: ignore[arg-type]
-        reasoning=parse_reasoning(config, model),
+        reasoning=parse_reasoning(config, model, default_max_tokens),
     )
 
 

@@ -22,7 +22,7 @@ from spcs_llm.cortex.client import (
 )
 from spcs_llm.cortex.config import parse_cortex_chat_config, parse_cortex_embedding_config
 from spcs_llm.cortex.cost import CostEstimate
-from spcs_llm.cortex.images import model_accepts_images
+from spcs_llm.cortex.images import check_image_count, model_accepts_images
 from spcs_llm.cortex.messages import chat_messages
 from spcs_llm.cortex.tool_calls import tool_request
 from spcs_llm.dss.embedding import EmbeddingComponent
@@ -69,6 +69,7 @@ class CortexChatAdapter:
         config.reasoning.body_fields(params.max_tokens or config.default_max_tokens)
         messages = chat_messages(query, structured_tools=bool(tools.tools),
                                  images=model_accepts_images(config.model, config.images))
+        check_image_count(config.model, image_count(messages))
         return CortexChatRequest(messages=messages, params=params, tools=tools)
 
     def _footer(self, result: CortexChatResult) -> dict[str, Any]:

@@ -17,7 +17,11 @@ The rules, each with its source:
   heic/heif, which OpenAI-form image parts do not take: the strict reading keeps the four common to both). The
   decoded bytes must be of the type declared (inferred: the strict reading of "Type of image").
 - Size: at most 3.75 MB decoded, the smallest per-model limit the COMPLETE multimodal page gives (claude-3-5-sonnet
-  3.75 MB, pixtral-large 10 MB); inferred: it applies to every model and to the REST API.
+  3.75 MB, pixtral-large 10 MB), and at most 8000 × 8000 pixels (claude-3-5-sonnet's limit, same page); inferred:
+  both apply to every model and to the REST API.
+- Several images in one request only for Claude and Llama models: "Currently, only Anthropic (claude) and Meta
+  (llama) models can reference multiple images in a single prompt"
+  (https://docs.snowflake.com/en/user-guide/snowflake-cortex/ai-images); inferred: the same holds on the REST API.
 - Only ``data:`` URLs: inferred (peers convert image URLs to base64 data URLs before calling Cortex, LiteLLM PR
   #39453); an http(s) URL is refused rather than fetched, since the connector must not fetch arbitrary URLs from
   inside DSS.
@@ -29,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -50,6 +55,8 @@ IMAGE_MODELS = frozenset({
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _ALIASES = {"image/jpg": "image/jpeg"}
 MAX_IMAGE_BYTES = 3_750_000
+MAX_IMAGE_SIDE = 8000
+MULTI_IMAGE_PREFIXES = ("claude-", "llama")
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^,;]*)*?);base64,(?P<data>.*)$", re.S)
 
 
@@ -70,6 +77,39 @@ def sniff_image_type(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return None
+
+
+def image_dimensions(mime: str, data: bytes) -> tuple[int, int] | None:
+    """Width and height from the header (PNG IHDR, GIF screen, JPEG SOF, WebP VP8X), or None when not found."""
+    try:
+        if mime == "image/png":
+            return struct.unpack(">II", data[16:24])
+        if mime == "image/gif":
+            return struct.unpack("<HH", data[6:10])
+        if mime == "image/webp" and data[12:16] == b"VP8X":
+            return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+        if mime == "image/jpeg":
+            at = 2
+            while at + 9 < len(data) and data[at] == 0xFF:
+                marker, length = data[at + 1], struct.unpack(">H", data[at + 2:at + 4])[0]
+                if marker in (0xC0, 0xC1, 0xC2):
+                    height, width = struct.unpack(">HH", data[at + 5:at + 9])
+                    return width, height
+                at += 2 + length
+    except struct.error:
+        pass
+    return None
+
+
+def _shown_url(url: Any) -> str:
+    """An image URL as an error may show it: no data, query, fragment or credentials."""
+    if not isinstance(url, str):
+        return repr(url)
+    if url.strip().lower().startswith("data:"):
+        return url.strip().split(",", 1)[0] + ",…"
+    scheme, _, rest = url.strip().partition("://")
+    host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+    return f"{scheme}://{host}/…" if rest else url[:40]
 
 
 @dataclass(frozen=True)
@@ -96,9 +136,9 @@ def _inline_source(part: Mapping[str, Any], where: str) -> tuple[str | None, str
     url = part.get("imageUrl")
     match = _DATA_URL.match(url.strip()) if isinstance(url, str) else None
     if match is None:
-        shown = url.split("?", 1)[0][:80] if isinstance(url, str) else repr(url)
-        raise _refuse(where, f"the image URL {shown!r} is not a base64 data: URL. The Cortex connector does not "
-                             "download images from URLs (it must not fetch arbitrary addresses from inside DSS).",
+        raise _refuse(where, f"the image URL {_shown_url(url)!r} is not a base64 data: URL. The Cortex connector "
+                             "does not download images from URLs (it must not fetch arbitrary addresses from inside "
+                             "DSS).",
                       "Download the image yourself and send it inline (IMAGE_INLINE with base64 bytes), or as a "
                       "data:image/png;base64,… URL.")
     return match.group("mime"), match.group("data")
@@ -127,6 +167,10 @@ def check_image(part: Mapping[str, Any], where: str) -> CheckedImage:
     if mime != found:
         raise _refuse(where, f"the image is declared {mime} but its bytes are {found}.",
                       f"Set imageMimeType to {found} (or leave it out).")
+    size = image_dimensions(mime, data)
+    if size is not None and max(size) > MAX_IMAGE_SIDE:
+        raise _refuse(where, f"the image is {size[0]}x{size[1]} pixels, over Cortex's {MAX_IMAGE_SIDE}x"
+                             f"{MAX_IMAGE_SIDE}.", f"Scale the image down to at most {MAX_IMAGE_SIDE} pixels a side.")
     return CheckedImage(mime=mime, size=len(data), base64=base64.b64encode(data).decode("ascii"))
 
 
@@ -139,4 +183,15 @@ def openai_content(parts: list[Mapping[str, Any]], where: str) -> list[dict[str,
             content.append({"type": "text", "text": str(part.get("text") or "")})
         elif kind in IMAGE_PART_TYPES:
             content.append(check_image(part, f"{where}, part {index}").openai_part())
+        else:
+            raise _refuse(f"{where}, part {index}", f"the part type {kind!r} is not one the Cortex connector sends.",
+                          "Send TEXT, IMAGE_INLINE or IMAGE_URI (data: URL) parts.")
     return content
+
+
+def check_image_count(model: str, images: int) -> None:
+    """Several images in one request only for the model families Snowflake documents it for (module notes)."""
+    if images > 1 and not model.lower().startswith(MULTI_IMAGE_PREFIXES):
+        raise RequestRejectedError(
+            f"The query holds {images} images; on Cortex only Claude and Llama models take several images at once.",
+            fix="Send one image per query, or use a Claude or Llama 4 model.")

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from spcs_llm.core.errors import ConfigurationError, RequestRejectedError
 
 ReasoningEffort = Literal["low", "medium", "high"]
-REASONING_EFFORT_CHOICES = ("", "low", "medium", "high")
+REASONING_EFFORT_CHOICES = ("off", "low", "medium", "high")
 MIN_THINKING_BUDGET = 1024
 CLAUDE_PREFIX, OPENAI_PREFIX = "claude-", "openai-"
 

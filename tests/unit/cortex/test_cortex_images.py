@@ -101,7 +101,10 @@ BAD_IMAGES = [
     ({"type": "IMAGE_INLINE", "inlineImage": PNG64, "imageMimeType": "image/tiff"}, "image/tiff", "PNG"),
     ({"type": "IMAGE_INLINE", "inlineImage": base64.b64encode(PNG + b"\x00" * MAX_IMAGE_BYTES).decode()},
      "over Cortex's", "Resize"),
-    ({"type": "IMAGE_URI", "imageUrl": "https://example.com/cat.png?sig=secret"}, "does not download", "inline"),
+    ({"type": "IMAGE_URI", "imageUrl": "https://user:secret@example.com/cat.png?sig=secret"}, "does not download",
+     "inline"),
+    ({"type": "IMAGE_URI", "imageUrl": "data:image/png,secret-raw-bytes"}, "'data:image/png,…'", "base64"),
+    ({"type": "IMAGE_INLINE", "inlineImage": base64.b64encode(png(8001, 1)).decode()}, "8001x1 pixels", "Scale"),
     ({"type": "IMAGE_INLINE", "inlineImage": ""}, "empty", "base64"),
 ]
 
@@ -133,3 +136,23 @@ def test_json_output_still_goes_with_an_image(http):
         "responseFormat": {"type": "json", "schema": schema}}, None)
     body = json.loads(http.calls[0].request.body)
     assert body["response_format"]["json_schema"]["schema"] == schema
+
+
+def test_several_images_only_for_claude_and_llama_models(http):
+    http.add(responses.POST, CHAT_URL, json=ANSWER)
+    two = image_query({"type": "IMAGE_INLINE", "inlineImage": PNG64}, {"type": "IMAGE_INLINE", "inlineImage": GIF64})
+    with pytest.raises(RequestRejectedError) as refused:
+        adapter("openai-gpt-4.1").process(two, {}, None)
+    assert "only Claude and Llama" in str(refused.value) and "one image per query" in refused.value.fix
+    assert len(http.calls) == 0
+    adapter("llama4-maverick").process(two, {}, None)
+    adapter("openai-gpt-4.1").process(image_query({"type": "IMAGE_INLINE", "inlineImage": PNG64}), {}, None)
+    assert len(http.calls) == 2
+
+
+def test_an_unknown_part_beside_an_image_is_refused_rather_than_dropped(http):
+    query = image_query({"type": "IMAGE_INLINE", "inlineImage": PNG64}, {"type": "DOCUMENT_INLINE", "data": "JVBERi0="})
+    with pytest.raises(RequestRejectedError) as refused:
+        adapter().process(query, {}, None)
+    assert "Message 1, part 1" in str(refused.value) and "'DOCUMENT_INLINE'" in str(refused.value)
+    assert len(http.calls) == 0

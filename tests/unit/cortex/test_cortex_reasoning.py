@@ -53,7 +53,7 @@ def test_an_openai_reasoning_effort_is_sent_and_streamed_reasoning_stays_out_of_
 
 def test_no_reasoning_fields_without_the_settings(http):
     http.add(responses.POST, CHAT_URL, json={"choices": [{"message": {"content": "Yes."}, "finish_reason": "stop"}]})
-    adapter("claude-3-7-sonnet").process(HELLO, {}, None)
+    adapter("claude-3-7-sonnet", reasoning_effort="off", thinking_budget_tokens=0).process(HELLO, {}, None)
     body = json.loads(http.calls[0].request.body)
     assert "reasoning" not in body and "reasoning_effort" not in body
 
@@ -63,6 +63,7 @@ def test_no_reasoning_fields_without_the_settings(http):
     ("claude-4-sonnet", {"thinking_budget_tokens": 500}, "at least 1,024"),
     ("claude-4-sonnet", {"reasoning_effort": "low"}, "not an OpenAI model"),
     ("openai-o4-mini", {"reasoning_effort": "extreme"}, "reasoning_effort"),
+    ("claude-4-sonnet", {"thinking_budget_tokens": 2048, "default_max_tokens": 2048}, "below 'Default max"),
 ])
 def test_a_setting_for_the_wrong_family_or_out_of_range_is_a_configuration_error(model, settings, says):
     with pytest.raises(ConfigurationError) as refused:
@@ -71,7 +72,7 @@ def test_a_setting_for_the_wrong_family_or_out_of_range_is_a_configuration_error
 
 
 def test_a_thinking_budget_not_below_the_max_tokens_is_refused_before_sending(http):
-    model = adapter("claude-4-sonnet", thinking_budget_tokens=2048)
+    model = adapter("claude-4-sonnet", thinking_budget_tokens=2048, default_max_tokens=4096)
     with pytest.raises(RequestRejectedError) as refused:
         model.process(HELLO, {"maxOutputTokens": 1024}, None)
     assert "below the max output tokens" in str(refused.value) and "Raise" in refused.value.fix
