@@ -126,8 +126,9 @@ def _sql_error_type() -> type[Exception]:
 
 
 # The batch library's fixes name `spcs-llm batch` options; in the recipe they are settings.
-RECIPE_SETTINGS = {"--compute-pool": "'Compute pool'", "--mode job": "'Run as' a batch job", "--replicas": "'Job nodes'",
-                   "--version": "'Model version'", "--max-tokens": "'Max tokens'", "--temperature": "'Temperature'"}
+RECIPE_SETTINGS = {"--compute-pool": "'Compute pool'", "--mode job": "'Run as' a batch job",
+                   "--replicas": "'Job nodes'", "--version": "'Model version'", "--max-tokens": "'Max tokens'",
+                   "--temperature": "'Temperature'"}
 
 
 def _in_recipe_terms(error: SpcsLlmError) -> SpcsLlmError:

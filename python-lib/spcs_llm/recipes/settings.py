@@ -91,7 +91,8 @@ def read_settings(config: dict[str, Any]) -> RecipeSettings:
                       spcs_version=_text(config, "spcs_version") or "V1",
                       registry_database=_text(config, "registry_database") or "SPCS_LLM",
                       registry_schema=_text(config, "registry_schema") or "MODELS",
-                      spcs_mode=config.get("spcs_mode") or "auto", compute_pool=_text(config, "compute_pool"), replicas=_number(config, "replicas", int, 1) or 1,
+                      spcs_mode=config.get("spcs_mode") or "auto", compute_pool=_text(config, "compute_pool"),
+                      replicas=_number(config, "replicas", int, 1) or 1,
                       seconds_per_row=_number(config, "seconds_per_row", float, 0))
     else:
         model = _text(config, "cortex_model")
