@@ -1,4 +1,4 @@
-"""Macro *Check an LLM connection*: ``spcs-llm doctor``'s checks (``spcs_llm.spcs.doctor``) against one SPCS model,
+"""Macro *Check an SPCS LLM endpoint*: ``spcs-llm doctor``'s checks (``spcs_llm.spcs.doctor``) against one SPCS model,
 from DSS — DNS, TLS, the ingress, the token, the authenticated call, the protocol, one real call — each shown ✓ or ✗
 with its fix, then the settings that worked. It needs no Snowflake session, only the plugin's code env.
 
@@ -71,7 +71,7 @@ class CheckConnectionMacro:
         self.params = Params(config, PARAMS)
 
     def run(self, progress: Progress) -> str:
-        return run_page("Check an LLM connection", lambda page: self._check(page, progress))
+        return run_page("Check an SPCS LLM endpoint", lambda page: self._check(page, progress))
 
     def _check(self, page: Page, progress: Progress) -> None:
         params = self.params
