@@ -50,7 +50,7 @@ def read_request(params: Params) -> DeployRequest:
     if not name:
         raise ConfigurationError("No model chosen.", fix=f"Pick a catalog model, or '{OTHER_MODEL}' and a Hugging "
                                                          "Face id such as org/model.")
-    kind_text = params.text("kind", "auto")
+    kind_text = params.text("kind", "auto") if choice == OTHER_MODEL else "auto"  # hidden (and ignored) otherwise
     kind: ModelKind | None = "chat" if kind_text == "chat" else "embedding" if kind_text == "embedding" else None
     engine_text = params.text("engine", "auto")
     if engine_text not in ("auto", *ENGINES):

@@ -147,3 +147,9 @@ def test_adding_twice_updates_the_entry(dss, account, instant, recorded_dss):
     assert [m["id"] for m in models] == ["phi_2_svc", "zephyr_7b_beta_svc"]
     assert models[1]["pluginConfig"]["endpoint"].endswith("snowflakecomputing.app")
     assert "Updated model zephyr_7b_beta_svc" in page.text
+
+
+def test_the_hidden_kind_field_is_ignored_for_a_catalog_model(dss):
+    """A hidden field may still carry its last value (inferred): a stale "chat" must not resize an embedding model."""
+    page = run_macro("spcs-deploy-model", connection="snow", model="bge-small-en-v1.5", kind="chat").page
+    assert estimate(CATALOG["bge-small-en-v1.5"], 3.0).text() in page.text
