@@ -52,7 +52,7 @@ class StatusMacro:
         pool_section(page, pools, dollars)
         if days:
             names = [pool.pool for pool in pools]
-            page.heading(f"Billed over the last {days} day(s)")
+            page.heading("Billed history")
             page.paragraph(usage_report(pool_usage(deployer.session, names, days), days, dollars))
             daily = daily_usage(deployer.session, names, days, self.today)
             if isinstance(daily, list):
@@ -61,21 +61,27 @@ class StatusMacro:
 
 
 def pool_section(page: Page, pools: list[PoolBilling], dollars: float) -> None:
-    """One row per pool (now, per day and per month if left as it is), then the projection in words."""
+    """One row per pool (now, per day and per month if left as it is, per wake-up), then the projection in words."""
     page.heading("Compute pools")
+    if not pools:
+        page.paragraph("No compute pools found.")
+        return
     rows = []
     for pool in pools:
         rate = pool.credits_per_hour
-        money = "?" if rate is None else f"${rate * dollars:,.2f}"
-        per_day = "?" if rate is None else f"{rate * HOURS_PER_DAY:.1f} cr (${rate * HOURS_PER_DAY * dollars:,.0f})"
-        per_month = ("?" if rate is None else
-                     f"{rate * HOURS_PER_MONTH:,.0f} cr (${rate * HOURS_PER_MONTH * dollars:,.0f})")
-        rows.append((pool.pool, pool.state, pool.instance_family, pool.billed_nodes,
-                     "?" if rate is None else f"{rate:.2f}", money, per_day, per_month))
-    if rows:
-        page.table(("compute pool", "state", "family", "billed nodes", "credits/h now", "$/h now", "per day",
-                    "per month"), rows)
-    page.pre(billing_report(pools, dollars).strip())
+        unknown = rate is None
+        suspend = "?" if pool.auto_suspend_secs is None else "never" if pool.never_suspends else \
+            f"{pool.auto_suspend_secs} s"
+        rows.append((
+            pool.pool, pool.state, pool.instance_family, pool.billed_nodes,
+            "?" if unknown else f"{rate:.2f}", "?" if unknown else f"${rate * dollars:,.2f}",
+            "?" if unknown else f"{rate * HOURS_PER_DAY:.1f} cr (${rate * HOURS_PER_DAY * dollars:,.0f})",
+            "?" if unknown else f"{rate * HOURS_PER_MONTH:,.0f} cr (${rate * HOURS_PER_MONTH * dollars:,.0f})",
+            suspend, "-" if pool.credits_per_resume is None else f"{pool.credits_per_resume:.3f} cr"))
+    page.table(("compute pool", "state", "family", "billed nodes", "credits/h now", "$/h now", "per day",
+                "per month", "auto-suspend", "per wake-up"), rows)
+    # billing_report's own lines after its per-pool table (a blank line, a header, one line per pool): the projection
+    page.pre("\n".join(billing_report(pools, dollars).splitlines()[2 + len(pools):]))
     if project(pools, dollars).credits_per_hour:
         page.notice("Something bills right now. Suspend a pool (ALTER COMPUTE POOL <pool> SUSPEND) or run the "
                     "'Tear down SPCS' macro to stop all SPCS billing.")

@@ -32,6 +32,8 @@ def test_services_pools_and_what_they_bill(dss, account, session):
     assert gpu[1:6] == ["ACTIVE", "GPU_NV_S", "1", f"{rate:.2f}", f"${rate * 2:,.2f}"]
     assert gpu[6] == f"{rate * HOURS_PER_DAY:.1f} cr (${rate * HOURS_PER_DAY * 2:,.0f})"
     assert gpu[7] == f"{rate * HOURS_PER_MONTH:,.0f} cr (${rate * HOURS_PER_MONTH * 2:,.0f})"
+    assert f"Billing now: {rate:.2f} credits/h (about ${rate * 2:.2f}/h at $2/credit)" in page.text
+    assert page.text.count("compute pool state family") == 1  # billing_report's projection, not its table again
     assert "Something bills right now" in page.text and "Tear down SPCS" in page.text
     assert not any("ACCOUNT_USAGE" in s for s in session.statements)  # no history asked for
     assert run.target == (4, "NONE") and run.progress == [1, 2, 3, 4]
