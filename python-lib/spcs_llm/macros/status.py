@@ -68,16 +68,11 @@ def pool_section(page: Page, pools: list[PoolBilling], dollars: float) -> None:
         return
     rows = []
     for pool in pools:
-        rate = pool.credits_per_hour
-        unknown = rate is None
         suspend = "?" if pool.auto_suspend_secs is None else "never" if pool.never_suspends else \
             f"{pool.auto_suspend_secs} s"
-        rows.append((
-            pool.pool, pool.state, pool.instance_family, pool.billed_nodes,
-            "?" if unknown else f"{rate:.2f}", "?" if unknown else f"${rate * dollars:,.2f}",
-            "?" if unknown else f"{rate * HOURS_PER_DAY:.1f} cr (${rate * HOURS_PER_DAY * dollars:,.0f})",
-            "?" if unknown else f"{rate * HOURS_PER_MONTH:,.0f} cr (${rate * HOURS_PER_MONTH * dollars:,.0f})",
-            suspend, "-" if pool.credits_per_resume is None else f"{pool.credits_per_resume:.3f} cr"))
+        rows.append((pool.pool, pool.state, pool.instance_family, pool.billed_nodes,
+                     *priced(pool.credits_per_hour, dollars), suspend,
+                     "-" if pool.credits_per_resume is None else f"{pool.credits_per_resume:.3f} cr"))
     page.table(("compute pool", "state", "family", "billed nodes", "credits/h now", "$/h now", "per day",
                 "per month", "auto-suspend", "per wake-up"), rows)
     # billing_report's own lines after its per-pool table (a blank line, a header, one line per pool): the projection
@@ -85,6 +80,15 @@ def pool_section(page: Page, pools: list[PoolBilling], dollars: float) -> None:
     if project(pools, dollars).credits_per_hour:
         page.notice("Something bills right now. Suspend a pool (ALTER COMPUTE POOL <pool> SUSPEND) or run the "
                     "'Tear down SPCS' macro to stop all SPCS billing.")
+
+
+def priced(rate: float | None, dollars: float) -> tuple[str, str, str, str]:
+    """Credits/h now, $/h now, per day and per month if left so; '?' for a family the price table lacks."""
+    if rate is None:
+        return ("?", "?", "?", "?")
+    return (f"{rate:.2f}", f"${rate * dollars:,.2f}",
+            f"{rate * HOURS_PER_DAY:.1f} cr (${rate * HOURS_PER_DAY * dollars:,.0f})",
+            f"{rate * HOURS_PER_MONTH:,.0f} cr (${rate * HOURS_PER_MONTH * dollars:,.0f})")
 
 
 BAR_WIDTH, GAP, HEIGHT, TOP, BOTTOM = 22, 6, 140, 18, 34
