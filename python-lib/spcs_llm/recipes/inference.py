@@ -19,7 +19,7 @@ from spcs_llm.core.errors import ConfigurationError, SpcsLlmError
 from spcs_llm.deploy.batch.sql import BatchTables, quoted
 from spcs_llm.deploy.names import DeploymentNames, is_identifier
 from spcs_llm.recipes import cortex_run, output
-from spcs_llm.recipes.prompts import PROMPT, create_prompts, prompt_size, resolve_columns
+from spcs_llm.recipes.prompts import PROMPT, PromptsTable, prompt_size, resolve_columns
 from spcs_llm.recipes.settings import RecipeSettings
 
 Report = Callable[[str], None]
@@ -170,7 +170,9 @@ def run_inference(session: Any, settings: RecipeSettings, source: TableLocation,
 
     output.check_names(table_columns, [*output.result_columns(settings.model_kind, "chat", rates),
                                        *output.result_columns(settings.model_kind, "embedding", rates)])
-    statement, params = create_prompts(prompts, source.fqn, table_columns, prompt)
+    prompts_table = PromptsTable(prompts, source.fqn, tuple(table_columns), prompt)
+    session.sql(prompts_table.create()).collect()
+    statement, params = prompts_table.fill()
     session.sql(statement, params=params).collect()
     plan = None
     if settings.model_kind == "spcs":
@@ -199,8 +201,9 @@ def run_inference(session: Any, settings: RecipeSettings, source: TableLocation,
             run._run_job(session, plan, settings_run, report, time.sleep, time.monotonic)
     else:
         cortex_run.score_with_cortex(session, tables, settings, rows, _sql_error_type(), report)
-    statement, params = output.create_output(target.fqn, prompts, scored, table_columns, produced)
-    session.sql(statement, params=params).collect()
+    create, fill, params = output.create_output(target.fqn, prompts, scored, table_columns, produced)
+    session.sql(create).collect()
+    session.sql(fill, params=params).collect()
     counts = session.sql(output.summary(target.fqn)).collect()[0]
     result = RecipeResult(int(counts["ROWS_TOTAL"]), int(counts["ROWS_FAILED"]), estimate_text,
                           output.dss_schema(table_columns, input_schema or [], produced))

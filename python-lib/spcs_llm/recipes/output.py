@@ -22,6 +22,7 @@ class OutputColumn:
     sql: str  # over the prompts (p) and the scored rows (r)
     dss_type: str  # the DSS schema type written for it
     params: tuple[Any, ...] = ()
+    typed_null: str = ""  # the column's type for the empty table, when ``sql`` binds values (DDL binds none)
 
 
 def result_columns(backend: str, task: str, rates: tuple[float, float] | None) -> list[OutputColumn]:
@@ -38,7 +39,7 @@ def result_columns(backend: str, task: str, rates: tuple[float, float] | None) -
     if backend == "cortex" and rates is not None:
         columns.append(OutputColumn(
             COST_CREDITS, "(r.RESPONSE:usage:prompt_tokens * ? + r.RESPONSE:usage:completion_tokens * ?) / 1000000",
-            "double", (rates[0], rates[1])))
+            "double", (rates[0], rates[1]), "NULL::FLOAT"))
     return columns
 
 
@@ -53,17 +54,24 @@ def check_names(input_columns: list[str], produced: list[OutputColumn]) -> None:
                 f"{', '.join(sorted(taken - {ROW_ID}))}).")
 
 
+def _columns(keep: list[str], produced: list[OutputColumn]) -> list[OutputColumn]:
+    error = OutputColumn(ERROR_COLUMN, "COALESCE(r.ERROR, CASE WHEN r.RESPONSE IS NULL THEN ? END)", "string",
+                         (NO_ANSWER,), "NULL::VARCHAR")
+    return ([OutputColumn(c, f"p.{quoted(c)}", "") for c in (*keep, PROMPT)] + produced + [error])
+
+
 def create_output(output_table: str, prompts: str, scored: str, keep: list[str],
-                  produced: list[OutputColumn]) -> tuple[str, list[Any]]:
-    items = [f"p.{quoted(c)} AS {quoted(c)}" for c in keep] + [f"p.{quoted(PROMPT)} AS {quoted(PROMPT)}"]
-    params: list[Any] = []
-    for column in produced:
-        items.append(f"{column.sql} AS {quoted(column.name)}")
-        params.extend(column.params)
-    items.append(f"COALESCE(r.ERROR, CASE WHEN r.RESPONSE IS NULL THEN ? END) AS {quoted(ERROR_COLUMN)}")
-    params.append(NO_ANSWER)
-    return (f"CREATE OR REPLACE TABLE {output_table} AS SELECT {', '.join(items)} FROM {scored} r JOIN {prompts} p "
-            f"ON p.{ROW_ID} = r.{ROW_ID} ORDER BY r.{ROW_ID}", params)
+                  produced: list[OutputColumn]) -> tuple[str, str, list[Any]]:
+    """The output table created empty with its column types (no bind variable: DDL), then filled in row order
+    by one ``INSERT … SELECT`` that binds the rates and the no-answer text."""
+    columns = _columns(keep, produced)
+    source = f"FROM {scored} r JOIN {prompts} p ON p.{ROW_ID} = r.{ROW_ID}"
+    typed = ", ".join(f"{c.typed_null or c.sql} AS {quoted(c.name)}" for c in columns)
+    create = f"CREATE OR REPLACE TABLE {output_table} AS SELECT {typed} {source} LIMIT 0"
+    names = ", ".join(quoted(c.name) for c in columns)
+    fill = (f"INSERT INTO {output_table} ({names}) SELECT {', '.join(c.sql for c in columns)} {source} "
+            f"ORDER BY r.{ROW_ID}")
+    return create, fill, [value for c in columns for value in c.params]
 
 
 def summary(output_table: str) -> str:

@@ -87,14 +87,31 @@ def prompt_expression(source: PromptSource) -> tuple[str, list[Any]]:
     return (pieces[0] if len(pieces) == 1 else f"CONCAT({', '.join(pieces)})"), params
 
 
-def create_prompts(prompts_table: str, input_table: str, keep: list[str],
-                   source: PromptSource) -> tuple[str, list[Any]]:
-    """Number the input rows and build their prompts in one temporary table: ``ROW_ID``, the kept input columns,
-    ``PROMPT``. Row numbers are fixed once stored (the batch library numbers rows the same way, ``sql.py``)."""
-    expression, params = prompt_expression(source)
-    kept = "".join(f"{quoted(column)}, " for column in keep)
-    return (f"CREATE TEMPORARY TABLE {prompts_table} AS SELECT ROW_NUMBER() OVER (ORDER BY SEQ8()) AS {ROW_ID}, "
-            f"{kept}{expression} AS {quoted(PROMPT)} FROM {input_table}", params)
+@dataclass(frozen=True)
+class PromptsTable:
+    """The input rows numbered, with their prompts, in a temporary table: ``ROW_ID``, the kept input columns,
+    ``PROMPT``. Row numbers are fixed once stored (the batch library numbers rows the same way, ``sql.py``).
+
+    Two statements, so that no bind variable is in a DDL statement (Snowflake prepares DML, not DDL: "SQL
+    statements supported for preparation", https://docs.snowflake.com/en/user-guide/sql-prepare): the table is
+    created empty with the input's column types, then filled by an ``INSERT … SELECT`` that binds the template."""
+
+    name: str
+    input_table: str
+    keep: tuple[str, ...]
+    source: PromptSource
+
+    def create(self) -> str:
+        kept = "".join(f"{quoted(column)}, " for column in self.keep)
+        return (f"CREATE TEMPORARY TABLE {self.name} AS SELECT 0::NUMBER AS {ROW_ID}, {kept}"
+                f"NULL::VARCHAR AS {quoted(PROMPT)} FROM {self.input_table} LIMIT 0")
+
+    def fill(self) -> tuple[str, list[Any]]:
+        expression, params = prompt_expression(self.source)
+        columns = ", ".join([ROW_ID, *(quoted(column) for column in self.keep), quoted(PROMPT)])
+        kept = "".join(f"{quoted(column)}, " for column in self.keep)
+        return (f"INSERT INTO {self.name} ({columns}) SELECT ROW_NUMBER() OVER (ORDER BY SEQ8()), {kept}{expression} "
+                f"FROM {self.input_table}", params)
 
 
 def prompt_size(prompts_table: str) -> str:

@@ -104,23 +104,39 @@ class _Answers:
         return [Row(table_name=m[1], column_name=name, data_type=kind, kind="COLUMN")
                 for name, kind in self.table(m[1]).columns.items()]
 
-    def create_prompts(self, m: re.Match) -> list[Row]:
-        values = self.params(m.string)
-        source = self.table(m[4])
-        kept = [_unquote_identifier(q) for q in re.findall(QUOTED, m[2] or "")]
-        terms = re.findall(rf"\?|COALESCE\(({QUOTED})::VARCHAR, ''\)", m[3])
-        for name in kept + [_unquote_identifier(t) for t in terms if t]:
+    def ddl(self) -> None:
+        """Snowflake prepares DML, not DDL: a bind variable in a CREATE statement is refused here."""
+        if self.session.bound[-1][1]:
+            raise SnowparkSQLException("002049 (42601): SQL compilation error: bind variables in a DDL statement.")
+
+    def _check_columns(self, source: FakeTable, names: list[str]) -> None:
+        for name in names:
             if name not in source.columns:
                 raise SnowparkSQLException(f"000904 (42000): SQL compilation error: invalid identifier '\"{name}\"'")
-        rows = []
+
+    def create_prompts(self, m: re.Match) -> list[Row]:
+        self.ddl()
+        source = self.table(m[3])
+        kept = [_unquote_identifier(q) for q in re.findall(QUOTED, m[2] or "")]
+        self._check_columns(source, kept)
+        columns = {"ROW_ID": "NUMBER", **{c: source.columns[c] for c in kept}, "PROMPT": "VARCHAR"}
+        tables(self.account)[table_key(self.account, m[1])] = FakeTable(columns)
+        return [Row(status="Table successfully created.")]
+
+    def fill_prompts(self, m: re.Match) -> list[Row]:
+        values = self.params(m.string)
+        target, source = self.table(m[1]), self.table(m[5])
+        kept = [_unquote_identifier(q) for q in re.findall(QUOTED, m[3] or "")]
+        if kept != [_unquote_identifier(q) for q in re.findall(QUOTED, m[2] or "")]:
+            raise SnowparkSQLException("The INSERT's columns and its SELECT's differ.")
+        term = rf"\?|COALESCE\(({QUOTED})::VARCHAR, ''\)"
+        self._check_columns(source, kept + [_unquote_identifier(t) for t in re.findall(term, m[4]) if t])
         for number, row in enumerate(source.rows, start=1):
             bound, text = iter(values), ""
-            for term in re.finditer(rf"\?|COALESCE\(({QUOTED})::VARCHAR, ''\)", m[3]):
-                text += next(bound) if term[0] == "?" else str(row.get(_unquote_identifier(term[1])) or "")
-            rows.append({"ROW_ID": number, **{c: row[c] for c in kept}, "PROMPT": text})
-        columns = {"ROW_ID": "NUMBER", **{c: source.columns[c] for c in kept}, "PROMPT": "VARCHAR"}
-        tables(self.account)[table_key(self.account, m[1])] = FakeTable(columns, rows)
-        return [Row(status="Table successfully created.")]
+            for piece in re.finditer(term, m[4]):
+                text += next(bound) if piece[0] == "?" else str(row.get(_unquote_identifier(piece[1])) or "")
+            target.rows.append({"ROW_ID": number, **{c: row[c] for c in kept}, "PROMPT": text})
+        return [Row(**{"number of rows inserted": len(source.rows)})]
 
     def prompt_size(self, m: re.Match) -> list[Row]:
         rows = self.table(m[1]).rows
@@ -174,17 +190,29 @@ class _Answers:
         raise AssertionError(f"The fake cannot evaluate {expression!r}")
 
     def create_output(self, m: re.Match) -> list[Row]:
-        values = self.params(m.string)
+        self.ddl()
+        for name in (m[3], m[4]):  # both must exist
+            self.table(name)
         items = [re.fullmatch(rf"(.*) AS ({QUOTED})", item) for item in _split_items(m[2])]
-        prompts = {row["ROW_ID"]: row for row in self.table(m[4]).rows}
-        rows = []
-        for r in sorted(self.table(m[3]).rows, key=lambda row: row["ROW_ID"]):
-            bound = iter(values)
-            rows.append({_unquote_identifier(item[2]): self._value(item[1], prompts[r["ROW_ID"]], r, bound)
-                         for item in items if item})
+        if not all(items):
+            raise SnowparkSQLException("Every output column needs a name.")
         tables(self.account)[table_key(self.account, m[1])] = FakeTable(
-            {_unquote_identifier(item[2]): "VARIANT" for item in items if item}, rows)
+            {_unquote_identifier(item[2]): "VARIANT" for item in items if item})
         return [Row(status="Table successfully created.")]
+
+    def fill_output(self, m: re.Match) -> list[Row]:
+        values = self.params(m.string)
+        target = self.table(m[1])
+        names = [_unquote_identifier(q) for q in re.findall(QUOTED, m[2])]
+        expressions = _split_items(m[3])
+        if names != list(target.columns) or len(expressions) != len(names):
+            raise SnowparkSQLException(f"The INSERT's columns {names} are not the table's {list(target.columns)}.")
+        prompts = {row["ROW_ID"]: row for row in self.table(m[5]).rows}
+        for r in sorted(self.table(m[4]).rows, key=lambda row: row["ROW_ID"]):
+            bound = iter(values)
+            target.rows.append({name: self._value(expression, prompts[r["ROW_ID"]], r, bound)
+                                for name, expression in zip(names, expressions)})
+        return [Row(**{"number of rows inserted": len(target.rows)})]
 
     def summary(self, m: re.Match) -> list[Row]:
         rows = self.table(m[1]).rows
@@ -203,15 +231,19 @@ def _handlers(session: RecordingSession) -> fake_snowflake.Handlers:
     session.execute = recording_execute  # type: ignore[method-assign]
     return [
         (rf"^SHOW COLUMNS IN TABLE {QUOTED_FQN}$", answers.show_columns),
-        (rf"^CREATE TEMPORARY TABLE ([\w.]+) AS SELECT ROW_NUMBER\(\) OVER \(ORDER BY SEQ8\(\)\) AS ROW_ID, "
-         rf"((?:{QUOTED}, )*)(.*) AS \"PROMPT\" FROM {QUOTED_FQN}$", answers.create_prompts),
+        (rf"^CREATE TEMPORARY TABLE ([\w.]+) AS SELECT 0::NUMBER AS ROW_ID, ((?:{QUOTED}, )*)NULL::VARCHAR AS "
+         rf"\"PROMPT\" FROM {QUOTED_FQN} LIMIT 0$", answers.create_prompts),
+        (rf"^INSERT INTO ([\w.]+) \(ROW_ID, ((?:{QUOTED}, )*)\"PROMPT\"\) SELECT ROW_NUMBER\(\) OVER \(ORDER BY "
+         rf"SEQ8\(\)\), ((?:{QUOTED}, )*)(.*) FROM {QUOTED_FQN}$", answers.fill_prompts),
         (r'^SELECT COUNT\(\*\) AS ROWS_TOTAL, COALESCE\(SUM\(LENGTH\("PROMPT"\)\), 0\) AS PROMPT_CHARS FROM ([\w.]+)$',
          answers.prompt_size),
         (_INSERT + r"(AI_COMPLETE\(model => \?, .*\)|TO_VARIANT\(AI_EMBED\(\?, \"PROMPT\"\)::ARRAY\)), NULL FROM "
                    r"([\w.]+) WHERE ROW_ID BETWEEN \? AND \?$", answers.score),
         (_INSERT + r"NULL, \? FROM ([\w.]+) WHERE ROW_ID = \?$", answers.error_row),
         (rf"^CREATE OR REPLACE TABLE {QUOTED_FQN} AS SELECT (.*) FROM ([\w.]+) r JOIN ([\w.]+) p "
-         r"ON p\.ROW_ID = r\.ROW_ID ORDER BY r\.ROW_ID$", answers.create_output),
+         r"ON p\.ROW_ID = r\.ROW_ID LIMIT 0$", answers.create_output),
+        (rf"^INSERT INTO {QUOTED_FQN} \(((?:{QUOTED}(?:, )?)+)\) SELECT (.*) FROM ([\w.]+) r JOIN ([\w.]+) p "
+         r"ON p\.ROW_ID = r\.ROW_ID ORDER BY r\.ROW_ID$", answers.fill_output),
         (rf'^SELECT COUNT\(\*\) AS ROWS_TOTAL, COUNT\("ERROR"\) AS ROWS_FAILED FROM {QUOTED_FQN}$', answers.summary),
     ]
 

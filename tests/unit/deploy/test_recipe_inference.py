@@ -83,10 +83,12 @@ def test_prompt_text_is_bound_never_spliced_into_sql(world, session, account):
     for statement in session.statements:
         assert "DROP TABLE" not in statement and "Summarise" not in statement and "\\" not in statement
         assert "quoted" not in statement and "''" not in statement.replace("COALESCE(\"review\"::VARCHAR, '')", "")
-    [(create, params)] = [(s, p) for s, p in session.bound if "AS \"PROMPT\" FROM" in s]
+    [(fill, params)] = [(s, p) for s, p in session.bound if s.startswith("INSERT INTO") and "SEQ8()" in s]
     assert params == ["Summarise: ", " '); DROP TABLE x; -- \"quoted\" \\ back\\slash ''"]
-    assert create.endswith("CONCAT(?, COALESCE(\"review\"::VARCHAR, ''), ?) AS \"PROMPT\" FROM "
-                           "\"SPCS_LLM\".\"MODELS\".\"PROJ_reviews\"")
+    assert fill.endswith("SELECT ROW_NUMBER() OVER (ORDER BY SEQ8()), \"ID\", \"review\", "
+                         "CONCAT(?, COALESCE(\"review\"::VARCHAR, ''), ?) FROM "
+                         "\"SPCS_LLM\".\"MODELS\".\"PROJ_reviews\"")
+    assert all(not p for s, p in session.bound if s.startswith("CREATE"))  # no bind variable in DDL
     assert [r["PROMPT"] for r in _output(account)] == [
         f"Summarise: {t} '); DROP TABLE x; -- \"quoted\" \\ back\\slash ''" for t in TEXTS]
     assert all(r["ERROR"] is None for r in _output(account))
