@@ -31,6 +31,7 @@ class FakeCortexState:
     models: dict[str, str] = field(default_factory=lambda: {
         "llama3.1-8b": "chat", "claude-3-5-sonnet": "chat", "snowflake-arctic-embed-m-v1.5": "embedding"})
     failing_prompts: set[str] = field(default_factory=set)
+    unanswered_prompts: set[str] = field(default_factory=set)  # the function returns NULL for these
     calls: list[dict[str, Any]] = field(default_factory=list)  # one per scored statement: model, options, rows
 
 
@@ -161,6 +162,8 @@ class _Answers:
                 "choices": [{"messages": f"cortex answer to: {text}"}], "created": 0, "model": model,
                 "usage": {"prompt_tokens": len(text.split()), "completion_tokens": 4,
                           "total_tokens": len(text.split()) + 4}}
+            if text in self.state.unanswered_prompts:
+                response = None
             answered.append({"ROW_ID": r["ROW_ID"], "PROMPT": text, "RESPONSE": response, "ERROR": None})
         self.table(output).rows.extend(answered)
         return [Row(**{"number of rows inserted": len(answered)})]

@@ -231,3 +231,13 @@ def test_a_pool_too_small_for_the_model_is_refused_naming_the_recipe_setting(wor
         _run()
     assert "Pass 'Compute pool' with a pool of GPU_NV_S or larger" in raised.value.fix
     assert not _model_statements(session)
+
+
+def test_a_row_the_function_answers_with_null_says_so_in_its_error(world, session, account):
+    cortex_state(account).unanswered_prompts.add(f"Summarise: {TEXTS[0]}")
+
+    _run()
+
+    first, *others = _output(account)
+    assert first["REPLY"] is None and first["ERROR"] == "the model returned no answer for this row"
+    assert first["COST_CREDITS"] is None and all(r["ERROR"] is None for r in others)
