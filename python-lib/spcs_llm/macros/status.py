@@ -33,7 +33,7 @@ class StatusMacro:
 
         params = self.params
         dollars = params.number("dollars_per_credit", 3.0, minimum=0.0)
-        days = params.integer("history_days", 7, minimum=0)
+        days = params.integer("history_days", 0, minimum=0)  # > 0 is the yes to the warehouse query it bills
         if days > MAX_HISTORY_DAYS:
             days = MAX_HISTORY_DAYS
         deployer = Deployer(params.session(), params.names(*NAME_PARAMS))

@@ -22,7 +22,7 @@ def dss(session, monkeypatch):
 def test_services_pools_and_what_they_bill(dss, account, session):
     account.add_service("PHI_2", "V1", "PHI_2_SVC", ["RUNNING"])
     account.pool_columns["SPCS_LLM_GPU_POOL"] = {"state": "ACTIVE", "active_nodes": 1}
-    run = run_macro("spcs-status", connection="snow", dollars_per_credit=2, history_days=0)
+    run = run_macro("spcs-status", connection="snow", dollars_per_credit=2)
     page = run.page
     assert dss.connections_asked == ["snow"]
     assert ["SPCS_LLM.MODELS.PHI_2_SVC", "RUNNING", "SPCS_LLM_GPU_POOL",
@@ -55,7 +55,7 @@ def test_the_chart_has_one_bar_per_day(dss, account, monkeypatch):
 
 
 def test_without_the_metering_privilege_it_says_so_and_draws_no_chart(dss):
-    page = run_macro("spcs-status", connection="snow").page
+    page = run_macro("spcs-status", connection="snow", history_days=3).page
     assert "GRANT IMPORTED PRIVILEGES ON DATABASE SNOWFLAKE" in page.text
     assert page.bars == [] and "No services." in page.text and "Error" not in page.text
 
@@ -73,3 +73,11 @@ def test_a_missing_snowpark_is_one_block_with_the_macro_fix(monkeypatch):
     assert "Error: No Snowflake session could be opened from the DSS connection 'snow'" in page.text
     assert "Fix: Pick a DSS Snowflake connection" in page.text and "Administration > Plugins > spcs-llm" in page.text
     assert "--dss-connection" not in page.text.split("Fix:")[1] and "Traceback" not in page.text
+
+
+def test_a_family_missing_from_the_price_table_shows_question_marks(dss, account):
+    account.compute_pools["SPCS_LLM_GPU_POOL"] = "GPU_FUTURE_XL"
+    account.pool_columns["SPCS_LLM_GPU_POOL"] = {"state": "ACTIVE", "active_nodes": 1}
+    page = run_macro("spcs-status", connection="snow").page
+    gpu = next(row for row in page.rows if row[0] == "SPCS_LLM_GPU_POOL")
+    assert gpu[4:8] == ["?", "?", "?", "?"] and "not priced: SPCS_LLM_GPU_POOL" in page.text
