@@ -156,56 +156,66 @@ def _spcs_plan(session: Any, settings: RecipeSettings, prompts: str, scored: str
     return replace(plan, tables=BatchTables(prompts, PROMPT, prompts, scored))
 
 
+def _estimate(session: Any, settings: RecipeSettings, prompts: str, scored: str,
+              report: Report) -> tuple[Any, str, str]:
+    """The SPCS plan (None for Cortex), the task and the estimate text; refuses above the maximum cost."""
+    plan, task = None, settings.task
+    if settings.model_kind == "spcs":
+        plan = _spcs_plan(session, settings, prompts, scored)
+        task, text, credits = plan.spec.kind, plan.estimate.text(), plan.estimate.credits_range
+    else:
+        size = session.sql(prompt_size(prompts)).collect()[0]
+        estimate = cortex_run.estimate_cortex(settings, int(size["ROWS_TOTAL"]), int(size["PROMPT_CHARS"]))
+        text, credits = estimate.text(), estimate.credits_range
+    report(text)
+    _refuse_above_max(settings, credits, text)
+    return plan, task, text
+
+
+def _score(session: Any, settings: RecipeSettings, plan: Any, tables: BatchTables, report: Report) -> None:
+    """Every prompt scored into ``tables.output_table``, with its RESPONSE or its own ERROR."""
+    session.sql(tables.create_output(overwrite=True)).collect()
+    if plan is None:
+        rows = int(session.sql(prompt_size(tables.numbered_table)).collect()[0]["ROWS_TOTAL"])
+        cortex_run.score_with_cortex(session, tables, settings, rows, _sql_error_type(), report)
+        return
+    from spcs_llm.deploy.batch import run
+
+    # The batch library's two scoring paths, on the numbered prompts (``execute`` would number them again).
+    run_settings = run.RunSettings(chunk_rows=settings.chunk_rows, max_failed_rows=settings.max_failed_rows)
+    if plan.mode == "service":
+        run._score_with_service(session, plan, run_settings, report)
+    else:
+        run._run_job(session, plan, run_settings, report, time.sleep, time.monotonic)
+
+
 def run_inference(session: Any, settings: RecipeSettings, source: TableLocation, target: TableLocation, *,
                   report: Report, input_schema: list[dict[str, Any]] | None = None,
                   clock: Callable[[], float] = time.time) -> RecipeResult:
-    """Check, estimate (refusing above the maximum), score and write the output table."""
+    """Check, build the prompts, estimate (refusing above the maximum), score and write the output table."""
     check_locations(source, target)
     table_columns = [str(row["column_name"]) for row in session.sql(f"SHOW COLUMNS IN TABLE {source.fqn}").collect()]
     prompt = resolve_columns(settings.prompt, table_columns, source.fqn)
+    rates = cortex_run.cortex_rates(settings)[0] if settings.model_kind == "cortex" else None
+    output.check_names(table_columns, [*output.result_columns(settings.model_kind, "chat", rates),
+                                       *output.result_columns(settings.model_kind, "embedding", rates)])
     run_id = time.strftime("%Y%m%d_%H%M%S", time.gmtime(clock()))
     prompts = target.scratch(f"SPCS_LLM_RECIPE_PROMPTS_{run_id}")
     scored = target.scratch(f"SPCS_LLM_RECIPE_SCORED_{run_id}")
-    rates = cortex_run.cortex_rates(settings)[0] if settings.model_kind == "cortex" else None
 
-    output.check_names(table_columns, [*output.result_columns(settings.model_kind, "chat", rates),
-                                       *output.result_columns(settings.model_kind, "embedding", rates)])
     prompts_table = PromptsTable(prompts, source.fqn, tuple(table_columns), prompt)
     session.sql(prompts_table.create()).collect()
     statement, params = prompts_table.fill()
     session.sql(statement, params=params).collect()
-    plan = None
-    if settings.model_kind == "spcs":
-        plan = _spcs_plan(session, settings, prompts, scored)
-        task, estimate_text, credits = plan.spec.kind, plan.estimate.text(), plan.estimate.credits_range
-    else:
-        task = settings.task
+    plan, task, estimate = _estimate(session, settings, prompts, scored, report)
+    _score(session, settings, plan, BatchTables(prompts, PROMPT, prompts, scored), report)
+
     produced = output.result_columns(settings.model_kind, task, rates)
-    size = session.sql(prompt_size(prompts)).collect()[0]
-    rows, chars = int(size["ROWS_TOTAL"]), int(size["PROMPT_CHARS"])
-    if plan is None:
-        estimate = cortex_run.estimate_cortex(settings, rows, chars)
-        estimate_text, credits = estimate.text(), estimate.credits_range
-    report(estimate_text)
-    _refuse_above_max(settings, credits, estimate_text)
-
-    tables = BatchTables(prompts, PROMPT, prompts, scored)
-    session.sql(tables.create_output(overwrite=True)).collect()
-    if plan is not None:
-        from spcs_llm.deploy.batch import run
-
-        settings_run = run.RunSettings(chunk_rows=settings.chunk_rows, max_failed_rows=settings.max_failed_rows)
-        if plan.mode == "service":
-            run._score_with_service(session, plan, settings_run, report)
-        else:
-            run._run_job(session, plan, settings_run, report, time.sleep, time.monotonic)
-    else:
-        cortex_run.score_with_cortex(session, tables, settings, rows, _sql_error_type(), report)
     create, fill, params = output.create_output(target.fqn, prompts, scored, table_columns, produced)
     session.sql(create).collect()
     session.sql(fill, params=params).collect()
     counts = session.sql(output.summary(target.fqn)).collect()[0]
-    result = RecipeResult(int(counts["ROWS_TOTAL"]), int(counts["ROWS_FAILED"]), estimate_text,
+    result = RecipeResult(int(counts["ROWS_TOTAL"]), int(counts["ROWS_FAILED"]), estimate,
                           output.dss_schema(table_columns, input_schema or [], produced))
     report(f"{result.rows_total:,} rows written to {target.fqn}, {result.rows_failed:,} with an ERROR.")
     return result
