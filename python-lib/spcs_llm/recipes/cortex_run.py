@@ -94,6 +94,10 @@ def score_with_cortex(session: Any, tables: BatchTables, settings: RecipeSetting
     return len(failures)
 
 
+def _credits(value: float) -> str:
+    return "0" if value == 0 else "<0.0001" if value < 0.0001 else f"{value:,.4f}"
+
+
 @dataclass(frozen=True)
 class CortexEstimate:
     """Credits for a Cortex run, before it starts: prompt tokens (counted from characters) and at most
@@ -125,7 +129,7 @@ class CortexEstimate:
             return head + (f" No price is known for {self.model} (rates {CORTEX_RATES_AS_OF}): cost unknown; set "
                            "'Input/Output credits per million tokens'.")
         dollars = (credits[0] * self.dollars_per_credit, credits[1] * self.dollars_per_credit)
-        return head + (f" Cost ≈ {credits[0]:.3g}-{credits[1]:.3g} credits (${dollars[0]:,.2f}"
+        return head + (f" Cost ≈ {_credits(credits[0])}-{_credits(credits[1])} credits (${dollars[0]:,.2f}"
                        f"-${dollars[1]:,.2f} at ${self.dollars_per_credit:g}/credit; "
                        f"{self.rates[0]:g}/{self.rates[1]:g} credits per million input/output tokens, "
                        f"{self.rate_source}).")

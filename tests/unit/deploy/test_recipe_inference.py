@@ -241,3 +241,20 @@ def test_a_row_the_function_answers_with_null_says_so_in_its_error(world, sessio
     first, *others = _output(account)
     assert first["REPLY"] is None and first["ERROR"] == "the model returned no answer for this row"
     assert first["COST_CREDITS"] is None and all(r["ERROR"] is None for r in others)
+
+
+@pytest.mark.parametrize(("config", "error", "fix"), [
+    ({"text_column": ""}, "No text column is chosen", "Choose the column"),
+    ({"input_mode": "template", "prompt_template": "Summarise everything"}, "names no column", "{{review}}"),
+    ({"cortex_model": ""}, "No Cortex model is named", "llama3.1-8b"),
+    ({"task": "embedding", "cortex_model": "snowflake-arctic-embed-m-v1.5", "max_tokens": 10},
+     "apply to chat models only", "Clear them"),
+    ({"max_tokens": "many"}, "max_tokens must be a number", "Correct 'max_tokens'"),
+    ({"model_kind": "spcs"}, "No deployed model is named", "spcs-llm deploy"),
+])
+def test_bad_settings_are_refused_before_any_sql(world, session, config, error, fix):
+    world.config = {"model_kind": "cortex", "cortex_model": "llama3.1-8b", "input_mode": "column",
+                    "text_column": "review", **config}
+    with pytest.raises(ConfigurationError, match=error) as raised:
+        _run()
+    assert fix in raised.value.fix and session.statements == []
