@@ -1,11 +1,29 @@
-"""The per-endpoint parallelism limit, shared by every thread of the process, adapted to the service's answers.
+"""The per-endpoint in-flight limit, shared by every thread of the process, that finds the service's capacity.
 
 DSS may run many component instances and threads against one endpoint; a model service with few workers
-answers 429 or queues when overloaded, so all of them together must stay under the configured limit. When the
-service still says it is full (429), the bound backs off (halves, never below 1) and grows back by one after each
-window of successes (as many successes as the bound), up to the configured limit: additive increase,
-multiplicative decrease, so the requests in flight settle near what the service can take instead of spending
-the time in retry back-offs.
+answers 429 or queues when overloaded. The configured 'Max parallelism' is only a ceiling: the bound in force is
+learnt from the service's answers, as TCP Vegas and Netflix's concurrency-limits (VegasLimit, Gradient2Limit) do:
+
+- **Latency says when requests queue.** Once per window (as many answers as the bound, about one round trip) the
+  window's median latency ``rtt`` is compared with the lowest recent one ``base`` (the no-queue latency): the
+  requests queued at the service are estimated as ``queue = bound × (1 − base / rtt)`` (Brakmo & Peterson, "TCP
+  Vegas: End to End Congestion Avoidance on a Global Internet", IEEE JSAC 13(8), 1995; VegasLimit.java). Below
+  ``alpha`` the bound grows, above ``beta`` it shrinks, in between it holds (alpha = 3·log10, beta = 6·log10 of
+  the bound, at least 3 and 6: VegasLimit's defaults). A bound that was never reached in the window holds
+  (Gradient2's "app limited" rule: no evidence that more in flight would help).
+- **Growth is fast until the first sign of congestion, then gentle.** The bound doubles per window (TCP slow
+  start, RFC 5681) until a window shows queueing or a 429 arrives; afterwards it grows by log10(bound), at least
+  1, per window (VegasLimit's increase).
+- **A refusal backs off gently.** A 429 (or a 503 from a warm service) to a request sent under the current bound
+  sets the bound to 0.9 × the requests then in flight (AIMDLimit's default backoff ratio; halving, as TCP Reno,
+  left workers idle after each refusal: bench/results/storm.md), once per change of the bound: answers to requests
+  sent before it say nothing new. A Retry-After pauses every new request to the endpoint until it has passed.
+- **The base forgets.** ``base`` is the minimum over the last ``BASE_WINDOWS`` windows' medians, so a service
+  that became slower for good (larger requests, another model) is not read as a queue forever (VegasLimit probes
+  its rtt_noload again for the same reason).
+
+The bound starts at ``min(ceiling, INITIAL_LIMIT)`` and stays within [1, ceiling]. Every change is logged at DEBUG
+with its reason.
 
 Slots are handed out in arrival order: a thread that has just released its slot and asks again queues behind the
 threads already waiting, so no call waits many service times while others never queue (without it, a chat fleet
@@ -14,9 +32,12 @@ bench saw p95 latencies of 5-7 s against a p50 of 0.3-0.5 s).
 
 from __future__ import annotations
 
+import math
+import statistics
 import threading
+import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from spcs_llm.core.errors import ConfigurationError
@@ -24,22 +45,40 @@ from spcs_llm.core.redaction import get_logger
 
 log = get_logger(__name__)
 
+INITIAL_LIMIT = 8  # the first bound when the ceiling is higher: a few requests, then slow start finds the rest
+BACKOFF_RATIO = 0.9  # AIMDLimit's default: gentle, since the bound is set from what was really in flight
+MIN_WINDOW = 4  # answers per latency window at the least, so a bound of 1 or 2 is not judged on one sample
+BASE_WINDOWS = 30  # windows the no-queue latency is remembered for (VegasLimit probes every 30 × limit samples)
+MAX_PAUSE_SECONDS = 30.0  # a longer Retry-After holds the other threads back only this long (RetrySettings' cap)
+PAUSE_POLL_SECONDS = 0.05  # how often a paused waiter looks at the clock (the clock may be a test's)
+
+
+def _log10(bound: float) -> float:
+    return max(1.0, math.log10(max(bound, 1.0)))
+
 
 class EndpointLimiter:
-    """A resizable, first-come-first-served counting semaphore built on a Condition: at most ``limit`` holders.
+    """A resizable, first-come-first-served counting semaphore whose size adapts to the service (module docstring).
 
-    ``ceiling`` is the configured 'Max parallelism'; ``limit`` is the current, adaptive bound (1 ≤ limit ≤ ceiling).
-    Event counts, not time, drive the adaptation, so it is deterministic under test.
+    ``ceiling`` is the configured 'Max parallelism'; ``limit`` is the adaptive bound (1 ≤ limit ≤ ceiling).
     """
 
-    def __init__(self, limit: int, *, name: str = "endpoint"):
+    def __init__(self, limit: int, *, name: str = "endpoint", clock: Callable[[], float] = time.monotonic):
         self._condition = threading.Condition()
         self._ceiling = self._checked(limit)
-        self._limit = self._ceiling
+        self._estimate = float(min(self._ceiling, INITIAL_LIMIT))
+        self._limit = int(self._estimate)
         self._in_use = 0
         self._waiting: deque[object] = deque()  # one ticket per waiting thread, in arrival order
-        self._generation = 0  # bumped by every decrease; a 429 to a request sent before it is old news
-        self._successes = 0  # successes since the bound last changed
+        self._generation = 0  # bumped by every change of the bound; older answers are old news
+        self._samples: list[float] = []  # latencies of this generation's successes
+        self._peak = 0  # most requests in flight during this window
+        self._medians: deque[float] = deque(maxlen=BASE_WINDOWS)
+        self._slow_start = True
+        self._learnt = False  # whether the service has said anything yet (a 429 or a full window)
+        self._paused_until = 0.0
+        self._refused_threads: set[int] = set()  # each waits its own Retry-After in the retry policy
+        self._clock = clock
         self._name = name
 
     @staticmethod
@@ -68,30 +107,50 @@ class EndpointLimiter:
         with self._condition:
             return len(self._waiting)
 
-    def resize(self, limit: int) -> None:
-        """Change the configured limit; holders above a lowered limit finish normally, new ones wait until under it.
+    @property
+    def base_latency(self) -> float | None:
+        """The no-queue latency the bound is judged against (None before the first window)."""
+        with self._condition:
+            return min(self._medians) if self._medians else None
 
-        A bound backed off below the old limit stays backed off (and grows back towards the new one): a new
-        configuration does not undo what the service said.
+    def paused_for(self) -> float:
+        """Seconds left of a Retry-After pause (0 when none)."""
+        with self._condition:
+            return max(0.0, self._paused_until - self._clock())
+
+    def resize(self, limit: int) -> None:
+        """Change the ceiling. Before the service has said anything the bound starts again from it; afterwards
+        what was learnt stays (capped at the new ceiling): a new configuration does not undo what the service said.
         """
         with self._condition:
-            ceiling = self._checked(limit)
-            backed_off = self._limit < self._ceiling
-            self._ceiling = ceiling
-            self._limit = min(self._limit, ceiling) if backed_off else ceiling
+            self._ceiling = self._checked(limit)
+            if self._learnt:
+                self._set_estimate(min(self._estimate, float(self._ceiling)), "new 'Max parallelism'")
+            else:
+                self._set_estimate(float(min(self._ceiling, max(INITIAL_LIMIT, self._limit))), "configured")
             self._condition.notify_all()
 
     def acquire(self) -> int:
-        """Wait for a slot; returns the generation to hand back to ``record_overloaded`` if the answer is a 429."""
+        """Wait for a slot, in arrival order; returns the generation to hand back with the request's answer."""
         with self._condition:
             ticket = object()
             self._waiting.append(ticket)
+            exempt = threading.get_ident() in self._refused_threads
+            self._refused_threads.discard(threading.get_ident())
             try:
-                self._condition.wait_for(lambda: self._waiting[0] is ticket and self._in_use < self._limit)
+                while True:
+                    if self._waiting[0] is ticket and self._in_use < self._limit:
+                        pause = 0.0 if exempt else self._paused_until - self._clock()
+                        if pause <= 0:
+                            break
+                        self._condition.wait(min(pause, PAUSE_POLL_SECONDS))
+                    else:
+                        self._condition.wait()
             finally:
                 self._waiting.remove(ticket)
                 self._condition.notify_all()  # the next in line may fit too (or take over if this one gave up)
             self._in_use += 1
+            self._peak = max(self._peak, self._in_use)
             return self._generation
 
     def release(self) -> None:
@@ -101,34 +160,79 @@ class EndpointLimiter:
             self._in_use -= 1
             self._condition.notify_all()  # only the first in line may take it, so every waiter must look
 
-    def record_overloaded(self, generation: int) -> None:
-        """The service answered 429 to a request sent in ``generation``: halve the bound, once per generation.
+    def record_overloaded(self, generation: int, retry_after: float | None = None) -> None:
+        """The service refused a request sent in ``generation`` (429, or 503 when warm): back off, pause if asked.
 
-        The requests already in flight when the bound was halved were sent under the old bound; their 429s say
-        nothing new, so they do not halve it again.
+        Call it from the refused request's thread while it still holds its slot: the new bound is 0.9 × the requests
+        in flight. A Retry-After holds back every other thread's next request; this thread's next one is not held,
+        since its retry already waits the Retry-After (the retry policy, which also cuts it to the call's budget).
         """
+        with self._condition:
+            if retry_after is not None and retry_after > 0:
+                until = self._clock() + min(retry_after, MAX_PAUSE_SECONDS)
+                self._refused_threads.add(threading.get_ident())
+                if until > self._paused_until:
+                    self._paused_until = until
+                    log.debug("%s asked to retry after %.1f s: new requests wait until then", self._name,
+                              retry_after)
+            self._learnt = True
+            if generation != self._generation:
+                return
+            self._slow_start = False
+            target = max(1.0, min(self._estimate, float(self._in_use)) * BACKOFF_RATIO)
+            self._set_estimate(min(target, self._estimate), "refused (overloaded)", force_new_window=True)
+
+    def record_success(self, generation: int | None = None, latency: float | None = None) -> None:
+        """A 2xx to a request sent in ``generation`` that took ``latency`` seconds (sending to answer).
+
+        Answers without a latency, or to requests sent before the bound last changed, are not judged.
+        """
+        if generation is None or latency is None or latency < 0:
+            return
         with self._condition:
             if generation != self._generation:
                 return
-            before = self._limit
-            self._limit = max(1, self._limit // 2)
-            self._generation += 1
-            self._successes = 0
-            if self._limit != before:
-                log.debug("%s answered 429: in-flight bound %d -> %d (max %d)", self._name, before, self._limit,
-                          self._ceiling)
+            self._samples.append(latency)
+            if len(self._samples) < max(self._limit, MIN_WINDOW):
+                return
+            self._judge_window()
 
-    def record_success(self) -> None:
-        """A 2xx: after a window of ``limit`` successes the bound grows by one, up to the configured limit."""
-        with self._condition:
-            if self._limit >= self._ceiling:
-                return
-            self._successes += 1
-            if self._successes < self._limit:
-                return
-            self._successes = 0
-            self._limit += 1
-            log.debug("%s: in-flight bound grows to %d (max %d)", self._name, self._limit, self._ceiling)
+    def _judge_window(self) -> None:
+        """Vegas's once-per-round-trip decision (module docstring); the caller holds the lock."""
+        rtt = statistics.median(self._samples)
+        self._medians.append(rtt)
+        base = min(self._medians)
+        bound = self._estimate
+        queue = bound * (1.0 - base / rtt) if rtt > 0 else 0.0
+        alpha, beta = 3 * _log10(bound), 6 * _log10(bound)
+        reached = self._peak >= self._limit
+        self._learnt = True
+        if queue > beta:
+            self._slow_start = False
+            new, reason = bound - _log10(bound), f"queueing ({queue:.1f} waiting)"
+        elif queue < 1.0 and reached and self._slow_start:
+            new, reason = bound * 2, "no queueing (slow start)"
+        elif queue < alpha and reached:
+            if queue >= 1.0:
+                self._slow_start = False
+            new, reason = bound + _log10(bound), f"little queueing ({queue:.1f} waiting)"
+        else:
+            new, reason = bound, ""
+        why = f"{reason}; median latency {rtt * 1000:.0f} ms, base {base * 1000:.0f} ms"
+        self._set_estimate(new, why, force_new_window=True)
+
+    def _set_estimate(self, estimate: float, reason: str, *, force_new_window: bool = False) -> None:
+        """Clamp to [1, ceiling], apply, and start a new generation when the bound moved (caller holds the lock)."""
+        before = self._limit
+        self._estimate = max(1.0, min(float(self._ceiling), estimate))
+        self._limit = max(1, min(self._ceiling, int(self._estimate)))
+        if self._limit != before or force_new_window:
+            self._samples = []
+            self._peak = self._in_use
+        if self._limit != before:
+            self._generation += 1
+            log.debug("%s: in-flight bound %d -> %d (max %d): %s", self._name, before, self._limit,
+                      self._ceiling, reason)
             self._condition.notify_all()
 
     @contextmanager

@@ -1,5 +1,8 @@
-"""The endpoint limiter adapts its in-flight bound to 429s: halve on overload, grow back by one per window of
-successes, between 1 and the configured 'Max parallelism'. Event-driven, so no clock and no sleeps are needed."""
+"""The endpoint limiter finds the service's capacity: it grows while latency stays flat, shrinks on refusals and on
+rising latency, honours Retry-After, and keeps its bound within [1, 'Max parallelism']. Driven by answers and an
+injected clock: no sleeps, no timing bounds."""
+
+from __future__ import annotations
 
 import json
 import logging
@@ -7,7 +10,8 @@ import threading
 
 import responses
 
-from spcs_llm.core.limiter import EndpointLimiter
+from spcs_llm.core import limiter as limiter_module
+from spcs_llm.core.limiter import INITIAL_LIMIT, EndpointLimiter
 from spcs_llm.core.transport import Transport, endpoint_state
 from spcs_llm.spcs.config import parse_embedding_config
 from spcs_llm.spcs.embeddings import EmbeddingClient
@@ -15,65 +19,175 @@ from spcs_llm.spcs.embeddings import EmbeddingClient
 ENDPOINT = "https://storm-org-acct.snowflakecomputing.app"
 
 
-def overload(limiter: EndpointLimiter) -> None:
-    """A 429 to a request sent under the current bound."""
-    generation = limiter.acquire()
-    limiter.release()
-    limiter.record_overloaded(generation)
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-def test_bound_halves_on_429_down_to_one():
-    limiter = EndpointLimiter(8)
+def window(limiter: EndpointLimiter, latency: float) -> None:
+    """One full window at the bound: every slot taken, every answer a 2xx after ``latency`` seconds."""
+    taken = [limiter.acquire() for _ in range(limiter.limit)]
+    for _ in range(max(0, limiter_module.MIN_WINDOW - len(taken))):
+        taken.append(taken[0])  # a bound below MIN_WINDOW needs more answers: the same slots used again
+    for generation in taken:
+        limiter.record_success(generation, latency)
+    for _ in range(limiter.in_use):
+        limiter.release()
+
+
+def overload(limiter: EndpointLimiter, in_flight: int = 1, retry_after: float | None = None) -> None:
+    """A 429 to a request sent under the current bound, while ``in_flight`` requests (itself included) are out."""
+    generations = [limiter.acquire() for _ in range(in_flight)]
+    limiter.record_overloaded(generations[-1], retry_after)
+    for _ in generations:
+        limiter.release()
+
+
+def test_the_bound_starts_low_under_a_high_ceiling_and_at_a_low_ceiling():
+    assert (EndpointLimiter(64).limit, EndpointLimiter(64).ceiling) == (INITIAL_LIMIT, 64)
+    assert EndpointLimiter(3).limit == 3
+
+
+def test_flat_latency_doubles_the_bound_then_stops_at_the_ceiling():
+    limiter = EndpointLimiter(64)
     seen = []
     for _ in range(5):
-        overload(limiter)
+        window(limiter, 0.070)
         seen.append(limiter.limit)
-    assert seen == [4, 2, 1, 1, 1]
-    assert limiter.ceiling == 8
+    assert seen == [16, 32, 64, 64, 64]
 
 
-def test_429s_to_requests_sent_before_the_decrease_halve_only_once():
-    limiter = EndpointLimiter(8)
-    generations = [limiter.acquire() for _ in range(8)]
-    for generation in generations:
-        limiter.record_overloaded(generation)
+def test_a_bound_never_reached_does_not_grow():
+    limiter = EndpointLimiter(64)
+    for _ in range(5):
+        generation = limiter.acquire()  # one request at a time: the callers, not the bound, limit the flow
+        for _ in range(INITIAL_LIMIT):
+            limiter.record_success(generation, 0.070)
         limiter.release()
-    assert limiter.limit == 4
+    assert limiter.limit == INITIAL_LIMIT
 
 
-def test_bound_grows_back_by_one_per_window_of_successes_up_to_the_configured_max():
+def test_rising_latency_shrinks_the_bound_and_ends_slow_start():
+    limiter = EndpointLimiter(64)
+    window(limiter, 0.070)  # base 70 ms: 8 -> 16
+    assert limiter.limit == 16
+    window(limiter, 0.140)  # twice the base at 16 in flight: about 8 queued, above beta (6 × log10 16 = 7.2)
+    assert limiter.limit == 14
+    window(limiter, 0.080)  # 14 × (1 - 70/80) = 1.75 queued: below alpha, grows gently now (no more doubling)
+    assert limiter.limit == 15
+
+
+def test_a_429_backs_off_to_nine_tenths_of_what_was_in_flight_once_per_change():
+    limiter = EndpointLimiter(32)
+    generations = [limiter.acquire() for _ in range(8)]
+    for generation in generations:  # eight 429s to requests sent under the same bound: one decrease
+        limiter.record_overloaded(generation)
+    assert limiter.limit == 7  # 0.9 × 8 in flight = 7.2
+    for _ in generations:
+        limiter.release()
+    overload(limiter, in_flight=7)
+    assert limiter.limit == 6
+
+
+def test_the_bound_never_drops_below_one():
     limiter = EndpointLimiter(4)
-    overload(limiter)
-    overload(limiter)
+    for _ in range(20):
+        overload(limiter)
     assert limiter.limit == 1
-    history = []
-    for _ in range(12):
-        limiter.record_success()
-        history.append(limiter.limit)
-    # a window is as many successes as the bound: 1 success → 2, 2 more → 3, 3 more → 4, then it stays at the max
-    assert history == [2, 2, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4]
+    window(limiter, 0.5)
+    assert limiter.limit >= 1
 
 
-def test_reconfiguring_keeps_a_back_off_and_caps_it_at_the_new_max():
+def test_a_storm_keeps_the_bound_within_one_and_the_ceiling_and_it_recovers_afterwards():
+    """A simulated service: 70 ms without queueing for up to 14 in flight, slower above (Little's law), refusing
+    above ``admits``. A storm (another tenant takes most of it) lasts 40 rounds; then the service is whole again."""
+    ceiling = 32
+    limiter = EndpointLimiter(ceiling)
+    bounds = []
+
+    def round_trip(admits: int) -> None:
+        generations = [limiter.acquire() for _ in range(limiter.limit)]
+        in_flight = len(generations)
+        latency = 0.070 * max(1.0, in_flight / 14)
+        for number, generation in enumerate(generations):
+            if number >= admits:
+                limiter.record_overloaded(generation)
+            else:
+                limiter.record_success(generation, latency)
+        for _ in generations:
+            limiter.release()
+        bounds.append(limiter.limit)
+
+    for _ in range(30):
+        round_trip(admits=18)
+    before = bounds[-10:]
+    for _ in range(40):
+        round_trip(admits=2)
+    during = bounds[-10:]
+    for _ in range(60):
+        round_trip(admits=18)
+    after = bounds[-10:]
+    assert all(1 <= bound <= ceiling for bound in bounds)
+    assert min(before) >= 14 and max(before) <= 19  # near the knee, not at the ceiling
+    assert max(during) <= 3
+    assert min(after) >= 14 and max(after) <= 19  # recovered
+
+
+def test_retry_after_holds_back_the_other_threads_until_it_has_passed():
+    clock = Clock()
+    limiter = EndpointLimiter(8, clock=clock)
+    overload(limiter, retry_after=5.0)
+    assert limiter.paused_for() == 5.0
+    entered = threading.Event()
+
+    def other_caller() -> None:
+        with limiter.slot():
+            entered.set()
+
+    thread = threading.Thread(target=other_caller)
+    thread.start()
+    assert not entered.wait(0.2)  # paused (the limiter polls its clock, which has not moved)
+    assert limiter.waiting == 1
+    clock.now += 5.0
+    assert entered.wait(10)
+    thread.join(10)
+    assert limiter.paused_for() == 0.0
+
+
+def test_the_refused_thread_is_not_held_twice():
+    """Its retry already waited the Retry-After in the retry policy (possibly cut to the call's budget)."""
+    clock = Clock()
+    limiter = EndpointLimiter(8, clock=clock)
+    overload(limiter, retry_after=5.0)
+    limiter.acquire()  # returns at once, in this thread, with the clock unmoved
+    limiter.release()
+    assert limiter.paused_for() == 5.0
+
+
+def test_reconfiguring_caps_what_was_learnt_and_keeps_it():
     limiter = EndpointLimiter(8)
     limiter.resize(6)
-    assert limiter.limit == 6  # not backed off: follows the configuration
-    overload(limiter)
+    assert limiter.limit == 6  # nothing learnt yet: follows the configuration
+    overload(limiter, in_flight=6)
+    assert limiter.limit == 5
     limiter.resize(16)
-    assert (limiter.limit, limiter.ceiling) == (3, 16)
+    assert (limiter.limit, limiter.ceiling) == (5, 16)
     limiter.resize(2)
     assert (limiter.limit, limiter.ceiling) == (2, 2)
 
 
 def test_concurrent_acquirers_never_exceed_the_current_bound():
     limiter = EndpointLimiter(4)
-    overload(limiter)
+    overload(limiter, in_flight=3)
     assert limiter.limit == 2
     watch = threading.Condition()
     holders = {"now": 0, "peak": 0, "done": 0}
     go = threading.Event()
 
-    def worker():
+    def worker() -> None:
         limiter.acquire()
         with watch:
             holders["now"] += 1
@@ -99,18 +213,18 @@ def test_concurrent_acquirers_never_exceed_the_current_bound():
     assert limiter.in_use == 0
 
 
-def test_bound_changes_are_logged_at_debug_without_secrets(caplog):
-    limiter = EndpointLimiter(4, name="https://storm-org-acct.snowflakecomputing.app")
+def test_bound_changes_are_logged_at_debug_with_their_reason(caplog):
+    limiter = EndpointLimiter(32, name="https://storm-org-acct.snowflakecomputing.app")
     with caplog.at_level(logging.DEBUG, logger="spcs_llm.core.limiter"):
-        overload(limiter)
-        limiter.record_success()
-        limiter.record_success()
+        window(limiter, 0.070)
+        overload(limiter, in_flight=10)
     messages = [record.getMessage() for record in caplog.records]
-    assert any("4 -> 2" in m for m in messages) and any("grows to 3" in m for m in messages)
+    assert any("8 -> 16" in m and "slow start" in m and "median latency 70 ms" in m for m in messages)
+    assert any("16 -> 9" in m and "refused" in m for m in messages)
 
 
 @responses.activate
-def test_a_429_storm_lowers_the_bound_and_loses_no_row(fake_time):
+def test_a_429_storm_through_the_transport_lowers_the_bound_and_loses_no_row(fake_time):
     answered = {"429": 0, "ok": 0}
     lock = threading.Lock()
 
