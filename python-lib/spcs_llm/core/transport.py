@@ -111,7 +111,7 @@ def _mount_pool(session: requests.Session, pool_size: int) -> requests.Session:
     return session
 
 
-def _configured_state(endpoint: EndpointConfig) -> EndpointState:
+def _configured_state(endpoint: EndpointConfig, clock: Callable[[], float] = time.monotonic) -> EndpointState:
     """The endpoint's shared state, created on first use; the most recent configuration's limit wins."""
     key = endpoint.base_url.rstrip("/")
     limit = endpoint.max_parallelism
@@ -121,7 +121,7 @@ def _configured_state(endpoint: EndpointConfig) -> EndpointState:
             pool_size = max(limit, MIN_POOL_SIZE)
             state = _registry[key] = EndpointState(
                 base_url=key, session=_mount_pool(requests.Session(), pool_size),
-                limiter=EndpointLimiter(limit, name=key),
+                limiter=EndpointLimiter(limit, name=key, clock=clock),
                 ledger=ledger_for(key), pool_size=pool_size,
             )
             return state
@@ -222,7 +222,7 @@ class Transport:
         self._rng = rng or random.Random()
         self._clock = clock
         self._wall_clock = wall_clock
-        self.state = _configured_state(endpoint)
+        self.state = _configured_state(endpoint, clock)
 
     def post_json(self, route: str, body: dict, *, stream: bool = False, trace_name: str | None = None) -> CallResult:
         """POST ``body`` as JSON to ``route`` and return the parsed answer, or raise a typed error."""
@@ -337,15 +337,13 @@ class Transport:
         call.attempts += 1
         keep_open = False
         try:
+            sent = self._clock()
             response = self.state.session.post(
                 call.url, data=call.body, headers=headers, allow_redirects=False, stream=call.stream,
                 timeout=(self.endpoint.connect_timeout, self.endpoint.read_timeout),
             )
             answer = _Answer(status=response.status_code, reason=response.reason or "", headers=response.headers)
-            if answer.status == 429:
-                self.state.limiter.record_overloaded(in_flight.generation)
-            elif 200 <= answer.status < 300:
-                self.state.limiter.record_success()
+            self._feed_limiter(in_flight, answer, self._clock() - sent)
             content_type = response.headers.get("Content-Type", "")
             # Inferred: registry services answer one JSON document even when asked to stream (snowflake-ml
             # _openai_chat_wrapper.py ignores `stream`);
@@ -369,6 +367,16 @@ class Transport:
         finally:
             if not keep_open:
                 call.busy_seconds += in_flight.finish()
+
+    def _feed_limiter(self, in_flight: _InFlight, answer: _Answer, latency: float) -> None:
+        """Tell the endpoint's limiter how the service answered (before the slot is released): a 2xx with its
+        latency (time to the answer's headers), a refusal (429, or 503 from a warm service) with its Retry-After."""
+        limiter = self.state.limiter
+        if 200 <= answer.status < 300:
+            limiter.record_success(in_flight.generation, latency)
+        elif answer.status == 429 or (answer.status == 503 and self.state.warm(self._clock())):
+            retry_after = parse_retry_after(answer.headers.get("Retry-After"), self._wall_clock())
+            limiter.record_overloaded(in_flight.generation, retry_after)
 
     def _result(self, call: _Call, answer: _Answer) -> CallResult:
         result = CallResult(
