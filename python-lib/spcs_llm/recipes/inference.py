@@ -181,12 +181,9 @@ def _score(session: Any, settings: RecipeSettings, plan: Any, tables: BatchTable
         return
     from spcs_llm.deploy.batch import run
 
-    # The batch library's two scoring paths, on the numbered prompts (``execute`` would number them again).
+    # The batch library's scoring, on the numbered prompts (``execute`` would number them again).
     run_settings = run.RunSettings(chunk_rows=settings.chunk_rows, max_failed_rows=settings.max_failed_rows)
-    if plan.mode == "service":
-        run._score_with_service(session, plan, run_settings, report)
-    else:
-        run._run_job(session, plan, run_settings, report, time.sleep, time.monotonic)
+    run.score_numbered(session, plan, run_settings, report=report)
 
 
 def run_inference(session: Any, settings: RecipeSettings, source: TableLocation, target: TableLocation, *,

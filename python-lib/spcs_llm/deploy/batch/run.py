@@ -155,17 +155,25 @@ def _run_job(session: Any, plan: BatchPlan, settings: RunSettings, report: Repor
     return str(job.id), status
 
 
+def score_numbered(session: Any, plan: BatchPlan, settings: RunSettings = RunSettings(), *, report: Report = log.info,
+                   sleep: Callable[[float], None] = time.sleep,
+                   clock: Callable[[], float] = time.monotonic) -> tuple[str | None, str | None]:
+    """Score input that is already numbered into an output table that already exists, by the plan's path (the
+    service function, or a ``run_batch`` job); the job's id and final status, or ``(None, None)`` on the service.
+    The Flow recipe numbers its prompts itself, so it calls this rather than ``execute``."""
+    if plan.mode == "service":
+        _score_with_service(session, plan, settings, report)
+        return None, None
+    return _run_job(session, plan, settings, report, sleep, clock)
+
+
 def execute(session: Any, plan: BatchPlan, settings: RunSettings = RunSettings(), *, report: Report = log.info,
             sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> BatchResult:
     """Run ``plan``: number the input, create the output table, score, then count answers and errors."""
     start = clock()
     session.sql(plan.tables.number_input()).collect()
     session.sql(plan.tables.create_output(plan.request.overwrite)).collect()
-    job_id = job_status = None
-    if plan.mode == "service":
-        _score_with_service(session, plan, settings, report)
-    else:
-        job_id, job_status = _run_job(session, plan, settings, report, sleep, clock)
+    job_id, job_status = score_numbered(session, plan, settings, report=report, sleep=sleep, clock=clock)
     summary = session.sql(plan.tables.summary()).collect()[0]
     return BatchResult(mode=plan.mode, output_table=plan.tables.output_table, rows_total=int(summary["ROWS_TOTAL"]),
                        rows_failed=int(summary["ROWS_FAILED"]), seconds=clock() - start, job_id=job_id,
