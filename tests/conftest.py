@@ -36,13 +36,9 @@ def mocked():
 def _fresh_process_state():
     """Token caches, endpoint registries and learned endpoint facts are process-wide: reset them per test."""
     yield
-    from spcs_llm.core import auth, transport
-    from spcs_llm.spcs import chat, embeddings
+    from spcs_llm.core.registry import reset_process_state
 
-    auth.clear_token_cache()
-    transport.reset_endpoint_registry()
-    chat.forget_detected_protocols()
-    embeddings.forget_dimensions()
+    reset_process_state()
 
 
 def _loggers() -> list[logging.Logger]:

@@ -19,6 +19,7 @@ from functools import lru_cache
 
 from spcs_llm.core.config import CostConfig
 from spcs_llm.core.errors import ConfigurationError
+from spcs_llm.core.registry import REGISTRY
 from spcs_llm.core.resources import resource_path
 
 Clock = Callable[[], float]
@@ -171,21 +172,14 @@ class BusyTimeLedger:
             )
 
 
-_ledgers_lock = threading.Lock()
-_ledgers: dict[str, BusyTimeLedger] = {}
+LEDGER = "cost.ledger"  # the endpoint's BusyTimeLedger in the process registry
 
 
 def ledger_for(base_url: str, clock: Clock = time.monotonic) -> BusyTimeLedger:
     """The process-wide ledger of an endpoint (``clock`` applies only when the ledger is created here)."""
-    key = base_url.rstrip("/")
-    with _ledgers_lock:
-        ledger = _ledgers.get(key)
-        if ledger is None:
-            ledger = _ledgers[key] = BusyTimeLedger(clock)
-        return ledger
+    return REGISTRY.setdefault(base_url, LEDGER, lambda: BusyTimeLedger(clock))
 
 
 def reset_ledgers() -> None:
     """Forget every endpoint's ledger (tests)."""
-    with _ledgers_lock:
-        _ledgers.clear()
+    REGISTRY.forget(LEDGER)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 import os
 import re
-import threading
 from pathlib import Path
 
 from tokenizers import Tokenizer
 
 from spcs_llm.core.redaction import get_logger
+from spcs_llm.core.registry import PROCESS, REGISTRY
 
 log = get_logger(__name__)
 
@@ -24,8 +24,7 @@ _BYTES_PER_TOKEN = 4.0
 _PIECE = re.compile(r"\w+|[^\w\s]")
 _HF_MODEL_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
-_cache_lock = threading.Lock()
-_loaded: dict[str, Tokenizer] = {}
+TOKENIZER = "tokens.tokenizer:"  # + the file's resolved path: a loaded tokenizer, process-wide, in the registry
 
 
 def estimate_tokens(text: str) -> int:
@@ -81,16 +80,14 @@ def resolve_tokenizer_file(setting: str) -> Path | None:
 
 def _load(file: Path) -> Tokenizer:
     key = str(file.resolve())
-    with _cache_lock:
-        cached = _loaded.get(key)
+    cached = REGISTRY.get(PROCESS, TOKENIZER + key)
     if cached is not None:
         return cached
-    tokenizer = Tokenizer.from_file(key)
+    tokenizer = Tokenizer.from_file(key)  # loaded outside the registry's lock: it may take a while
     # A shipped tokenizer.json may pad or truncate (MiniLM's pads to 128): a count wants neither.
     tokenizer.no_padding()
     tokenizer.no_truncation()
-    with _cache_lock:
-        return _loaded.setdefault(key, tokenizer)
+    return REGISTRY.setdefault(PROCESS, TOKENIZER + key, lambda: tokenizer)
 
 
 class TokenCounter:

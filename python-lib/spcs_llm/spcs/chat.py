@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 
 from spcs_llm.core.errors import ConfigurationError, RequestRejectedError
 from spcs_llm.core.redaction import get_logger
+from spcs_llm.core.registry import REGISTRY
 from spcs_llm.core.transport import CallResult
 from spcs_llm.dss.conversation import normalise
 from spcs_llm.dss.generation import GenerationParams, token_counts
@@ -33,18 +33,15 @@ log = get_logger(__name__)
 OPENAI_CHAT = "openai_chat"
 TEXT_GENERATION = "text_generation"
 
-_detected_protocols: dict[str, str] = {}
-_paramless_endpoints: set[str] = set()  # text-generation services whose signature has no generation params
-_system_folding_endpoints: set[str] = set()  # OpenAI-chat services whose template refused a system message
-_detected_lock = threading.Lock()
+# What auto-detection learns per endpoint URL, kept in the process registry (``core/registry.py``).
+PROTOCOL = "spcs.chat.protocol"  # the protocol the service took
+PARAMLESS = "spcs.chat.paramless"  # a text-generation service whose signature has no generation params
+FOLDS_SYSTEM = "spcs.chat.folds_system"  # an OpenAI-chat service whose template refused a system message
 
 
 def forget_detected_protocols() -> None:
     """Drop what auto-detection learned about endpoints (tests, or after redeploying a service)."""
-    with _detected_lock:
-        _detected_protocols.clear()
-        _paramless_endpoints.clear()
-        _system_folding_endpoints.clear()
+    REGISTRY.forget(PROTOCOL, PARAMLESS, FOLDS_SYSTEM)
 
 
 @dataclass(frozen=True)
@@ -175,8 +172,7 @@ class ChatClient(ModelClient):
             # only since 1.38; inferred: older services refuse them with a signature-mismatch 400.
             log.info("Endpoint %s refused generation params; sending the prompt alone (the service's own "
                      "generation defaults apply, stop strings are cut client-side)", url)
-            with _detected_lock:
-                _paramless_endpoints.add(url)
+            REGISTRY.put(url, PARAMLESS, True)
             return True
         return False
 
@@ -197,8 +193,7 @@ class ChatClient(ModelClient):
         log.warning("Endpoint %s: the model's chat template refused the conversation (%s). Retrying with the "
                     "system message folded into the first user turn; later requests to this endpoint are sent "
                     "that way.", url, rejected.message)
-        with _detected_lock:
-            _system_folding_endpoints.add(url)
+        REGISTRY.put(url, FOLDS_SYSTEM, True)
         return True
 
     def _decode(self, plan: _Plan, call: CallResult) -> ChatOutput:
@@ -210,12 +205,10 @@ class ChatClient(ModelClient):
     def _protocol(self) -> str:
         if self.config.protocol != "auto":
             return self.config.protocol
-        with _detected_lock:
-            return _detected_protocols.get(self.config.endpoint.url, OPENAI_CHAT)
+        return REGISTRY.get(self.config.endpoint.url, PROTOCOL, OPENAI_CHAT)
 
     def _remember_protocol(self, protocol: str) -> None:
-        with _detected_lock:
-            _detected_protocols[self.config.endpoint.url] = protocol
+        REGISTRY.put(self.config.endpoint.url, PROTOCOL, protocol)
 
     def _plan(self, messages: Sequence[dict], params: GenerationParams, protocol: str) -> _Plan:
         if params.max_tokens is None:
@@ -235,8 +228,7 @@ class ChatClient(ModelClient):
             raise adapter_needs_openai_chat()
         rendered = render_chat(self._family(), messages)
         stop = tuple(dict.fromkeys((*params.stop, *rendered.stop)))
-        with _detected_lock:
-            paramless = self.config.endpoint.url in _paramless_endpoints
+        paramless = bool(REGISTRY.get(self.config.endpoint.url, PARAMLESS, False))
         row = (
             {"inputs": rendered.request_text}
             if paramless
@@ -269,8 +261,7 @@ class ChatClient(ModelClient):
         family = self.config.family if self.config.family != "auto" else family_for_model(self.config.endpoint.url)
         if family_spec(family).system == "fold":
             return True
-        with _detected_lock:
-            return self.config.endpoint.url in _system_folding_endpoints
+        return bool(REGISTRY.get(self.config.endpoint.url, FOLDS_SYSTEM, False))
 
     def _family(self) -> str:
         if self.config.family != "auto":

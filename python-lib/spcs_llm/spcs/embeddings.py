@@ -27,6 +27,7 @@ from spcs_llm.core.errors import (
     TransportError,
 )
 from spcs_llm.core.redaction import get_logger
+from spcs_llm.core.registry import REGISTRY
 from spcs_llm.core.transport import CallResult
 from spcs_llm.dss.embedding import EmbeddingRow, unembeddable_reason
 from spcs_llm.spcs.client import ModelClient
@@ -47,8 +48,7 @@ ROW_ERROR_FIX = (
     "(CALL SYSTEM$GET_SERVICE_LOGS('<service>', '0', 'model-inference'))."
 )
 
-_dimensions: dict[str, int] = {}
-_dimensions_lock = threading.Lock()
+DIMENSION = "spcs.embedding.dimension"  # the vector size an endpoint answers, in the process registry
 
 
 @dataclass
@@ -71,8 +71,7 @@ class EmbeddingBatchResult:
 
 def forget_dimensions() -> None:
     """Drop the embedding dimensions learned per endpoint (tests, or after redeploying a service)."""
-    with _dimensions_lock:
-        _dimensions.clear()
+    REGISTRY.forget(DIMENSION)
 
 
 def _length_bucket(size: int) -> int:
@@ -242,8 +241,7 @@ class EmbeddingClient(ModelClient):
         return EmbeddingRow(vector=vector)
 
     def _expected_dimension(self, seen: int) -> int:
-        with _dimensions_lock:
-            return _dimensions.setdefault(self.config.endpoint.url, seen)
+        return REGISTRY.setdefault(self.config.endpoint.url, DIMENSION, lambda: seen)
 
     def _result(
         self,

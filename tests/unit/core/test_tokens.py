@@ -6,6 +6,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
 from spcs_llm.core import tokens
+from spcs_llm.core.registry import reset_process_state
 from spcs_llm.core.tokens import TokenCounter, estimate_tokens, resolve_tokenizer_file
 from spcs_llm.spcs.templates import render_chat
 
@@ -23,8 +24,8 @@ def _build_tokenizer_json(path):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache(monkeypatch):
-    monkeypatch.setattr(tokens, "_loaded", {})
+def _fresh_cache():
+    reset_process_state()  # loaded tokenizers live in the process registry
 
 
 @pytest.fixture

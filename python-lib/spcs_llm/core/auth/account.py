@@ -8,7 +8,6 @@ followed.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +16,7 @@ import requests
 
 from spcs_llm.core.errors import ConfigurationError, TransportError
 from spcs_llm.core.redaction import get_logger, redact
+from spcs_llm.core.registry import PROCESS, REGISTRY
 from spcs_llm.core.retry import RetryableFailure, RetryPolicy, RetrySettings, parse_retry_after
 
 logger = get_logger(__name__)
@@ -33,17 +33,12 @@ ACCOUNT_URL_FIX = (
     "reach it (DNS, proxy, firewall)."
 )
 
-_default_session: requests.Session | None = None
-_default_session_lock = threading.Lock()
+SESSION = "auth.account_session"  # the account calls' default session, process-wide, in the registry
 
 
 def default_session() -> requests.Session:
-    """One pooled session for account calls when the caller gives none."""
-    global _default_session
-    with _default_session_lock:
-        if _default_session is None:
-            _default_session = requests.Session()
-        return _default_session
+    """One pooled session for account calls when the caller gives none (closed by ``reset_process_state``)."""
+    return REGISTRY.setdefault(PROCESS, SESSION, requests.Session)
 
 
 class AccountClient:

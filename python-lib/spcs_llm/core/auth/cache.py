@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from spcs_llm.core.auth.credential import Credential, Grant
+from spcs_llm.core.registry import REGISTRY
 
 MIN_MARGIN_SECONDS = 30.0
 MARGIN_FRACTION = 0.1
@@ -116,6 +117,9 @@ class TokenCache:
 
 
 TOKEN_CACHE = TokenCache()
+# The cache keeps its own per-key locks (one fetch per key at a time) and its (identity, endpoint, role, kind) keys;
+# the process registry's one reset clears it with everything else.
+REGISTRY.on_reset(TOKEN_CACHE.clear)
 
 
 def clear_token_cache() -> None:

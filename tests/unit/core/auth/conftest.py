@@ -17,7 +17,9 @@ def fresh_cache(monkeypatch):
 
 @pytest.fixture
 def clock():
-    with freeze_time("2026-01-01 00:00:00") as frozen:
+    # freezegun patches every loaded module's time attributes; reading them from transformers' lazy modules (loaded
+    # when the SPCS tests run in the same session) imports all of transformers, pandas included: minutes.
+    with freeze_time("2026-01-01 00:00:00", ignore=["transformers", "torch", "pandas", "tokenizers"]) as frozen:
         yield frozen
 
 
