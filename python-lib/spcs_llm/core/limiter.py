@@ -182,6 +182,16 @@ class EndpointLimiter:
             target = max(1.0, min(self._estimate, float(self._in_use)) * BACKOFF_RATIO)
             self._set_estimate(min(target, self._estimate), "refused (overloaded)", force_new_window=True)
 
+    def record_answer(self, generation: int, status: int, latency: float, *, warm: bool,
+                      retry_after: float | None = None) -> None:
+        """What the transport reports for every answer, before releasing its slot: a 2xx with its latency, or a
+        refusal (429, or a 503 from a service that answered recently: overloaded, not resuming) with its Retry-After.
+        Other answers (errors, a cold service's 503) say nothing about capacity."""
+        if 200 <= status < 300:
+            self.record_success(generation, latency)
+        elif status == 429 or (status == 503 and warm):
+            self.record_overloaded(generation, retry_after)
+
     def record_success(self, generation: int | None = None, latency: float | None = None) -> None:
         """A 2xx to a request sent in ``generation`` that took ``latency`` seconds (sending to answer).
 

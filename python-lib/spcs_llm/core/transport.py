@@ -12,7 +12,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -21,7 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from spcs_llm.core.config import EndpointConfig
-from spcs_llm.core.cost import LEDGER, BusyTimeLedger, ledger_for
+from spcs_llm.core.cost import BusyTimeLedger, ledger_for, reset_ledgers
 from spcs_llm.core.errors import AuthenticationError, CredentialMissingError, SpcsLlmError
 from spcs_llm.core.http_answers import (
     auth_rejection,
@@ -35,7 +35,6 @@ from spcs_llm.core.http_answers import (
 from spcs_llm.core.json_codec import loads as decode_json
 from spcs_llm.core.limiter import EndpointLimiter
 from spcs_llm.core.redaction import get_logger
-from spcs_llm.core.registry import REGISTRY, endpoint_key
 from spcs_llm.core.retry import RetryableFailure, RetryPolicy, RetrySettings, parse_retry_after
 from spcs_llm.core.sse import EventStream
 
@@ -76,10 +75,6 @@ class EndpointState:
     first_403_at: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def close(self) -> None:
-        """Close the pooled connections (the registry calls this when it forgets the endpoint)."""
-        self.session.close()
-
     def record_success(self, now: float) -> None:
         with self.lock:
             self.last_2xx_at = now
@@ -104,7 +99,8 @@ class EndpointState:
             return now - self.first_403_at < window
 
 
-STATE = "transport.state"  # the endpoint's EndpointState in the process registry
+_registry_lock = threading.Lock()
+_registry: dict[str, EndpointState] = {}
 
 
 def _mount_pool(session: requests.Session, pool_size: int) -> requests.Session:
@@ -115,43 +111,41 @@ def _mount_pool(session: requests.Session, pool_size: int) -> requests.Session:
     return session
 
 
-def _new_state(key: str, limit: int, clock: Callable[[], float]) -> EndpointState:
-    pool_size = max(limit, MIN_POOL_SIZE)
-    return EndpointState(
-        base_url=key, session=_mount_pool(requests.Session(), pool_size),
-        limiter=EndpointLimiter(limit, name=key, clock=clock), ledger=ledger_for(key), pool_size=pool_size,
-    )
-
-
 def _configured_state(endpoint: EndpointConfig, clock: Callable[[], float] = time.monotonic) -> EndpointState:
-    """The endpoint's shared state (in the process registry), created on first use; the latest limit wins."""
-    key = endpoint_key(endpoint.base_url)
+    """The endpoint's shared state, created on first use; the most recent configuration's limit wins."""
+    key = endpoint.base_url.rstrip("/")
     limit = endpoint.max_parallelism
-    created: list[EndpointState] = []
-
-    def create() -> EndpointState:
-        created.append(_new_state(key, limit, clock))
-        return created[0]
-
-    state = REGISTRY.setdefault(key, STATE, create)
-    if not created:
-        with state.lock:
-            state.limiter.resize(limit)
-            if limit > state.pool_size:
-                state.pool_size = limit
-                _mount_pool(state.session, limit)
-    return state
+    with _registry_lock:
+        state = _registry.get(key)
+        if state is None:
+            pool_size = max(limit, MIN_POOL_SIZE)
+            state = _registry[key] = EndpointState(
+                base_url=key, session=_mount_pool(requests.Session(), pool_size),
+                limiter=EndpointLimiter(limit, name=key, clock=clock),
+                ledger=ledger_for(key), pool_size=pool_size,
+            )
+            return state
+        state.limiter.resize(limit)
+        if limit > state.pool_size:
+            state.pool_size = limit
+            _mount_pool(state.session, limit)
+        return state
 
 
 def endpoint_state(base_url: str) -> EndpointState | None:
     """The shared session, limiter and ledger of an endpoint, or None before any Transport used it."""
-    return REGISTRY.get(base_url, STATE)
+    with _registry_lock:
+        return _registry.get(base_url.rstrip("/"))
 
 
 def reset_endpoint_registry() -> None:
-    """Close every pooled session and forget all endpoint state and ledgers (tests; ``reset_process_state`` forgets
-    everything the process learnt)."""
-    REGISTRY.forget(STATE, LEDGER)
+    """Close every pooled session and forget all endpoint state and ledgers (tests)."""
+    with _registry_lock:
+        states = list(_registry.values())
+        _registry.clear()
+    for state in states:
+        state.session.close()
+    reset_ledgers()
 
 
 class _InFlight:
@@ -349,7 +343,9 @@ class Transport:
                 timeout=(self.endpoint.connect_timeout, self.endpoint.read_timeout),
             )
             answer = _Answer(status=response.status_code, reason=response.reason or "", headers=response.headers)
-            self._feed_limiter(in_flight, answer, self._clock() - sent)
+            self.state.limiter.record_answer(  # latency to the headers; a refusal's Retry-After
+                in_flight.generation, answer.status, self._clock() - sent, warm=self.state.warm(sent),
+                retry_after=parse_retry_after(answer.headers.get("Retry-After"), self._wall_clock()))
             content_type = response.headers.get("Content-Type", "")
             # Inferred: registry services answer one JSON document even when asked to stream (snowflake-ml
             # _openai_chat_wrapper.py ignores `stream`);
@@ -373,16 +369,6 @@ class Transport:
         finally:
             if not keep_open:
                 call.busy_seconds += in_flight.finish()
-
-    def _feed_limiter(self, in_flight: _InFlight, answer: _Answer, latency: float) -> None:
-        """Tell the endpoint's limiter how the service answered (before the slot is released): a 2xx with its
-        latency (time to the answer's headers), a refusal (429, or 503 from a warm service) with its Retry-After."""
-        limiter = self.state.limiter
-        if 200 <= answer.status < 300:
-            limiter.record_success(in_flight.generation, latency)
-        elif answer.status == 429 or (answer.status == 503 and self.state.warm(self._clock())):
-            retry_after = parse_retry_after(answer.headers.get("Retry-After"), self._wall_clock())
-            limiter.record_overloaded(in_flight.generation, retry_after)
 
     def _result(self, call: _Call, answer: _Answer) -> CallResult:
         result = CallResult(

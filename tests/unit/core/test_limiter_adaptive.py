@@ -254,3 +254,19 @@ def test_a_429_storm_through_the_transport_lowers_the_bound_and_loses_no_row(fak
     assert answered["429"] == 6 and result.attempts == 20 + 6
     limiter = endpoint_state(ENDPOINT).limiter
     assert 1 <= limiter.limit < 8 and limiter.ceiling == 8
+
+
+def test_answers_are_sorted_into_successes_refusals_and_neither():
+    clock = Clock()
+    limiter = EndpointLimiter(32, clock=clock)
+    generation = limiter.acquire()
+    limiter.record_answer(generation, 500, 0.1, warm=True)
+    limiter.record_answer(generation, 503, 0.1, warm=False)  # a suspended service resuming: not overload
+    assert limiter.limit == INITIAL_LIMIT and limiter.paused_for() == 0.0
+    limiter.record_answer(generation, 503, 0.1, warm=True, retry_after=2.0)
+    assert limiter.limit == 1 and limiter.paused_for() == 2.0  # 0.9 × the one request in flight
+    limiter.release()
+    clock.now += 2.0
+    window(limiter, 0.070)
+    window(limiter, 0.070)
+    assert limiter.limit == 3  # after a refusal, no slow start: one more per window, gently
