@@ -12,7 +12,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -21,7 +21,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from spcs_llm.core.config import EndpointConfig
-from spcs_llm.core.cost import BusyTimeLedger, ledger_for, reset_ledgers
+from spcs_llm.core.cost import LEDGER, BusyTimeLedger, ledger_for
 from spcs_llm.core.errors import AuthenticationError, CredentialMissingError, SpcsLlmError
 from spcs_llm.core.http_answers import (
     auth_rejection,
@@ -35,6 +35,7 @@ from spcs_llm.core.http_answers import (
 from spcs_llm.core.json_codec import loads as decode_json
 from spcs_llm.core.limiter import EndpointLimiter
 from spcs_llm.core.redaction import get_logger
+from spcs_llm.core.registry import REGISTRY, endpoint_key
 from spcs_llm.core.retry import RetryableFailure, RetryPolicy, RetrySettings, parse_retry_after
 from spcs_llm.core.sse import EventStream
 
@@ -75,6 +76,10 @@ class EndpointState:
     first_403_at: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def close(self) -> None:
+        """Close the pooled connections (the registry calls this when it forgets the endpoint)."""
+        self.session.close()
+
     def record_success(self, now: float) -> None:
         with self.lock:
             self.last_2xx_at = now
@@ -99,8 +104,7 @@ class EndpointState:
             return now - self.first_403_at < window
 
 
-_registry_lock = threading.Lock()
-_registry: dict[str, EndpointState] = {}
+STATE = "transport.state"  # the endpoint's EndpointState in the process registry
 
 
 def _mount_pool(session: requests.Session, pool_size: int) -> requests.Session:
@@ -111,41 +115,43 @@ def _mount_pool(session: requests.Session, pool_size: int) -> requests.Session:
     return session
 
 
+def _new_state(key: str, limit: int, clock: Callable[[], float]) -> EndpointState:
+    pool_size = max(limit, MIN_POOL_SIZE)
+    return EndpointState(
+        base_url=key, session=_mount_pool(requests.Session(), pool_size),
+        limiter=EndpointLimiter(limit, name=key, clock=clock), ledger=ledger_for(key), pool_size=pool_size,
+    )
+
+
 def _configured_state(endpoint: EndpointConfig, clock: Callable[[], float] = time.monotonic) -> EndpointState:
-    """The endpoint's shared state, created on first use; the most recent configuration's limit wins."""
-    key = endpoint.base_url.rstrip("/")
+    """The endpoint's shared state (in the process registry), created on first use; the latest limit wins."""
+    key = endpoint_key(endpoint.base_url)
     limit = endpoint.max_parallelism
-    with _registry_lock:
-        state = _registry.get(key)
-        if state is None:
-            pool_size = max(limit, MIN_POOL_SIZE)
-            state = _registry[key] = EndpointState(
-                base_url=key, session=_mount_pool(requests.Session(), pool_size),
-                limiter=EndpointLimiter(limit, name=key, clock=clock),
-                ledger=ledger_for(key), pool_size=pool_size,
-            )
-            return state
-        state.limiter.resize(limit)
-        if limit > state.pool_size:
-            state.pool_size = limit
-            _mount_pool(state.session, limit)
-        return state
+    created: list[EndpointState] = []
+
+    def create() -> EndpointState:
+        created.append(_new_state(key, limit, clock))
+        return created[0]
+
+    state = REGISTRY.setdefault(key, STATE, create)
+    if not created:
+        with state.lock:
+            state.limiter.resize(limit)
+            if limit > state.pool_size:
+                state.pool_size = limit
+                _mount_pool(state.session, limit)
+    return state
 
 
 def endpoint_state(base_url: str) -> EndpointState | None:
     """The shared session, limiter and ledger of an endpoint, or None before any Transport used it."""
-    with _registry_lock:
-        return _registry.get(base_url.rstrip("/"))
+    return REGISTRY.get(base_url, STATE)
 
 
 def reset_endpoint_registry() -> None:
-    """Close every pooled session and forget all endpoint state and ledgers (tests)."""
-    with _registry_lock:
-        states = list(_registry.values())
-        _registry.clear()
-    for state in states:
-        state.session.close()
-    reset_ledgers()
+    """Close every pooled session and forget all endpoint state and ledgers (tests; ``reset_process_state`` forgets
+    everything the process learnt)."""
+    REGISTRY.forget(STATE, LEDGER)
 
 
 class _InFlight:
