@@ -74,7 +74,7 @@ def test_deploy_prints_the_dss_settings_with_the_labels_dss_shows(cli_session, a
         "Service protocol": "OpenAI-chat rows (messages → choices)", "Model family (client-side template)": "Zephyr",
         "Inference engine": "vLLM",
         "Compute pool instance family": "GPU_NV_S (0.57 credits/h, 1× A10G 24 GB; AWS only)",
-        "Dollars per credit": "3.0", "Max parallelism": "2"}
+        "Dollars per credit": "3.0", "Max parallelism": "32"}
     assert "Add model > SPCS chat model" in out
     assert "'Snowflake OAuth (per user)' preset" in out and "'Snowflake service account' preset" in out
     assert account.grants == ["ZEPHYR_7B_BETA_SVC->SPCS_LLM_USER"]
@@ -150,7 +150,7 @@ def test_connection_settings_for_an_embedding_model_use_the_plugin_parameter_nam
     settings = connection_settings(deployed, auth_type="service", dollars_per_credit=2.5)
     assert settings == {"endpoint": "https://abc-org-acct.snowflakecomputing.app", "route": "encode",
                         "protocol": "encode", "instance_family": "CPU_X64_S", "dollars_per_credit": 2.5,
-                        "max_parallelism": 4, "rows_per_request": 64, "auth_type": "service"}
+                        "max_parallelism": 32, "rows_per_request": 64, "auth_type": "service"}
     block = connection_block(deployed)
     assert "Model family" not in block and _form_lines(block)["Rows per request"] == "64"
 

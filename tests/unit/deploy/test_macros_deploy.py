@@ -60,7 +60,7 @@ def test_with_the_yes_it_deploys_waits_and_shows_the_dss_settings(dss, session, 
     assert account.grants == ["ZEPHYR_7B_BETA_SVC->SPCS_LLM_USER"]
     assert "SPCS_LLM.MODELS.ZEPHYR_7B_BETA_SVC is RUNNING." in text
     for shown in ("Add model > SPCS chat model", "Endpoint: https://zephyr_7b_beta_svc-org-acct.snowflakecomputing.app",
-                  "Method route: __call__", "Inference engine: vLLM", "Max parallelism: 4"):
+                  "Method route: __call__", "Inference engine: vLLM", "Max parallelism: 64"):
         assert shown in text
     assert instant and run.target == (deploy_model.WAIT_STEPS, "NONE")
     assert run.progress[0] == 1 and run.progress[-1] == deploy_model.WAIT_STEPS

@@ -20,6 +20,18 @@ from spcs_llm.dss.labels import (
 )
 
 DEFAULT_DOLLARS_PER_CREDIT = 3.0
+MAX_PARALLELISM_PER_INSTANCE = 32  # a ceiling: the connector's limiter finds the bound below it (issue 22)
+MAX_PARALLELISM_LIMIT = 256  # the largest value the DSS form accepts (llm.json maxI)
+
+
+def max_parallelism_ceiling(max_instances: int) -> int:
+    """'Max parallelism' for a deployed service: a ceiling high enough that the adaptive bound, not it, decides.
+
+    The limiter (core/limiter.py) grows while latency stays flat and backs off on queueing or 429, so the value only
+    caps a runaway; it scales with the instances, since a GPU instance runs one worker that may batch many requests
+    (vLLM) or few (create_service's num_workers docstring in snowflake-ml 2.6: 1 on GPU).
+    """
+    return min(MAX_PARALLELISM_LIMIT, MAX_PARALLELISM_PER_INSTANCE * max(1, max_instances))
 
 
 @dataclass(frozen=True)
@@ -62,9 +74,7 @@ def connection_settings(
     settings.update(
         instance_family=deployed.instance_family,
         dollars_per_credit=dollars_per_credit,
-        # A GPU service runs one worker per instance: more parallel calls only queue (create_service's num_workers
-        # docstring in snowflake-ml 2.6: 1 on GPU).
-        max_parallelism=(2 if spec.kind == "chat" else 4) * spec.max_instances,
+        max_parallelism=max_parallelism_ceiling(spec.max_instances),
     )
     if spec.credits_per_hour is not None:
         settings["credits_per_hour"] = spec.credits_per_hour
