@@ -16,6 +16,7 @@ from typing import Any
 import requests
 import urllib3.exceptions
 
+from spcs_llm.core.backend import PLAIN, BackendProfile
 from spcs_llm.core.errors import (
     AuthenticationError,
     BadResponseError,
@@ -65,18 +66,22 @@ def looks_like_html(content_type: str, text: str) -> bool:
     return "text/html" in content_type.lower() or head.startswith(("<!doctype html", "<html"))
 
 
-def not_json_error(url: str, status: int, content_type: str, text: str) -> BadResponseError:
+def not_json_error(url: str, status: int, content_type: str, text: str, *,
+                   profile: BackendProfile = PLAIN) -> BadResponseError:
     if looks_like_html(content_type, text):
         lowered = text.lower()
         what = "an HTML login page" if any(w in lowered for w in ("login", "log in", "sign in")) else "an HTML page"
-        return BadResponseError(
+        return profile.error(
+            BadResponseError,
             f"{url} answered HTTP {status} with {what} instead of JSON: {snippet(text)!r}.",
             fix="Check that 'Endpoint' is the service's ingress host (not the Snowflake web UI) and that the "
             "credential is accepted by the ingress.",
             status=status,
         )
-    return BadResponseError(f"{url} answered HTTP {status} with a body that is not JSON: {snippet(text)!r}.",
-                            status=status)
+    return profile.error(
+        BadResponseError, f"{url} answered HTTP {status} with a body that is not JSON: {snippet(text)!r}.",
+        status=status,
+    )
 
 
 def server_message(text: str) -> str:
@@ -125,30 +130,37 @@ def _rejection_code(status: int, text: str) -> str | None:
     return None
 
 
-def authentication_failed(url: str, reason: str, status: int | None) -> AuthenticationError:
-    return AuthenticationError(
+def authentication_failed(url: str, reason: str, status: int | None, *,
+                          profile: BackendProfile = PLAIN) -> AuthenticationError:
+    return profile.error(
+        AuthenticationError,
         f"{url} did not accept the credential ({reason}), even after renewing it once.", status=status
     )
 
 
-def error_for_status(url: str, status: int, text: str) -> SpcsLlmError:
+def error_for_status(url: str, status: int, text: str, *, profile: BackendProfile = PLAIN) -> SpcsLlmError:
     """The typed error for a final, non-retried answer."""
     message = server_message(text)
     said = f" The server said: {message!r}." if message else ""
     if status in (400, 422):
         if _INPUT_TOO_LONG.search(message):
-            return InputTooLongError(f"{url} rejected the input as too long (HTTP {status}).{said}", status=status)
-        return RequestRejectedError(f"{url} rejected the request (HTTP {status}).{said}", status=status)
+            return profile.error(
+                InputTooLongError, f"{url} rejected the input as too long (HTTP {status}).{said}", status=status
+            )
+        return profile.error(RequestRejectedError, f"{url} rejected the request (HTTP {status}).{said}", status=status)
     if status == 404:
-        return EndpointNotFoundError(f"{url} was not found (HTTP 404).{said}", status=status)
+        return profile.error(EndpointNotFoundError, f"{url} was not found (HTTP 404).{said}", status=status)
     if status == 413:
-        return PayloadTooLargeError(f"{url} refused the request body as too large (HTTP 413).", status=status)
+        return profile.error(
+            PayloadTooLargeError, f"{url} refused the request body as too large (HTTP 413).", status=status
+        )
     if status == 403:
-        return PermissionDeniedError(f"{url} refused the caller's role (HTTP 403).{said}", status=status)
+        return profile.error(PermissionDeniedError, f"{url} refused the caller's role (HTTP 403).{said}", status=status)
     if status == 429:
-        return RateLimitedError(f"{url} is rate limiting (HTTP 429).{said}", status=status)
+        return profile.error(RateLimitedError, f"{url} is rate limiting (HTTP 429).{said}", status=status)
     if status == 500 and "empty data" in text.lower():
-        return AuthenticationError(
+        return profile.error(
+            AuthenticationError,
             f"{url} answered HTTP 500 'empty data': the ingress could not resolve the service for this session "
             "token. This happens with session tokens made by a Python-connector login.",
             fix="Use direct OAuth (OAuth mode 'direct'), a PAT or key-pair auth; a session token must be issued with "
@@ -156,41 +168,47 @@ def error_for_status(url: str, status: int, text: str) -> SpcsLlmError:
             status=status,
         )
     if status in (502, 503, 504):
-        return ServiceUnavailableError(f"{url} is unavailable (HTTP {status}).{said}", status=status)
+        return profile.error(ServiceUnavailableError, f"{url} is unavailable (HTTP {status}).{said}", status=status)
     if status >= 500:
-        return BadResponseError(
+        return profile.error(
+            BadResponseError,
             f"The model service at {url} failed (HTTP {status}).{said}",
             fix="Check the service logs: CALL SYSTEM$GET_SERVICE_LOGS('<service>', '0', 'model-inference').",
             status=status,
         )
-    return RequestRejectedError(f"{url} answered HTTP {status}.{said}", status=status)
+    return profile.error(RequestRejectedError, f"{url} answered HTTP {status}.{said}", status=status)
 
 
-def error_for_exhausted(url: str, failure: RetryableFailure, attempts: int, elapsed: float) -> SpcsLlmError:
+def error_for_exhausted(url: str, failure: RetryableFailure, attempts: int, elapsed: float, *,
+                        profile: BackendProfile = PLAIN) -> SpcsLlmError:
     """The typed error once the retry policy gave up on a transient failure."""
     tried = f"after {attempts} attempt{'s' if attempts != 1 else ''} over {elapsed:.1f} s"
     if failure.status == 403:
-        return PermissionDeniedError(
+        return profile.error(
+            PermissionDeniedError,
             f"{url} kept answering HTTP 403 {tried}; routing to a new service takes a minute, after that 403 "
             "means the role may not use the service.",
             status=403,
         )
     if failure.status == 429:
-        return RateLimitedError(f"{url} kept rate limiting (HTTP 429) {tried}.", status=429)
+        return profile.error(RateLimitedError, f"{url} kept rate limiting (HTTP 429) {tried}.", status=429)
     if failure.status in (502, 503, 504):
-        return ServiceUnavailableError(
+        return profile.error(
+            ServiceUnavailableError,
             f"{url} kept answering HTTP {failure.status} {tried}: the service is suspended, resuming or overloaded.",
             status=failure.status,
         )
     if failure.status is not None:
-        return error_for_status(url, failure.status, failure.response_text)
-    return TransportError(f"Could not reach {url} {tried} ({failure.detail}).")
+        return error_for_status(url, failure.status, failure.response_text, profile=profile)
+    return profile.error(TransportError, f"Could not reach {url} {tried} ({failure.detail}).")
 
 
-def resume_timed_out(url: str, failure: RetryableFailure, budget: float, elapsed: float) -> ServiceResumeTimeoutError:
+def resume_timed_out(url: str, failure: RetryableFailure, budget: float, elapsed: float, *,
+                     profile: BackendProfile = PLAIN) -> ServiceResumeTimeoutError:
     """The cold-start budget ran out while the service still answered like one that is resuming."""
     last = failure.detail or failure.reason
-    return ServiceResumeTimeoutError(
+    return profile.error(
+        ServiceResumeTimeoutError,
         f"The service at {url} did not finish resuming within {budget:.0f} s (still {last} after {elapsed:.0f} s).",
         status=failure.status,
     )
@@ -232,16 +250,18 @@ def is_dns_failure(exc: BaseException) -> bool:
     return any(word in str(exc).lower() for word in _DNS_WORDS)
 
 
-def failure_for_exception(url: str, host: str, exc: requests.RequestException, read_timeout: float) -> Exception:
+def failure_for_exception(url: str, host: str, exc: requests.RequestException, read_timeout: float, *,
+                          profile: BackendProfile = PLAIN) -> Exception:
     """A ``RetryableFailure`` for connection failures, else the final typed error (never retried)."""
     if is_read_timeout(exc):
-        return TransportError(
+        return profile.error(
+            TransportError,
             f"{url} sent no answer within the read timeout of {read_timeout:g} s. The request was not retried "
             "because the generation may already have run.",
             fix=READ_TIMEOUT_FIX,
         )
     if is_dns_failure(exc):
-        return EndpointNotFoundError(f"The host {host!r} was not found (DNS lookup failed) for {url}.")
+        return profile.error(EndpointNotFoundError, f"The host {host!r} was not found (DNS lookup failed) for {url}.")
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ConnectTimeout)):
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return RetryableFailure("connection", detail=f"connect timeout: {snippet(str(exc), 160)}")
@@ -249,4 +269,6 @@ def failure_for_exception(url: str, host: str, exc: requests.RequestException, r
         cold_start = is_refused_or_reset(exc)
         kind = "connection refused or reset" if cold_start else "connection error"
         return RetryableFailure("connection", detail=f"{kind}: {snippet(str(exc), 160)}", cold_start=cold_start)
-    return TransportError(f"The request to {url} failed: {type(exc).__name__}: {snippet(str(exc), 160)}.")
+    return profile.error(
+        TransportError, f"The request to {url} failed: {type(exc).__name__}: {snippet(str(exc), 160)}."
+    )

@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from spcs_llm.core.backend import PLAIN, BackendProfile
 from spcs_llm.core.errors import BadResponseError, TransportError
 from spcs_llm.core.http_answers import snippet
 
@@ -23,10 +24,12 @@ from spcs_llm.core.http_answers import snippet
 class EventStream:
     """Iterates the JSON objects of an SSE body's ``data:`` lines until ``[DONE]``; holds the slot until closed."""
 
-    def __init__(self, response: requests.Response, on_close: Callable[[], None], url: str):
+    def __init__(self, response: requests.Response, on_close: Callable[[], None], url: str, *,
+                 profile: BackendProfile = PLAIN):
         self._response = response
         self._on_close = on_close
         self._url = url
+        self._profile = profile  # whose advice a broken stream's error carries
         self._closed = False
         self._lock = threading.Lock()
         self._events = self._parse()
@@ -44,7 +47,8 @@ class EventStream:
             raise
         except requests.RequestException as exc:
             self.close()
-            raise TransportError(
+            raise self._profile.error(
+                TransportError,
                 f"The stream from {self._url} broke off ({type(exc).__name__}); it is not retried once started."
             ) from None
         except BaseException:
@@ -101,4 +105,6 @@ class EventStream:
             try:
                 yield json.loads(text)
             except ValueError:
-                raise BadResponseError(f"{self._url} streamed an event that is not JSON: {snippet(text)!r}.") from None
+                raise self._profile.error(
+                    BadResponseError, f"{self._url} streamed an event that is not JSON: {snippet(text)!r}."
+                ) from None

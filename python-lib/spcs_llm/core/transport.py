@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from spcs_llm.core.backend import PLAIN, BackendProfile
 from spcs_llm.core.config import EndpointConfig
 from spcs_llm.core.cost import LEDGER, BusyTimeLedger, ledger_for
 from spcs_llm.core.errors import AuthenticationError, CredentialMissingError, SpcsLlmError
@@ -215,6 +216,7 @@ class Transport:
         endpoint: EndpointConfig,
         tokens: TokenSource,
         *,
+        profile: BackendProfile = PLAIN,
         retry_settings: RetrySettings | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -223,7 +225,8 @@ class Transport:
     ):
         self.endpoint = endpoint
         self.tokens = tokens
-        self.retry_settings = retry_settings or RetrySettings()
+        self.profile = profile  # the backend's advice per error and its transport options (``core/backend.py``)
+        self.retry_settings = retry_settings or profile.retry
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._clock = clock
@@ -241,7 +244,7 @@ class Transport:
         policy = RetryPolicy(
             max_attempts=self.endpoint.max_attempts, max_retry_seconds=self.endpoint.max_retry_seconds,
             settings=self.retry_settings, sleep=self._sleep, rng=self._rng, clock=self._clock,
-            label=label, cold_start_seconds=self.endpoint.cold_start_timeout,
+            label=label, cold_start_seconds=self.endpoint.cold_start_timeout if self.profile.cold_starts else 0.0,
         )
         try:
             for attempt in policy.retrying():
@@ -250,8 +253,9 @@ class Transport:
         except RetryableFailure as failure:
             elapsed = self._clock() - call.started
             if failure.cold_start and policy.cold_start_seconds > 0:
-                raise resume_timed_out(display_url, failure, policy.cold_start_seconds, elapsed) from None
-            raise error_for_exhausted(display_url, failure, call.attempts, elapsed) from None
+                raise resume_timed_out(display_url, failure, policy.cold_start_seconds, elapsed,
+                                       profile=self.profile) from None
+            raise error_for_exhausted(display_url, failure, call.attempts, elapsed, profile=self.profile) from None
         result = self._result(call, answer)
         if policy.resume_started is not None:
             result.cold_start_wait_seconds = policy.resume_waited()
@@ -275,7 +279,8 @@ class Transport:
                 return self._classify(call, answer)
             if renewed:
                 if not self._may_retry_after_grant(call):
-                    raise call.renewal_refused or authentication_failed(call.display_url, rejection, answer.status)
+                    raise call.renewal_refused or authentication_failed(
+                        call.display_url, rejection, answer.status, profile=self.profile)
                 credential = self._after_grant(call, credential, rejection)
                 continue
             LOG.info("%s rejected the credential (%s); renewing it and trying once more", call.display_url, rejection)
@@ -321,7 +326,7 @@ class Transport:
             and self.state.within_deploy_403_window(self._clock(), self.retry_settings.deploy_403_window)
         )
         if not retryable:
-            raise error_for_status(call.display_url, status, answer.text)
+            raise error_for_status(call.display_url, status, answer.text, profile=self.profile)
         call.retry_reasons.append(str(status))
         # 502: the proxy is up but the model server is not (yet); 503 on an endpoint that may have suspended, or
         # after a 502 in this call: the ingress waking the service. 429/504 and a warm 503 are overload.
@@ -363,7 +368,8 @@ class Transport:
             LOG.debug("%s answered HTTP %d", call.display_url, answer.status)
             return answer
         except requests.RequestException as exc:
-            failure = failure_for_exception(call.display_url, self.endpoint.host, exc, self.endpoint.read_timeout)
+            failure = failure_for_exception(call.display_url, self.endpoint.host, exc, self.endpoint.read_timeout,
+                                            profile=self.profile)
             if isinstance(failure, RetryableFailure):
                 call.retry_reasons.append(failure.reason)
                 # Inferred: a refused connection is a resume only from an endpoint known to be a model service (it
@@ -389,12 +395,13 @@ class Transport:
                 result.busy_seconds = call.busy_seconds + in_flight.finish()
                 result.elapsed_seconds = self._clock() - call.started
 
-            result.events = EventStream(answer.stream, on_close, call.display_url)
+            result.events = EventStream(answer.stream, on_close, call.display_url, profile=self.profile)
             return result
         try:
             result.payload = decode_json(answer.content)
         except ValueError:
             raise not_json_error(
-                call.display_url, answer.status, answer.headers.get("Content-Type", ""), answer.text
+                call.display_url, answer.status, answer.headers.get("Content-Type", ""), answer.text,
+                profile=self.profile,
             ) from None
         return result

@@ -1,8 +1,8 @@
 """Cortex chat and embedding clients: one request plan → the shared transport → results with usage and cost.
 
-They reuse the SPCS connector's transport (pooled session, per-endpoint limiter, the tenacity retry policy with
-Retry-After, token renewal on 401) with two Cortex differences: no cold-start waits, and a 403 is final at once
-(a missing CORTEX_USER grant, not routing still propagating).
+They use the shared transport (pooled session, per-endpoint limiter, the one retry policy with Retry-After, token
+renewal on 401) with Cortex's backend profile (``cortex/errors.py``): Cortex advice in every error, no cold-start
+waits, and a 403 final at once (a missing CORTEX_USER grant, not routing still propagating).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from spcs_llm.core.errors import BadResponseError, SpcsLlmError
-from spcs_llm.core.retry import RetrySettings
 from spcs_llm.core.tokens import TokenCounter
 from spcs_llm.core.transport import CallResult, Transport
 from spcs_llm.cortex.auth import CORTEX_ROLE_FIX, PAT_FIX, cortex_token_source
@@ -27,7 +26,7 @@ from spcs_llm.cortex.endpoints import (
     embed_body,
     parse_embed_answer,
 )
-from spcs_llm.cortex.errors import for_cortex
+from spcs_llm.cortex.errors import cortex_profile
 from spcs_llm.cortex.reasoning import reasoning_text
 from spcs_llm.cortex.streaming import StreamedText, StreamedToolCalls, StreamEnd, read_chat_stream, usage_of
 from spcs_llm.cortex.tool_calls import ToolRequest, reply_tool_calls
@@ -35,7 +34,6 @@ from spcs_llm.dss.embedding import EmbeddingRow, unembeddable_reason
 from spcs_llm.dss.generation import GenerationParams, token_counts
 from spcs_llm.dss.messages import content_text
 
-CORTEX_RETRY_SETTINGS = RetrySettings(deploy_403_window=0.0)
 # Inferred: Cortex's handling of a text longer than the embed model's window is not documented to us (it may cut
 # it silently); the stricter reading refuses it. 32 KiB of UTF-8 is about 8,000 tokens of English, the widest
 # window of the Cortex embed models (snowflake-arctic-embed-l-v2.0); the 512-token models take far less.
@@ -82,16 +80,12 @@ class _CortexClient:
                  sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None):
         self.config = config
         self.transport = Transport(config.endpoint, cortex_token_source(config.auth, config.endpoint.base_url),
-                                   retry_settings=CORTEX_RETRY_SETTINGS, sleep=sleep, rng=rng)
+                                   profile=cortex_profile(_auth_fix(config.auth.kind)), sleep=sleep, rng=rng)
         self.pricing = CortexPricing(config.model, config.cost)
         self.counter = TokenCounter.for_setting(config.tokenizer)
-        self._auth_fix = _auth_fix(config.auth.kind)
 
     def _post(self, route: str, body: dict, *, stream: bool = False) -> CallResult:
-        try:
-            return self.transport.post_json(route, body, stream=stream, trace_name=self.config.model)
-        except SpcsLlmError as error:
-            raise for_cortex(error, self._auth_fix) from None
+        return self.transport.post_json(route, body, stream=stream, trace_name=self.config.model)
 
 
 class CortexChatClient(_CortexClient):
@@ -134,8 +128,6 @@ class CortexChatClient(_CortexClient):
                         yield part.calls
                     elif isinstance(part, StreamEnd):
                         yield self._result(request, call, part)
-            except SpcsLlmError as error:
-                raise for_cortex(error, self._auth_fix) from None
             finally:
                 parts.close()
 

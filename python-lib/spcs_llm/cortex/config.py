@@ -68,8 +68,7 @@ def parse_account_endpoint(config: dict, auth: AuthConfig) -> EndpointConfig:
     """The account URL (from the preset, else the model's 'Snowflake account URL') as the endpoint's base URL.
 
     Cortex answers no cold starts (no service to resume) and a 403 means a missing grant, not routing that is
-    still propagating, so neither gets the SPCS waits (``cold_start_timeout`` 0 here; the client turns off the 403
-    window).
+    still propagating: neither gets the SPCS waits, as Cortex's backend profile declares (``cortex/errors.py``).
     """
     if not auth.account_url:
         raise ConfigurationError(
@@ -85,7 +84,6 @@ def parse_account_endpoint(config: dict, auth: AuthConfig) -> EndpointConfig:
         max_parallelism=number_setting(config, "max_parallelism", 4, minimum=1, cast=int),
         max_attempts=number_setting(config, "max_attempts", 6, minimum=1, cast=int),
         max_retry_seconds=number_setting(config, "max_retry_seconds", 120.0, minimum=0),
-        cold_start_timeout=0.0,
     )
 
 

@@ -1,13 +1,17 @@
-"""The transport's typed errors, with fixes that fit Cortex instead of an SPCS service.
+"""Cortex's backend profile (``core/backend.py``): the transport's typed errors with fixes that fit Cortex, and its
+transport options, declared once.
 
 The transport classifies answers the same way for both backends; only the advice differs (a 403 from Cortex
-means a missing CORTEX_USER grant, not a missing service role).
+means a missing CORTEX_USER grant, not a missing service role). Cortex has no service to resume, so no cold-start
+waits, and a 403 is final at once (a missing grant, not routing still propagating after a deploy).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from spcs_llm.core.backend import BackendProfile
 from spcs_llm.core.errors import (
-    AuthenticationError,
     BadResponseError,
     EndpointNotFoundError,
     PermissionDeniedError,
@@ -17,6 +21,7 @@ from spcs_llm.core.errors import (
     SpcsLlmError,
     TransportError,
 )
+from spcs_llm.core.retry import RetrySettings
 from spcs_llm.cortex.auth import CORTEX_ROLE_FIX
 
 MODEL_FIX = (
@@ -24,7 +29,7 @@ MODEL_FIX = (
     "ALTER ACCOUNT SET CORTEX_ENABLED_CROSS_REGION = 'ANY_REGION'), or be a fine-tuned model's fully qualified "
     "name that the default role may use."
 )
-CORTEX_FIXES: dict[type[SpcsLlmError], str] = {
+CORTEX_FIXES: Mapping[type[SpcsLlmError], str] = {
     PermissionDeniedError: CORTEX_ROLE_FIX,
     EndpointNotFoundError: "Check 'Snowflake account URL' (https://<account>.snowflakecomputing.com). " + MODEL_FIX,
     RateLimitedError: "Cortex limits tokens and requests per minute per model and account "
@@ -43,17 +48,9 @@ class CortexStreamError(BadResponseError):
     default_fix = "Retry the query; if it persists, check the model name, the JSON schema or the tools sent with it."
 
 
-def for_cortex(error: SpcsLlmError, auth_fix: str) -> SpcsLlmError:
-    """The same error type and message, with the fix for Cortex (the most specific registered type wins).
-
-    Errors raised in this package already carry Cortex advice and pass unchanged.
-    """
-    if type(error).__module__.startswith(__package__ or "spcs_llm.cortex"):
-        return error
-    if isinstance(error, AuthenticationError):
-        fix = auth_fix
-    else:
-        fix = next((CORTEX_FIXES[kind] for kind in type(error).__mro__ if kind in CORTEX_FIXES), None)
-    if fix is None or type(error).__init__ is not SpcsLlmError.__init__:
-        return error
-    return type(error)(error.message, fix=fix, status=error.status)
+def cortex_profile(auth_fix: str) -> BackendProfile:
+    """Cortex's profile for a credential kind (the fix for a rejected credential depends on it)."""
+    return BackendProfile(
+        name="cortex", fixes=CORTEX_FIXES, auth_fix=auth_fix, cold_starts=False,
+        retry=RetrySettings(deploy_403_window=0.0),
+    )
