@@ -15,6 +15,7 @@ import re
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -204,3 +205,48 @@ def bench_main(name: str, description: str, add_options: Callable[[argparse.Argu
     else:
         print(f"wrote {write_result(name, text, raw)}")
     return 0
+
+
+def shipped_default(component: str, setting: str) -> Any:
+    """A setting's default as DSS fills it in from ``python-llms/<component>/llm.json`` (the harness does not)."""
+    params = json.loads((ROOT / "python-llms" / component / "llm.json").read_text())["params"]
+    return next(param["defaultValue"] for param in params if param.get("name") == setting)
+
+
+class LimiterSampler:
+    """Samples an endpoint's limiter (bound and requests in flight) every ``period`` s while a case runs, and the
+    process's CPU time, so a reading can say what the limiter did and whether the client's CPU was the limit."""
+
+    def __init__(self, url: str, period: float = 0.01):
+        self.url, self.period = url, period
+        self.bounds: list[int] = []
+        self.in_flight: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._cpu = self._wall = 0.0
+
+    def _run(self) -> None:
+        from spcs_llm.core.transport import endpoint_state
+
+        while not self._stop.wait(self.period):
+            state = endpoint_state(self.url)
+            if state is not None:
+                self.bounds.append(state.limiter.limit)
+                self.in_flight.append(state.limiter.in_use)
+
+    def __enter__(self) -> LimiterSampler:
+        self._cpu, self._wall = time.process_time(), time.perf_counter()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._cpu, self._wall = time.process_time() - self._cpu, time.perf_counter() - self._wall
+
+    def summary(self) -> dict[str, float]:
+        mean = statistics.fmean
+        return {"bound_mean": mean(self.bounds) if self.bounds else 0.0,
+                "bound_min": min(self.bounds, default=0), "bound_max": max(self.bounds, default=0),
+                "in_flight_mean": mean(self.in_flight) if self.in_flight else 0.0,
+                "client_cpu_cores": self._cpu / self._wall if self._wall else 0.0}

@@ -9,8 +9,9 @@ Measured in one run, in rounds, so that every ratio compares cases that saw the 
 
 - serial: one thread calling the component back to back (and a raw POST paired with each call);
 - per fleet (W, I): 4·W·I threads calling the component, with 'Max parallelism' as ``deploy`` sets it for the
-  fleet (2 × instances for chat) and at a tuned value; throughput against W·I × serial, p50/p95 latency of a
-  call as DSS sees it (including its wait for a slot), 429s at the service;
+  fleet (a ceiling, 32 × instances, below which the limiter finds the bound) and at a tuned value; throughput
+  against W·I × serial, p50/p95 latency of a call as DSS sees it (including its wait for a slot), 429s at the
+  service, the limiter's bound and requests in flight (sampled every 10 ms);
 - the connector's overhead per call: component latency − raw POST latency, paired, against the same server
   with no service time and no round trip (so the difference is not lost in timer jitter), and at fleet timings.
 """
@@ -32,6 +33,7 @@ from dataikuapi.dss.llm_tracing import SpanBuilder
 
 from benchkit import (
     Goal,
+    LimiterSampler,
     facts_section,
     goals_table,
     machine_facts,
@@ -43,6 +45,7 @@ from benchkit import (
     write_result,
 )
 from spcs_llm.core.transport import reset_endpoint_registry
+from spcs_llm.deploy.services.connection import max_parallelism_ceiling
 from spcs_llm.spcs.dss_adapter import params_from_settings
 from spcs_llm.spcs.protocol import dump_body, envelope, openai_chat_row
 from spcs_standin.harness import load_component
@@ -59,13 +62,14 @@ CHAT_REPLY = json.dumps({
         "content": "Snowpark Container Services runs containers inside Snowflake, next to the data, and "
                    "scales each service between its minimum and maximum number of instances."}}],
     "usage": {"prompt_tokens": 41, "completion_tokens": 29, "total_tokens": 70}})
-GOAL_SCALING = 0.85
+GOAL_SCALING = 0.9
 GOAL_OVERHEAD_MS = 1.0
 
 
 def deploy_parallelism(instances: int) -> int:
-    """What ``deploy`` prints for a chat fleet (``deploy/connection.py`` connection_settings): 2 × max_instances."""
-    return 2 * instances
+    """What ``deploy`` prints for a chat fleet (``deploy/services/connection.py``): a ceiling, 32 × max_instances;
+    the limiter finds the bound below it (issue 22)."""
+    return max_parallelism_ceiling(instances)
 
 
 def tuned_parallelism(workers: int, instances: int, service_ms: float, network_ms: float) -> int:
@@ -127,13 +131,14 @@ def fleet_case(url: str, query: dict[str, Any], workers: int, instances: int, pa
             latencies.append(1000 * seconds)
 
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=4 * workers * instances) as callers:
+    with LimiterSampler(url) as sampler, ThreadPoolExecutor(max_workers=4 * workers * instances) as callers:
         list(callers.map(call, range(calls)))
     seconds = time.perf_counter() - started
     served = stats(url)
     return {"workers": workers, "instances": instances, "max_parallelism": parallelism, "calls": calls,
             "threads": 4 * workers * instances, "seconds": seconds, "latency_ms": latencies,
-            "failures": failures, "sent_429": served["sent_429"], "max_admitted": served["max_admitted"]}
+            "failures": failures, "sent_429": served["sent_429"], "max_admitted": served["max_admitted"],
+            **sampler.summary()}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -178,7 +183,7 @@ def summarise(result: dict[str, Any]) -> list[dict[str, Any]]:
             row = rows.setdefault(key, {"workers": key[0], "instances": key[1], "setting": key[2],
                                         "max_parallelism": case["max_parallelism"], "threads": case["threads"],
                                         "per_s": [], "ratio": [], "latency_ms": [], "sent_429": 0, "calls": 0,
-                                        "failures": 0, "max_admitted": 0})
+                                        "failures": 0, "max_admitted": 0, "bounds": [], "in_flight": []})
             per_s = case["calls"] / case["seconds"]
             row["per_s"].append(per_s)
             row["ratio"].append(per_s / (case["workers"] * case["instances"] * serial))
@@ -187,11 +192,15 @@ def summarise(result: dict[str, Any]) -> list[dict[str, Any]]:
             row["calls"] += case["calls"]
             row["failures"] += len(case["failures"])
             row["max_admitted"] = max(row["max_admitted"], case["max_admitted"])
+            row["bounds"].append(case.get("bound_mean", 0.0))
+            row["in_flight"].append(case.get("in_flight_mean", 0.0))
     for row in rows.values():
         row["mean per_s"] = sum(row["per_s"]) / len(row["per_s"])
         row["mean ratio"] = sum(row["ratio"]) / len(row["ratio"])
         row["p50 ms"] = percentile(row["latency_ms"], 0.5)
         row["p95 ms"] = percentile(row["latency_ms"], 0.95)
+        row["bound"] = sum(row["bounds"]) / len(row["bounds"])
+        row["mean in flight"] = sum(row["in_flight"]) / len(row["in_flight"])
     return list(rows.values())
 
 
@@ -201,11 +210,14 @@ def report(result: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     fleet_overhead = [s["overhead p50"] for s in serials]
     goals = [Goal(f"W={r['workers']} I={r['instances']}, {r['setting']} (max parallelism {r['max_parallelism']}): "
                   "throughput vs W·I × serial", r["mean ratio"], GOAL_SCALING) for r in rows]
+    # Issue 22: the goal is at the settings deploy prints; the tuned rows (a ceiling at the hand-computed value) are a
+    # comparison, judged in the reading but not in the Goals table.
     goals.append(Goal("connector overhead per call, p50", overhead["overhead p50"], GOAL_OVERHEAD_MS,
                       unit=" ms", at_most=True))
     fleet_rows = [[f"{r['workers']} × {r['instances']}", r["setting"], r["max_parallelism"], r["threads"],
                    f"{r['mean per_s']:.2f}", f"{r['workers'] * r['instances'] * 1000 / timing['service_ms']:.2f}",
                    " / ".join(f"{x:.2f}" for x in r["ratio"]), f"{r['mean ratio']:.2f}×",
+                   f"{r['bound']:.1f} / {r['mean in flight']:.1f}",
                    f"{r['p50 ms']:.0f}", f"{r['p95 ms']:.0f}", r["sent_429"], r["max_admitted"],
                    r["failures"]] for r in rows]
     serial_rows = [[number + 1, f"{s['serial per_s']:.2f}", f"{s['raw p50']:.1f}", f"{s['plugin p50']:.1f}",
@@ -227,8 +239,9 @@ Produced by `bench/chat_fleet.py` (`make bench`); all numbers from one run.
   reading; how SPCS balances is not documented), and a full instance answers 429. Capacity: W·I ×
   {1000 / timing['service_ms']:g} requests/s.
 - DSS's side: 4·W·I threads calling the component's `process`, each call one {result['body_bytes']}-byte request.
-  'Max parallelism' at what `deploy` sets for a chat fleet (2 × instances) and at a tuned value (just enough in
-  flight to keep every worker busy through the round trip: ⌈W·I × (service + round trip) / service⌉).
+  'Max parallelism' at what `deploy` sets for a chat fleet (32 × instances: a ceiling, the limiter finds the
+  bound below it) and at a tuned ceiling (just enough in flight to keep every worker busy through the round trip:
+  ⌈W·I × (service + round trip) / service⌉), where the limiter starts and may only go lower.
 - Serial: one thread calling the component back to back against a 1-worker service with the same timing, measured
   in every round; each round's fleet throughput is divided by W·I × that round's serial throughput.
 - Overhead: the component's `process` against a raw `requests` POST of the same body on a kept-alive connection,
@@ -238,7 +251,8 @@ Produced by `bench/chat_fleet.py` (`make bench`); all numbers from one run.
 ## Fleet throughput and latency
 
 {markdown_table(["W × I", "max parallelism", "value", "DSS threads", "calls/s", "capacity calls/s",
-                 "vs W·I × serial, per round", "mean", "p50 ms", "p95 ms", "429s", "max admitted", "failed calls"],
+                 "vs W·I × serial, per round", "mean", "limiter bound / in flight (means)", "p50 ms", "p95 ms",
+                 "429s", "max admitted", "failed calls"],
                 fleet_rows)}
 
 ## Serial calls and overhead
@@ -251,7 +265,7 @@ paired difference p50 **{overhead['overhead p50']:.2f} ms**, p95 {overhead['over
 
 ## Goals
 
-{goals_table(goals)}
+{goals_table([g for g in goals if ", tuned " not in g.name])}
 
 {_explanation(result, rows, goals, fleet_overhead)}
 """
@@ -275,23 +289,24 @@ def _explanation(result: dict[str, Any], rows: list[dict[str, Any]], goals: list
     for row, goal in zip(rows, goals):
         capacity = row["workers"] * row["instances"]
         needed = math.ceil(capacity * cycle / timing["service_ms"])
-        what = (f"W={row['workers']} I={row['instances']} {row['setting']}: {row['max_parallelism']} in flight for "
-                f"{capacity} workers")
-        if row["max_parallelism"] < needed:
+        what = (f"W={row['workers']} I={row['instances']} {row['setting']} (ceiling {row['max_parallelism']}): "
+                f"the limiter's bound averaged {row['bound']:.1f}, {row['mean in flight']:.1f} requests in flight "
+                f"for {capacity} workers")
+        if row["mean in flight"] < needed:
             what += (f", fewer than the {needed} needed to cover the {timing['network_ms']:g} ms round trip, so "
                      "workers idle while requests travel")
         if row["sent_429"]:
             what += (f"; {row['sent_429']} 429s: the blind spreading sent more to one instance than it admits, each "
-                     "retried after a back-off while the limiter lowered its bound")
+                     "retried after a jittered back-off while the limiter lowered its bound")
         verdict = "meets the goal" if goal.met else (
             f"**misses the goal by {GOAL_SCALING - goal.measured:.2f} (×{goal.measured / GOAL_SCALING:.2f} of it)**")
         lines.append(f"- {what}: {goal.measured:.2f}×, {verdict}.")
     worst = max(rows, key=lambda row: row["p95 ms"] / row["p50 ms"])
-    fair_wait = worst["threads"] / worst["max_parallelism"] * cycle
+    fair_wait = worst["threads"] / max(worst["bound"], 1.0) * cycle
     lines += ["", f"**Tail latency.** The worst p95 is {worst['p95 ms']:.0f} ms (W={worst['workers']} "
               f"I={worst['instances']} {worst['setting']}) against a p50 of {worst['p50 ms']:.0f} ms. The "
               "component's slots are handed out first come, first served, so a call waits about "
-              f"{worst['threads']} threads / {worst['max_parallelism']} slots × {cycle:g} ms ≈ {fair_wait:.0f} ms "
+              f"{worst['threads']} threads / {worst['bound']:.1f} slots × {cycle:g} ms ≈ {fair_wait:.0f} ms "
               "for its turn; what lies beyond is 429s retried after a jittered back-off (up to a second). Before the "
               "slots were first come, first served, a thread that had just released its slot took it again before "
               "the waiter it woke: p95 reached 5-7 s against a p50 of 0.3-0.5 s at the same throughput."]
