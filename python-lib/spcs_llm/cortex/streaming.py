@@ -9,7 +9,7 @@ closes the HTTP response and frees the endpoint's limiter slot at once.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +56,7 @@ def _mid_stream_error(event: Mapping[str, Any]) -> CortexStreamError:
     return CortexStreamError(f"Cortex stopped the stream with an error: {snippet(str(detail))!r}.")
 
 
-def read_chat_stream(events: EventStream) -> Iterator[StreamedText | StreamedToolCalls | StreamEnd]:
+def read_chat_stream(events: EventStream) -> Generator[StreamedText | StreamedToolCalls | StreamEnd, None, None]:
     """Text deltas as they come, then the assembled tool calls (if any), then one ``StreamEnd``, last.
 
     Reasoning deltas are gathered into the ``StreamEnd`` only: they never reach the answer's text.
