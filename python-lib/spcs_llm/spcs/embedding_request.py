@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from json.encoder import encode_basestring_ascii
 
 from spcs_llm.spcs.config import EmbeddingModelConfig, EmbedRequestFormat
 from spcs_llm.spcs.protocol import embedding_record, embedding_row, envelope
@@ -50,13 +51,22 @@ class EmbeddingWireFormat:
         empty = envelope([], shape="records" if self.request_format == "dataframe_records" else "flat")
         return len(json.dumps(empty)) - _SEPARATOR
 
-    def row_bytes(self, text: str) -> int:
-        """One row's bytes in the body, its separator included (as ``json.dumps`` writes it, ASCII-escaped)."""
-        text_bytes = len(json.dumps(text))
+    @cached_property
+    def row_overhead(self) -> int:
+        """A row's bytes besides its text (key or row index, nulls, separator): the same for every row, so computed
+        once rather than per text."""
         if self.request_format == "dataframe_records":
-            return len('{: }') + len(json.dumps(self.input_column)) + text_bytes + _SEPARATOR
+            return len('{: }') + len(json.dumps(self.input_column)) + _SEPARATOR
         index_digits = len(str(max(0, self.max_rows - 1)))
-        return len("[, ]") + index_digits + text_bytes + _NULL_COLUMN * len(self.signature_params) + _SEPARATOR
+        return len("[, ]") + index_digits + _NULL_COLUMN * len(self.signature_params) + _SEPARATOR
+
+    def row_bytes(self, text: str) -> int:
+        """One row's bytes in the body, its separator included (as ``json.dumps`` writes it, ASCII-escaped).
+
+        ``encode_basestring_ascii`` is what ``json.dumps`` calls for a str (the same bytes), without its per-call
+        encoder set-up: this runs for every text.
+        """
+        return self.row_overhead + len(encode_basestring_ascii(text))
 
     def body_bytes(self, texts: Sequence[str]) -> int:
         return self.envelope_bytes + sum(self.row_bytes(text) for text in texts)

@@ -84,17 +84,29 @@ def _length_bucket(size: int) -> int:
     return 1 + int(math.log(size / SHORT_ROW_BYTES, LENGTH_BUCKET_RATIO))
 
 
-def _unusable_text_reason(text: object, wire: EmbeddingWireFormat, budget: int) -> str | None:
-    reason = unembeddable_reason(text)
-    if reason or not isinstance(text, str):
-        return reason
-    size = wire.body_bytes([text])
+def _unusable_text_reason(text: object, size: int, budget: int) -> str | None:
+    """Why ``text`` cannot be sent, given ``size``: its request alone (``body_bytes([text])``), measured once by the
+    caller so that batch packing reuses the row's size instead of encoding the text again."""
     if size > budget:
         return (
             f"the text makes a {size:,}-byte request, over the {budget:,}-byte request budget. "
             "Fix: split long documents into chunks (the Embed recipe's text splitter) or raise 'Max request bytes'."
         )
     return None
+
+
+class _Dimension:
+    """The endpoint's vector size for one answer's rows: looked up in the registry (under its lock) once per answer
+    rather than once per row; the first vector ever seen sets it, as before."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.known: int | None = None
+
+    def expected(self, seen: int) -> int:
+        if self.known is None:
+            self.known = REGISTRY.setdefault(self.url, DIMENSION, lambda: seen)
+        return self.known
 
 
 class EmbeddingClient(ModelClient):
@@ -117,8 +129,13 @@ class EmbeddingClient(ModelClient):
     def embed(self, texts: Sequence[str]) -> EmbeddingBatchResult:
         rows: list[EmbeddingRow | None] = [None] * len(texts)
         sendable: list[int] = []
+        sizes: dict[int, int] = {}  # a sendable row's bytes in a body (row_bytes), measured once per text
+        envelope_bytes, budget = self.wire.envelope_bytes, self.config.max_request_bytes
         for index, text in enumerate(texts):
-            reason = _unusable_text_reason(text, self.wire, self.config.max_request_bytes)
+            reason = unembeddable_reason(text)
+            if not reason and isinstance(text, str):
+                size = sizes[index] = self.wire.row_bytes(text)
+                reason = _unusable_text_reason(text, envelope_bytes + size, budget)
             if reason:
                 rows[index] = EmbeddingRow(error=f"Text #{index}: {reason}")
             else:
@@ -135,7 +152,7 @@ class EmbeddingClient(ModelClient):
             for index, row in zip(indices, self._send_batch([(i, texts[i]) for i in indices], calls, calls_lock)):
                 rows[index] = row
 
-        batches = self._plan_batches(texts, sendable)
+        batches = self._plan_batches(texts, sendable, sizes=sizes)
         if batches:
             workers = min(len(batches), self.config.endpoint.max_parallelism)
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spcs-embed") as pool:
@@ -159,7 +176,9 @@ class EmbeddingClient(ModelClient):
         rows = max(MIN_SHARED_REQUEST_ROWS, math.ceil(len(texts) / spread))
         return self._plan_batches(texts, indices, max_rows=rows if callers > 1 else None)
 
-    def _plan_batches(self, texts: Sequence[str], indices: list[int], max_rows: int | None = None) -> list[list[int]]:
+    def _plan_batches(
+        self, texts: Sequence[str], indices: list[int], max_rows: int | None = None, sizes: dict[int, int] | None = None
+    ) -> list[list[int]]:
         """Pack rows into batches of similar length, longest first, under the row and byte budgets.
 
         The model pads every row of a batch to its longest one, so mixing a paragraph with short titles makes the
@@ -168,7 +187,8 @@ class EmbeddingClient(ModelClient):
         """
         budget = self.config.max_request_bytes - self.wire.envelope_bytes
         max_rows = min(max_rows or self.config.rows_per_request, self.config.rows_per_request)
-        sizes = {index: self.wire.row_bytes(texts[index]) for index in indices}
+        if sizes is None:
+            sizes = {index: self.wire.row_bytes(texts[index]) for index in indices}
         batches: list[list[int]] = []
         current: list[int] = []
         current_bytes = 0
@@ -210,7 +230,8 @@ class EmbeddingClient(ModelClient):
         with calls_lock:
             calls.append(call)
         outputs = unwrap(call.payload, len(batch))
-        return [self._row(label, output) for (label, _), output in zip(batch, outputs)]
+        dimension = _Dimension(self.config.endpoint.url)
+        return [self._row(label, output, dimension) for (label, _), output in zip(batch, outputs)]
 
     def _signature_mismatch(self, rejected: SpcsLlmError) -> RequestRejectedError:
         return RequestRejectedError(
@@ -222,7 +243,7 @@ class EmbeddingClient(ModelClient):
             status=rejected.status,
         )
 
-    def _row(self, index: int, output: object) -> EmbeddingRow:
+    def _row(self, index: int, output: object, dimension: _Dimension) -> EmbeddingRow:
         if isinstance(output, RowError):
             said = f"the service returned no embedding: {output.message}"
             return EmbeddingRow(error=f"Text #{index}: {said} Fix: {ROW_ERROR_FIX}",
@@ -231,7 +252,7 @@ class EmbeddingClient(ModelClient):
             vector = parse_embedding_output(output, protocol=self.config.protocol)
         except BadResponseError as bad:
             return EmbeddingRow.failed(index, bad)
-        expected = self._expected_dimension(len(vector))
+        expected = dimension.expected(len(vector))
         if len(vector) != expected:
             mismatch = BadResponseError(
                 f"the service returned a {len(vector)}-dimension vector where earlier ones had {expected}.",
@@ -239,9 +260,6 @@ class EmbeddingClient(ModelClient):
             )
             return EmbeddingRow.failed(index, mismatch)
         return EmbeddingRow(vector=vector)
-
-    def _expected_dimension(self, seen: int) -> int:
-        return REGISTRY.setdefault(self.config.endpoint.url, DIMENSION, lambda: seen)
 
     def _result(
         self,

@@ -168,3 +168,19 @@ def test_batches_group_texts_of_similar_length_and_results_keep_input_order():
     assert [row.vector for row in result.rows] == [vector_for(t) for t in texts]
     batches = [[text for _, text in sent_rows(c.request)] for c in responses.calls]
     assert batches[0] == long and batches[1] == short  # longest first, no padding of titles to paragraphs
+
+
+@pytest.mark.parametrize("window_ms", [0, 5])
+@responses.activate
+def test_a_wrong_dimension_within_one_answer_fails_only_its_row(window_ms):
+    """The dimension is looked up once per answer: the first vector sets it, later rows of the same answer are
+    checked against it."""
+    def service(request):
+        rows = sent_rows(request)
+        return 200, {}, json.dumps({"data": [[i, {"output": [1.0] * (3 if t != "odd" else 5)}] for i, t in rows]})
+
+    responses.add_callback(responses.POST, f"{ENDPOINT}/encode", callback=service)
+    result = make_client(rows_per_request=8, coalesce_window_ms=window_ms).embed(["first", "odd", "last"])
+    assert len(responses.calls) == 1
+    assert result.rows[0].vector == [1.0] * 3 and result.rows[2].vector == [1.0] * 3
+    assert "5-dimension vector where earlier ones had 3" in (result.rows[1].error or "")

@@ -133,3 +133,30 @@ def test_the_embedding_component_offers_the_format_settings():
     assert {c["value"] for c in params["request_format"]["selectChoices"]} == {"auto", "dataframe_records", "flat"}
     assert params["input_column"]["label"] == "Input column"
     assert params["signature_params"]["label"] == "Signature params (flat rows)"
+
+
+@pytest.mark.parametrize("request_format, params", [("dataframe_records", ()), ("flat", ("batch_size",))])
+def test_a_rows_size_is_what_json_dumps_writes_for_it(request_format, params):
+    """row_bytes skips json.dumps' set-up but must count the same escaped bytes, whatever the characters."""
+    wire = EmbeddingWireFormat(request_format, "sentence", params, max_rows=64)
+    texts = ["\x00\x1f\x7f ctrl", "\u2028\u2029 separators", "astral 😀 𝔘", "tab\tquote\"slash\\/", "é" * 50, "a"]
+    for text in texts:
+        assert wire.row_bytes(text) - wire.row_bytes("") == len(json.dumps(text)) - len(json.dumps(""))
+        if request_format == "dataframe_records":
+            assert wire.body_bytes([text]) == payload_size(wire.body([text]))
+
+
+@pytest.mark.parametrize("window_ms", [0, 5])
+@responses.activate
+def test_the_bytes_sent_for_a_text_are_the_bytes_its_size_check_measured(window_ms):
+    """Each text is sized once (the size check) and packing reuses that size: at the budget it is sent in a
+    body of exactly the measured length; a byte under it, the refusal names that length."""
+    responses.add_callback(responses.POST, f"{ENDPOINT}/encode", callback=answer_by_position)
+    text = "z\u00e9\"\n" * 100
+    measured = EmbeddingWireFormat("dataframe_records", "sentence", (), max_rows=64).body_bytes([text])
+    sent = EmbeddingClient(config(max_request_bytes=measured, coalesce_window_ms=window_ms)).embed([text])
+    assert sent.rows[0].vector is not None
+    assert len(responses.calls[0].request.body) == measured
+    refused = EmbeddingClient(config(max_request_bytes=measured - 1, coalesce_window_ms=window_ms)).embed([text])
+    assert f"a {measured:,}-byte request" in (refused.rows[0].error or "")
+    assert len(responses.calls) == 1
