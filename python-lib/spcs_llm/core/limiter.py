@@ -48,7 +48,7 @@ log = get_logger(__name__)
 INITIAL_LIMIT = 8  # the first bound when the ceiling is higher: a few requests, then slow start finds the rest
 BACKOFF_RATIO = 0.9  # AIMDLimit's default: gentle, since the bound is set from what was really in flight
 MIN_WINDOW = 4  # answers per latency window at the least, so a bound of 1 or 2 is not judged on one sample
-BASE_WINDOWS = 30  # windows the no-queue latency is remembered for (VegasLimit probes every 30 × limit samples)
+BASE_WINDOWS = 10  # windows the no-queue latency is remembered for (VegasLimit probes every 30 × limit samples)
 MAX_PAUSE_SECONDS = 30.0  # a longer Retry-After holds the other threads back only this long (RetrySettings' cap)
 PAUSE_POLL_SECONDS = 0.05  # how often a paused waiter looks at the clock (the clock may be a test's)
 
@@ -64,12 +64,16 @@ class EndpointLimiter:
     """
 
     def __init__(self, limit: int, *, name: str = "endpoint", clock: Callable[[], float] = time.monotonic):
-        self._condition = threading.Condition()
+        self._lock = threading.RLock()  # guards everything (re-entrant: a test holds it across release and acquire)
+        self._condition = threading.Condition(self._lock)
         self._ceiling = self._checked(limit)
         self._estimate = float(min(self._ceiling, INITIAL_LIMIT))
         self._limit = int(self._estimate)
         self._in_use = 0
-        self._waiting: deque[object] = deque()  # one ticket per waiting thread, in arrival order
+        # One condition per waiting thread, in arrival order, all on the same lock: a release wakes only the first in
+        # line (which wakes the next if it fits too), not every waiter: with 30 waiters a notify_all cost 30 context
+        # switches and GIL hand-overs per answer (bench/results/storm.md).
+        self._waiting: deque[threading.Condition] = deque()
         self._generation = 0  # bumped by every change of the bound; older answers are old news
         self._samples: list[float] = []  # latencies of this generation's successes
         self._peak = 0  # most requests in flight during this window
@@ -77,7 +81,9 @@ class EndpointLimiter:
         self._slow_start = True
         self._learnt = False  # whether the service has said anything yet (a 429 or a full window)
         self._paused_until = 0.0
-        self._refused_threads: set[int] = set()  # each waits its own Retry-After in the retry policy
+        # Threads whose next request skips a pause: a refused one waits its own Retry-After in the retry policy,
+        # a renewing one resends at once. Thread-local, so an exemption dies with its thread (idents are reused).
+        self._skip_pause = threading.local()
         self._clock = clock
         self._name = name
 
@@ -128,27 +134,33 @@ class EndpointLimiter:
                 self._set_estimate(min(self._estimate, float(self._ceiling)), "new 'Max parallelism'")
             else:
                 self._set_estimate(float(min(self._ceiling, max(INITIAL_LIMIT, self._limit))), "configured")
-            self._condition.notify_all()
+            self._wake_first()
+
+    def skip_pause_once(self) -> None:
+        """Let this thread's next request skip a Retry-After pause (it still waits for a slot): it resends a request
+        whose credential was just renewed, and a short-lived session token could be stale after the pause."""
+        with self._condition:
+            self._skip_pause.once = True
 
     def acquire(self) -> int:
         """Wait for a slot, in arrival order; returns the generation to hand back with the request's answer."""
         with self._condition:
-            ticket = object()
+            ticket = threading.Condition(self._lock)
             self._waiting.append(ticket)
-            exempt = threading.get_ident() in self._refused_threads
-            self._refused_threads.discard(threading.get_ident())
+            exempt = getattr(self._skip_pause, "once", False)
+            self._skip_pause.once = False
             try:
                 while True:
                     if self._waiting[0] is ticket and self._in_use < self._limit:
                         pause = 0.0 if exempt else self._paused_until - self._clock()
                         if pause <= 0:
                             break
-                        self._condition.wait(min(pause, PAUSE_POLL_SECONDS))
+                        ticket.wait(min(pause, PAUSE_POLL_SECONDS))
                     else:
-                        self._condition.wait()
+                        ticket.wait()
             finally:
                 self._waiting.remove(ticket)
-                self._condition.notify_all()  # the next in line may fit too (or take over if this one gave up)
+                self._wake_first()  # the next in line may fit too (or take over if this one gave up)
             self._in_use += 1
             self._peak = max(self._peak, self._in_use)
             return self._generation
@@ -158,7 +170,12 @@ class EndpointLimiter:
             if self._in_use <= 0:
                 raise RuntimeError("EndpointLimiter.release() called more times than acquire().")
             self._in_use -= 1
-            self._condition.notify_all()  # only the first in line may take it, so every waiter must look
+            self._wake_first()
+
+    def _wake_first(self) -> None:
+        """Wake the first in line, the only one that may take a slot (the caller holds the lock)."""
+        if self._waiting:
+            self._waiting[0].notify()
 
     def record_overloaded(self, generation: int, retry_after: float | None = None) -> None:
         """The service refused a request sent in ``generation`` (429, or 503 when warm): back off, pause if asked.
@@ -170,7 +187,7 @@ class EndpointLimiter:
         with self._condition:
             if retry_after is not None and retry_after > 0:
                 until = self._clock() + min(retry_after, MAX_PAUSE_SECONDS)
-                self._refused_threads.add(threading.get_ident())
+                self._skip_pause.once = True
                 if until > self._paused_until:
                     self._paused_until = until
                     log.debug("%s asked to retry after %.1f s: new requests wait until then", self._name,
@@ -243,7 +260,7 @@ class EndpointLimiter:
             self._generation += 1
             log.debug("%s: in-flight bound %d -> %d (max %d): %s", self._name, before, self._limit,
                       self._ceiling, reason)
-            self._condition.notify_all()
+            self._wake_first()
 
     @contextmanager
     def slot(self) -> Iterator[None]:

@@ -288,6 +288,7 @@ class Transport:
             call.renewals += 1
             try:
                 credential = self.tokens.renew(credential)
+                self.state.limiter.skip_pause_once()  # the renewed credential goes out now, not after a pause
             except (AuthenticationError, CredentialMissingError) as refused:
                 if not self._may_retry_after_grant(call):
                     raise
