@@ -2,6 +2,7 @@
 
 import pytest
 
+from error_checks import assert_fix
 from spcs_llm.core.config import normalise_pem
 from spcs_llm.core.errors import ConfigurationError, CredentialMissingError
 from spcs_llm.spcs.config import parse_chat_config, parse_embedding_config
@@ -47,8 +48,10 @@ def test_missing_endpoint_names_the_setting():
 
 @pytest.mark.parametrize("bad", [{"max_parallelism": 0}, {"max_parallelism": "many"}, {"protocol": "grpc"}])
 def test_bad_values_are_rejected_clearly(bad):
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError) as refused:
         parse_chat_config(oauth_config(**bad))
+    assert f"Setting '{next(iter(bad))}'" in refused.value.message
+    assert_fix(refused, "Custom LLM connection")
 
 
 def test_service_account_pat_and_keypair():

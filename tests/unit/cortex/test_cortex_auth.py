@@ -9,6 +9,7 @@ from cortex_support import ACCOUNT_URL, CHAT_URL, PAT, chat_client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from error_checks import assert_fix
 from spcs_llm.core.auth.keypair import public_key_fingerprint
 from spcs_llm.core.errors import AuthenticationError, ConfigurationError, CredentialMissingError, RequestRejectedError
 from spcs_llm.cortex.client import CortexChatClient
@@ -93,8 +94,9 @@ def test_a_rejected_pat_fails_with_the_cortex_fix_and_never_shows_the_token(http
 def test_a_rejected_oauth_token_asks_for_a_fresh_dss_credential(http):
     for _ in range(2):
         http.add(responses.POST, CHAT_URL, status=401, json={"message": "expired"})
-    with pytest.raises(CredentialMissingError):
+    with pytest.raises(CredentialMissingError) as refused:
         CortexChatAdapter(client_for(oauth_config())).process(QUERY, {}, None)
+    assert_fix(refused, "Profile & Settings → Credentials", "Authorize")
 
 
 def test_error_texts_from_cortex_are_redacted(http):

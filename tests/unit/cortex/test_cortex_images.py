@@ -10,6 +10,7 @@ import responses
 from cortex_support import CHAT_URL, chat_client
 from dataikuapi.dss.llm_tracing import SpanBuilder
 
+from error_checks import assert_fix
 from spcs_llm.core.errors import ConfigurationError, RequestRejectedError
 from spcs_llm.cortex.dss_adapter import CortexChatAdapter
 from spcs_llm.cortex.images import MAX_IMAGE_BYTES
@@ -85,11 +86,14 @@ def test_the_setting_overrides_the_list_both_ways(http):
     adapter("my-vision-model", accepts_images="yes").process(
         image_query({"type": "IMAGE_INLINE", "inlineImage": PNG64}), {}, None)
     assert len(http.calls) == 1
-    with pytest.raises(RequestRejectedError):
+    with pytest.raises(RequestRejectedError) as refused:
         adapter("claude-4-sonnet", accepts_images="no").process(
             image_query({"type": "IMAGE_INLINE", "inlineImage": PNG64}), {}, None)
-    with pytest.raises(ConfigurationError):
+    assert_fix(refused, "Model accepts images")
+    with pytest.raises(ConfigurationError) as misconfigured:
         adapter(accepts_images="maybe")
+    assert "'accepts_images'" in misconfigured.value.message
+    assert_fix(misconfigured, "Custom LLM connection")
 
 
 BAD_IMAGES = [

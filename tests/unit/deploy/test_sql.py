@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from error_checks import assert_fix
 from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.deploy import CATALOG, DeploymentNames, service_functions_sql, setup_sql, teardown_sql
 
@@ -92,8 +93,9 @@ def test_user_names_flow_into_every_statement():
 @pytest.mark.parametrize("bad", [{"database": "X; DROP DATABASE Y"}, {"user_role": "a-b"}, {"dss_url": "ftp://x"},
                                  {"dss_url": "https://x/'; DROP"}, {"gpu_instance_family": "GPU NV"}])
 def test_names_that_would_break_the_sql_are_refused(bad):
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError) as refused:
         DeploymentNames.build(**bad)
+    assert_fix(refused, "--dss-url" if "dss_url" in bad else "letters, digits, '_' and '$' only")
 
 
 def test_teardown_stops_services_before_dropping_pools_and_drops_everything_billable():

@@ -5,6 +5,7 @@ import json
 import pytest
 import responses
 
+from error_checks import assert_fix
 from spcs_llm.core.errors import ConfigurationError, RequestRejectedError
 from spcs_llm.dss.generation import GenerationParams
 from spcs_llm.spcs.chat import ChatClient, ChatResult
@@ -166,6 +167,7 @@ def test_auto_protocol_falls_back_through_text_generation_to_the_bare_prompt():
 def test_a_bare_prompt_that_is_still_refused_raises():
     responses.add(responses.POST, f"{ENDPOINT}/__call__", status=400,
                   json={"error": "Input data columns do not match the model signature"})
-    with pytest.raises(RequestRejectedError):
+    with pytest.raises(RequestRejectedError) as refused:
         make_client(protocol="text_generation", model_family="zephyr").complete(MESSAGES, GenerationParams())
+    assert_fix(refused, "Service protocol", "SHOW FUNCTIONS IN MODEL")
     assert len(responses.calls) == 2

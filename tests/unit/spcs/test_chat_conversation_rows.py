@@ -7,6 +7,7 @@ import pytest
 import responses
 from test_chat_client import ENDPOINT, make_client, openai_reply
 
+from error_checks import assert_fix
 from spcs_llm.core.errors import RequestRejectedError
 from spcs_llm.dss.generation import GenerationParams
 
@@ -81,8 +82,9 @@ def test_a_conversation_refused_even_folded_fails_with_the_templates_words_and_a
 @responses.activate
 def test_an_ordinary_400_is_not_retried():
     responses.add(responses.POST, f"{ENDPOINT}/__call__", status=400, json={"error": "max_completion_tokens too big"})
-    with pytest.raises(RequestRejectedError):
+    with pytest.raises(RequestRejectedError) as refused:
         make_client(protocol="openai_chat").complete(AGENT_MESSAGES, GenerationParams())
+    assert_fix(refused, "Service protocol", "SHOW FUNCTIONS IN MODEL")
     assert len(responses.calls) == 1
 
 

@@ -7,6 +7,7 @@ import pytest
 import responses
 from test_chat_client import ENDPOINT, MESSAGES, make_client, openai_reply
 
+from error_checks import assert_fix
 from spcs_llm.core.errors import ConfigurationError, JsonOutputError, RequestRejectedError
 from spcs_llm.dss.generation import GenerationParams, params_from_settings
 from spcs_llm.spcs.dss_adapter import ChatAdapter, spcs_params
@@ -115,8 +116,9 @@ def test_schema_less_json_goes_to_vllm_as_a_schema_for_any_object_and_is_checked
 @responses.activate
 def test_a_streamed_reply_is_checked_before_it_is_yielded():
     service_answering("not json")
-    with pytest.raises(JsonOutputError):
+    with pytest.raises(JsonOutputError) as caught:
         next(iter(make_client().stream(MESSAGES, params_from_settings(JSON_SCHEMA_SETTINGS))))
+    assert_fix(caught, "vLLM", "'Inference engine'")
 
 
 @responses.activate

@@ -10,6 +10,7 @@ import pytest
 import requests
 import responses
 
+from error_checks import assert_fix
 from spcs_llm.core.auth import Credential, clear_token_cache, identity_of, token_source_for
 from spcs_llm.core.auth.cache import TOKEN_CACHE, refresh_margin
 from spcs_llm.core.config import AuthConfig
@@ -345,8 +346,9 @@ def test_auto_switch_on_one_endpoint_leaves_another_direct(http):
 
 def test_auto_without_account_url_stays_direct(http):
     source = token_source_for(oauth("auto", url=None), HOST)
-    with pytest.raises(CredentialMissingError):
+    with pytest.raises(CredentialMissingError) as refused:
         source.renew(source.credential())
+    assert_fix(refused, "Profile & Settings → Credentials", "Authorize")
 
 
 # --- identity and the cache -------------------------------------------------------------------------------------
@@ -417,8 +419,9 @@ def test_an_empty_endpoint_host_is_a_configuration_error():
 
 def test_a_missing_oauth_token_asks_to_authorise():
     config = AuthConfig(kind="oauth", account_url=ACCOUNT, oauth_token=None)
-    with pytest.raises(CredentialMissingError):
+    with pytest.raises(CredentialMissingError) as refused:
         token_source_for(config, HOST)
+    assert_fix(refused, "Profile & Settings → Credentials", "Authorize")
 
 
 def test_account_calls_honour_retry_after_under_the_one_retry_policy(http, monkeypatch):
