@@ -9,6 +9,7 @@ import pytest
 import requests
 import responses
 
+from error_checks import assert_fix
 from spcs_llm.core.auth import Credential
 from spcs_llm.core.config import EndpointConfig
 from spcs_llm.core.errors import (
@@ -123,8 +124,9 @@ def test_snowflake_auth_codes_renew(mocked, code):
 def test_credential_missing_from_renew_propagates(mocked):
     add_json(mocked, 401, {})
     tokens = FakeTokens(renew_error=CredentialMissingError("No OAuth token for this user."))
-    with pytest.raises(CredentialMissingError):
+    with pytest.raises(CredentialMissingError) as refused:
         make_transport(tokens).post_json("__call__", {})
+    assert_fix(refused, "Profile & Settings → Credentials", "Authorize")
 
 
 def test_a_later_attempt_may_renew_again_but_a_renewed_credential_refused_at_once_fails(mocked):
@@ -137,8 +139,9 @@ def test_a_later_attempt_may_renew_again_but_a_renewed_credential_refused_at_onc
     add_json(mocked, 401, {})
     transport = make_transport()
     transport.post_json("__call__", {})
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(AuthenticationError) as refused:
         transport.post_json("__call__", {})
+    assert_fix(refused, "Re-authorise", "Credentials")
     assert len(mocked.calls) == 5
 
 

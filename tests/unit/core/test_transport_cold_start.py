@@ -10,6 +10,7 @@ import pytest
 import requests
 import responses
 
+from error_checks import assert_fix
 from spcs_llm.core.auth import Credential
 from spcs_llm.core.config import DEFAULT_COLD_START_TIMEOUT, EndpointConfig, parse_endpoint
 from spcs_llm.core.errors import (
@@ -151,6 +152,7 @@ def test_a_503_from_a_service_that_just_answered_is_overload_with_the_ordinary_b
     with pytest.raises(ServiceUnavailableError) as info:
         transport.post_json("encode", {"data": []})
     assert not isinstance(info.value, ServiceResumeTimeoutError)
+    assert_fix(info, "ALTER SERVICE <service> RESUME")
     assert len(responses.calls) == 1 + 3  # max_attempts
 
 
@@ -161,6 +163,7 @@ def test_a_cold_start_wait_of_zero_leaves_502_to_the_ordinary_budget(fake_time):
     with pytest.raises(ServiceUnavailableError) as info:
         make_transport(fake_time, cold_start_timeout=0.0).post_json("encode", {"data": []})
     assert not isinstance(info.value, ServiceResumeTimeoutError) and info.value.status == 502
+    assert_fix(info, "ALTER SERVICE <service> RESUME")
     assert len(responses.calls) == 3
 
 
@@ -192,8 +195,9 @@ def test_embeddings_stop_at_once_when_the_service_never_resumes():
         "auth_type": "service", "service_preset": {"service_auth": "pat", "pat": "pat-secret-for-cold-start"},
         "endpoint": BASE, "cold_start_timeout": 0.001, "rows_per_request": 1, "max_parallelism": 1,
     })
-    with pytest.raises(ServiceResumeTimeoutError):
+    with pytest.raises(ServiceResumeTimeoutError) as info:
         EmbeddingClient(config).embed(["a", "b", "c"])
+    assert_fix(info, "'Cold-start wait (s)'", "MIN_INSTANCES = 1")
     assert len(responses.calls) <= 4  # the batch that failed and at most the one already started, not all three
 
 
@@ -246,6 +250,7 @@ def test_an_endpoint_that_answered_before_gets_no_grant_retry(fake_time):
         responses.add(responses.POST, URL, status=401, json={"message": "Unauthorized"})
     transport = make_transport(fake_time)
     transport.post_json("encode", {"data": []})
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(AuthenticationError) as info:
         transport.post_json("encode", {"data": []})
+    assert_fix(info, "Re-authorise", "Credentials")
     assert len(responses.calls) == 3 and fake_time.sleeps == []

@@ -8,6 +8,7 @@ import pytest
 import requests
 import responses
 
+from error_checks import assert_fix
 from spcs_llm.core.auth import Credential
 from spcs_llm.core.config import EndpointConfig
 from spcs_llm.core.errors import (
@@ -84,8 +85,9 @@ def test_retryable_status_is_retried_then_succeeds(mocked, fake_time, status):
 def test_jitter_is_full_and_capped(mocked, fake_time):
     add_status(mocked, 504, times=6)
     rng = CeilingRandom()
-    with pytest.raises(ServiceUnavailableError):
+    with pytest.raises(ServiceUnavailableError) as info:
         make_transport(fake_time, rng=rng, initial_backoff=1.0, max_backoff=5.0).post_json("predict", {})
+    assert_fix(info, "ALTER SERVICE <service> RESUME")
     assert rng.ranges[:5] == [(0.0, 1.0), (0.0, 2.0), (0.0, 4.0), (0.0, 5.0), (0.0, 5.0)]
     assert fake_time.sleeps == [1.0, 2.0, 4.0, 5.0, 5.0]
 
@@ -116,6 +118,7 @@ def test_retry_after_seconds_is_honoured_and_stops_at_the_time_budget(mocked, fa
     assert fake_time.sleeps == [4.0, 4.0, 2.0]  # the last wait is cut to the remaining budget
     assert len(mocked.calls) == 4
     assert info.value.status == 429
+    assert_fix(info, "'Max parallelism'")
 
 
 def test_retry_after_http_date_is_honoured_and_capped(mocked, fake_time):
@@ -145,6 +148,9 @@ def test_client_errors_are_never_retried(mocked, fake_time, status, error):
         make_transport(fake_time).post_json("predict", {})
     assert len(mocked.calls) == 1 and fake_time.sleeps == []
     assert info.value.status == status
+    remedies = {RequestRejectedError: "SHOW FUNCTIONS IN MODEL", EndpointNotFoundError: "SHOW ENDPOINTS IN SERVICE",
+                PayloadTooLargeError: "'Rows per request'"}
+    assert_fix(info, remedies[error])
 
 
 def test_connection_error_is_retried(mocked, fake_time):
@@ -191,12 +197,14 @@ def test_403_is_retried_while_the_endpoint_never_answered_2xx(mocked, fake_time)
     with pytest.raises(PermissionDeniedError) as info:  # routing works now: 403 is a missing grant
         transport.post_json("predict", {})
     assert len(mocked.calls) == 4 and info.value.status == 403
+    assert_fix(info, "GRANT SERVICE ROLE", "ALL_ENDPOINTS_USAGE")
 
 
 def test_403_window_is_bounded(mocked, fake_time):
     add_status(mocked, 403, times=10, body='{"error": "forbidden"}')
-    with pytest.raises(PermissionDeniedError):
+    with pytest.raises(PermissionDeniedError) as info:
         make_transport(fake_time, initial_backoff=2.0, max_backoff=2.0, deploy_403_window=5.0).post_json("predict", {})
+    assert_fix(info, "GRANT SERVICE ROLE", "ALL_ENDPOINTS_USAGE")
     assert fake_time.sleeps == [2.0, 2.0, 2.0]  # 403 at t=6 is past the 5 s window
     assert len(mocked.calls) == 4
 

@@ -6,6 +6,7 @@ import threading
 import pytest
 import responses
 
+from error_checks import assert_fix
 from spcs_llm.core.errors import AuthenticationError, RequestRejectedError
 from spcs_llm.spcs.config import parse_embedding_config
 from spcs_llm.spcs.embeddings import EmbeddingClient
@@ -143,8 +144,9 @@ def test_wrong_dimension_is_a_row_error():
 @responses.activate
 def test_endpoint_level_errors_are_raised():
     responses.add(responses.POST, f"{ENDPOINT}/encode", status=401, json={"code": "390104", "message": "login again"})
-    with pytest.raises(AuthenticationError):
+    with pytest.raises(AuthenticationError) as refused:
         make_client().embed(["a", "b", "c", "d", "e"])
+    assert_fix(refused, "SHOW USER PROGRAMMATIC ACCESS TOKENS")
 
 
 @responses.activate
@@ -153,8 +155,9 @@ def test_signature_mismatch_is_not_bisected():
         responses.POST, f"{ENDPOINT}/encode", status=400,
         json={"error": "Input data columns do not match the model signature"},
     )
-    with pytest.raises(RequestRejectedError):
+    with pytest.raises(RequestRejectedError) as refused:
         make_client().embed([f"t{i}" for i in range(8)])
+    assert_fix(refused, "'Request format'", "SHOW FUNCTIONS IN MODEL")
     assert len(responses.calls) <= 2
 
 

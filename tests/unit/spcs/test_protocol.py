@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from error_checks import assert_fix
 from spcs_llm.core.errors import BadResponseError, RequestRejectedError
 from spcs_llm.spcs.protocol import (
     ChatOutput,
@@ -94,8 +95,9 @@ def test_unwrap_quotes_the_server_error_when_there_is_one():
     [[[3, {}]], [[-1, {}]], [["0", {}]], [[True, {}]], [[0, {}], [0, {}]], [[0]], [{"row": 0}]],
 )
 def test_unwrap_refuses_bad_indices_duplicates_and_malformed_rows(data):
-    with pytest.raises(BadResponseError):
+    with pytest.raises(BadResponseError) as caught:
         unwrap({"data": data}, 2)
+    assert_fix(caught, "endpoint URL", "'Service protocol'")
 
 
 def test_payload_size_is_the_byte_length_of_the_json_sent():
@@ -178,8 +180,10 @@ def test_openai_row_joins_existing_text_parts_into_one():
     [[], [{"content": "no role"}], [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]],
 )
 def test_openai_row_refuses_unusable_messages(messages):
-    with pytest.raises(RequestRejectedError):
+    with pytest.raises(RequestRejectedError) as refused:
         openai_chat_row(messages, GenerationParams())
+    remedy = "at least one user message" if not messages else "a role" if "role" not in messages[0] else "plain text"
+    assert_fix(refused, remedy)
 
 
 def test_text_generation_row_maps_params_to_hf_names():
@@ -237,8 +241,9 @@ def test_openai_output_with_null_or_part_list_content():
     parts = {**OPENAI_OUTPUT, "choices": [{"message": {"content": two_parts}}]}
     assert parse_chat_output(null).text == ""
     assert parse_chat_output(parts).text == "ab"
-    with pytest.raises(BadResponseError):
+    with pytest.raises(BadResponseError) as caught:
         parse_chat_output({**OPENAI_OUTPUT, "choices": [{"message": {"content": 42}}]})
+    assert_fix(caught, "'Service protocol'", "SHOW FUNCTIONS IN MODEL")
 
 
 def test_openai_output_without_usage_has_none():
@@ -290,8 +295,9 @@ def test_embedding_row_is_one_positional_column():
 
 
 def test_embedding_row_refuses_non_text():
-    with pytest.raises(RequestRejectedError):
+    with pytest.raises(RequestRejectedError) as refused:
         embedding_row(None)
+    assert_fix(refused, "as strings")
 
 
 @pytest.mark.parametrize(
@@ -321,8 +327,10 @@ def test_predict_outputs_give_the_vector(row_output):
     ],
 )
 def test_bad_embeddings_are_refused(row_output):
-    with pytest.raises(BadResponseError):
+    with pytest.raises(BadResponseError) as caught:
         parse_embedding_output(row_output, protocol="encode")
+    invalid_numbers = "NaN" in str(row_output) or "inf" in str(row_output)
+    assert_fix(caught, "invalid numbers" if invalid_numbers else "'Service protocol'")
 
 
 def test_server_text_quoted_in_errors_carries_no_registered_secret():
