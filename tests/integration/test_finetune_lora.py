@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from error_checks import assert_fix
 from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.deploy.finetune.training import (
     LoraSettings,
@@ -89,5 +90,6 @@ def test_only_the_response_and_its_eos_are_trained_on():
 
 @pytest.mark.parametrize("bad", [{"rank": 0}, {"max_steps": 0}, {"learning_rate": 0.0}])
 def test_bad_lora_settings_are_configuration_errors(bad):
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError) as refused:
         LoraSettings(**bad)
+    assert_fix(refused, {"rank": "rank 8", "max_steps": "max_steps=100", "learning_rate": "2e-4"}[next(iter(bad))])

@@ -47,8 +47,9 @@ def test_dss_settings_text_lists_what_to_paste():
 
 def test_attach_needs_the_admin_secret(local_stack):
     ready = {"account_url": local_stack.account_url, "services": local_stack.services}
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(ConfigurationError) as refused:
         LocalStack.attach(ready, "not-the-secret")
+    assert "Missing or wrong X-Local-Admin-Secret" in refused.value.message
     attached = LocalStack.attach(ready, local_stack._admin_secret)
     assert attached.issue_pat().startswith("ver:1-")
     attached.stop()  # does not stop a process it did not start
