@@ -153,11 +153,11 @@ Written by `bench/storm.py` (issue 13, point 3; issue 22). The service (`bench/s
 {settings['workers']} workers and a queue of {settings['queue']}, holds a worker {settings['row_ms']:g} ms per row and
 answers 429 once {settings['workers'] + settings['queue']} requests are admitted; a {settings['network_ms']:g} ms
 round trip comes before admission. Its capacity: {raw['capacity_rows_per_s']:.0f} rows/s ({settings['workers']}
-workers / {settings['row_ms']:g} ms per row). {raw['callers']} caller threads each make {raw['calls_per_caller']} calls of
-{raw['rows_per_call']} texts through the `spcs-embeddings` component. `adaptive` and `fixed` set 'Max
-parallelism' {raw['callers']} and turn cross-call coalescing off ('Coalescing window (ms)' 0) so that each call is its own
-request; `fixed` also switches the limiter's feedback off in the bench process and pins its bound at
-{raw['callers']} (the limiter before issue 13); `defaults` is the component with every setting at its llm.json
+workers / {settings['row_ms']:g} ms per row). {raw['callers']} caller threads each make
+{raw['calls_per_caller']} calls of {raw['rows_per_call']} texts through the `spcs-embeddings` component. `adaptive`
+and `fixed` set 'Max parallelism' {raw['callers']} and turn cross-call coalescing off ('Coalescing window (ms)' 0)
+so that each call is its own request; `fixed` also switches the limiter's feedback off in the bench process and
+pins its bound at {raw['callers']} (the limiter before issue 13); `defaults` is the component with every setting at its llm.json
 default ('Max parallelism' {raw.get('default_ceiling', '?')}, a ceiling; 5 ms coalescing window; 6 attempts,
 back-off from 1 s with full jitter).
 

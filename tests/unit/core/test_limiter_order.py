@@ -30,7 +30,7 @@ def test_a_releasing_thread_queues_behind_the_threads_already_waiting():
         thread = threading.Thread(target=caller, args=(name,))
         thread.start()
         threads.append(thread)
-        _until(lambda: limiter.waiting == number, f"{name} to queue")
+        _until(lambda queued=number: limiter.waiting == queued, f"{name} to queue")
     # Release and ask again without letting go of the limiter's lock in between: the woken waiter cannot run first,
     # which is the race a busy thread wins in practice. First come, first served: main must still wait its turn.
     with limiter._condition:
@@ -51,7 +51,7 @@ def test_a_wider_limit_lets_several_queued_threads_in_at_once():
     threads = [threading.Thread(target=lambda: (limiter.acquire(), inside.wait(), limiter.release())) for _ in range(2)]
     for number, thread in enumerate(threads, start=1):
         thread.start()
-        _until(lambda: limiter.waiting == number, "the waiters to queue")
+        _until(lambda queued=number: limiter.waiting == queued, "the waiters to queue")
     limiter.resize(3)  # two more slots: the first in line takes one and must let the second in too
     inside.wait()
     for thread in threads:
