@@ -158,8 +158,8 @@ workers / {settings['row_ms']:g} ms per row). {raw['callers']} caller threads ea
 and `fixed` set 'Max parallelism' {raw['callers']} and turn cross-call coalescing off ('Coalescing window (ms)' 0)
 so that each call is its own request; `fixed` also switches the limiter's feedback off in the bench process and
 pins its bound at {raw['callers']} (the limiter before issue 13); `defaults` is the component with every setting
-at its llm.json default ('Max parallelism' {raw.get('default_ceiling', '?')}, a ceiling; 5 ms coalescing window; 6 attempts,
-back-off from 1 s with full jitter).
+at its llm.json default ('Max parallelism' {raw.get('default_ceiling', '?')}, a ceiling; 5 ms coalescing window;
+6 attempts, back-off from 1 s with full jitter).
 
 """ + result_sections(goals, table, per_round, raw.get('reading', ''), raw['facts'])
 
