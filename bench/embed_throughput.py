@@ -34,12 +34,15 @@ from benchkit import (
     markdown_table,
     mixed_corpus,
     pat_config,
+    shipped_default,
     snowflake_token_header,
     standin,
     timed,
     write_result,
 )
 from spcs_standin.harness import load_component
+
+SHIPPED = ("max_parallelism", "rows_per_request", "max_request_bytes", "coalesce_window_ms")  # llm.json defaults
 
 CASES = ("a", "b_0ms", "c_0ms", "b_rtt", "c_rtt")
 
@@ -134,7 +137,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  service_workers={"embed": args.embed_workers}) as stack:
         endpoint = stack.service_url("embed")
         pat = stack.issue_pat()
-        plugin = load_component("spcs-embeddings", pat_config(endpoint, pat))
+        shipped = {name: shipped_default("spcs-embeddings", name) for name in SHIPPED}  # as DSS fills them in
+        plugin = load_component("spcs-embeddings", pat_config(endpoint, pat, **shipped))
         settings = {"rows_per_request": plugin.adapter.client.config.rows_per_request,
                     "max_parallelism": plugin.adapter.client.config.endpoint.max_parallelism}
         reference = ReferenceEmbedder(endpoint, pat)
@@ -205,9 +209,8 @@ def report(result: dict[str, Any]) -> str:
     rate, ratio, rtt = result["texts_per_s"], result["ratios"], result["rtt_ms"]
     in_process, stats = result["in_process"], result["standin_stats"]
     goals = [
-        Goal("(b)/(a), no added latency", ratio["b/a 0ms"], 0.90),
-        Goal(f"(b)/(a), {rtt:g} ms round trip", ratio["b/a rtt"], 0.85),
-        Goal(f"(b)/(c), {rtt:g} ms round trip", ratio["b/c rtt"], 30.0),
+        Goal("(b)/(a), no added latency", ratio["b/a 0ms"], 0.95),  # issue 22: >= 0.95x in-process at defaults
+        Goal(f"(b)/(a), {rtt:g} ms round trip", ratio["b/a rtt"], 0.95),
     ]
     rows = [
         ["(a) in-process sentence-transformers", f"{rate['a']:.1f}", "1.00", f"{rate['a'] / rate['c_0ms']:.1f}"],
@@ -272,13 +275,16 @@ case embeds every text once), so that a change of machine load weighs on all of 
 def _explanation(result: dict[str, Any], goals: list[Goal]) -> str:
     rate, rtt = result["texts_per_s"], result["rtt_ms"]
     lines = []
-    if not goals[2].met:
+    if ratio_bc := result["ratios"]["b/c rtt"]:  # (b)/(c) >= 30x was retired as a goal (issue 22)
         batched_ms, serial_ms = 1000 / rate["a"], 1000 / rate["c_0ms"]
         needed_ms = rtt / (30 - serial_ms / batched_ms) if serial_ms / batched_ms < 30 else 0.0
         lines.append(
-            f"**Why (b)/(c) ≥ 30× cannot hold on this machine.** The reference pays the {rtt:g} ms round trip once "
-            f"per text; the plugin pays it once per {result['plugin_settings']['rows_per_request']} texts with "
-            f"{result['plugin_settings']['max_parallelism']} requests in flight, so it hides the hop (compare its two "
+            f"**Retired goal: (b)/(c) ≥ 30×** (issue 22; measured here {ratio_bc:.2f}×, kept as a figure in the "
+            f"results, no longer a goal). Why it could not hold on this machine: The reference pays the {rtt:g} ms "
+            f"round trip once per text; the plugin pays it once per "
+            f"{result['plugin_settings']['rows_per_request']} texts with up to "
+            f"{result['plugin_settings']['max_parallelism']} requests in flight ('Max parallelism', a ceiling), so it "
+            f"hides the hop (compare its two "
             f"rows). But no client embeds faster than the model, so beyond this run's noise (b)/(c) cannot exceed "
             f"(a)/(c) = {result['ratios']['a/c rtt (ceiling of b/c)']:.1f}×. Here the model needs "
             f"{batched_ms:.1f} ms per text in batches and the serial reference {serial_ms:.1f} ms per text without "
