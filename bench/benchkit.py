@@ -226,7 +226,7 @@ class LimiterSampler:
         self._cpu = self._wall = 0.0
 
     def _run(self) -> None:
-        from spcs_llm.core.transport import endpoint_state
+        from spcs_llm.core.endpoint_state import endpoint_state
 
         while not self._stop.wait(self.period):
             state = endpoint_state(self.url)

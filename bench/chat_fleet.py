@@ -44,7 +44,7 @@ from benchkit import (
     timed,
     write_result,
 )
-from spcs_llm.core.transport import reset_endpoint_registry
+from spcs_llm.core.endpoint_state import reset_endpoint_registry
 from spcs_llm.deploy.services.connection import max_parallelism_ceiling
 from spcs_llm.spcs.dss_adapter import params_from_settings
 from spcs_llm.spcs.protocol import dump_body, envelope, openai_chat_row

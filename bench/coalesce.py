@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from benchkit import Goal, bench_main, machine_facts, markdown_table, pat_config, result_sections, shipped_default
-from spcs_llm.core.transport import reset_endpoint_registry
+from spcs_llm.core.endpoint_state import reset_endpoint_registry
 from spcs_standin.harness import load_component
 from storm_server import configure, fixed_capacity_service, stats
 

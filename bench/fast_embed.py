@@ -52,7 +52,8 @@ from benchkit import (
 )
 from embed_throughput import ReferenceEmbedder, plugin_embed
 from spcs_llm.core import json_codec
-from spcs_llm.core.transport import CallResult, reset_endpoint_registry
+from spcs_llm.core.endpoint_state import reset_endpoint_registry
+from spcs_llm.core.transport import CallResult
 from spcs_llm.dss.embedding import EmbeddingRow, embedding_response, unembeddable_reason
 from spcs_llm.spcs.config import parse_embedding_config
 from spcs_llm.spcs.embeddings import EmbeddingClient

@@ -37,8 +37,8 @@ from benchkit import (
     result_sections,
     shipped_default,
 )
+from spcs_llm.core.endpoint_state import endpoint_state, reset_endpoint_registry
 from spcs_llm.core.limiter import EndpointLimiter
-from spcs_llm.core.transport import endpoint_state, reset_endpoint_registry
 from spcs_standin.harness import load_component
 from storm_server import configure, fixed_capacity_service, stats
 

@@ -24,7 +24,7 @@ def mocked():
     """HTTP mocked with ``responses`` on a clean endpoint registry (transport tests)."""
     import responses
 
-    from spcs_llm.core.transport import reset_endpoint_registry
+    from spcs_llm.core.endpoint_state import reset_endpoint_registry
 
     reset_endpoint_registry()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:

@@ -11,8 +11,9 @@ import threading
 import responses
 
 from spcs_llm.core import limiter as limiter_module
+from spcs_llm.core.endpoint_state import endpoint_state
 from spcs_llm.core.limiter import INITIAL_LIMIT, EndpointLimiter
-from spcs_llm.core.transport import Transport, endpoint_state
+from spcs_llm.core.transport import Transport
 from spcs_llm.spcs.config import parse_embedding_config
 from spcs_llm.spcs.embeddings import EmbeddingClient
 

@@ -5,8 +5,8 @@ from spcs_llm.core.auth.cache import TOKEN_CACHE
 from spcs_llm.core.auth.credential import Credential, Grant
 from spcs_llm.core.config import EndpointConfig
 from spcs_llm.core.cost import ledger_for
+from spcs_llm.core.endpoint_state import endpoint_state
 from spcs_llm.core.registry import REGISTRY, reset_process_state
-from spcs_llm.core.transport import endpoint_state
 from spcs_llm.spcs import chat, embeddings
 
 URL = "https://reg-org-acct.snowflakecomputing.app"

@@ -6,8 +6,9 @@ import responses
 
 from spcs_llm.core.auth import Credential
 from spcs_llm.core.config import EndpointConfig
+from spcs_llm.core.endpoint_state import reset_endpoint_registry
 from spcs_llm.core.errors import AuthenticationError, RequestRejectedError
-from spcs_llm.core.transport import Transport, reset_endpoint_registry
+from spcs_llm.core.transport import Transport
 from spcs_llm.spcs.config import parse_embedding_config
 from spcs_llm.spcs.dss_adapter import messages_from_query
 from spcs_llm.spcs.embeddings import EmbeddingClient

@@ -12,6 +12,7 @@ import responses
 from error_checks import assert_fix
 from spcs_llm.core.auth import Credential
 from spcs_llm.core.config import EndpointConfig
+from spcs_llm.core.endpoint_state import endpoint_state
 from spcs_llm.core.errors import (
     AuthenticationError,
     BadResponseError,
@@ -25,7 +26,7 @@ from spcs_llm.core.errors import (
 from spcs_llm.core.limiter import EndpointLimiter
 from spcs_llm.core.redaction import register_secret
 from spcs_llm.core.sse import EventStream
-from spcs_llm.core.transport import Transport, endpoint_state
+from spcs_llm.core.transport import Transport
 
 BASE = "https://abc-org-acct.snowflakecomputing.app"
 URL = f"{BASE}/__call__"

@@ -4,7 +4,7 @@ import pytest
 import responses
 
 from spcs_llm.core.auth import clear_token_cache
-from spcs_llm.core.transport import reset_endpoint_registry
+from spcs_llm.core.endpoint_state import reset_endpoint_registry
 
 
 @pytest.fixture(autouse=True)

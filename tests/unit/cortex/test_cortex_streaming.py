@@ -7,8 +7,8 @@ import pytest
 import responses
 from cortex_support import CHAT_URL, RecordingRaw, chat_client, sse
 
+from spcs_llm.core.endpoint_state import endpoint_state
 from spcs_llm.core.errors import BadResponseError
-from spcs_llm.core.transport import endpoint_state
 from spcs_llm.cortex.client import CortexChatRequest, CortexChatResult
 from spcs_llm.cortex.dss_adapter import CortexChatAdapter
 from spcs_llm.cortex.streaming import StreamedText, StreamEnd, read_chat_stream

@@ -11,9 +11,9 @@ import pytest
 import responses
 from test_chat_client import ENDPOINT, MESSAGES, make_client
 
+from spcs_llm.core.endpoint_state import endpoint_state
 from spcs_llm.core.errors import BadResponseError
 from spcs_llm.core.sse import EventStream
-from spcs_llm.core.transport import endpoint_state
 from spcs_llm.dss.generation import GenerationParams
 from spcs_llm.spcs.chat import ChatResult
 from spcs_llm.spcs.dss_adapter import ChatAdapter
