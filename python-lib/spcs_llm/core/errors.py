@@ -31,13 +31,15 @@ class ConfigurationError(SpcsLlmError):
 
 class CredentialMissingError(SpcsLlmError):
     default_fix = (
-        "Authorise your Snowflake credential in DSS: Profile & Settings → Credentials → the spcs-llm preset → Authorize."
+        "Authorise your Snowflake credential in DSS: Profile & Settings → Credentials → the spcs-llm preset → "
+        "Authorize."
     )
 
 
 class AuthenticationError(SpcsLlmError):
     default_fix = (
-        "Re-authorise in Profile & Settings → Credentials (OAuth), or check the PAT / key-pair user and role of the preset."
+        "Re-authorise in Profile & Settings → Credentials (OAuth), or check the PAT / key-pair user and role of the "
+        "preset."
     )
 
 
@@ -87,11 +89,13 @@ class BadResponseError(SpcsLlmError):
 
 
 class RequestRejectedError(SpcsLlmError):
-    default_fix = "Check the 'Service protocol' and route settings against the model's signature (SHOW FUNCTIONS IN MODEL)."
+    default_fix = ("Check the 'Service protocol' and route settings against the model's signature (SHOW FUNCTIONS IN "
+                   "MODEL).")
 
 
 class InputTooLongError(SpcsLlmError):
-    default_fix = "Shorten the input, split it into chunks (e.g. the Embed recipe's splitter), or lower max output tokens."
+    default_fix = ("Shorten the input, split it into chunks (e.g. the Embed recipe's splitter), or lower max output "
+                   "tokens.")
 
 
 class PayloadTooLargeError(RequestRejectedError):
@@ -103,13 +107,15 @@ class PayloadTooLargeError(RequestRejectedError):
 class DeploymentError(SpcsLlmError):
     """A model could not be logged or served in Snowflake (used by ``spcs_llm.deploy`` and ``spcs-llm deploy``)."""
 
-    default_fix = "Run `spcs-llm setup-sql`, apply it as ACCOUNTADMIN, then re-run `spcs-llm deploy` (it is idempotent)."
+    default_fix = ("Run `spcs-llm setup-sql`, apply it as ACCOUNTADMIN, then re-run `spcs-llm deploy` (it is "
+                   "idempotent).")
 
 
 class ServiceFailedError(DeploymentError):
     """The service reached FAILED / INTERNAL_ERROR; ``logs`` holds the tail of its container logs."""
 
-    default_fix = "Read the service logs above, fix the cause (pool size, GPU count, model id), then re-run with --replace."
+    default_fix = ("Read the service logs above, fix the cause (pool size, GPU count, model id), then re-run with "
+                   "--replace.")
 
     def __init__(self, message: str, *, logs: str = "", fix: str | None = None):
         self.logs = redact(logs)

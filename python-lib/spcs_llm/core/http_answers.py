@@ -32,7 +32,7 @@ from spcs_llm.core.errors import (
     TransportError,
 )
 from spcs_llm.core.redaction import redact
-from spcs_llm.core.retry import RetryableFailure
+from spcs_llm.core.retry import RetryableError
 
 # Snowflake codes meaning "not authenticated": 390104 user must login again, 390112 session expired,
 # 390318 OAuth access token expired (snowflake-connector network.py;
@@ -179,7 +179,7 @@ def error_for_status(url: str, status: int, text: str, *, profile: BackendProfil
     return profile.error(RequestRejectedError, f"{url} answered HTTP {status}.{said}", status=status)
 
 
-def error_for_exhausted(url: str, failure: RetryableFailure, attempts: int, elapsed: float, *,
+def error_for_exhausted(url: str, failure: RetryableError, attempts: int, elapsed: float, *,
                         profile: BackendProfile = PLAIN) -> SpcsLlmError:
     """The typed error once the retry policy gave up on a transient failure."""
     tried = f"after {attempts} attempt{'s' if attempts != 1 else ''} over {elapsed:.1f} s"
@@ -203,7 +203,7 @@ def error_for_exhausted(url: str, failure: RetryableFailure, attempts: int, elap
     return profile.error(TransportError, f"Could not reach {url} {tried} ({failure.detail}).")
 
 
-def resume_timed_out(url: str, failure: RetryableFailure, budget: float, elapsed: float, *,
+def resume_timed_out(url: str, failure: RetryableError, budget: float, elapsed: float, *,
                      profile: BackendProfile = PLAIN) -> ServiceResumeTimeoutError:
     """The cold-start budget ran out while the service still answered like one that is resuming."""
     last = failure.detail or failure.reason
@@ -252,7 +252,7 @@ def is_dns_failure(exc: BaseException) -> bool:
 
 def failure_for_exception(url: str, host: str, exc: requests.RequestException, read_timeout: float, *,
                           profile: BackendProfile = PLAIN) -> Exception:
-    """A ``RetryableFailure`` for connection failures, else the final typed error (never retried)."""
+    """A ``RetryableError`` for connection failures, else the final typed error (never retried)."""
     if is_read_timeout(exc):
         return profile.error(
             TransportError,
@@ -264,11 +264,11 @@ def failure_for_exception(url: str, host: str, exc: requests.RequestException, r
         return profile.error(EndpointNotFoundError, f"The host {host!r} was not found (DNS lookup failed) for {url}.")
     if isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.ConnectTimeout)):
         if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return RetryableFailure("connection", detail=f"connect timeout: {snippet(str(exc), 160)}")
+            return RetryableError("connection", detail=f"connect timeout: {snippet(str(exc), 160)}")
         # Snowflake's tests retry "connection refused" after RUNNING: the proxy is up before the model server.
         cold_start = is_refused_or_reset(exc)
         kind = "connection refused or reset" if cold_start else "connection error"
-        return RetryableFailure("connection", detail=f"{kind}: {snippet(str(exc), 160)}", cold_start=cold_start)
+        return RetryableError("connection", detail=f"{kind}: {snippet(str(exc), 160)}", cold_start=cold_start)
     return profile.error(
         TransportError, f"The request to {url} failed: {type(exc).__name__}: {snippet(str(exc), 160)}."
     )

@@ -41,7 +41,7 @@ class RetrySettings:
     grant_401_backoff: float = 4.0
 
 
-class RetryableFailure(Exception):
+class RetryableError(Exception):
     """One attempt's transient failure. ``reason`` is short and secret-free: "429", "503", "connection"."""
 
     def __init__(self, reason: str, *, status: int | None = None, retry_after: float | None = None,
@@ -153,9 +153,9 @@ class RetryPolicy:
         )
 
     def retrying(self) -> tenacity.Retrying:
-        """A tenacity ``Retrying`` that retries only ``RetryableFailure`` and re-raises the last one when spent."""
+        """A tenacity ``Retrying`` that retries only ``RetryableError`` and re-raises the last one when spent."""
         return tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(RetryableFailure),
+            retry=tenacity.retry_if_exception_type(RetryableError),
             wait=self._wait,
             stop=self._stop,
             sleep=self._sleep,

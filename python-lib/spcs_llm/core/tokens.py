@@ -115,7 +115,7 @@ class TokenCounter:
             return cls()
         try:
             return cls(_load(file))
-        except Exception as exc:  # tokenizers raises a bare Exception for malformed files
+        except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for a malformed file
             log.warning(
                 "Tokenizer file %s could not be loaded (%s); token counts will be estimates. Replace it with the "
                 "model's own tokenizer.json.",

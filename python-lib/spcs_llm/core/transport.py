@@ -33,7 +33,7 @@ from spcs_llm.core.http_answers import (
 )
 from spcs_llm.core.json_codec import loads as decode_json
 from spcs_llm.core.redaction import get_logger
-from spcs_llm.core.retry import RetryableFailure, RetryPolicy, RetrySettings, parse_retry_after
+from spcs_llm.core.retry import RetryableError, RetryPolicy, RetrySettings, parse_retry_after
 from spcs_llm.core.sse import EventStream
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class Transport:
             for attempt in policy.retrying():
                 with attempt:
                     answer = self._attempt(call)
-        except RetryableFailure as failure:
+        except RetryableError as failure:
             elapsed = self._clock() - call.started
             if failure.cold_start and policy.cold_start_seconds > 0:
                 raise resume_timed_out(display_url, failure, policy.cold_start_seconds, elapsed,
@@ -211,7 +211,7 @@ class Transport:
         # after a 502 in this call: the ingress waking the service. 429/504 and a warm 503 are overload.
         cold_start = status == 502 or (status == 503 and (call.resuming or not self.state.warm(now)))
         call.resuming = call.resuming or cold_start
-        raise RetryableFailure(
+        raise RetryableError(
             str(status), status=status, detail=f"HTTP {status} {answer.reason}".strip(), response_text=answer.text,
             retry_after=parse_retry_after(answer.headers.get("Retry-After"), self._wall_clock()),
             cold_start=cold_start,
@@ -249,7 +249,7 @@ class Transport:
         except requests.RequestException as exc:
             failure = failure_for_exception(call.display_url, self.endpoint.host, exc, self.endpoint.read_timeout,
                                             profile=self.profile)
-            if isinstance(failure, RetryableFailure):
+            if isinstance(failure, RetryableError):
                 call.retry_reasons.append(failure.reason)
                 # Inferred: a refused connection is a resume only from an endpoint known to be a model service (it
                 # answered before, or this call saw it resuming); at first contact it is a wrong host or port, and

@@ -22,7 +22,7 @@ class EmbeddingRow:
 
     vector: list[float] | None = None
     error: str | None = None  # the row's message, as DSS shows it (``errorMessage``)
-    failure: SpcsLlmError | None = None  # the typed error behind ``error`` (its type, status and fix), if one was raised
+    failure: SpcsLlmError | None = None  # the typed error behind ``error`` (its type, status and fix), if raised
 
     @classmethod
     def failed(cls, label: int, failure: SpcsLlmError) -> EmbeddingRow:

@@ -131,7 +131,7 @@ class Coalescer(Generic[Row, Call]):
             siblings: list[tuple[Future[None], Batch]] = []
             for batch in batches:
                 siblings.append((self._pool.submit(self._send_shared, batch, siblings), batch))
-        except BaseException as failed:  # whatever went wrong, no caller may wait forever
+        except BaseException as failed:  # noqa: BLE001 - whatever went wrong, no caller may wait forever
             for demand in demands:
                 demand.error = demand.error or failed
                 demand.done.set()
@@ -143,7 +143,7 @@ class Coalescer(Generic[Row, Call]):
         """
         try:
             rows, calls = self._send([(demand.labels[position], demand.texts[position]) for demand, position in batch])
-        except Exception as failed:  # handed to the callers it concerns, raised in their own threads
+        except Exception as failed:  # noqa: BLE001 - handed to the callers it concerns, raised in their threads
             self._fail(_demands_of(batch), failed)
             for future, other in list(siblings):  # an endpoint-wide error: the batches not yet sent would fail alike
                 if future.cancel():

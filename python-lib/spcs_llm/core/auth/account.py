@@ -17,7 +17,7 @@ import requests
 from spcs_llm.core.errors import ConfigurationError, TransportError
 from spcs_llm.core.redaction import get_logger, redact
 from spcs_llm.core.registry import PROCESS, REGISTRY
-from spcs_llm.core.retry import RetryableFailure, RetryPolicy, RetrySettings, parse_retry_after
+from spcs_llm.core.retry import RetryableError, RetryPolicy, RetrySettings, parse_retry_after
 
 logger = get_logger(__name__)
 
@@ -72,7 +72,7 @@ class AccountClient:
                 with attempt:
                     attempts += 1
                     response = self._send(url, params=params, json_body=json_body, form=form, headers=headers)
-        except RetryableFailure as failure:
+        except RetryableError as failure:
             if failure.status is None:
                 raise TransportError(
                     f"Could not reach the Snowflake account at {self.account_url} for {purpose} ({failure.detail}).",
@@ -95,7 +95,7 @@ class AccountClient:
         return response
 
     def _send(self, url: str, **request: Any) -> requests.Response:
-        """One attempt; connection failures, 429 and 5xx become ``RetryableFailure`` (429/503 with Retry-After)."""
+        """One attempt; connection failures, 429 and 5xx become ``RetryableError`` (429/503 with Retry-After)."""
         try:
             response = self.session.post(
                 url,
@@ -107,12 +107,12 @@ class AccountClient:
                 allow_redirects=False,
             )
         except (requests.ConnectionError, requests.Timeout) as error:
-            raise RetryableFailure(
+            raise RetryableError(
                 "connection", detail=f"{type(error).__name__}: {redact(error)[:300]}"
             ) from None
         status = response.status_code
         if status == 429 or status >= 500:
-            raise RetryableFailure(
+            raise RetryableError(
                 str(status), status=status, detail=f"HTTP {status}",
                 retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()),
             )
