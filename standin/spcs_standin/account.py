@@ -219,7 +219,8 @@ class AccountApp:
         master_token = snowflake_token(request.headers.get("authorization"))
         master = self.credentials.lookup(master_token) if master_token else None
         if master is None or master.kind is not TokenKind.MASTER or master.expired():
-            return gs_failure(MASTER_TOKEN_EXPIRED, "Authentication token has expired. The user must authenticate again.")
+            return gs_failure(MASTER_TOKEN_EXPIRED,
+                              "Authentication token has expired. The user must authenticate again.")
         try:
             body = await request.json()
         except ValueError:
@@ -232,7 +233,8 @@ class AccountApp:
         if kind == "RENEW":
             old = self.credentials.lookup(str(body.get("oldSessionToken", "")))
             if old is None or old.kind is not TokenKind.SESSION or old.user != master.user:
-                return gs_failure(SESSION_EXPIRED, "Session no longer exists. New login required to access the service.")
+                return gs_failure(SESSION_EXPIRED,
+                                  "Session no longer exists. New login required to access the service.")
             self.credentials.revoke(str(body["oldSessionToken"]))
         # Renew answer fields: sessionToken / validityInSecondsST / masterToken / validityInSecondsMT
         # (Snowflake's Go/.NET/Node drivers' RenewSessionResponseData; data.sessionToken as in Snowflake's SPCS

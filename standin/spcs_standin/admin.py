@@ -23,7 +23,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class AdminApp:
-    def __init__(self, settings: StandinSettings, credentials: CredentialStore, services: dict[str, ServiceState]) -> None:
+    def __init__(self, settings: StandinSettings, credentials: CredentialStore,
+                 services: dict[str, ServiceState]) -> None:
         self.settings = settings
         self.credentials = credentials
         self.services = services

@@ -43,7 +43,7 @@ REQUEST_ID_HEADER = "x-snowflake-request-id"
 _DONE = object()
 
 
-class BadRequest(Exception):
+class BadRequestError(Exception):
     """A 400: the message is returned to the caller."""
 
 
@@ -159,7 +159,7 @@ class CortexApp:
         loop = asyncio.get_running_loop()
         try:
             plan = await loop.run_in_executor(self.pool, self._plan, model, body)
-        except BadRequest as bad:
+        except BadRequestError as bad:
             return self._refuse(Refusal(400, str(bad)), request_id)
         self.access.stats.statuses[200] += 1
         headers = {REQUEST_ID_HEADER: request_id}
@@ -176,44 +176,44 @@ class CortexApp:
         spec = CORTEX_MODELS[model]
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-            raise BadRequest("'messages' must be a non-empty array of message objects.")
+            raise BadRequestError("'messages' must be a non-empty array of message objects.")
         tools = body.get("tools") or []
         choice = body.get("tool_choice")
         if tools and not spec.can_call_tools:
             # Tool calling is offered for Claude and OpenAI models only (https://docs.snowflake.com/en/user-guide/
             # snowflake-cortex/cortex-rest-api, as remembered, not re-read). Inferred: a request with tools for another
             # model is refused rather than answered without them.
-            raise BadRequest(f"Model {model} does not support tool calling.")
+            raise BadRequestError(f"Model {model} does not support tool calling.")
         if choice not in (None, "auto", "none") and not tools:  # inferred: OpenAI's rule, refused likewise
-            raise BadRequest("'tool_choice' needs 'tools'.")
+            raise BadRequestError("'tool_choice' needs 'tools'.")
         try:
             messages, images = see_images(messages, model, spec.accepts_images)
         except ImageRefusedError as refused:
-            raise BadRequest(str(refused)) from None
+            raise BadRequestError(str(refused)) from None
         self.access.stats.images += len(images)
         engine = self.models.chat(model)
         try:
             prompt_ids = engine.prompt_ids(_template_messages(messages), None if choice == "none" else tools)
         except Exception as exc:  # noqa: BLE001 (a template error names the offending message)
-            raise BadRequest(f"The messages cannot be rendered for {model}: {exc}") from None
+            raise BadRequestError(f"The messages cannot be rendered for {model}: {exc}") from None
         requested = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
         if not isinstance(requested, int) or requested < 1:  # inferred: the strict reading of a token count
-            raise BadRequest("'max_completion_tokens' must be a positive integer.")
+            raise BadRequestError("'max_completion_tokens' must be a positive integer.")
         # Inferred: a prompt longer than the model's context is a 400 (as vLLM answers); the completion is capped to
         # what is left of the context.
         room = engine.context_tokens - len(prompt_ids)
         if room <= 0:
-            raise BadRequest(f"The prompt has {len(prompt_ids)} tokens; {model} takes at most "
+            raise BadRequestError(f"The prompt has {len(prompt_ids)} tokens; {model} takes at most "
                              f"{engine.context_tokens}.")
         stop = body.get("stop") or []
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
-            raise BadRequest("'stream' must be true or false.")
+            raise BadRequestError("'stream' must be true or false.")
         try:
             # Inferred: Cortex COMPLETE's temperature defaults to 0 (greedy), so the tiny models answer the same way.
             temperature, top_p = float(body.get("temperature") or 0.0), float(body.get("top_p") or 1.0)
         except (TypeError, ValueError):
-            raise BadRequest("'temperature' and 'top_p' must be numbers.") from None
+            raise BadRequestError("'temperature' and 'top_p' must be numbers.") from None
         return ChatPlan(model=model, engine=engine, prompt_ids=prompt_ids, max_tokens=min(requested, room),
                         temperature=temperature, top_p=top_p,
                         stop=[stop] if isinstance(stop, str) else [s for s in stop if s],
@@ -334,17 +334,17 @@ def _reasoning(model: str, body: dict[str, Any], max_tokens: int) -> str:
     reasoning = body.get("reasoning")
     if effort is not None:
         if not model.startswith("openai-"):
-            raise BadRequest(f"'reasoning_effort' is not supported for model {model}.")
+            raise BadRequestError(f"'reasoning_effort' is not supported for model {model}.")
         if effort not in ("low", "medium", "high"):
-            raise BadRequest("'reasoning_effort' must be low, medium or high.")
+            raise BadRequestError("'reasoning_effort' must be low, medium or high.")
         return f"Reasoning with {effort} effort."
     if reasoning is None:
         return ""
     if not model.startswith("claude-"):
-        raise BadRequest(f"'reasoning' is not supported for model {model}.")
+        raise BadRequestError(f"'reasoning' is not supported for model {model}.")
     budget = reasoning.get("max_tokens") if isinstance(reasoning, dict) else None
     if not isinstance(budget, int) or budget < 1024 or budget >= max_tokens:
-        raise BadRequest("'reasoning.max_tokens' must be an integer of at least 1024 and below max_tokens.")
+        raise BadRequestError("'reasoning.max_tokens' must be an integer of at least 1024 and below max_tokens.")
     return f"Thinking within a budget of {budget} tokens."
 
 

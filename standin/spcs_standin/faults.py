@@ -76,7 +76,8 @@ class ServiceState:
     def set_faults(self, **knobs: Any) -> FaultKnobs:
         unknown = set(knobs) - FaultKnobs.names()
         if unknown:
-            raise ConfigurationError(f"Unknown fault knob(s): {sorted(unknown)}.", fix=f"Use {sorted(FaultKnobs.names())}.")
+            raise ConfigurationError(f"Unknown fault knob(s): {sorted(unknown)}.",
+                                     fix=f"Use {sorted(FaultKnobs.names())}.")
         self.knobs = replace(self.knobs, **knobs)
         if "seed" in knobs:
             self.rng = random.Random(self.knobs.seed)

@@ -2,7 +2,8 @@
 
 ``dataiku.llm.python`` ships only inside DSS (Dataiku developer guide, "Creating a custom LLM Connection"), so
 this registers minimal base classes under that name, imports ``python-llms/<id>/llm.py`` from its path as DSS
-does, instantiates the one ``BaseLLM``/``BaseEmbeddingModel`` subclass it defines, and calls ``set_config(config, plugin_config)``.
+does, instantiates the one ``BaseLLM``/``BaseEmbeddingModel`` subclass it defines, and calls
+``set_config(config, plugin_config)``.
 When the real ``dataiku`` package is importable (inside DSS), it is left alone.
 """
 

@@ -48,7 +48,7 @@ _BAD_GATEWAY_PAGE = ("<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<
                      "<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n")
 
 
-class DropConnection(Exception):
+class DropConnection(Exception):  # noqa: N818 - not an error: the fault injector's order to hang up
     """Raised to close the client's socket without any response (fault injection)."""
 
     def __init__(self, reset: bool = False) -> None:

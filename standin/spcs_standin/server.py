@@ -44,7 +44,8 @@ class ReadyInfo:
     pid: int
 
     def to_json(self) -> str:
-        return json.dumps({"event": "ready", "account_url": self.account_url, "services": self.services, "pid": self.pid})
+        return json.dumps({"event": "ready", "account_url": self.account_url, "services": self.services,
+                           "pid": self.pid})
 
 
 def _bind(port: int) -> socket.socket:

@@ -9,7 +9,7 @@ import argparse
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 from spcs_llm.core.errors import ConfigurationError
 
@@ -17,7 +17,7 @@ ServiceKind = Literal["openai_chat", "text_generation", "encode", "custom_predic
 ModelName = Literal["chat", "embed"]
 # snowml InferenceEngine values "python_generic" / "vllm" (snowflake/ml/model/inference_engine.py).
 Engine = Literal["python", "vllm"]
-ResumeAnswer = Union[int, Literal["refuse"]]
+ResumeAnswer = int | Literal["refuse"]
 RESUME_ANSWERS: tuple[ResumeAnswer, ...] = (503, 502, "refuse")
 ADMIN_SECRET_ENV = "SPCS_LLM_LOCAL_ADMIN_SECRET"
 _TTL_FLAGS = ("authorization_code", "oauth_access", "oauth_refresh", "session", "master", "exchanged", "pat")
@@ -143,7 +143,8 @@ class StandinSettings:
             if spec.name == name:
                 return spec
         raise ConfigurationError(
-            f"The stand-in has no service named {name!r}.", fix=f"Use one of: {', '.join(s.name for s in self.services)}."
+            f"The stand-in has no service named {name!r}.",
+            fix=f"Use one of: {', '.join(s.name for s in self.services)}.",
         )
 
 
@@ -180,7 +181,8 @@ def settings_from_args(args: argparse.Namespace) -> StandinSettings:
     preload = tuple(p.strip() for p in args.preload.split(",") if p.strip())
     unknown = [p for p in preload if p not in ("chat", "embed")]
     if unknown:
-        raise ConfigurationError(f"Unknown model(s) to preload: {unknown}.", fix="Use --preload chat,embed or a subset.")
+        raise ConfigurationError(f"Unknown model(s) to preload: {unknown}.",
+                                 fix="Use --preload chat,embed or a subset.")
     if args.workers < 1 or args.queue < 0:
         raise ConfigurationError("Workers must be ≥ 1 and queue ≥ 0.", fix="Pass e.g. --workers 2 --queue 2.")
     if args.cold_start < 0:

@@ -65,7 +65,8 @@ class LocalStack:
             args += [f"--ttl-{kind.replace('_', '-')}", str(seconds)]
         args += list(extra_args)
         env = {**os.environ, ADMIN_SECRET_ENV: admin_secret,
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(_PYTHON_LIB), str(_STANDIN), os.environ.get("PYTHONPATH")]))}
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(_PYTHON_LIB), str(_STANDIN),
+                                                           os.environ.get("PYTHONPATH")]))}
         stderr = open(stderr_path, "w") if stderr_path else None
         process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
         if stderr is not None:
@@ -225,8 +226,10 @@ def _read_ready_line(process: subprocess.Popen[str], timeout: float) -> dict[str
             line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             process.kill()
-            raise TransportError(f"The local stand-in was not ready within {timeout:.0f} s.",
-                                 fix="Look at its stderr; the first start builds the tiny model (about 10 s).") from None
+            raise TransportError(
+                f"The local stand-in was not ready within {timeout:.0f} s.",
+                fix="Look at its stderr; the first start builds the tiny model (about 10 s).",
+            ) from None
         if not line:
             raise TransportError(f"The local stand-in exited with status {process.wait()} before it was ready.",
                                  fix="Look at its stderr above for the reason.")
