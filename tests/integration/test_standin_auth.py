@@ -104,7 +104,8 @@ def test_login_request_session_and_renew(local_stack, snowflake_auth):
     data = login["data"]
     assert data["validityInSeconds"] == 3600 and data["masterValidityInSeconds"] == 14_400
     session = snowflake_auth(data["token"])
-    assert requests.post(f"{local_stack.chat_url}/__call__", json=CHAT_BODY, headers=session, timeout=30).status_code == 200
+    assert requests.post(f"{local_stack.chat_url}/__call__", json=CHAT_BODY, headers=session,
+                         timeout=30).status_code == 200
 
     renewal = {"oldSessionToken": data["token"], "requestType": "RENEW"}
     # the connector's spelling is requestId (network.py); request_id, the login-request's, is refused here
@@ -114,8 +115,9 @@ def test_login_request_session_and_renew(local_stack, snowflake_auth):
                           params={"requestId": "0"}, headers=snowflake_auth(data["masterToken"]), json=renewal).json()
     assert renew["success"] is True and renew["data"]["validityInSecondsST"] == 3600
     renewed = snowflake_auth(renew["data"]["sessionToken"])
-    assert requests.post(f"{local_stack.chat_url}/__call__", json=CHAT_BODY, headers=renewed, timeout=30).status_code == 200
-    assert requests.post(f"{local_stack.chat_url}/__call__", json=CHAT_BODY, headers=session, timeout=30).status_code == 401
+    chat = f"{local_stack.chat_url}/__call__"
+    assert requests.post(chat, json=CHAT_BODY, headers=renewed, timeout=30).status_code == 200
+    assert requests.post(chat, json=CHAT_BODY, headers=session, timeout=30).status_code == 401
 
 
 def test_login_request_failure_codes(local_stack):
@@ -216,12 +218,13 @@ def test_bad_or_expired_token_is_401_login_again(local_stack, snowflake_auth, ca
 
 def test_role_without_the_service_role_is_403(clean_stack, snowflake_auth):
     public = snowflake_auth(clean_stack.issue_pat(role="PUBLIC"))
-    assert requests.post(f"{clean_stack.chat_url}/__call__", json=CHAT_BODY, headers=public, timeout=10).status_code == 403
+    chat = f"{clean_stack.chat_url}/__call__"
+    assert requests.post(chat, json=CHAT_BODY, headers=public, timeout=10).status_code == 403
     clean_stack.grant_role("chat", "PUBLIC")
-    assert requests.post(f"{clean_stack.chat_url}/__call__", json=CHAT_BODY, headers=public, timeout=30).status_code == 200
+    assert requests.post(chat, json=CHAT_BODY, headers=public, timeout=30).status_code == 200
     caller = snowflake_auth(clean_stack.issue_pat())
     clean_stack.revoke_role("chat", "SPCS_LLM_USER")
-    assert requests.post(f"{clean_stack.chat_url}/__call__", json=CHAT_BODY, headers=caller, timeout=10).status_code == 403
+    assert requests.post(chat, json=CHAT_BODY, headers=caller, timeout=10).status_code == 403
     clean_stack.revoke_role("chat", "PUBLIC")
 
 
@@ -229,8 +232,8 @@ def test_no_secret_reaches_the_stand_in_log(local_stack, standin_log, snowflake_
     pat = local_stack.issue_pat()
     login = _login(local_stack, local_stack.issue_oauth_token())
     requests.post(f"{local_stack.chat_url}/__call__", json={"data": "broken"}, headers=snowflake_auth(pat), timeout=10)
-    requests.post(f"{local_stack.chat_url}/__call__", json=CHAT_BODY, headers=snowflake_auth(login["data"]["masterToken"]),
-                  timeout=10)
+    requests.post(f"{local_stack.chat_url}/__call__", json=CHAT_BODY,
+                  headers=snowflake_auth(login["data"]["masterToken"]), timeout=10)
     log_text = standin_log.read_text()
     assert "401 on /__call__" in log_text  # the refused header was logged, redacted
     for secret in (pat, login["data"]["token"], login["data"]["masterToken"], CLIENT_SECRET):

@@ -39,7 +39,8 @@ def test_bad_settings_name_the_fix(argv):
 
 def test_dss_settings_text_lists_what_to_paste():
     settings = settings_from_args(_parse())
-    line = '{"event": "ready", "account_url": "http://127.0.0.1:1", "services": {"chat": "http://127.0.0.1:2"}, "pid": 3}'
+    line = ('{"event": "ready", "account_url": "http://127.0.0.1:1", "services": {"chat": "http://127.0.0.1:2"}, '
+            '"pid": 3}')
     text = dss_settings_text(settings, line)
     assert text.splitlines()[0] == line
     assert "http://127.0.0.1:1/oauth/token-request" in text and "session:role:SPCS_LLM_USER" in text

@@ -56,7 +56,8 @@ def test_bad_values_are_rejected_clearly(bad):
 
 def test_service_account_pat_and_keypair():
     pat = parse_embedding_config(
-        {"auth_type": "service", "service_preset": {"service_auth": "pat", "pat": "pat-secret-value"}, "endpoint": "e.app"}
+        {"auth_type": "service", "service_preset": {"service_auth": "pat", "pat": "pat-secret-value"},
+         "endpoint": "e.app"}
     )
     assert pat.auth.kind == "pat" and pat.endpoint.route == "encode" and pat.cost.instance_family == "CPU_X64_S"
     assert "pat-secret-value" not in repr(pat)

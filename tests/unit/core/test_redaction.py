@@ -74,7 +74,8 @@ def test_container_logs_snowflake_ml_streams_under_the_service_name_are_redacted
     from snowflake.ml._internal.utils import service_logger
 
     register_secret("container-echoed-password-91")
-    monkeypatch.setattr(service_logger, "_get_log_file_path", lambda operation_id: str(tmp_path / f"{operation_id}.log"))
+    monkeypatch.setattr(service_logger, "_get_log_file_path",
+                        lambda operation_id: str(tmp_path / f"{operation_id}.log"))
     logger = service_logger.get_logger("DB.SCHEMA.REDACTION_TEST_SVC", service_logger.LogColor.BLUE,
                                        operation_id="model_deploy_redaction_test")
     stream = io.StringIO()

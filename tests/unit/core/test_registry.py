@@ -28,7 +28,8 @@ def test_one_reset_forgets_every_endpoint_fact_the_token_cache_and_closes_sessio
     REGISTRY.put(URL, embeddings.DIMENSION, 384)
     session = account.default_session()
     session.close = lambda: closed.append("account")
-    TOKEN_CACHE.current(("who", "host", "role", "pat"), lambda _held: Grant(Credential("t", float("inf"), kind="pat"), 0.0))
+    TOKEN_CACHE.current(("who", "host", "role", "pat"),
+                        lambda _held: Grant(Credential("t", float("inf"), kind="pat"), 0.0))
     assert len(TOKEN_CACHE) == 1
 
     reset_process_state()

@@ -71,7 +71,8 @@ def test_chat_component_stream_with_tool_calls_aggregates_like_dss(http):
     body = sse(
         json.dumps({"choices": [{"index": 0, "delta": {"content": "Let me look."}}]}),
         json.dumps({"choices": [{"index": 0, "delta": {"tool_calls": [
-            {"index": 0, "id": "call_9", "type": "function", "function": {"name": "lookup", "arguments": '{"q":'}}]}}]}),
+            {"index": 0, "id": "call_9", "type": "function",
+             "function": {"name": "lookup", "arguments": '{"q":'}}]}}]}),
         json.dumps({"choices": [{"index": 0, "delta": {"tool_calls": [
             {"index": 0, "function": {"arguments": ' "snow"}'}}]}, "finish_reason": "tool_calls"}]}),
         json.dumps({"choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 8}}),

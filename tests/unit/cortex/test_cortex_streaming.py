@@ -129,7 +129,8 @@ def test_non_streamed_completion_reads_text_usage_and_finish_reason(http):
 
 
 def test_json_output_with_a_schema_is_passed_through_as_a_json_schema(http):
-    http.add(responses.POST, CHAT_URL, json={"choices": [{"message": {"content": '{"a": 1}'}, "finish_reason": "stop"}]})
+    http.add(responses.POST, CHAT_URL,
+             json={"choices": [{"message": {"content": '{"a": 1}'}, "finish_reason": "stop"}]})
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
     CortexChatAdapter(chat_client()).process(QUERY, {"responseFormat": {"type": "json", "schema": schema,
                                                                         "strict": True}}, None)

@@ -82,7 +82,8 @@ def test_auto_falls_back_to_text_generation_and_remembers():
         if "messages" in row:
             return 400, {}, json.dumps({"error": "Input data columns do not match the model signature"})
         prompt = row["inputs"]
-        return 200, {}, json.dumps({"data": [[0, {"outputs": [{"generated_text": prompt + " Hi! How can I help?</s>"}]}]]})
+        reply = {"outputs": [{"generated_text": prompt + " Hi! How can I help?</s>"}]}
+        return 200, {}, json.dumps({"data": [[0, reply]]})
 
     responses.add_callback(responses.POST, f"{ENDPOINT}/__call__", callback=service)
     client = make_client(model_family="zephyr")

@@ -19,7 +19,8 @@ AGENT_MESSAGES = [
     {"role": "user", "content": "Umbrella?"},
 ]
 # What snowml's inference server answers when apply_chat_template raises in _openai_chat_wrapper.py.
-MISTRAL_REFUSAL = "Prediction failed: TemplateError: Conversation roles must alternate user/assistant/user/assistant/..."
+MISTRAL_REFUSAL = ("Prediction failed: TemplateError: Conversation roles must alternate "
+                   "user/assistant/user/assistant/...")
 
 
 def sent_messages(call_index: int) -> list[tuple[str, str]]:

@@ -31,7 +31,8 @@ def chat_service(request):
     row = json.loads(request.body)["data"][0][1]
     last = row["messages"][-1]["content"][0]["text"]
     return 200, {}, json.dumps({"data": [[0, {
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": f"echo: {last}"}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": f"echo: {last}"},
+                     "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}}]]})
 
 
@@ -40,7 +41,8 @@ def test_chat_process_returns_dss_response_with_usage_and_trace():
     responses.add_callback(responses.POST, f"{CHAT}/__call__", callback=chat_service)
     model = load_component("spcs-chat", chat_config())
     trace = SpanBuilder("root")
-    query = {"messages": [{"role": "system", "content": "sys"}, {"role": "user", "parts": [{"type": "TEXT", "text": "ping"}]}]}
+    query = {"messages": [{"role": "system", "content": "sys"},
+                          {"role": "user", "parts": [{"type": "TEXT", "text": "ping"}]}]}
     raw = model.process(query, {"temperature": 0, "maxOutputTokens": 0}, trace)
     response = DSSLLMCompletionResponse(raw_resp={**raw, "ok": True})
     assert response.success and response.text == "echo: ping"
@@ -97,7 +99,8 @@ def embed_config():
 def test_embeddings_batch_shape_with_per_row_errors():
     responses.add_callback(responses.POST, f"{EMBED}/encode", callback=embed_service)
     model = load_component("spcs-embeddings", embed_config())
-    raw = model.process({"queries": [{"text": "abc"}, {"text": ""}, {"text": "hello"}, {"inlineImage": "aGk="}]}, {}, None)
+    queries = [{"text": "abc"}, {"text": ""}, {"text": "hello"}, {"inlineImage": "aGk="}]
+    raw = model.process({"queries": queries}, {}, None)
     assert raw["responses"][0] == {"embedding": [3.0, 0.5]} and raw["responses"][2] == {"embedding": [5.0, 0.5]}
     assert "empty" in raw["responses"][1]["errorMessage"] and "image" in raw["responses"][3]["errorMessage"]
     with pytest.raises(Exception, match="embedding request failed"):
@@ -151,7 +154,8 @@ def test_chat_refuses_a_bad_generation_setting_before_any_request(settings, name
 def test_chat_sends_numeric_text_settings_as_numbers():
     responses.add_callback(responses.POST, f"{CHAT}/__call__", callback=chat_service)
     model = load_component("spcs-chat", chat_config())
-    settings = {"temperature": "0.5", "maxOutputTokens": "64", "topP": 1, "frequencyPenalty": -2, "stopSequences": ["END"]}
+    settings = {"temperature": "0.5", "maxOutputTokens": "64", "topP": 1, "frequencyPenalty": -2,
+                "stopSequences": ["END"]}
     assert model.process({"messages": [{"role": "user", "content": "hi"}]}, settings, None)["text"] == "echo: hi"
     row = json.loads(responses.calls[0].request.body)["data"][0][1]
     assert (row["temperature"], row["max_completion_tokens"], row["top_p"]) == (0.5, 64, 1.0)
