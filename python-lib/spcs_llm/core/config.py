@@ -24,6 +24,9 @@ OAUTH_CREDENTIAL_KEY = "snowflake_oauth"
 
 # Below the ingress's 60 s request budget (registry_model_deployment_test_base.py: "ingress will timeout after 60
 # seconds").
+# 'Max parallelism' is a ceiling: the limiter finds the service's capacity below it (core/limiter.py). The same
+# default as the components' llm.json, for configurations that leave it out.
+DEFAULT_MAX_PARALLELISM = 64
 DEFAULT_READ_TIMEOUT = 55.0
 # How long 502 / 503 / refused connections count as "the service is resuming" (transport.py). Based on Snowflake's
 # own numbers: registry_model_deployment_test_base.py waits up to 30 min for a service to leave PENDING and then
@@ -74,7 +77,7 @@ class EndpointConfig:
     route: str
     connect_timeout: float = 10.0
     read_timeout: float = DEFAULT_READ_TIMEOUT
-    max_parallelism: int = 4
+    max_parallelism: int = DEFAULT_MAX_PARALLELISM
     max_attempts: int = 6
     max_retry_seconds: float = 120.0
     cold_start_timeout: float = DEFAULT_COLD_START_TIMEOUT
@@ -158,7 +161,7 @@ def parse_endpoint(config: dict, *, default_route: str) -> EndpointConfig:
         route=(route or default_route).strip("/"),
         connect_timeout=number_setting(config, "connect_timeout", 10.0, minimum=0.1),
         read_timeout=number_setting(config, "read_timeout", DEFAULT_READ_TIMEOUT, minimum=0.1),
-        max_parallelism=number_setting(config, "max_parallelism", 4, minimum=1, cast=int),
+        max_parallelism=number_setting(config, "max_parallelism", DEFAULT_MAX_PARALLELISM, minimum=1, cast=int),
         max_attempts=number_setting(config, "max_attempts", 6, minimum=1, cast=int),
         max_retry_seconds=number_setting(config, "max_retry_seconds", 120.0, minimum=0),
         cold_start_timeout=number_setting(config, "cold_start_timeout", DEFAULT_COLD_START_TIMEOUT, minimum=0),

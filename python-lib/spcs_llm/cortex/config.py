@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from spcs_llm.core.config import (
+    DEFAULT_MAX_PARALLELISM,
     AuthConfig,
     EndpointConfig,
     choice_setting,
@@ -81,7 +82,7 @@ def parse_account_endpoint(config: dict, auth: AuthConfig) -> EndpointConfig:
         route="api/v2/cortex",
         connect_timeout=number_setting(config, "connect_timeout", 10.0, minimum=0.1),
         read_timeout=number_setting(config, "read_timeout", DEFAULT_READ_TIMEOUT, minimum=0.1),
-        max_parallelism=number_setting(config, "max_parallelism", 4, minimum=1, cast=int),
+        max_parallelism=number_setting(config, "max_parallelism", DEFAULT_MAX_PARALLELISM, minimum=1, cast=int),
         max_attempts=number_setting(config, "max_attempts", 6, minimum=1, cast=int),
         max_retry_seconds=number_setting(config, "max_retry_seconds", 120.0, minimum=0),
     )
