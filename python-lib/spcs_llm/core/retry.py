@@ -109,7 +109,8 @@ class RetryPolicy:
         return 0.0 if self.resume_started is None else self._clock() - self.resume_started
 
     def remaining_seconds(self) -> float:
-        resume_spent = 0.0 if self.resume_started is None else self._resume_last - self.resume_started
+        resume_started, resume_last = self.resume_started, self._resume_last  # both set by the first cold start
+        resume_spent = 0.0 if resume_started is None or resume_last is None else resume_last - resume_started
         return self.max_retry_seconds - (self._clock() - self._started - resume_spent)
 
     def remaining_cold_start_seconds(self) -> float:

@@ -137,7 +137,8 @@ class CortexChatClient(_CortexClient):
             raise BadResponseError("Cortex answered a chat completion without choices.")
         choice = payload["choices"][0]
         message = choice.get("message") or {}
-        text = message.get("content") if isinstance(message.get("content"), str) else ""
+        content = message.get("content")
+        text = content if isinstance(content, str) else ""
         end = StreamEnd(text=text, finish_reason=choice.get("finish_reason"), usage=usage_of(payload),
                         tool_calls=reply_tool_calls(message), reasoning=reasoning_text(message))
         return self._result(request, call, end)

@@ -52,20 +52,21 @@ class FamilySpec:
 class RenderedPrompt:
     """A prompt ready for a text-generation service.
 
-    ``text`` is exactly what the template renders. ``request_text`` (defaults to ``text``) is what to send as
-    ``inputs``, and the prefix the service may echo back. ``model_input`` (defaults to ``text``) is the text whose
-    tokens the model sees — count it with ``TokenCounter.count`` (which adds no special tokens).
+    ``text`` is exactly what the template renders. ``request_text`` (left empty: ``text``) is what to send as
+    ``inputs``, and the prefix the service may echo back. ``model_input`` (left empty: ``text``) is the text whose
+    tokens the model sees — count it with ``TokenCounter.count`` (which adds no special tokens). Both are plain
+    ``str`` once built, so no caller has to handle a missing prompt.
     """
 
     text: str
     stop: tuple[str, ...]
-    request_text: str | None = None
-    model_input: str | None = None
+    request_text: str = ""
+    model_input: str = ""
 
     def __post_init__(self) -> None:
-        if self.request_text is None:
+        if not self.request_text:
             object.__setattr__(self, "request_text", self.text)
-        if self.model_input is None:
+        if not self.model_input:
             object.__setattr__(self, "model_input", self.text)
 
 
