@@ -7,6 +7,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python-lib"))
 sys.path.insert(0, str(ROOT / "standin"))
@@ -14,9 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
-
-from spcs_llm.core import redaction  # noqa: E402
+from spcs_llm.core import redaction  # noqa: E402 - from the checkout, after the path and offline settings above
 
 
 @pytest.fixture
