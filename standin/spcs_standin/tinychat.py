@@ -43,7 +43,7 @@ TRAINING_CHECK_EVERY = 50
 # Logit gap each reply token must keep over the runner-up: far above float noise between CPUs.
 MIN_LOGIT_MARGIN = 4.0
 # The one user message `spcs-llm doctor` sends a chat service (python-lib/spcs_llm/spcs/doctor.py PROBE_TEXT), copied
-# so that the model never imports the connector; tests/unit/standin/test_standin_chat_templates.py holds them equal.
+# so that the model never imports the connector; tests/unit/standin/test_standin_template_rendering.py holds them equal.
 DOCTOR_PROBE_TEXT = "Hello from spcs-llm doctor."
 
 
