@@ -1,6 +1,5 @@
 """Helpers for the Cortex connector's unit tests: account URLs, clients on a PAT preset, SSE bodies."""
 
-import io
 
 from spcs_llm.cortex.client import CortexChatClient, CortexEmbeddingClient
 from spcs_llm.cortex.config import parse_cortex_chat_config, parse_cortex_embedding_config
@@ -24,25 +23,6 @@ def chat_client(fake_time=None, **extra) -> CortexChatClient:
 def embedding_client(**extra) -> CortexEmbeddingClient:
     return CortexEmbeddingClient(parse_cortex_embedding_config(pat_config(**extra)), sleep=lambda _s: None)
 
-
-class RecordingRaw(io.RawIOBase):
-    """A response body that records being closed (what a cancelled stream must do)."""
-
-    def __init__(self, data: bytes):
-        self._data = io.BytesIO(data)
-        self.was_closed = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        chunk = self._data.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-    def close(self) -> None:
-        self.was_closed = True
-        super().close()
 
 
 def sse(*events: str) -> str:

@@ -5,8 +5,9 @@ import json
 
 import pytest
 import responses
-from cortex_support import CHAT_URL, RecordingRaw, chat_client, sse
+from cortex_support import CHAT_URL, chat_client, sse
 
+from http_fakes import RecordingRaw
 from spcs_llm.core.endpoint_state import endpoint_state
 from spcs_llm.core.errors import BadResponseError
 from spcs_llm.cortex.client import CortexChatRequest, CortexChatResult

@@ -11,6 +11,7 @@ import pytest
 import responses
 from test_chat_client import ENDPOINT, MESSAGES, make_client
 
+from http_fakes import RecordingRaw
 from spcs_llm.core.endpoint_state import endpoint_state
 from spcs_llm.core.errors import BadResponseError
 from spcs_llm.core.sse import EventStream
@@ -26,25 +27,6 @@ CHUNKS = [
 BODY = "".join(f"data: {json.dumps(c)}\n\n" for c in CHUNKS) + "data: [DONE]\n\n"
 QUERY = {"messages": [{"role": "user", "content": "hi"}]}
 
-
-class RecordingRaw(io.RawIOBase):
-    """A response body that records being closed."""
-
-    def __init__(self, data: bytes):
-        self._data = io.BytesIO(data)
-        self.was_closed = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        chunk = self._data.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-    def close(self) -> None:
-        self.was_closed = True
-        super().close()
 
 
 @pytest.fixture(autouse=True)
