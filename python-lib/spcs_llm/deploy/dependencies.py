@@ -32,3 +32,8 @@ def require(module: str, *, purpose: str = "Deploying models", install: str | No
             f"{purpose} needs the Python package {exc.name!r}, which is not installed here.",
             fix=f"Install it: {install}." if install else None,
         ) from None
+
+
+def sql_error_type(*, purpose: str = "Deploying models") -> type[Exception]:
+    """Snowpark's SQL error type, imported only when a Snowflake call is made (the deployment stack is optional)."""
+    return require("snowflake.snowpark.exceptions", purpose=purpose).SnowparkSQLException

@@ -17,6 +17,7 @@ from typing import Any
 
 from spcs_llm.core.errors import ConfigurationError, SpcsLlmError
 from spcs_llm.deploy.batch.sql import BatchTables, quoted
+from spcs_llm.deploy.dependencies import sql_error_type
 from spcs_llm.deploy.names import DeploymentNames, is_identifier
 from spcs_llm.recipes import cortex_run, output
 from spcs_llm.recipes.prompts import PROMPT, PromptsTable, prompt_size, resolve_columns
@@ -119,11 +120,6 @@ def _refuse_above_max(settings: RecipeSettings, credits: tuple[float, float] | N
             fix="Raise 'Max cost (credits)', lower 'Max tokens', or run on fewer rows (a Sample/Filter recipe first).")
 
 
-def _sql_error_type() -> type[Exception]:
-    from spcs_llm.deploy.dependencies import require
-
-    return require("snowflake.snowpark.exceptions", purpose="The recipe").SnowparkSQLException
-
 
 # The batch library's fixes name `spcs-llm batch` options; in the recipe they are settings.
 RECIPE_SETTINGS = {"--compute-pool": "'Compute pool'", "--mode job": "'Run as' a batch job",
@@ -177,7 +173,7 @@ def _score(session: Any, settings: RecipeSettings, plan: Any, tables: BatchTable
     session.sql(tables.create_output(overwrite=True)).collect()
     if plan is None:
         rows = int(session.sql(prompt_size(tables.numbered_table)).collect()[0]["ROWS_TOTAL"])
-        cortex_run.score_with_cortex(session, tables, settings, rows, _sql_error_type(), report)
+        cortex_run.score_with_cortex(session, tables, settings, rows, sql_error_type(purpose="The recipe"), report)
         return
     from spcs_llm.deploy.batch import run
 

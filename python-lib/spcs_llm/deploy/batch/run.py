@@ -27,6 +27,7 @@ from spcs_llm.core.redaction import get_logger, redact
 from spcs_llm.deploy.batch.job_spec import job_arguments, missing_row_error, missing_row_id_error
 from spcs_llm.deploy.batch.plan import BatchPlan, BatchRequest, plan_batch_inference
 from spcs_llm.deploy.batch.sql import RESULT_ROWS, ROWS_WITH_ROW_ID
+from spcs_llm.deploy.dependencies import sql_error_type
 from spcs_llm.deploy.names import DeploymentNames
 
 log = get_logger(__name__)
@@ -65,16 +66,11 @@ class BatchResult:
                 f"of the next estimate).{job}{failed}")
 
 
-def _sql_error_type() -> type[Exception]:
-    from snowflake.snowpark.exceptions import SnowparkSQLException
-
-    return SnowparkSQLException
-
 
 def _score_with_service(session: Any, plan: BatchPlan, settings: RunSettings, report: Report) -> None:
     tables, call = plan.tables, plan.function_call
     failures: list[int] = []  # the ROW_IDs that failed on their own
-    sql_error = _sql_error_type()
+    sql_error = sql_error_type()
 
     def score(first: int, last: int) -> None:
         if len(failures) >= settings.max_failed_rows:

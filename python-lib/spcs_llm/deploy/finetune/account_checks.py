@@ -10,15 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from spcs_llm.core.errors import ConfigurationError
-from spcs_llm.deploy.dependencies import require
+from spcs_llm.deploy.dependencies import sql_error_type
 from spcs_llm.deploy.families import check_instance_family
 from spcs_llm.deploy.finetune.training_data import TrainingColumns, examples_from_file, missing_columns
 from spcs_llm.deploy.services.pools import pool_billing
-
-
-def sql_error_type() -> type[Exception]:
-    """Snowpark's SQL error type, imported only when a Snowflake call is made (the deployment stack is optional)."""
-    return require("snowflake.snowpark.exceptions").SnowparkSQLException
 
 
 def check_table(session: Any, table: str, columns: TrainingColumns) -> tuple[int, str | None]:

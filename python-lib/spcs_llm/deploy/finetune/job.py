@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from spcs_llm.core.errors import ConfigurationError, DeploymentError, DeploymentTimeoutError, ServiceFailedError
-from spcs_llm.deploy.dependencies import LORA_INSTALL_HINT, require
-from spcs_llm.deploy.finetune.account_checks import check_pool, check_stage_file, check_table, sql_error_type
+from spcs_llm.deploy.dependencies import LORA_INSTALL_HINT, require, sql_error_type
+from spcs_llm.deploy.finetune.account_checks import check_pool, check_stage_file, check_table
 from spcs_llm.deploy.finetune.training import LoraSettings
 from spcs_llm.deploy.finetune.training_data import (
     TrainingColumns,
