@@ -1,9 +1,10 @@
 """Deploy LLMs and embedding models to Snowpark Container Services with the snowflake-ml registry (2.6 API).
 
-Used by people, not by DSS: the ``spcs-llm`` CLI (``setup-sql``, ``deploy``, ``status``, ``teardown``) and the
-companion notebook. snowflake-ml and Snowpark are not in the plugin's DSS code env: they come from
-``notebooks/requirements.txt`` and are imported only when a deployment runs (a missing one is a
-``DeploymentStackMissingError`` naming that file), so importing this package is cheap.
+Used by the ``spcs-llm`` CLI (``setup-sql``, ``deploy``, ``status``, ``teardown``…), the companion notebook, and in
+DSS by the macros and the Flow recipe. snowflake-ml and Snowpark (in the plugin's code env and in
+``notebooks/requirements.txt``) are imported only when a deployment runs (a missing one is a
+``DeploymentStackMissingError`` naming the install), so importing this package is cheap and the connectors, which
+share the plugin's code env, never load them.
 """
 
 from spcs_llm.deploy.names import DeploymentNames

@@ -1,5 +1,5 @@
-"""The deployment stack (snowflake-ml-python, snowpark) is not in the plugin's DSS code env: import it lazily and
-say how to install it when it is missing."""
+"""The deployment stack (snowflake-ml-python, Snowpark) is imported lazily, only when a deployment step runs (the
+connectors share the plugin's code env and never pay for it), and a missing package names how to install it."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ class DeploymentStackMissingError(DeploymentError):
     """snowflake-ml-python / snowpark (or another deployment-only package) is not installed in this Python."""
 
     default_fix = (
-        f"Install the deployment requirements: {INSTALL_HINT} (from a checkout of the plugin); in DSS, use a "
-        "separate code env built from that file for the notebook, not the plugin's own code env."
+        f"Install the deployment requirements: {INSTALL_HINT} (from a checkout of the plugin); in DSS, update the "
+        "plugin's code env (Administration > Plugins > spcs-llm), whose definition lists them."
     )
 
 

@@ -4,8 +4,8 @@ snowflake-ml-python 2.6 has no public equivalent for these (its public surface i
 ``snowflake.ml.model`` with ``batch_inference``, ``models``, ``openai_signatures``, and ``snowflake.ml.jobs``).
 Each is imported here only, by ``_private``, which names the missing function when an upgrade moves one;
 ``tests/unit/deploy/test_snowml_private.py`` imports every entry of ``PRIVATE_APIS`` and fails the same way.
-``notebooks/requirements.txt`` bounds snowflake-ml-python to ``TESTED_SNOWML``, the minor versions this was
-checked against. Imports snowflake-ml only inside its functions.
+The plugin's code env (``code-env/python/spec/requirements.txt``) bounds snowflake-ml-python to ``TESTED_SNOWML``,
+the minor versions this was checked against. Imports snowflake-ml only inside its functions.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from spcs_llm.core.errors import DeploymentError
 
-TESTED_SNOWML = ">=2.6,<2.7"  # the pin of snowflake-ml-python in notebooks/requirements.txt
+TESTED_SNOWML = ">=2.6,<2.7"  # the pin of snowflake-ml-python in code-env/python/spec/requirements.txt
 _PARAM_UTILS = "snowflake.ml.model._client.ops.param_utils"
 _SERVICE_OPS = "snowflake.ml.model._client.ops.service_ops"
 

@@ -29,12 +29,13 @@ _STYLE = (
     f".{CSS_CLASS} .error{{border:2px solid #c62828;padding:8px;margin:6px 0}}"
     f".{CSS_CLASS} .notice{{border:2px solid #b26a00;padding:8px;margin:6px 0}}</style>"
 )
-# Without the deployment stack in the plugin's code env, the library's own fix (a separate env for the notebook)
-# does not help a macro: DSS lets an admin pick another code env for the plugin (Dataiku docs, code-envs/plugins).
+# The plugin's code env definition lists the deployment stack; a missing package means the env in use was built from
+# an older definition (or is a non-managed env): DSS lets an admin update or re-create it from the plugin's page
+# (Dataiku docs, "Plugins' code environments", https://doc.dataiku.com/dss/latest/code-envs/plugins.html).
 MACRO_STACK_FIX = (
-    "This macro needs snowflake-snowpark-python and snowflake-ml-python, which the plugin's own code env leaves out. "
-    "In Administration > Plugins > spcs-llm, select a code env that also has the packages of the plugin's "
-    "notebooks/requirements.txt installed; or run the same step with the spcs-llm CLI or the deployment notebook."
+    "This macro needs snowflake-snowpark-python and snowflake-ml-python, which the plugin's code env definition "
+    "lists but the env in use lacks. In Administration > Plugins > spcs-llm, update the plugin's code env (or create "
+    "a new one from the plugin's definition); or run the same step with the spcs-llm CLI or the deployment notebook."
 )
 
 MACRO_SESSION_FIX = (

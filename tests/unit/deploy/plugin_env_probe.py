@@ -1,13 +1,15 @@
 """Run by ``test_plugin_code_env.py`` with the Python of a venv built from code-env/python/spec/requirements.txt.
 
 Loads both DSS components as DSS would, calls each once against a tiny local HTTP endpoint, and prints a JSON
-report: the replies, and which deployment-side packages are importable (none should be).
+report: the replies, which modules of the Snowflake and model stacks the connectors loaded (none should be), which of
+those packages the env has, and whether the macros' and the recipe's libraries import and find the Snowflake stack.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -43,7 +45,6 @@ def main() -> None:
     endpoint = f"http://127.0.0.1:{server.server_address[1]}"
     service_auth = {"auth_type": "service", "service_preset": {"service_auth": "pat", "pat": "probe-pat-0123456789"},
                     "endpoint": endpoint}
-    import sys
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "standin"))  # the DSS harness, not shipped
@@ -56,11 +57,25 @@ def main() -> None:
                                                   "instance_family": "CPU_X64_S"})
     vectors = embedder.process({"queries": [{"text": "hello"}]}, {}, None)
     server.shutdown()
+    stacks = ("snowflake", "pandas", "pyarrow", "torch", "transformers")
+    # The bare "snowflake" namespace is made at interpreter start by snowpark's *-nspkg.pth: it holds no code.
+    loaded = sorted(name for name in sys.modules if name.split(".")[0] in stacks and name != "snowflake")
+    for module in ("spcs_llm.macros.deploy_model", "spcs_llm.macros.status", "spcs_llm.macros.teardown",
+                   "spcs_llm.macros.check_connection", "spcs_llm.recipes.dss"):
+        importlib.import_module(module)
+    from spcs_llm.deploy.dependencies import require, sql_error_type
+
+    require("snowflake.ml.registry")
+    sql_error_type()
     print(json.dumps({
         "chat_text": reply.get("text"),
         "embedding": vectors["responses"][0].get("embedding"),
+        "loaded_by_connectors": loaded,
         "importable": {name: importlib.util.find_spec(name) is not None
-                       for name in ("snowflake", "pandas", "pyarrow", "torch", "transformers")},
+                       for name in ("snowflake.snowpark", "snowflake.ml.registry", "pandas", "torch",
+                                    "transformers")},
+        "entry_libraries": "imported",
+        "stack": "found",
     }))
 
 

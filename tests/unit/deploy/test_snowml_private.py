@@ -60,8 +60,8 @@ def _pin(path: Path) -> SpecifierSet:
     raise AssertionError(f"{path} does not name snowflake-ml-python")
 
 
-def test_the_deployment_env_is_bounded_to_the_tested_snowml_minor_versions():
-    pinned = _pin(ROOT / "notebooks" / "requirements.txt")
+def test_the_plugin_env_is_bounded_to_the_tested_snowml_minor_versions():
+    pinned = _pin(ROOT / "code-env" / "python" / "spec" / "requirements.txt")
     assert pinned == SpecifierSet(snowml_private.TESTED_SNOWML)
     assert "2.7.0" not in pinned and "3.0.0" not in pinned
     assert metadata.version("snowflake-ml-python") in pinned

@@ -2,7 +2,7 @@
 
 Only the current snowflake-ml API is used: ``Registry``, ``log_model`` with
 ``huggingface.TransformersPipeline`` / ``huggingface.SentenceTransformer``. snowflake-ml is imported lazily
-because it takes about a second and is not part of the plugin's DSS code env.
+because it takes about a second, which nothing but a deployment should pay.
 """
 
 from __future__ import annotations
