@@ -222,7 +222,7 @@ def _confirm_teardown(args: argparse.Namespace, names: DeploymentNames, ask: Ask
 
 
 def teardown_command(args: argparse.Namespace, ask: Ask | None = None) -> int:
-    from spcs_llm.deploy.services.sql import run_teardown, teardown_sql
+    from spcs_llm.deploy.services.sql import TeardownIncompleteError, run_teardown, teardown_sql
 
     names = names_from(args)
     if getattr(args, "dry_run", False) and args.execute:
@@ -232,6 +232,15 @@ def teardown_command(args: argparse.Namespace, ask: Ask | None = None) -> int:
         write(teardown_sql(names, keep_models=args.keep_models), args.output)
         return 0
     _confirm_teardown(args, names, ask)
-    for statement in run_teardown(session_for(args), names, keep_models=args.keep_models, confirmation=names.database):
-        print(f"> {statement}", file=sys.stderr)
+    try:
+        ran = run_teardown(session_for(args), names, keep_models=args.keep_models, confirmation=names.database)
+    except TeardownIncompleteError as stopped:
+        _show_ran(stopped.ran)  # then the error line: what failed and what did not run
+        raise
+    _show_ran(ran)
     return 0
+
+
+def _show_ran(statements: list[str]) -> None:
+    for statement in statements:
+        print(f"> {statement}", file=sys.stderr)

@@ -7,7 +7,7 @@ Without the name, no Snowflake session is opened at all: reviewing what would be
 from __future__ import annotations
 
 from spcs_llm.core.errors import ConfigurationError
-from spcs_llm.deploy.services.sql import run_teardown, teardown_sql
+from spcs_llm.deploy.services.sql import TeardownIncompleteError, run_teardown, teardown_sql
 from spcs_llm.macros.page import Page, Params, Progress, run_page
 
 NAME_PARAMS = ("database", "gpu_pool", "cpu_pool", "warehouse", "deployer_role", "user_role",
@@ -48,7 +48,17 @@ class TeardownMacro:
                     "only review the SQL.")
         session = params.session()
         progress(2)
-        ran = run_teardown(session, names, keep_models=keep_models, confirmation=typed)
-        page.heading(f"Dropped: {len(ran)} statement(s) ran")
-        page.pre(";\n".join(ran) + ";")
+        try:
+            ran = run_teardown(session, names, keep_models=keep_models, confirmation=typed)
+        except TeardownIncompleteError as stopped:
+            _list(page, "Ran before the failure", stopped.ran)
+            _list(page, "Not run (still in place)", [stopped.failed, *stopped.not_run])
+            raise
+        _list(page, "Dropped", ran)
         progress(3)
+
+
+def _list(page: Page, title: str, statements: list[str]) -> None:
+    page.heading(f"{title}: {len(statements)} statement(s)")
+    if statements:
+        page.pre(";\n".join(statements) + ";")

@@ -7,6 +7,7 @@ import logging
 
 import fake_snowflake
 import pytest
+from snowflake.snowpark.exceptions import SnowparkSQLException
 
 from spcs_llm.cli import main
 from spcs_llm.core.cost import instance_family_rates
@@ -113,6 +114,18 @@ def test_teardown_prints_by_default_and_runs_with_execute_and_yes(cli_session, c
     assert main(["teardown", "--execute", "--keep-models", "--yes"]) == 0
     assert "DROP COMPUTE POOL IF EXISTS SPCS_LLM_GPU_POOL" in cli_session.statements
     assert not any(s.startswith("DROP DATABASE") for s in cli_session.statements)
+
+
+def test_a_teardown_that_stops_midway_lists_what_ran_and_what_did_not(cli_session, capsys):
+    def refuse(_match):
+        raise SnowparkSQLException("003001 (42501): SQL access control error: Insufficient privileges.")
+
+    cli_session._handlers.insert(0, (r"^DROP DATABASE ", refuse))
+    assert main(["teardown", "--execute", "--yes"]) == 1
+    err = capsys.readouterr().err
+    assert "> DROP WAREHOUSE IF EXISTS SPCS_LLM_WH" in err and "> DROP DATABASE" not in err
+    assert "Teardown stopped: DROP DATABASE IF EXISTS SPCS_LLM failed" in err
+    assert "did not run" in err and "Fix: Fix the cause" in err
 
 
 def test_a_failed_deploy_exits_1_with_the_fix_and_the_logs(cli_session, account, capsys):

@@ -12,8 +12,10 @@ from typing import Any
 
 import jinja2
 
-from spcs_llm.core.errors import ConfigurationError
+from spcs_llm.core.errors import ConfigurationError, DeploymentError
+from spcs_llm.core.redaction import redact
 from spcs_llm.core.resources import resource_path
+from spcs_llm.deploy.dependencies import sql_error_type
 from spcs_llm.deploy.names import DeploymentNames
 from spcs_llm.deploy.services.catalog import CATALOG, ModelSpec
 
@@ -89,11 +91,27 @@ def run_teardown(session: Any, names: DeploymentNames, *, keep_models: bool, con
             f"Teardown not confirmed (expected the database name {names.database}); nothing was dropped.",
             fix=f"Type {names.database} as the confirmation to drop what the script lists.",
         )
-    ran = []
-    for statement in statements(teardown_sql(names, keep_models=keep_models)):
-        session.sql(statement).collect()
-        ran.append(statement)
-    return ran
+    script = statements(teardown_sql(names, keep_models=keep_models))
+    sql_error = sql_error_type(purpose="Tearing down")
+    for done, statement in enumerate(script):
+        try:
+            session.sql(statement).collect()
+        except sql_error as exc:
+            raise TeardownIncompleteError(script[:done], statement, script[done + 1:], redact(str(exc))) from None
+    return script
+
+
+class TeardownIncompleteError(DeploymentError):
+    """A teardown statement failed: what already ran, the failing statement and what did not run, so nobody has to
+    guess what is still billing."""
+
+    def __init__(self, ran: list[str], failed: str, not_run: list[str], cause: str) -> None:
+        self.ran, self.failed, self.not_run = ran, failed, not_run
+        super().__init__(
+            f"Teardown stopped: {failed} failed ({cause.strip()}). {len(ran)} statement(s) ran before it; "
+            f"{len(not_run)} did not run.",
+            fix="Fix the cause (teardown runs as ACCOUNTADMIN: the user needs that role), then run the teardown "
+                "again: every statement uses IF EXISTS, so what is already dropped is skipped.")
 
 
 def teardown_sql(names: DeploymentNames, *, keep_models: bool = False) -> str:
