@@ -41,6 +41,11 @@ log = get_logger(__name__)
 LENGTH_BUCKET_RATIO = 1.1  # bench/README.md: padding within 1 % of an exact sort on the mixed corpus
 SHORT_ROW_BYTES = 32  # rows this small cost the model about the same whatever their length
 MIN_SHARED_REQUEST_ROWS = 8  # bench/results/coalesce.md: 16 one-text callers, 8-row shared requests were fastest
+# Sender threads per slot of 'Max parallelism': a thread reads, decodes and checks its answer after giving its slot
+# back, so with one thread per slot the slots idle while answers are processed (bench/results/fast_embed.md: 'Max
+# parallelism' 16 kept 11.6 requests in flight); a second thread per slot sends meanwhile. Threads start only when
+# there are batches for them.
+SENDERS_PER_SLOT = 2
 SPLITTABLE = (PayloadTooLargeError, RequestRejectedError, InputTooLongError)
 ROW_LEVEL = (RateLimitedError, ServiceUnavailableError, TransportError)
 ROW_ERROR_FIX = (
@@ -120,7 +125,7 @@ class EmbeddingClient(ModelClient):
         if config.coalesce_window_ms > 0:
             self.coalescer = Coalescer(
                 window_seconds=config.coalesce_window_ms / 1000.0, full_rows=config.rows_per_request,
-                max_workers=config.endpoint.max_parallelism,
+                max_workers=SENDERS_PER_SLOT * config.endpoint.max_parallelism,
                 plan=self._plan_shared_batches,
                 send=self._send_shared_batch,
             )
@@ -154,7 +159,7 @@ class EmbeddingClient(ModelClient):
 
         batches = self._plan_batches(texts, sendable, sizes=sizes)
         if batches:
-            workers = min(len(batches), self.config.endpoint.max_parallelism)
+            workers = min(len(batches), SENDERS_PER_SLOT * self.config.endpoint.max_parallelism)
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spcs-embed") as pool:
                 futures = [pool.submit(send, batch) for batch in batches]
                 done, pending = wait(futures, return_when=FIRST_EXCEPTION)

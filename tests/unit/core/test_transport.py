@@ -344,3 +344,23 @@ def test_a_2xx_with_a_failed_snowflake_auth_code_renews(mocked):
     add_json(mocked, 200, {"data": [[0, 1]]})
     result = make_transport().post_json("__call__", {})
     assert result.renewals == 1 and result.payload == {"data": [[0, 1]]}
+
+
+def test_a_proxy_from_the_environment_is_still_used(monkeypatch, mocked):
+    for name in ("NO_PROXY", "no_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    transport = make_transport()
+    real_send, seen = transport.state.session.send, []
+
+    def send(prepared, **kwargs):
+        seen.append(kwargs)
+        return real_send(prepared, **kwargs)
+
+    monkeypatch.setattr(transport.state.session, "send", send)
+    add_json(mocked, 200, {"data": []})
+    add_json(mocked, 200, {"data": []})
+    transport.post_json("__call__", {})
+    transport.post_json("__call__", {})
+    assert [kwargs["proxies"].get("https") for kwargs in seen] == ["http://proxy.example:3128"] * 2
+    assert all(kwargs["allow_redirects"] is False for kwargs in seen)
