@@ -47,7 +47,13 @@ class Statement:
     def __init__(self, sql: str, resolver: TableResolver) -> None:
         self.text = sql
         self.resolver = resolver
-        tokens = tokenize(sql)
+        try:
+            tokens = tokenize(sql)
+        except SqlError as error:
+            first = sql.split(None, 1)[0].upper() if sql.split() else ""
+            if first not in ("SELECT", "INSERT", "CREATE", "DROP", "SHOW"):
+                raise self.unsupported() from None
+            raise self.fail(f"{error.message}: {shortened(sql)}") from None
         if tokens and tokens[-1].is_op(";"):
             tokens = tokens[:-1]
         if any(token.is_op(";") for token in tokens):
