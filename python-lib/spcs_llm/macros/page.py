@@ -108,11 +108,29 @@ def error_block(failure: BaseException) -> str:
     return f'<div class="error"><p><b>Error:</b> {esc(message)}</p>{logs_html}{fix_html}</div>'
 
 
+# The library's fixes name the CLI's options; a macro's reader sees the form's fields (the labels in each macro's
+# runnable.json). An option no macro has is named as the CLI's.
+FORM_SETTINGS = {
+    "--gpu-pool": "'GPU compute pool'", "--cpu-pool": "'CPU compute pool'", "--instance-family": "'Instance family'",
+    "--min-instances": "'Min instances'", "--max-instances": "'Max instances'", "--engine": "'Inference engine'",
+    "--database": "'Registry database'", "--schema": "'Registry schema'", "--user-role": "'Role of the callers'",
+    "--deployer-role": "'Deployer role'", "--warehouse": "'Warehouse'", "--keep-models": "'Keep the registered models'",
+    "--dollars-per-credit": "'Dollars per credit'", "--history-days": "'Billed history (days)'",
+    "--yes": "'I accept the cost shown'", "--endpoint": "'Endpoint'", "--kind": "'Kind'", "--route": "'Method route'",
+    "--model-family": "'Model family'", "--timeout": "'Connect timeout (s)'",
+    "--cold-start-wait": "'Cold-start wait (s)'",
+}
+NOT_IN_FORM = "options of the spcs-llm command line, which this macro does not set"
+
+
 def run_page(title: str, body: Callable[[Page], None]) -> str:
-    """Run ``body`` on a fresh page; any failure ends the page with its error block instead of a traceback."""
+    """Run ``body`` on a fresh page; any failure ends the page with its error block instead of a traceback, its fix
+    naming the form's fields rather than the command line's options."""
     page = Page(title)
     try:
         body(page)
+    except SpcsLlmError as failure:
+        page.error(failure.in_terms_of(FORM_SETTINGS, NOT_IN_FORM))
     except Exception as failure:  # noqa: BLE001 - every failure becomes one readable block, typed or not
         page.error(failure)
     return page.render()

@@ -122,15 +122,14 @@ def _refuse_above_max(settings: RecipeSettings, credits: tuple[float, float] | N
 
 
 # The batch library's fixes name `spcs-llm batch` options; in the recipe they are settings.
-RECIPE_SETTINGS = {"--compute-pool": "'Compute pool'", "--mode job": "'Run as' a batch job",
-                   "--replicas": "'Job nodes'", "--version": "'Model version'", "--max-tokens": "'Max tokens'",
-                   "--temperature": "'Temperature'"}
-
-
-def _in_recipe_terms(error: SpcsLlmError) -> SpcsLlmError:
-    for option, setting in RECIPE_SETTINGS.items():
-        error.fix = error.fix.replace(option, setting)
-    return error
+RECIPE_SETTINGS = {"--mode job": "'Run as' a batch job", "--mode service": "'Run as' the service function",
+                   "--compute-pool": "'Compute pool'", "--mode": "'Run as'", "--replicas": "'Job nodes'",
+                   "--version": "'Model version'", "--max-tokens": "'Max tokens'", "--temperature": "'Temperature'",
+                   "--chunk-rows": "'Rows per statement'", "--seconds-per-row": "'Seconds per row (for the estimate)'",
+                   "--dollars-per-credit": "'Dollars per credit'", "--database": "'Registry database'",
+                   "--schema": "'Registry schema'", "--model-name": "'Registry model name'",
+                   "--service-name": "'Service name'"}
+NOT_IN_RECIPE = "options of `spcs-llm batch`, which this recipe does not set"
 
 
 def _spcs_plan(session: Any, settings: RecipeSettings, prompts: str, scored: str) -> Any:
@@ -147,7 +146,7 @@ def _spcs_plan(session: Any, settings: RecipeSettings, prompts: str, scored: str
     try:
         plan = plan_batch_inference(session, names, request)
     except SpcsLlmError as error:
-        raise _in_recipe_terms(error) from None
+        raise error.in_terms_of(RECIPE_SETTINGS, NOT_IN_RECIPE) from None
     # Score the prompts table directly: its ROW_IDs are the ones the output joins on.
     return replace(plan, tables=BatchTables(prompts, PROMPT, prompts, scored))
 

@@ -131,7 +131,7 @@ def test_a_failed_service_is_recreated_on_the_next_run(session, account):
 
 def test_a_foreign_service_with_the_same_name_is_not_touched_without_replace(session, account):
     account.add_service("OTHER_MODEL", "V7", "ZEPHYR_7B_BETA_SVC", ["RUNNING"])
-    with pytest.raises(DeploymentError, match="--replace-service"):
+    with pytest.raises(DeploymentError, match="--replace to drop it"):
         _deployer(session).deploy(CATALOG["zephyr-7b-beta"], FAST)
     assert "ZEPHYR_7B_BETA_SVC" in account.services and account.deploy_specs == []
 

@@ -88,6 +88,16 @@ def test_a_wrong_form_is_refused_before_any_connection(dss, session, config, mes
     assert session.statements == [] and dss.connections_asked == []
 
 
+def test_a_fix_names_the_form_fields_and_says_which_options_the_form_lacks(dss, session):
+    page = run_macro("spcs-deploy-model", connection="snow", model="zephyr-7b-beta", instance_family="GPU_NV_XS",
+                     accept_cost=True).page
+    assert "does not fit 1 GPU(s) of GPU_NV_XS" in page.text
+    assert "Fix: Pass a larger 'Instance family' (more GPU memory)" in page.text
+    assert "--instance-family" not in page.text
+    assert "(--gpus: options of the spcs-llm command line, which this macro does not set)" in page.text
+    assert session.statements == []
+
+
 def _connection(models: list[dict]) -> dict:
     """A Custom LLM connection definition in the shape this macro infers (params.models, entries with an id)."""
     return {"name": "snowflake-llms", "type": "CustomLLM", "params": {"models": models}}

@@ -137,7 +137,7 @@ def packable_adapter_dir(adapter_dir: str) -> Iterator[str]:
         raise ConfigurationError(
             f"{adapter_dir} holds symlinks to missing files ({', '.join(dangling)}), so the adapter cannot be "
             "packaged.",
-            fix="Download the adapter again (huggingface-cli download REPO --local-dir FOLDER writes real files) "
+            fix="Download the adapter again (`huggingface-cli download REPO --local-dir FOLDER` writes real files) "
                 "and pass that folder.")
     with tempfile.TemporaryDirectory(prefix="spcs-llm-adapter-files-") as copy:
         for path in sorted(folder.iterdir()):

@@ -123,7 +123,7 @@ class Deployer:
                 raise DeploymentError(
                     f"A service named {service_fqn} exists but does not serve {spec.model_name} "
                     f"{options.version_name}.",
-                    fix="Re-run with --replace-service to drop it, or choose another --service-name.",
+                    fix="Re-run with --replace to drop it, or choose another --service-name.",
                 )
             self.session.sql(f"DROP SERVICE IF EXISTS {service_fqn}").collect()
         return self._create_service(spec, model_version, service_fqn, pool, options, adapters), False
