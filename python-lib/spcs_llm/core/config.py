@@ -9,7 +9,7 @@ its own package (``spcs_llm.spcs.config``, ``spcs_llm.cortex.config``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, get_args
 from urllib.parse import urlparse
 
 from spcs_llm.core.errors import ConfigurationError, CredentialMissingError
@@ -121,12 +121,16 @@ def number_setting(config: dict, key: str, default: float, *, minimum: float, ca
     return value
 
 
-def choice_setting(config: dict, key: str, allowed: tuple[str, ...], default: str) -> str:
-    """One of ``allowed``; the default when unset."""
+Choice = TypeVar("Choice", bound=str)
+
+
+def choice_setting(config: dict, key: str, allowed: tuple[Choice, ...], default: Choice) -> Choice:
+    """One of ``allowed`` (typed as the caller's ``Literal``); the default when unset."""
     value = text_setting(config, key) or default
-    if value not in allowed:
-        raise ConfigurationError(f"Setting '{key}' must be one of {', '.join(allowed)}; got {value!r}.")
-    return value
+    for choice in allowed:
+        if value == choice:
+            return choice
+    raise ConfigurationError(f"Setting '{key}' must be one of {', '.join(allowed)}; got {value!r}.")
 
 
 def normalise_url(value: str, *, what: str) -> str:
@@ -187,7 +191,7 @@ def parse_auth(config: dict) -> AuthConfig:
             account_url=normalise_url(account, what="account URL") if account else None,
             account_identifier=text_setting(preset, "account_identifier"),
             role=text_setting(preset, "role"),
-            oauth_mode=choice_setting(preset, "oauth_mode", ("auto", "direct", "exchange"), "auto"),  # type: ignore[arg-type]
+            oauth_mode=choice_setting(preset, "oauth_mode", get_args(OAuthMode), "auto"),
             oauth_token=str(token).strip(),
         )
     preset = config.get(SERVICE_PRESET_PARAM) or {}

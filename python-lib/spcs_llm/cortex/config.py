@@ -7,7 +7,7 @@ REST API lives at ``https://<account>.snowflakecomputing.com/api/v2/cortex/...``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from spcs_llm.core.config import (
     DEFAULT_MAX_PARALLELISM,
@@ -24,7 +24,7 @@ from spcs_llm.cortex.images import IMAGE_SETTING_CHOICES, ImageSetting
 from spcs_llm.cortex.reasoning import REASONING_EFFORT_CHOICES, ReasoningSettings
 
 ToolCalling = Literal["auto", "supported", "unsupported"]
-TOOL_CALLING_CHOICES = ("auto", "supported", "unsupported")
+TOOL_CALLING_CHOICES: tuple[ToolCalling, ...] = get_args(ToolCalling)
 
 # Inferred: the Cortex REST API has no documented per-request time limit; generation streams, so the read timeout
 # bounds the silence between two chunks, and a long non-streamed answer needs more than the SPCS ingress's 60 s.
@@ -116,7 +116,7 @@ def parse_reasoning(config: dict, model: str, default_max_tokens: int) -> Reason
     budget = number_setting(config, "thinking_budget_tokens", 0, minimum=0, cast=int)
     effort = choice_setting(config, "reasoning_effort", REASONING_EFFORT_CHOICES, "off")
     settings = ReasoningSettings(thinking_budget_tokens=budget or None,
-                                 reasoning_effort=None if effort == "off" else effort)  # type: ignore[arg-type]
+                                 reasoning_effort=None if effort == "off" else effort)
     settings.check_model(model)
     if budget and budget >= default_max_tokens:
         raise ConfigurationError(
@@ -136,9 +136,9 @@ def parse_cortex_chat_config(config: dict) -> CortexChatConfig:
         cost=parse_cortex_cost(config),
         model=model,
         default_max_tokens=default_max_tokens,
-        tool_calling=choice_setting(config, "tool_calling", TOOL_CALLING_CHOICES, "auto"),  # type: ignore[arg-type]
+        tool_calling=choice_setting(config, "tool_calling", TOOL_CALLING_CHOICES, "auto"),
         tokenizer=text_setting(config, "tokenizer"),
-        images=choice_setting(config, "accepts_images", IMAGE_SETTING_CHOICES, "auto"),  # type: ignore[arg-type]
+        images=choice_setting(config, "accepts_images", IMAGE_SETTING_CHOICES, "auto"),
         reasoning=parse_reasoning(config, model, default_max_tokens),
     )
 

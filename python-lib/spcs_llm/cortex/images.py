@@ -36,13 +36,13 @@ import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from spcs_llm.core.errors import RequestRejectedError
 from spcs_llm.dss.messages import IMAGE_PART_TYPES
 
 ImageSetting = Literal["auto", "yes", "no"]
-IMAGE_SETTING_CHOICES = ("auto", "yes", "no")
+IMAGE_SETTING_CHOICES: tuple[ImageSetting, ...] = get_args(ImageSetting)
 
 IMAGE_MODELS_AS_OF = "2026-12-07"
 IMAGE_MODELS = frozenset({

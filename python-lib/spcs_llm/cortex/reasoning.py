@@ -20,12 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from spcs_llm.core.errors import ConfigurationError, RequestRejectedError
 
 ReasoningEffort = Literal["low", "medium", "high"]
-REASONING_EFFORT_CHOICES = ("off", "low", "medium", "high")
+REASONING_EFFORT_CHOICES: tuple[Literal["off"] | ReasoningEffort, ...] = ("off", *get_args(ReasoningEffort))
 MIN_THINKING_BUDGET = 1024
 CLAUDE_PREFIX, OPENAI_PREFIX = "claude-", "openai-"
 

@@ -53,9 +53,9 @@ def read_request(params: Params) -> DeployRequest:
     kind_text = params.text("kind", "auto") if choice == OTHER_MODEL else "auto"  # hidden (and ignored) otherwise
     kind: ModelKind | None = "chat" if kind_text == "chat" else "embedding" if kind_text == "embedding" else None
     engine_text = params.text("engine", "auto")
-    if engine_text not in ("auto", *ENGINES):
+    engine: EngineName | None = next((name for name in ENGINES if name == engine_text), None)
+    if engine is None and engine_text != "auto":
         raise ConfigurationError(f"Unknown inference engine {engine_text!r}.", fix="Pick auto, vllm or python.")
-    engine: EngineName | None = None if engine_text == "auto" else engine_text  # type: ignore[assignment]
     minimum = params.integer("min_instances", -1, minimum=-1)
     maximum = params.integer("max_instances", -1, minimum=-1)
     spec = resolve_model(

@@ -10,7 +10,7 @@ parameter names are those of ``python-llms/spcs-*/llm.json`` and must not change
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from spcs_llm.core.config import (
     AuthConfig,
@@ -85,15 +85,15 @@ def _coalesce_window_ms(config: dict) -> float:
     if value > MAX_COALESCE_WINDOW_MS:
         raise ConfigurationError(
             f"Setting 'coalesce_window_ms' must be at most {MAX_COALESCE_WINDOW_MS:g} ms, got {value:g}: every call "
-            "that is not joined by others waits this long. Fix: use a few milliseconds, or 0 to disable coalescing."
-        )
+            "that is not joined by others waits this long.",
+            fix="Use a few milliseconds in 'Coalescing window (ms)', or 0 to disable coalescing.")
     return value
 
 
 def parse_chat_config(config: dict) -> ChatModelConfig:
-    protocol = choice_setting(config, "protocol", ("auto", "openai_chat", "text_generation"), "auto")
+    protocol: ChatProtocolName = choice_setting(config, "protocol", get_args(ChatProtocolName), "auto")
     adapter = text_setting(config, "adapter")
-    engine = choice_setting(config, "engine", ("python", "vllm"), "python")
+    engine: ChatEngine = choice_setting(config, "engine", get_args(ChatEngine), "python")
     if adapter and protocol == "text_generation":
         raise adapter_needs_openai_chat()
     if adapter and engine == "python":
@@ -109,24 +109,24 @@ def parse_chat_config(config: dict) -> ChatModelConfig:
         endpoint=parse_endpoint(config, default_route="__call__"),
         auth=parse_auth(config),
         cost=parse_cost(config),
-        protocol=protocol,  # type: ignore[arg-type]
+        protocol=protocol,
         family=choice_setting(config, "model_family", FAMILIES, "auto"),
         tokenizer=text_setting(config, "tokenizer"),
         default_max_tokens=number_setting(config, "default_max_tokens", 512, minimum=1, cast=int),
-        engine=engine,  # type: ignore[arg-type]
-        json_fallback=choice_setting(config, "json_fallback", ("check", "refuse"), "check"),  # type: ignore[arg-type]
+        engine=engine,
+        json_fallback=choice_setting(config, "json_fallback", get_args(JsonFallback), "check"),
         adapter=adapter,
     )
 
 
 def parse_embedding_config(config: dict) -> EmbeddingModelConfig:
-    protocol = choice_setting(config, "protocol", ("encode", "predict"), "encode")
+    protocol: EmbedProtocolName = choice_setting(config, "protocol", get_args(EmbedProtocolName), "encode")
     cost = parse_cost({"instance_family": "CPU_X64_S", **{k: v for k, v in config.items() if v not in (None, "")}})
     return EmbeddingModelConfig(
         endpoint=parse_endpoint(config, default_route="encode" if protocol == "encode" else "predict"),
         auth=parse_auth(config),
         cost=cost,
-        protocol=protocol,  # type: ignore[arg-type]
+        protocol=protocol,
         rows_per_request=number_setting(config, "rows_per_request", 64, minimum=1, cast=int),
         max_request_bytes=number_setting(config, "max_request_bytes", 1_000_000, minimum=1024, cast=int),
         coalesce_window_ms=_coalesce_window_ms(config),
