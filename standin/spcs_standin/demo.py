@@ -6,7 +6,8 @@ completion per template family (server-side templating on OpenAI-chat services l
 template, client-side on a legacy text-generation service), one streamed completion, the same question to a base
 model and to its LoRA adapter (one service, chosen by the connector's adapter setting), a mini knowledge bank
 (embed a bundled corpus, answer a nearest-neighbour query), then the Cortex backend (``demo_cortex.py``: a
-visibly streamed reply, a tool-call round trip, embeddings), and prints a usage table with SPCS busy-time cost and
+visibly streamed reply, a tool-call round trip, embeddings), the Flow recipe's in-database run on a small
+table in the stand-in warehouse (``demo_recipe.py``), and prints a usage table with SPCS busy-time cost and
 Cortex per-token cost side by side. Library warnings and progress bars stay off unless ``-v``.
 """
 
@@ -27,6 +28,7 @@ from spcs_llm.core.errors import SpcsLlmError
 from spcs_llm.core.resources import resource_path
 from spcs_llm.spcs.templates import FAMILY_NAMES
 from spcs_standin.demo_cortex import run_cortex, start_tools_model_build
+from spcs_standin.demo_recipe import run_recipe_demo, start_recipe_model_load
 from spcs_standin.demo_usage import UsageTable
 from spcs_standin.harness import DssOAuthCredential, load_component
 from spcs_standin.lora_engine import ADAPTER_ALIAS, FINETUNE_EXAMPLE, training_report
@@ -159,6 +161,7 @@ def run_demo(*, verbose: bool) -> int:
     print("Starting the local SPCS stand-in (account + chat, text-generation and embedding services, and the "
           "account's Cortex endpoints)…")
     tools_build = start_tools_model_build()
+    recipe_models = start_recipe_model_load()
     with LocalStack.start(preload=("chat", "embed"), extra_args=("--verbose",) if verbose else ()) as stack:
         print(f"  account {stack.account_url}; services: {', '.join(stack.services)}")
         credential = DssOAuthCredential(stack.account_url, settings.oauth_client_id, settings.oauth_client_secret,
@@ -170,6 +173,7 @@ def run_demo(*, verbose: bool) -> int:
         run_finetuned(stack, settings, token, usage)
         run_knowledge_bank(stack, settings, token, usage)
         run_cortex(stack, settings, token, usage, tools_build)
+        run_recipe_demo(recipe_models)
         usage.print()
     print(f"\nDemo finished in {time.perf_counter() - started:.1f} s.")
     return 0
