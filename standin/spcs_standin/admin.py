@@ -19,6 +19,14 @@ from spcs_standin.faults import ServiceState
 from spcs_standin.settings import ResumePhase, StandinSettings
 
 ADMIN_HEADER = "x-local-admin-secret"
+WRONG_SECRET_FIX = "Send the admin secret from the stand-in's ready line (LocalStack.attach(ready_line, admin_secret))."
+BAD_REQUEST_FIX = ("Send the fields this control route takes (its handler in spcs_standin/admin.py or cortex_admin.py; "
+                   "fault knobs: spcs_standin.faults.FaultKnobs).")
+
+
+def refusal(status: int, error: str, fix: str) -> JSONResponse:
+    """A refused control request: what was wrong and its fix, which the control client (``stack.py``) shows."""
+    return JSONResponse({"error": error, "fix": fix}, status_code=status)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -48,13 +56,13 @@ class AdminApp:
         async def run(request: Request) -> Response:
             given = request.headers.get(ADMIN_HEADER, "")
             if not self.settings.admin_secret or not secrets.compare_digest(given, self.settings.admin_secret):
-                return JSONResponse({"error": "Missing or wrong X-Local-Admin-Secret."}, status_code=403)
+                return refusal(403, "Missing or wrong X-Local-Admin-Secret.", WRONG_SECRET_FIX)
             try:
                 return await handler(request)
             except ConfigurationError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=400)
+                return refusal(400, exc.message, exc.fix)
             except (ValueError, TypeError, KeyError) as exc:
-                return JSONResponse({"error": f"Bad control request: {type(exc).__name__}: {exc}"}, status_code=400)
+                return refusal(400, f"Bad control request: {type(exc).__name__}: {exc}", BAD_REQUEST_FIX)
 
         return run
 

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from spcs_standin.admin import ADMIN_HEADER
+from spcs_standin.admin import ADMIN_HEADER, BAD_REQUEST_FIX, WRONG_SECRET_FIX, refusal
 from spcs_standin.cortex_access import CortexAccess, RateLimit
 from spcs_standin.cortex_engines import CORTEX_MODELS
 
@@ -40,11 +40,11 @@ class CortexAdminApp:
         async def run(request: Request) -> Response:
             given = request.headers.get(ADMIN_HEADER, "")
             if not self.admin_secret or not secrets.compare_digest(given, self.admin_secret):
-                return JSONResponse({"error": "Missing or wrong X-Local-Admin-Secret."}, status_code=403)
+                return refusal(403, "Missing or wrong X-Local-Admin-Secret.", WRONG_SECRET_FIX)
             try:
                 return await handler(request)
             except (ValueError, TypeError, KeyError) as exc:
-                return JSONResponse({"error": f"Bad control request: {type(exc).__name__}: {exc}"}, status_code=400)
+                return refusal(400, f"Bad control request: {type(exc).__name__}: {exc}", BAD_REQUEST_FIX)
 
         return run
 

@@ -204,8 +204,13 @@ class LocalStack:
             raise TransportError(f"The local stand-in at {self.account_url} did not answer: {exc}",
                                  fix="Start it again (spcs-llm local) or check that the process is alive.") from exc
         if response.status_code != 200:
-            raise ConfigurationError(f"The stand-in refused {method} {path}: {response.text}",
-                                     fix="Check the service name and knob values; see spcs_standin.faults.FaultKnobs.")
+            try:
+                refused = response.json()
+            except ValueError:
+                refused = {}
+            raise ConfigurationError(
+                f"The stand-in refused {method} {path}: {refused.get('error') or response.text[:300]}",
+                fix=refused.get("fix") or "Check the request against its handler in spcs_standin/admin.py.")
         return response.json()
 
 

@@ -77,3 +77,19 @@ def test_public_client_pkce_and_configured_lifetimes():
         login = requests.post(f"{stack.account_url}/session/v1/login-request", timeout=10, json={
             "data": {"AUTHENTICATOR": "OAUTH", "TOKEN": token["access_token"]}}).json()
         assert login["data"]["validityInSeconds"] == 7
+
+
+def test_a_refused_control_request_carries_the_stand_ins_own_fix(local_stack):
+    with pytest.raises(ConfigurationError) as unknown:
+        local_stack.set_faults("gpt")
+    assert "No service named 'gpt'" in unknown.value.message and "Use one of" in unknown.value.fix
+    with pytest.raises(ConfigurationError) as bad_knob:
+        local_stack.set_faults("chat", not_a_knob=1)
+    assert "Unknown fault knob(s): ['not_a_knob']" in bad_knob.value.message and "latency_ms" in bad_knob.value.fix
+    with pytest.raises(ConfigurationError) as bad_value:
+        local_stack.set_cold_start("chat", "soon")
+    assert "Bad control request: ValueError" in bad_value.value.message and "FaultKnobs" in bad_value.value.fix
+    wrong_secret = LocalStack(local_stack.account_url, {}, "not-the-secret")
+    with pytest.raises(ConfigurationError) as refused:
+        wrong_secret.reset_faults()
+    assert "X-Local-Admin-Secret" in refused.value.message and "ready line" in refused.value.fix
