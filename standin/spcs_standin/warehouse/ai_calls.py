@@ -64,7 +64,13 @@ def ai_call(translator: Translator, name: str, ranges: list[tuple[int, int]]) ->
     if missing:
         raise translator.fail(f"SQL compilation error: {name} needs the argument(s) {', '.join(missing)}.")
     translator.scope.ai_calls.append(name)
-    model = translator.range(*given["MODEL"])
+    first, last = given["MODEL"]
+    token = translator.tokens[first]
+    if last - first == 1 and token.kind in ("string", "param"):
+        # The model is known before any row is read: an unknown one fails the statement even over no rows.
+        where = token.text if token.kind == "string" else sum(t.kind == "param" for t in translator.tokens[:first])
+        translator.scope.ai_models.append((name, where))
+    model = translator.range(first, last)
     if name == "AI_EMBED":
         return f"{EMBED_FUNCTION}(CAST({model} AS VARCHAR), CAST({translator.range(*given['INPUT'])} AS VARCHAR))"
     if "RESPONSE_FORMAT" in given:

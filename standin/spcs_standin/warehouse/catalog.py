@@ -4,6 +4,10 @@ Snowflake keeps identifiers case-sensitive once folded ("Identifier requirements
 https://docs.snowflake.com/en/sql-reference/identifiers-syntax); DuckDB matches them case-insensitively, even
 quoted (https://duckdb.org/docs/stable/sql/dialect/keywords_and_identifiers). So tables are looked up here, by
 exact name, never by DuckDB, and each DuckDB table has a generated name no statement can spell.
+
+A temporary table belongs to its session, and there takes precedence over a permanent table of the same name
+("Working with temporary and transient tables",
+https://docs.snowflake.com/en/user-guide/tables-temp-transient); other sessions never see it.
 """
 
 from __future__ import annotations
@@ -20,13 +24,8 @@ TableKey = tuple[str, str, str]
 class Table:
     key: TableKey
     duck_name: str
-    temporary: bool
-    owner: int | None = None  # the session a temporary table belongs to
+    owner: int | None = None  # the session a temporary table belongs to; None: permanent
     columns: list[tuple[str, str]] = field(default_factory=list)  # exact name, DuckDB type, in order
-
-    @property
-    def display(self) -> str:
-        return ".".join(self.key)
 
     def column_names(self) -> list[str]:
         return [name for name, _type in self.columns]
@@ -37,7 +36,8 @@ class Catalog:
 
     def __init__(self) -> None:
         self.schemas: set[tuple[str, str]] = set()
-        self.tables: dict[TableKey, Table] = {}
+        self.permanent: dict[TableKey, Table] = {}
+        self.temporary: dict[tuple[int, TableKey], Table] = {}
         self._numbers = itertools.count(1)
 
     def add_schema(self, database: str, schema: str) -> None:
@@ -50,14 +50,36 @@ class Catalog:
         full = [database, schema][: 3 - len(parts)] + parts
         return full[0], full[1], full[2]
 
+    def find(self, key: TableKey, session: int) -> Table | None:
+        return self.temporary.get((session, key)) or self.permanent.get(key)
+
     def get(self, key: TableKey, session: int) -> Table:
-        table = self.tables.get(key)
-        if table is None or (table.temporary and table.owner != session):
+        table = self.find(key, session)
+        if table is None:
             # Snowflake's wording: "Object '<name>' does not exist or not authorized." (error 002003).
             raise SqlError(f"SQL compilation error: Object '{'.'.join(key)}' does not exist or not authorized.")
         return table
 
+    def existing(self, key: TableKey, session: int, temporary: bool) -> Table | None:
+        """The table a CREATE of this kind would replace."""
+        return self.temporary.get((session, key)) if temporary else self.permanent.get(key)
+
     def new_table(self, key: TableKey, temporary: bool, session: int) -> Table:
         if key[:2] not in self.schemas:
             raise SqlError(f"SQL compilation error: Schema '{key[0]}.{key[1]}' does not exist or not authorized.")
-        return Table(key, f"__warehouse_table_{next(self._numbers)}", temporary, session if temporary else None)
+        return Table(key, f"__warehouse_table_{next(self._numbers)}", session if temporary else None)
+
+    def register(self, table: Table) -> None:
+        if table.owner is None:
+            self.permanent[table.key] = table
+        else:
+            self.temporary[(table.owner, table.key)] = table
+
+    def remove(self, table: Table) -> None:
+        if table.owner is None:
+            self.permanent.pop(table.key, None)
+        else:
+            self.temporary.pop((table.owner, table.key), None)
+
+    def tables(self) -> list[Table]:
+        return [*self.permanent.values(), *self.temporary.values()]

@@ -39,7 +39,8 @@ class CortexCallError(Exception):
     """A row the function refuses: the statement fails with this message."""
 
 
-def _model(name: str | None, kind: str, function: str) -> str:
+def check_model(name: str | None, kind: str, function: str) -> str:
+    """The model's name, or CortexCallError when it is not a stand-in Cortex model of this kind."""
     spec = CORTEX_MODELS.get(name or "")
     if spec is None or spec.kind != kind:
         raise CortexCallError(f'{function}: unknown model "{name}"')
@@ -94,7 +95,7 @@ class CortexFunctions:
         return None if details is None else json.dumps(details, ensure_ascii=False)
 
     def _complete(self, model: str | None, prompt: str | None, parameters: str | None) -> dict[str, Any] | None:
-        name = _model(model, "chat", "AI_COMPLETE")
+        name = check_model(model, "chat", "AI_COMPLETE")
         options = _parameters(parameters)
         if prompt is None:
             return None
@@ -116,7 +117,7 @@ class CortexFunctions:
                 "usage": usage}
 
     def embed(self, model: str | None, text: str | None) -> list[float] | None:
-        _model(model, "embed", "AI_EMBED")
+        check_model(model, "embed", "AI_EMBED")
         if text is None:
             return None
         self.calls += 1

@@ -68,6 +68,8 @@ class Scope:
     references: list[tuple[str, Token]] = field(default_factory=list)  # column references, folded
     params: int = 0
     ai_calls: list[str] = field(default_factory=list)
+    ai_models: list[tuple[str, str | int]] = field(default_factory=list)  # function, model name or bind index
+    paths: list[tuple[str, Token]] = field(default_factory=list)  # columns read with a VARIANT path
 
 
 class TableResolver(Protocol):
@@ -78,6 +80,8 @@ class TableResolver(Protocol):
     def key(self, parts: list[str]) -> tuple[str, str, str]: ...
 
     def new_table(self, key: tuple[str, str, str], temporary: bool) -> Table: ...
+
+    def existing(self, key: tuple[str, str, str], temporary: bool) -> Table | None: ...
 
 
 class Translator:
@@ -179,6 +183,8 @@ class Translator:
             self.scope.references.append((folded(part), part))
         sql = ".".join(quote(folded(part)) for part in parts)
         path, i = self.path(i, end)
+        if path is not None:
+            self.scope.paths.append((folded(parts[-1]), parts[-1]))
         return self.postfix(sql, i, end, path, out)
 
     def path(self, i: int, end: int) -> tuple[str | None, int]:
@@ -294,3 +300,10 @@ class Translator:
             if name not in known and name.lower() in lowered:
                 raise self.fail(f"SQL compilation error: error line 1 at position {token.position} invalid "
                                 f"identifier '{quote(name)}'")
+        for name, token in self.scope.paths:
+            # A path reads a VARIANT, OBJECT or ARRAY (GET_PATH, https://docs.snowflake.com/en/sql-reference/
+            # functions/get_path); DuckDB's json_extract would parse a VARCHAR too, so that is refused here.
+            types = {kind for table in self.scope.tables for column, kind in table.columns if column == name}
+            if types and "JSON" not in types:
+                raise self.fail(f"SQL compilation error: error line 1 at position {token.position} Invalid argument "
+                                f"types for function 'GET_PATH': column {quote(name)} is not a VARIANT.")

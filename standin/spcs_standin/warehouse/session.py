@@ -24,7 +24,7 @@ from snowflake.snowpark.exceptions import SnowparkSQLException
 
 from spcs_standin.cortex_engines import CortexModels
 from spcs_standin.warehouse.catalog import Catalog, Table, TableKey
-from spcs_standin.warehouse.cortex_functions import CortexFunctions
+from spcs_standin.warehouse.cortex_functions import CortexCallError, CortexFunctions, check_model
 from spcs_standin.warehouse.errors import SqlError
 from spcs_standin.warehouse.statements import Plan, Statement
 
@@ -53,7 +53,8 @@ class Warehouse:
         return WarehouseSession(self, next(self._sessions))
 
     def table_keys(self) -> list[TableKey]:
-        return list(self.catalog.tables)
+        """Every table's name, permanent or temporary (of any session)."""
+        return [table.key for table in self.catalog.tables()]
 
 
 class Query:
@@ -86,7 +87,7 @@ class WarehouseSession:
     def close(self) -> None:
         """Temporary tables end with their session."""
         with self.warehouse.lock:
-            for table in [t for t in self.warehouse.catalog.tables.values() if t.owner == self.number]:
+            for table in [t for t in self.warehouse.catalog.tables() if t.owner == self.number]:
                 self._forget(table)
 
     # --- the resolver the statements use ----------------------------------------------------------------------
@@ -100,6 +101,9 @@ class WarehouseSession:
     def new_table(self, key: TableKey, temporary: bool) -> Table:
         return self.warehouse.catalog.new_table(key, temporary, self.number)
 
+    def existing(self, key: TableKey, temporary: bool) -> Table | None:
+        return self.warehouse.catalog.existing(key, self.number, temporary)
+
     # --- running ----------------------------------------------------------------------------------------------
 
     def run(self, statement: str, params: list[Any]) -> list[Row]:
@@ -107,9 +111,13 @@ class WarehouseSession:
             self.warehouse.statements.append((statement, list(params)))
             try:
                 plan = Statement(statement, self).plan(len(params))
+                for function, model in plan.ai_models:
+                    name = params[model] if isinstance(model, int) else model
+                    check_model(None if name is None else str(name), "embed" if function == "AI_EMBED" else "chat",
+                                function)
                 return self._execute(plan, params)
-            except SqlError as error:
-                raise _sql_exception(error.message, statement) from None
+            except (SqlError, CortexCallError) as error:
+                raise _sql_exception(str(error), statement) from None
             except duckdb.Error as error:
                 raise _sql_exception(_duck_message(error), statement) from None
 
@@ -132,7 +140,7 @@ class WarehouseSession:
                 f"DESCRIBE {plan.target.duck_name}").fetchall()]
             if plan.replace is not None:
                 self._forget(plan.replace)
-            self.warehouse.catalog.tables[plan.target.key] = plan.target
+            self.warehouse.catalog.register(plan.target)
             return [Row(status=f"Table {plan.target.key[2]} successfully created.")]
         cursor = duck.execute(plan.sql, params)
         if plan.kind == "insert":
@@ -144,7 +152,7 @@ class WarehouseSession:
 
     def _forget(self, table: Table) -> None:
         self.warehouse.duck.execute(f"DROP TABLE IF EXISTS {table.duck_name}")
-        self.warehouse.catalog.tables.pop(table.key, None)
+        self.warehouse.catalog.remove(table)
 
 
 def _value(value: Any) -> Any:

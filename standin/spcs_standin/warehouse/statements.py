@@ -39,6 +39,7 @@ class Plan:
     exists_ok: bool = False  # create IF NOT EXISTS / drop IF EXISTS
     table_key: tuple[str, str, str] | None = None  # drop IF EXISTS of a missing table
     ai_calls: tuple[str, ...] = ()
+    ai_models: tuple[tuple[str, str | int], ...] = ()  # function, model name or the index of its bound value
 
 
 class Statement:
@@ -119,6 +120,7 @@ class Statement:
         else:
             raise self.unsupported()
         plan.ai_calls = tuple(self.scope.ai_calls)
+        plan.ai_models = tuple(self.scope.ai_models)
         return plan
 
     def query(self, start: int, own: set[str] | None = None) -> str:
@@ -162,11 +164,8 @@ class Statement:
         if exists_ok and replace:
             raise self.fail("SQL compilation error: OR REPLACE and IF NOT EXISTS cannot be used together.")
         parts, i = self.name(i)
-        key, old = self.resolver.key(parts), None
-        try:
-            old = self.resolver.table(parts)
-        except SqlError:
-            old = None
+        key = self.resolver.key(parts)
+        old = self.resolver.existing(key, temporary)
         if old is not None and not (replace or exists_ok):
             raise self.fail(f"SQL compilation error: Object '{'.'.join(key)}' already exists.")
         new = self.resolver.new_table(key, temporary)

@@ -164,3 +164,12 @@ def test_ai_embed_refuses_an_input_over_the_models_sequence_length(session):
 
 def test_a_null_prompt_gives_null(session):
     assert session.sql("SELECT AI_COMPLETE(?, NULL) AS A", params=[CHAT_MODEL]).collect()[0]["A"] is None
+
+
+def test_an_unknown_model_fails_the_statement_even_over_no_rows(session, models):
+    for model in ("no-such-model", "'no-such-model'"):
+        call = "AI_COMPLETE(?, \"PROMPT\")" if model.startswith("n") else f"AI_COMPLETE({model}, \"PROMPT\")"
+        with pytest.raises(SnowparkSQLException, match='AI_COMPLETE: unknown model "no-such-model"'):
+            session.sql(f"SELECT {call} AS A FROM P WHERE ROW_ID > 99",
+                        params=[model] if model.startswith("n") else []).collect()
+    assert models.engine.asked == []

@@ -167,3 +167,20 @@ def test_a_bound_value_is_data_never_sql(session):
     _one(session, 'INSERT INTO "Reviews" (ID, "review") SELECT ?, ?', params=[9, text])
     assert _one(session, 'SELECT "review" FROM "Reviews" WHERE ID = ?', params=[9])[0]["review"] == text
     assert ("DB", "SCH", "Reviews") in session.warehouse.table_keys()
+
+
+def test_a_temporary_table_is_its_sessions_own_and_shadows_a_permanent_one_there(session):
+    other = session.warehouse.session()
+    _one(session, "CREATE TEMPORARY TABLE \"Reviews\" (A NUMBER)")
+    _one(other, "CREATE TEMPORARY TABLE \"Reviews\" (B NUMBER)")  # another session's name space
+    assert [r["column_name"] for r in _one(session, 'SHOW COLUMNS IN TABLE "Reviews"')] == ["A"]
+    assert [r["column_name"] for r in _one(other, 'SHOW COLUMNS IN TABLE "Reviews"')] == ["B"]
+    session.close()
+    other.close()
+    third = session.warehouse.session()
+    assert [r["column_name"] for r in _one(third, 'SHOW COLUMNS IN TABLE "Reviews"')][:2] == ["ID", "review"]
+
+
+def test_a_variant_path_on_a_varchar_column_is_refused(session):
+    with pytest.raises(SnowparkSQLException, match="Invalid argument types for function 'GET_PATH'"):
+        _one(session, 'SELECT "review":a::VARCHAR AS A FROM "Reviews"')
