@@ -73,7 +73,9 @@ def ai_call(translator: Translator, name: str, ranges: list[tuple[int, int]]) ->
     model = translator.range(first, last)
     if name == "AI_EMBED":
         return f"{EMBED_FUNCTION}(CAST({model} AS VARCHAR), CAST({translator.range(*given['INPUT'])} AS VARCHAR))"
-    if "RESPONSE_FORMAT" in given:
+    response_format = given.get("RESPONSE_FORMAT")
+    if response_format is not None and not (response_format[1] - response_format[0] == 1
+                                            and translator.tokens[response_format[0]].is_word("NULL")):
         raise translator.fail("The stand-in warehouse does not support AI_COMPLETE's response_format.")
     details = _show_details(translator, given)
     prompt = translator.range(*given["PROMPT"])

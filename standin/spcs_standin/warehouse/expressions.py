@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from spcs_standin.warehouse.ai_calls import AI_SIGNATURES, ai_call
-from spcs_standin.warehouse.errors import SqlError
+from spcs_standin.warehouse.errors import SqlError, shortened
 from spcs_standin.warehouse.lexer import Token, folded
 
 if TYPE_CHECKING:
@@ -65,7 +65,8 @@ class Scope:
 
     tables: list[Table] = field(default_factory=list)
     names: set[str] = field(default_factory=set)  # aliases and the names the statement itself gives
-    references: list[tuple[str, Token]] = field(default_factory=list)  # column references, folded
+    references: list[list[tuple[str, Token]]] = field(default_factory=list)  # identifier chains, folded
+    aliases: dict[str, Table] = field(default_factory=dict)  # the table each alias (or unaliased name) stands for
     params: int = 0
     ai_calls: list[str] = field(default_factory=list)
     ai_models: list[tuple[str, str | int]] = field(default_factory=list)  # function, model name or bind index
@@ -94,6 +95,8 @@ class Translator:
         self.scope = scope
 
     def fail(self, message: str) -> SqlError:
+        if message.startswith("The stand-in warehouse does not support"):
+            message += f" (in: {shortened(self.statement)})"
         return SqlError(message, self.statement)
 
     def at(self, i: int) -> Token | None:
@@ -179,8 +182,7 @@ class Translator:
 
     def column(self, i: int, end: int, out: list[str]) -> tuple[str, int]:
         parts, i = self.chain(i)
-        for part in parts:
-            self.scope.references.append((folded(part), part))
+        self.scope.references.append([(folded(part), part) for part in parts])
         sql = ".".join(quote(folded(part)) for part in parts)
         path, i = self.path(i, end)
         if path is not None:
@@ -250,9 +252,11 @@ class Translator:
                 raise self.fail("SQL compilation error: an alias must follow AS.")
         if alias is not None and i < end and alias.kind in ("word", "quoted") and alias.upper not in KEYWORDS:
             self.scope.names.add(folded(alias))
+            self.scope.aliases[folded(alias)] = table
             return f"{sql} AS {quote(folded(alias))}", i + 1
         # Unaliased, the table is referenced by its own name (its last part) in the statement.
         self.scope.names.add(table.key[2])
+        self.scope.aliases[table.key[2]] = table
         return f"{sql} AS {quote(table.key[2])}", i
 
     # --- functions -----------------------------------------------------------------------------------------------
@@ -288,18 +292,23 @@ class Translator:
                         "argument(s).")
 
     def check_names(self, own: set[str]) -> None:
-        """Quoted identifiers are case-sensitive in Snowflake: a reference must spell a column (of a table the
-        statement reads or writes), an alias or a name the statement gives exactly. DuckDB would accept any case, so
-        a reference matching a known name in another case only is refused here, as Snowflake refuses it ("invalid
-        identifier", error 000904). A reference matching nothing is left to DuckDB, which refuses it too."""
+        """Quoted identifiers are case-sensitive in Snowflake; DuckDB would bind any case, so each reference is
+        checked here first and one that matches a name only in another case is refused, as Snowflake refuses it
+        ("invalid identifier", error 000904). A qualified ``alias.column`` must spell a column of that alias's
+        table exactly; an unqualified name must spell exactly a column of some table the statement reads or writes,
+        an alias, or a name the statement gives (``AS``, a column definition). Not checked: which of several joined
+        tables an unqualified name belongs to (DuckDB binds it, or refuses it as ambiguous), and in which clause an
+        ``AS`` name is used. A reference matching no name in any case is left to DuckDB, which refuses it."""
         known = set(own) | self.scope.names
         for table in self.scope.tables:
             known.update(table.column_names())
-        lowered = {name.lower() for name in known}
-        for name, token in self.scope.references:
-            if name not in known and name.lower() in lowered:
-                raise self.fail(f"SQL compilation error: error line 1 at position {token.position} invalid "
-                                f"identifier '{quote(name)}'")
+        for chain in self.scope.references:
+            qualifier = self.scope.aliases.get(chain[0][0]) if len(chain) == 2 else None
+            names = set(qualifier.column_names()) if qualifier is not None else known
+            for name, token in chain[1:] if qualifier is not None else chain:
+                if name not in names and name.lower() in {known_name.lower() for known_name in names}:
+                    raise self.fail(f"SQL compilation error: error line 1 at position {token.position} invalid "
+                                    f"identifier '{quote(name)}'")
         for name, token in self.scope.paths:
             # A path reads a VARIANT, OBJECT or ARRAY (GET_PATH, https://docs.snowflake.com/en/sql-reference/
             # functions/get_path); DuckDB's json_extract would parse a VARCHAR too, so that is refused here.

@@ -144,7 +144,7 @@ class Statement:
                 if b - a != 1 or self.tokens[a].kind not in ("word", "quoted"):
                     raise self.unsupported()
                 names.append(folded(self.tokens[a]))
-                self.scope.references.append((names[-1], self.tokens[a]))
+                self.scope.references.append([(names[-1], self.tokens[a])])
             columns = f" ({', '.join(quote(name) for name in names)})"
             i = close + 1
         return Plan("insert", f"INSERT INTO {table.duck_name}{columns} {self.query(i)}", target=table)

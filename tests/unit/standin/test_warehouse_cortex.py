@@ -144,7 +144,8 @@ def test_call_shapes_outside_the_documented_signatures_are_refused(session):
              "AI_COMPLETE(model => ?)": "needs the argument\\(s\\) prompt",
              "AI_COMPLETE(?, 'x', NULL, NULL, TRUE, 1)": "too many arguments",
              "AI_COMPLETE(model => ?, prompt => 'x', show_details => 1 = 1)": "constant TRUE or FALSE",
-             "AI_COMPLETE(model => ?, prompt => 'x', response_format => NULL)": "response_format"}
+             "AI_COMPLETE(model => ?, prompt => 'x', response_format => OBJECT_CONSTRUCT('type', 'json'))":
+                 "response_format"}
     for call, reason in cases.items():
         with pytest.raises(SnowparkSQLException, match=reason):
             session.sql(f"SELECT {call} AS A", params=[CHAT_MODEL]).collect()

@@ -184,3 +184,11 @@ def test_a_temporary_table_is_its_sessions_own_and_shadows_a_permanent_one_there
 def test_a_variant_path_on_a_varchar_column_is_refused(session):
     with pytest.raises(SnowparkSQLException, match="Invalid argument types for function 'GET_PATH'"):
         _one(session, 'SELECT "review":a::VARCHAR AS A FROM "Reviews"')
+
+
+def test_a_qualified_column_must_be_spelled_as_its_own_table_spells_it(session):
+    _one(session, 'CREATE TABLE "Other" (ID NUMBER, "REVIEW" VARCHAR)')
+    rows = _one(session, 'SELECT o."REVIEW" AS A, r."review" AS B FROM "Reviews" r JOIN "Other" o ON o.ID = r.ID')
+    assert rows == []
+    with pytest.raises(SnowparkSQLException, match="invalid identifier '\"REVIEW\"'"):
+        _one(session, 'SELECT r."REVIEW" AS A FROM "Reviews" r JOIN "Other" o ON o.ID = r.ID')
