@@ -192,3 +192,18 @@ def test_a_qualified_column_must_be_spelled_as_its_own_table_spells_it(session):
     assert rows == []
     with pytest.raises(SnowparkSQLException, match="invalid identifier '\"REVIEW\"'"):
         _one(session, 'SELECT r."REVIEW" AS A FROM "Reviews" r JOIN "Other" o ON o.ID = r.ID')
+
+
+def test_malformed_statements_are_refused_and_name_the_statement(session):
+    cases = {"SELECT 'unterminated AS A": "unterminated string literal",
+             'SELECT "unterminated AS A': "unterminated quoted identifier",
+             "SELECT 1 AS A /* no end": "unterminated comment",
+             "CREATE TABLE T (A NUMBER, a VARCHAR)": "duplicate column name 'A'",
+             "CREATE OR REPLACE TABLE IF NOT EXISTS T (A NUMBER)": "OR REPLACE and IF NOT EXISTS",
+             "SELECT NO_SUCH_COLUMN FROM \"Reviews\"": "SQL compilation error: .*NO_SUCH_COLUMN",
+             "": "empty SQL statement"}
+    for sql, reason in cases.items():
+        with pytest.raises(SnowparkSQLException, match=reason) as raised:
+            _one(session, sql)
+        assert raised.value.query == (sql or None)  # Snowpark keeps no empty query text
+    assert ("DB", "SCH", "T") not in session.warehouse.table_keys()
