@@ -7,8 +7,8 @@ by the stand-in's Cortex models, for the SQL the Flow recipe's Cortex path sends
 - ``catalog.py``: tables by exact Snowflake name; ``cortex_functions.py``: the model calls;
 - ``session.py``: the warehouse and its sessions (``Warehouse().session()``).
 
-It reads SQL text on its own: nothing here imports the recipe's or the connectors' code (pyproject.toml's
-import-linter contract for the stand-in's server side lists this package).
+It reads SQL text on its own: nothing here imports the code that writes that SQL (the recipe, the deployment library)
+or the connectors' request and answer code; two import-linter contracts in pyproject.toml hold it to that.
 """
 
 from spcs_standin.warehouse.session import Warehouse, WarehouseSession
