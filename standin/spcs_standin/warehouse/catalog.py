@@ -3,7 +3,8 @@
 Snowflake keeps identifiers case-sensitive once folded ("Identifier requirements",
 https://docs.snowflake.com/en/sql-reference/identifiers-syntax); DuckDB matches them case-insensitively, even
 quoted (https://duckdb.org/docs/stable/sql/dialect/keywords_and_identifiers). So tables are looked up here, by
-exact name, never by DuckDB, and each DuckDB table has a generated name no statement can spell.
+exact name, never by DuckDB, and each DuckDB table has a generated name no statement can spell. Deviation: a table
+cannot have two columns whose names differ only in case (``"a"`` and ``"A"``): DuckDB refuses them, Snowflake does not.
 
 A temporary table belongs to its session, and there takes precedence over a permanent table of the same name
 ("Working with temporary and transient tables",
