@@ -82,6 +82,17 @@ def test_the_recipe_scores_every_row_inside_the_warehouse_and_the_long_row_gets_
         "ID", "review", "PROMPT", "REPLY", "PROMPT_TOKENS", "COMPLETION_TOKENS", "COST_CREDITS", "ERROR"]
 
 
+def test_the_recipe_leaves_only_its_output_table_once_the_session_ends(world, session, warehouse):
+    def scratch() -> list[str]:
+        return [key[2] for key in warehouse.table_keys() if key[2].startswith("SPCS_LLM_RECIPE_")]
+
+    runpy.run_path(str(RECIPE), run_name="__main__")
+    assert len(scratch()) == 2  # the prompts and the scored rows, both temporary
+    session.close()
+    assert scratch() == []
+    assert ("SPCS_LLM", "MODELS", "PROJ_reviews_scored") in warehouse.table_keys()
+
+
 def test_prompt_text_with_an_injection_attempt_is_stored_as_text_and_drops_nothing(world, session, warehouse):
     before = set(warehouse.table_keys())
     first = len(warehouse.statements)

@@ -169,7 +169,7 @@ def _estimate(session: Any, settings: RecipeSettings, prompts: str, scored: str,
 
 def _score(session: Any, settings: RecipeSettings, plan: Any, tables: BatchTables, report: Report) -> None:
     """Every prompt scored into ``tables.output_table``, with its RESPONSE or its own ERROR."""
-    session.sql(tables.create_output(overwrite=True)).collect()
+    session.sql(tables.create_output(overwrite=True, temporary=True)).collect()  # scratch: ends with the session
     if plan is None:
         rows = int(session.sql(prompt_size(tables.numbered_table)).collect()[0]["ROWS_TOTAL"])
         cortex_run.score_with_cortex(session, tables, settings, rows, sql_error_type(purpose="The recipe"), report)

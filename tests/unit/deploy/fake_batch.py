@@ -327,8 +327,8 @@ def _handlers(session: RecordingSession) -> fake_snowflake.Handlers:
         (r"^SELECT COUNT\(\*\) AS ROW_COUNT FROM ([\w.]+)$", answers.count),
         (r"^CREATE TEMPORARY TABLE ([\w.]+) AS SELECT ROW_NUMBER\(\) OVER \(ORDER BY SEQ8\(\)\) AS ROW_ID, "
          r"\"([^\"]+)\" FROM ([\w.]+)$", answers.number_input),
-        (r"^CREATE (OR REPLACE )?TABLE ([\w.]+) \(ROW_ID NUMBER, \"([^\"]+)\" VARCHAR, RESPONSE VARIANT, "
-         r"ERROR VARCHAR\)$", answers.create_output),
+        (r"^CREATE (OR REPLACE )?(?:TEMPORARY )?TABLE ([\w.]+) \(ROW_ID NUMBER, \"([^\"]+)\" VARCHAR, "
+         r"RESPONSE VARIANT, ERROR VARCHAR\)$", answers.create_output),
         (_INSERT + r"ROW_ID, \"[^\"]+\", ([\w.]+)!(\w+)\((.*)\), NULL FROM ([\w.]+)"
                    r"(?: WHERE ROW_ID BETWEEN (\d+) AND (\d+))?$", answers.service_insert),
         (_INSERT + r"ROW_ID, \"[^\"]+\", NULL, '(.*)' FROM ([\w.]+) WHERE ROW_ID = (\d+)$", answers.error_row),

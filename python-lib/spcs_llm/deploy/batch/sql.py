@@ -89,8 +89,9 @@ class BatchTables:
         return (f"CREATE TEMPORARY TABLE {self.numbered_table} AS SELECT ROW_NUMBER() OVER (ORDER BY SEQ8()) AS "
                 f"{ROW_ID}, {quoted(self.text_column)} FROM {self.input_table}")
 
-    def create_output(self, overwrite: bool) -> str:
-        create = "CREATE OR REPLACE TABLE" if overwrite else "CREATE TABLE"
+    def create_output(self, overwrite: bool, *, temporary: bool = False) -> str:
+        """The scored-rows table; ``temporary`` for a scratch table that ends with the session (the Flow recipe)."""
+        create = f"CREATE {'OR REPLACE ' if overwrite else ''}{'TEMPORARY ' if temporary else ''}TABLE"
         return (f"{create} {self.output_table} ({ROW_ID} NUMBER, {quoted(self.text_column)} VARCHAR, "
                 f"{RESPONSE} VARIANT, {ERROR} VARCHAR)")
 
