@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from spcs_llm.core.errors import ConfigurationError
 from spcs_llm.core.redaction import redact
 from spcs_llm.cortex.cost import CORTEX_CREDITS_PER_MILLION, CORTEX_RATES_AS_OF
 from spcs_llm.deploy.batch.sql import ERROR, RESPONSE, ROW_ID, BatchTables, quoted
@@ -58,6 +59,13 @@ def scored_rows(tables: BatchTables, call: str) -> str:
             f"WHERE {ROW_ID} BETWEEN ? AND ?")
 
 
+def model_check(tables: BatchTables, call: str) -> str:
+    """The model call over no row: Snowflake compiles it, checking the model and its parameters, and no token is
+    billed. Inferred: a function's constant arguments are checked at compile time even when no row is read; where
+    they are not, nothing is lost, the rows then fail one by one as before."""
+    return f"SELECT {call} AS {RESPONSE} FROM {tables.numbered_table} WHERE {ROW_ID} < 0"
+
+
 def error_row(tables: BatchTables) -> str:
     return (f"{_insert(tables)} SELECT {ROW_ID}, {quoted(PROMPT)}, NULL, ? FROM {tables.numbered_table} "
             f"WHERE {ROW_ID} = ?")
@@ -67,6 +75,13 @@ def score_with_cortex(session: Any, tables: BatchTables, settings: RecipeSetting
                       sql_error: type[Exception], report: Callable[[str], None]) -> int:
     """Score every row into ``tables.output_table``; returns how many rows failed on their own."""
     call, call_params = model_call(settings)
+    try:  # a wrong model name fails here once, instead of failing every row after halving every chunk
+        session.sql(model_check(tables, call), params=call_params).collect()
+    except sql_error as exc:
+        raise ConfigurationError(
+            f"Cortex refused the call to {settings.cortex_model} before any row was scored: {redact(str(exc))[:500]}",
+            fix="Check 'Cortex model' (available in your account's region, or a fine-tuned model's full name your "
+                "role may use) and its task, 'Max tokens' and 'Temperature'.") from None
     failures: list[int] = []
 
     def score(first: int, last: int) -> None:

@@ -143,6 +143,16 @@ class _Answers:
         rows = self.table(m[1]).rows
         return [Row(ROWS_TOTAL=len(rows), PROMPT_CHARS=sum(len(r["PROMPT"] or "") for r in rows))]
 
+    def check_model(self, m: re.Match) -> list[Row]:
+        """The model call over no row: the model and task are checked, nothing is scored."""
+        values = self.params(m.string)
+        task = "embedding" if m[1].startswith("TO_VARIANT(AI_EMBED(") else "chat"
+        if self.state.models.get(values[0]) != task:
+            raise SnowparkSQLException(
+                f"400 (22023): Model '{values[0]}' is unavailable or does not support this task.")
+        self.table(m[2])
+        return []
+
     def score(self, m: re.Match) -> list[Row]:
         output, call, source = m[1], m[2], m[3]
         values = self.params(m.string)
@@ -243,6 +253,8 @@ def _handlers(session: RecordingSession) -> fake_snowflake.Handlers:
         (_INSERT + r"(AI_COMPLETE\(model => \?, .*\)|TO_VARIANT\(AI_EMBED\(\?, \"PROMPT\"\)::ARRAY\)), NULL FROM "
                    r"([\w.]+) WHERE ROW_ID BETWEEN \? AND \?$", answers.score),
         (_INSERT + r"NULL, \? FROM ([\w.]+) WHERE ROW_ID = \?$", answers.error_row),
+        (r"^SELECT (AI_COMPLETE\(model => \?, .*\)|TO_VARIANT\(AI_EMBED\(\?, \"PROMPT\"\)::ARRAY\)) AS RESPONSE FROM "
+         r"([\w.]+) WHERE ROW_ID < 0$", answers.check_model),
         (rf"^CREATE OR REPLACE TABLE {QUOTED_FQN} AS SELECT (.*) FROM ([\w.]+) r JOIN ([\w.]+) p "
          r"ON p\.ROW_ID = r\.ROW_ID LIMIT 0$", answers.create_output),
         (rf"^INSERT INTO {QUOTED_FQN} \(((?:{QUOTED}(?:, )?)+)\) SELECT (.*) FROM ([\w.]+) r JOIN ([\w.]+) p "

@@ -48,7 +48,9 @@ def _output(account) -> list[dict]:
 
 
 def _model_statements(session) -> list[str]:
-    return [s for s in session.statements if "AI_COMPLETE(" in s or "AI_EMBED(" in s or "!__CALL__(" in s]
+    """The statements that call the model on rows (the zero-row model check, a SELECT, is not one)."""
+    return [s for s in session.statements if ("AI_COMPLETE(" in s or "AI_EMBED(" in s or "!__CALL__(" in s)
+            and not s.startswith("SELECT")]
 
 
 def test_a_prompt_template_runs_on_cortex_inside_snowflake_and_every_row_gets_its_reply(world, session, account,
@@ -104,6 +106,20 @@ def test_a_failing_row_gets_its_own_error_and_the_others_their_replies(world, se
     assert len(rows) == 4 and rows[2]["REPLY"] is None and "the prompt was rejected" in rows[2]["ERROR"]
     assert all(r["ERROR"] is None and r["REPLY"] for i, r in enumerate(rows) if i != 2)
     assert [c["rows"] for c in cortex_state(account).calls] == [(1, 2), (4, 4)]  # 1-4 and 3-4 failed, then 3 alone
+
+
+def test_a_model_cortex_refuses_stops_the_run_once_before_any_row_is_scored(world, session, account):
+    world.config.update(cortex_model="llama-9000", input_credits_per_million=0.1)
+
+    with pytest.raises(ConfigurationError) as refused:
+        _run()
+
+    assert "Cortex refused the call to llama-9000 before any row was scored" in refused.value.message
+    assert "Model 'llama-9000' is unavailable" in refused.value.message and "'Cortex model'" in refused.value.fix
+    assert not cortex_state(account).calls
+    assert not _model_statements(session)  # one zero-row check, no statement per row
+    assert len([s for s in session.statements if s.startswith("SELECT AI_COMPLETE(")]) == 1
+    assert find_table(account, 'SPCS_LLM.MODELS."PROJ_reviews_scored"') is None
 
 
 def test_an_embedding_model_writes_a_vector_per_row_from_a_text_column(world, session, account):
