@@ -130,7 +130,14 @@ def test_the_doctor_probe_is_the_connectors():
 
 
 # Drive the plugin's components: they may import them (the plugin is the product being shown).
-HARNESS_MODULES = {"commands", "demo", "demo_cortex", "demo_usage", "harness"}
+HARNESS_MODULES = {"commands", "demo", "demo_cortex", "demo_recipe", "demo_usage", "harness"}
+PACKAGE = ROOT / "standin" / "spcs_standin"
+
+
+def _source_files(module: str) -> list[Path]:
+    """A module's file, or every file of a package (``spcs_standin.warehouse``)."""
+    path = ROOT / "standin" / module.replace(".", "/")
+    return sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
 
 
 def test_every_stand_in_module_is_on_one_side_of_the_contract():
@@ -139,7 +146,8 @@ def test_every_stand_in_module_is_on_one_side_of_the_contract():
     contract = next(c for c in contracts["contracts"] if c["name"].startswith("The stand-in's server side"))
     assert set(contract["forbidden_modules"]) >= {"spcs_llm.spcs", "spcs_llm.cortex", "spcs_llm.dss"}
     server_side = {name.removeprefix("spcs_standin.") for name in contract["source_modules"]}
-    modules = {path.stem for path in (ROOT / "standin" / "spcs_standin").glob("*.py")} - {"__init__"}
+    modules = ({path.stem for path in PACKAGE.glob("*.py")} - {"__init__"}) | {
+        path.parent.name for path in PACKAGE.glob("*/__init__.py")}
     assert not server_side & HARNESS_MODULES
     assert modules == server_side | HARNESS_MODULES
 
@@ -168,8 +176,7 @@ def test_the_server_side_takes_only_utilities_and_training_helpers_from_spcs_llm
     contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
     contract = next(c for c in contracts["contracts"] if c["name"].startswith("The stand-in's server side"))
     taken = {}
-    for module in contract["source_modules"]:
-        path = ROOT / "standin" / (module.replace(".", "/") + ".py")
+    for module, path in ((m, p) for m in contract["source_modules"] for p in _source_files(m)):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             names = [node.module or ""] if isinstance(node, ast.ImportFrom) else (
                 [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
