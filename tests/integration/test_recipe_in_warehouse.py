@@ -122,3 +122,13 @@ def test_an_embedding_model_writes_a_vector_per_row(world, session):
     vectors = [json.loads(r["EMBEDDING"]) for r in rows]
     assert all(len(v) == 384 and all(isinstance(x, float) for x in v) for v in vectors)
     assert vectors[0] != vectors[1]
+
+
+def test_a_model_the_warehouse_does_not_know_stops_the_run_before_any_row(world, session):
+    from spcs_llm.core.errors import ConfigurationError
+
+    world.config["cortex_model"] = "no-such-model"
+    with pytest.raises(ConfigurationError, match="Cortex refused the call to no-such-model before any row"):
+        runpy.run_path(str(RECIPE), run_name="__main__")
+    [scored] = [key[2] for key in session.warehouse.table_keys() if key[2].startswith("SPCS_LLM_RECIPE_SCORED_")]
+    assert session.sql(f"SELECT COUNT(*) AS N FROM SPCS_LLM.MODELS.{scored}").collect()[0]["N"] == 0
