@@ -114,6 +114,15 @@ class EndpointLimiter:
             return len(self._waiting)
 
     @property
+    def free(self) -> int:
+        """Requests that would be sent now without waiting: slots free under the bound, less the threads already
+        waiting for one; 0 during a Retry-After pause."""
+        with self._condition:
+            if self._paused_until > self._clock():
+                return 0
+            return max(0, self._limit - self._in_use - len(self._waiting))
+
+    @property
     def base_latency(self) -> float | None:
         """The no-queue latency the bound is judged against (None before the first window)."""
         with self._condition:

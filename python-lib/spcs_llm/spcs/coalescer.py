@@ -13,8 +13,19 @@ rows they held, as it does for a lone call.
 The planner is told how many callers share the rows, so that it can spread them over several requests (one full
 request would keep only one of a slow model's workers busy).
 
-A lone caller waits at most the window (none at all when its own rows fill a request); a window of 0 disables
-coalescing (the client then sends each call's batches itself).
+Gathering is worth its wait only while the endpoint is saturated (``free_slots()``, the limiter's say):
+
+- a slot free for every waiting caller: the leader sends at once; each of their rows could go out now, and for
+  synchronous callers a shared request would only add the window to every text's round trip
+  (bench/results/coalesce.md: 5 ms of a 64 ms cycle);
+- some slots free, fewer than the waiting callers: it gathers for at most the window, as before;
+- no slot free: it gathers until one frees (or a full request's worth of rows waits). The rows would wait for that
+  slot anyway; waiting here rather than in the limiter's queue lets them go out in one request instead of one
+  each (bench/results/coalesce.md, `gpu-request`: with the window alone, one-text callers answered 15 ms apart by
+  a one-worker service still sent one row per request, queued at the limiter).
+
+A caller whose own rows fill a request never waits; a window of 0 disables coalescing (the client then sends each
+call's batches itself).
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ Call = TypeVar("Call")
 BatchSender = Callable[[list[tuple[int, str]]], tuple[list[Row], list[Call]]]
 BatchPlanner = Callable[[Sequence[str], int], list[list[int]]]  # (texts, callers) → batches of positions into texts
 ConditionWait = Callable[[threading.Condition, float], object]
+SLOT_POLL_SECONDS = 0.001  # while gathering, how often the leader looks whether a slot has come free
 
 
 @dataclass(frozen=True)
@@ -71,13 +83,14 @@ class Coalescer(Generic[Row, Call]):
     """Thread-safe; one per embedding client. ``clock`` and ``wait`` are injectable so tests never sleep."""
 
     def __init__(self, *, window_seconds: float, full_rows: int, max_workers: int, plan: BatchPlanner,
-                 send: BatchSender, clock: Callable[[], float] = time.monotonic,
-                 wait: ConditionWait = threading.Condition.wait):
+                 send: BatchSender, free_slots: Callable[[], int] = lambda: 1,
+                 clock: Callable[[], float] = time.monotonic, wait: ConditionWait = threading.Condition.wait):
         self.window_seconds = max(0.0, window_seconds)
         self.full_rows = max(1, full_rows)
         self._pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="spcs-embed")
         self._plan = plan
         self._send = send
+        self._free_slots = free_slots  # requests the endpoint would send now without waiting (the limiter's say)
         self._clock = clock
         self._wait = wait
         self._condition = threading.Condition()
@@ -105,14 +118,19 @@ class Coalescer(Generic[Row, Call]):
         return Coalesced(rows=list(demand.rows), calls=demand.calls)  # type: ignore[arg-type]
 
     def _gather(self) -> list[_Demand[Row, Call]]:
-        """Wait until the window ends or a full request's worth of rows waits, then take every waiting demand."""
+        """Take every waiting demand: at once while a slot is free for each of them, after at most the window while
+        some slot is free, and once one frees while none is (module docstring); at once when a full request's worth
+        of rows waits."""
         with self._condition:
             deadline = self._clock() + self.window_seconds
             while self._pending_rows < self.full_rows:
-                left = deadline - self._clock()
-                if left <= 0:
+                free = self._free_slots()
+                if free >= len(self._pending):
                     break
-                self._wait(self._condition, left)
+                left = deadline - self._clock()
+                if free > 0 and left <= 0:
+                    break
+                self._wait(self._condition, min(left, SLOT_POLL_SECONDS) if free > 0 else SLOT_POLL_SECONDS)
             demands, self._pending, self._pending_rows, self._gathering = self._pending, [], 0, False
         return demands
 

@@ -127,7 +127,7 @@ class EmbeddingClient(ModelClient):
                 window_seconds=config.coalesce_window_ms / 1000.0, full_rows=config.rows_per_request,
                 max_workers=SENDERS_PER_SLOT * config.endpoint.max_parallelism,
                 plan=self._plan_shared_batches,
-                send=self._send_shared_batch,
+                send=self._send_shared_batch, free_slots=lambda: self.transport.state.limiter.free,
             )
         log.info("Embedding requests to %s send %s", config.endpoint.url, self.wire.describe())
 

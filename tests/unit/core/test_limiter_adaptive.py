@@ -158,6 +158,19 @@ def test_retry_after_holds_back_the_other_threads_until_it_has_passed():
     assert limiter.paused_for() == 0.0
 
 
+def test_free_slots_are_the_bound_less_what_is_in_flight_and_none_during_a_pause():
+    clock = Clock()
+    limiter = EndpointLimiter(4, clock=clock)
+    assert limiter.free == 4
+    limiter.acquire()
+    assert limiter.free == 3
+    limiter.release()
+    overload(limiter, retry_after=2.0)
+    assert limiter.free == 0
+    clock.now += 2.0
+    assert limiter.free == limiter.limit
+
+
 def test_the_refused_thread_is_not_held_twice():
     """Its retry already waited the Retry-After in the retry policy (possibly cut to the call's budget)."""
     clock = Clock()

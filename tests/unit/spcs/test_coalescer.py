@@ -12,7 +12,7 @@ import pytest
 import responses
 
 from spcs_llm.core.errors import ConfigurationError
-from spcs_llm.spcs.coalescer import Coalescer
+from spcs_llm.spcs.coalescer import Coalescer, _Demand
 from spcs_llm.spcs.config import parse_embedding_config
 from spcs_llm.spcs.embeddings import EmbeddingClient
 
@@ -45,6 +45,7 @@ def join_every_caller(coalescer, callers):
     coalescer.window_seconds = 3600.0
     coalescer.full_rows = sum(len(texts) for texts in callers)
     coalescer._wait = lambda condition, timeout: condition.wait()
+    coalescer._free_slots = lambda: 0  # a saturated endpoint: the only state in which callers gather
 
 
 def run_concurrently(call, inputs):
@@ -212,12 +213,43 @@ def echo(batch):
     return [text for _, text in batch], [FakeCall(1.0)]
 
 
-def test_a_lone_caller_waits_no_longer_than_the_window():
+def test_with_fewer_free_slots_than_waiting_callers_the_leader_waits_no_longer_than_the_window():
     clock = SteppingClock()
     coalescer = Coalescer(window_seconds=0.005, full_rows=64, max_workers=4, plan=fixed_batches_of(64), send=echo,
-                          clock=lambda: clock.now, wait=clock.wait)
+                          free_slots=lambda: 1, clock=lambda: clock.now, wait=clock.wait)
+    earlier = _Demand(labels=[7], texts=["earlier"])  # a caller already waiting: two callers, one free slot
+    coalescer._pending, coalescer._pending_rows = [earlier], 1
     assert coalescer.submit([0], ["alone"]).rows == ["alone"]
     assert sum(clock.waits) == pytest.approx(0.005)
+    assert earlier.done.is_set() and earlier.rows == ["earlier"]
+
+
+def test_a_caller_with_a_free_slot_is_sent_at_once():
+    clock = SteppingClock()
+    coalescer = Coalescer(window_seconds=0.005, full_rows=64, max_workers=4, plan=fixed_batches_of(64), send=echo,
+                          free_slots=lambda: 1, clock=lambda: clock.now, wait=clock.wait)
+    assert coalescer.submit([0], ["alone"]).rows == ["alone"]
+    assert clock.waits == []
+
+
+def test_a_caller_gathers_while_no_slot_is_free_and_goes_when_one_frees():
+    clock = SteppingClock()
+    coalescer = Coalescer(window_seconds=0.005, full_rows=64, max_workers=4, plan=fixed_batches_of(64), send=echo,
+                          free_slots=lambda: 0 if clock.now < 0.002 else 1, clock=lambda: clock.now, wait=clock.wait)
+    assert coalescer.submit([0], ["alone"]).rows == ["alone"]
+    assert sum(clock.waits) == pytest.approx(0.002)
+
+
+def test_the_client_gathers_only_when_its_endpoints_limiter_has_no_slot_free():
+    client = make_client(max_parallelism=2)
+    limiter = client.transport.state.limiter
+    assert client.coalescer._free_slots() == 2
+    limiter.acquire()
+    assert client.coalescer._free_slots() == 1
+    limiter.acquire()
+    assert client.coalescer._free_slots() == 0
+    limiter.release()
+    limiter.release()
 
 
 def test_a_caller_with_a_full_request_of_rows_does_not_wait_at_all():
