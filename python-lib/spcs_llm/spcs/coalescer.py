@@ -98,6 +98,10 @@ class Coalescer(Generic[Row, Call]):
         self._pending_rows = 0
         self._gathering = False
         self._results_lock = threading.Lock()
+        # Batches handed to the pool that have not started sending: they will take slots the limiter still counts
+        # as free, so the leader counts them against ``free_slots()`` (else every caller arriving in a burst would
+        # see a free slot and go alone).
+        self._unstarted = 0
 
     def submit(self, labels: list[int], texts: list[str]) -> Coalesced[Row, Call]:
         """Embed ``texts`` (``labels`` name them in row errors) in requests shared with concurrent callers."""
@@ -124,7 +128,7 @@ class Coalescer(Generic[Row, Call]):
         with self._condition:
             deadline = self._clock() + self.window_seconds
             while self._pending_rows < self.full_rows:
-                free = self._free_slots()
+                free = self._free_slots() - self._unstarted
                 if free >= len(self._pending):
                     break
                 left = deadline - self._clock()
@@ -148,7 +152,12 @@ class Coalescer(Generic[Row, Call]):
                     demand.done.set()
             siblings: list[tuple[Future[None], Batch]] = []
             for batch in batches:
-                siblings.append((self._pool.submit(self._send_shared, batch, siblings), batch))
+                self._count_unstarted(1)
+                try:
+                    siblings.append((self._pool.submit(self._send_shared, batch, siblings), batch))
+                except BaseException:
+                    self._count_unstarted(-1)
+                    raise
         except BaseException as failed:  # noqa: BLE001 - whatever went wrong, no caller may wait forever
             for demand in demands:
                 demand.error = demand.error or failed
@@ -159,12 +168,14 @@ class Coalescer(Generic[Row, Call]):
 
         A caller is released as soon as all of its own batches are done, not when the whole dispatch is.
         """
+        self._count_unstarted(-1)
         try:
             rows, calls = self._send([(demand.labels[position], demand.texts[position]) for demand, position in batch])
         except Exception as failed:  # noqa: BLE001 - handed to the callers it concerns, raised in their threads
             self._fail(_demands_of(batch), failed)
             for future, other in list(siblings):  # an endpoint-wide error: the batches not yet sent would fail alike
                 if future.cancel():
+                    self._count_unstarted(-1)
                     self._fail(_demands_of(other), failed)
                     self._finish(other)
             self._finish(batch)
@@ -175,6 +186,10 @@ class Coalescer(Generic[Row, Call]):
             for demand, count in Counter(demand for demand, _ in batch).items():
                 demand.calls.extend(SharedCall(call=call, share=count / len(batch)) for call in calls)
         self._finish(batch)
+
+    def _count_unstarted(self, change: int) -> None:
+        with self._results_lock:
+            self._unstarted += change
 
     def _finish(self, batch: Batch) -> None:
         with self._results_lock:

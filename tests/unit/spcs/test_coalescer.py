@@ -240,6 +240,16 @@ def test_a_caller_gathers_while_no_slot_is_free_and_goes_when_one_frees():
     assert sum(clock.waits) == pytest.approx(0.002)
 
 
+def test_batches_handed_to_the_senders_but_not_yet_sending_count_against_the_free_slots():
+    clock = SteppingClock()
+    coalescer = Coalescer(window_seconds=0.005, full_rows=64, max_workers=4, plan=fixed_batches_of(64), send=echo,
+                          free_slots=lambda: 1 if clock.now < 0.002 else 2, clock=lambda: clock.now, wait=clock.wait)
+    coalescer._unstarted = 1  # an earlier leader's batch, about to take the one free slot
+    assert coalescer.submit([0], ["alone"]).rows == ["alone"]
+    assert sum(clock.waits) == pytest.approx(0.002)
+    assert coalescer._unstarted == 1  # its own batch has started and counted itself off
+
+
 def test_the_client_gathers_only_when_its_endpoints_limiter_has_no_slot_free():
     client = make_client(max_parallelism=2)
     limiter = client.transport.state.limiter
