@@ -112,6 +112,11 @@ def auth_rejection(status: int, content: bytes) -> str | None:
         return "HTTP 401"
     if status < 400 and len(content) > MAX_REJECTION_BODY:
         return None  # a large 2xx body is an answer, not a rejection: skip parsing it twice
+    if status < 400 and b'"success"' not in content and b"\\u" not in content:
+        # A 2xx rejection says "success": false, and JSON can name that key only literally or with \u escapes: an
+        # answer with neither is not one, and is not parsed twice (every small answer used to be: one-row
+        # embeddings, chat replies).
+        return None
     code = _rejection_code(status, content.decode("utf-8", errors="replace"))
     return f"Snowflake code {code}" if code else None
 

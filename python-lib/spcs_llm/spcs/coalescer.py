@@ -151,19 +151,22 @@ class Coalescer(Generic[Row, Call]):
                 if demand.outstanding == 0:
                     demand.done.set()
             siblings: list[tuple[Future[None], Batch]] = []
-            for batch in batches:
-                self._count_unstarted(1)
-                try:
-                    siblings.append((self._pool.submit(self._send_shared, batch, siblings), batch))
-                except BaseException:
-                    self._count_unstarted(-1)
-                    raise
+            submitting = threading.Lock()  # a failing batch cancels its siblings only once all are submitted
+            with submitting:
+                for batch in batches:
+                    self._count_unstarted(1)
+                    try:
+                        siblings.append((self._pool.submit(self._send_shared, batch, siblings, submitting), batch))
+                    except BaseException:
+                        self._count_unstarted(-1)
+                        raise
         except BaseException as failed:  # noqa: BLE001 - whatever went wrong, no caller may wait forever
             for demand in demands:
                 demand.error = demand.error or failed
                 demand.done.set()
 
-    def _send_shared(self, batch: Batch, siblings: list[tuple[Future[None], Batch]]) -> None:
+    def _send_shared(self, batch: Batch, siblings: list[tuple[Future[None], Batch]], submitting: threading.Lock
+                     ) -> None:
         """Send one batch; its results, or its failure, reach only the callers with rows in it.
 
         A caller is released as soon as all of its own batches are done, not when the whole dispatch is.
@@ -173,7 +176,9 @@ class Coalescer(Generic[Row, Call]):
             rows, calls = self._send([(demand.labels[position], demand.texts[position]) for demand, position in batch])
         except Exception as failed:  # noqa: BLE001 - handed to the callers it concerns, raised in their threads
             self._fail(_demands_of(batch), failed)
-            for future, other in list(siblings):  # an endpoint-wide error: the batches not yet sent would fail alike
+            with submitting:  # (the dispatch may still be submitting: its later batches must be seen too)
+                pending = list(siblings)
+            for future, other in pending:  # an endpoint-wide error: the batches not yet sent would fail alike
                 if future.cancel():
                     self._count_unstarted(-1)
                     self._fail(_demands_of(other), failed)

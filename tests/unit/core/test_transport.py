@@ -346,6 +346,15 @@ def test_a_2xx_with_a_failed_snowflake_auth_code_renews(mocked):
     assert result.renewals == 1 and result.payload == {"data": [[0, 1]]}
 
 
+def test_a_2xx_rejection_is_recognised_whatever_the_spelling_of_its_keys(mocked):
+    escaped = '{"\\u0073uccess": false, "code": "390112", "message": "Your session has expired."}'
+    mocked.add(responses.POST, URL, status=200, body=escaped, content_type="application/json")
+    mocked.add(responses.POST, URL, status=200, body='{"data": [[0, {"output": "success"}]]}',
+               content_type="application/json")
+    result = make_transport().post_json("__call__", {})
+    assert result.renewals == 1 and result.payload == {"data": [[0, {"output": "success"}]]}
+
+
 def test_a_proxy_from_the_environment_is_still_used(monkeypatch, mocked):
     for name in ("NO_PROXY", "no_proxy", "https_proxy"):
         monkeypatch.delenv(name, raising=False)

@@ -126,7 +126,10 @@ def fixed_batches_of(size):
 
 
 def test_a_failed_request_fails_only_the_callers_with_rows_in_it():
+    in_flight = threading.Barrier(3, timeout=10)  # all three requests are out before the doomed one fails
+
     def send(batch):
+        in_flight.wait()
         if any(text == "doomed" for _, text in batch):
             raise RuntimeError("request failed")
         return [f"row {label}: {text}" for label, text in batch], [FakeCall(1.0)]
