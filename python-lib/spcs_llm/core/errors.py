@@ -24,31 +24,30 @@ class SpcsLlmError(Exception):
     def in_terms_of(self, settings: Mapping[str, str], elsewhere: str = "") -> SpcsLlmError:
         """This error with the command line's options named as a form names its settings: the deployment library
         speaks the CLI's language, a macro or the Flow recipe its own. ``settings`` maps an option (``--gpu-pool``)
-        to the form's words (``'GPU compute pool'``), or an option with its value (``--mode job``) to a phrase; options
-        the form lacks are listed at the end of the fix with
-        ``elsewhere`` (e.g. "options of `spcs-llm deploy`, not of this form"). A command quoted in backticks is left
-        as written: it is meant to be run."""
+        to the form's words (``'GPU compute pool'``), or an option with its value (``--mode job``) to a phrase;
+        options the fix names that the form lacks are listed at its end with ``elsewhere`` (e.g. "options of
+        `spcs-llm deploy`, not of this form"). A command quoted in backticks is left as written: it is meant to be
+        run."""
         unmapped: list[str] = []
 
-        def name(found: re.Match[str]) -> str:
-            option = found[0]
-            if option in settings:
-                return settings[option]
-            if option not in unmapped:
-                unmapped.append(option)
-            return option
+        def reword(text: str, *, note_unmapped: bool) -> str:
+            def name(found: re.Match[str]) -> str:
+                option = found[0]
+                if option in settings:
+                    return settings[option]
+                if note_unmapped and option not in unmapped:
+                    unmapped.append(option)
+                return option
 
-        def reword_part(part: str) -> str:
-            for phrase in (key for key in settings if " " in key):  # an option with its value: "--mode job"
-                part = part.replace(phrase, settings[phrase])
-            return _COMMAND_OPTION.sub(name, part)
-
-        def reword(text: str) -> str:
             parts = text.split("`")
-            parts[::2] = [reword_part(part) for part in parts[::2]]  # outside backticks
+            for index in range(0, len(parts), 2):  # outside backticks
+                for phrase in (key for key in settings if " " in key):  # an option with its value: "--mode job"
+                    parts[index] = parts[index].replace(phrase, settings[phrase])
+                parts[index] = _COMMAND_OPTION.sub(name, parts[index])
             return "`".join(parts)
 
-        self.message, self.fix = reword(self.message), reword(self.fix)
+        self.message = reword(self.message, note_unmapped=False)
+        self.fix = reword(self.fix, note_unmapped=True)
         if unmapped and elsewhere:
             self.fix = f"{self.fix.rstrip('.')} ({', '.join(unmapped)}: {elsewhere})."
         self.args = (str(self),)
