@@ -26,7 +26,7 @@ from spcs_llm.cortex.endpoints import (
     embed_body,
     parse_embed_answer,
 )
-from spcs_llm.cortex.errors import cortex_profile
+from spcs_llm.cortex.errors import UNEXPECTED_ANSWER_FIX, cortex_profile
 from spcs_llm.cortex.reasoning import reasoning_text
 from spcs_llm.cortex.streaming import StreamedText, StreamedToolCalls, StreamEnd, read_chat_stream, usage_of
 from spcs_llm.cortex.tool_calls import ToolRequest, reply_tool_calls
@@ -134,7 +134,7 @@ class CortexChatClient(_CortexClient):
     def _result_from_payload(self, request: CortexChatRequest, call: CallResult) -> CortexChatResult:
         payload = call.payload if isinstance(call.payload, dict) else {}
         if not payload.get("choices"):
-            raise BadResponseError("Cortex answered a chat completion without choices.")
+            raise BadResponseError("Cortex answered a chat completion without choices.", fix=UNEXPECTED_ANSWER_FIX)
         choice = payload["choices"][0]
         message = choice.get("message") or {}
         content = message.get("content")

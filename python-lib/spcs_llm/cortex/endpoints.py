@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spcs_llm.core.errors import BadResponseError
+from spcs_llm.cortex.errors import UNEXPECTED_ANSWER_FIX
 from spcs_llm.cortex.reasoning import ReasoningSettings
 from spcs_llm.cortex.tool_calls import ToolRequest
 from spcs_llm.dss.generation import GenerationParams, openai_generation_fields
@@ -54,7 +55,7 @@ def _vector(value: Any) -> list[float]:
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], list):
         value = value[0]
     if not isinstance(value, list) or not all(isinstance(x, (int, float)) for x in value):
-        raise BadResponseError("Cortex answered an embedding that is not a list of numbers.")
+        raise BadResponseError("Cortex answered an embedding that is not a list of numbers.", fix=UNEXPECTED_ANSWER_FIX)
     return [float(x) for x in value]
 
 
@@ -63,12 +64,13 @@ def parse_embed_answer(payload: Any, expected: int) -> EmbedAnswer:
     data = payload.get("data") if isinstance(payload, Mapping) else None
     if not isinstance(data, list) or len(data) != expected:
         got = len(data) if isinstance(data, list) else "no"
-        raise BadResponseError(f"Cortex answered {got} embeddings for {expected} texts.")
+        raise BadResponseError(f"Cortex answered {got} embeddings for {expected} texts.", fix=UNEXPECTED_ANSWER_FIX)
     ordered: list[list[float] | None] = [None] * expected
     for position, item in enumerate(data):
         index = item.get("index", position) if isinstance(item, Mapping) else position
         if not isinstance(index, int) or not 0 <= index < expected or ordered[index] is not None:
-            raise BadResponseError(f"Cortex answered an embedding with a bad index {index!r}.")
+            raise BadResponseError(f"Cortex answered an embedding with a bad index {index!r}.",
+                                   fix=UNEXPECTED_ANSWER_FIX)
         ordered[index] = _vector(item.get("embedding") if isinstance(item, Mapping) else None)
     usage = payload.get("usage") or {}
     total = usage.get("total_tokens")

@@ -42,6 +42,11 @@ CORTEX_FIXES: Mapping[type[SpcsLlmError], str] = {
 }
 
 
+# For answers Cortex itself sent in an unexpected shape (the transport's BadResponseError advice is about a wrong URL).
+UNEXPECTED_ANSWER_FIX = ("Retry the query; if it persists, check that the model is of the component's kind (chat or "
+                         "embedding) and the settings sent with it (JSON schema, tools, max tokens).")
+
+
 class CortexStreamError(BadResponseError):
     """Cortex ended a stream with an error event (snowflake-ml cortex/_complete.py MidStreamException)."""
 
