@@ -1,19 +1,8 @@
-"""Fixtures for the Cortex connector's unit tests: fresh endpoint state and token cache, mocked HTTP."""
+"""Fixtures for the Cortex connector's unit tests: mocked HTTP (process state is reset after every test by the
+root conftest's ``_fresh_process_state``)."""
 
 import pytest
 import responses
-
-from spcs_llm.core.auth import clear_token_cache
-from spcs_llm.core.endpoint_state import reset_endpoint_registry
-
-
-@pytest.fixture(autouse=True)
-def fresh_state():
-    reset_endpoint_registry()
-    clear_token_cache()
-    yield
-    reset_endpoint_registry()
-    clear_token_cache()
 
 
 @pytest.fixture
