@@ -314,7 +314,6 @@ def embedding_record(text: str, input_column: str) -> dict:
     return {input_column: _embedding_text(text)}
 
 
-_FLOAT_ONLY = {float}
 _JSON_NUMBERS = {float, int}
 
 
@@ -329,9 +328,12 @@ def _vector(value: Any) -> list[float] | None:
     if not isinstance(value, list) or not value:
         return None
     # One C-level pass over the types first: this runs for every row of every batch (bench/results/embed.md).
-    kinds = set(map(type, value))
-    if kinds == _FLOAT_ONLY:
+    # Counting the floats in a list of the types costs less than building a set of them (no hashing per value:
+    # 5.1 vs 6.6 µs for 384 floats, bench/results/fast_embed.md).
+    types = list(map(type, value))
+    if types.count(float) == len(types):
         return value
+    kinds = set(types)
     if not kinds <= _JSON_NUMBERS and not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
         return None  # bool is its own type, so true/false never pass as numbers
     return [float(x) for x in value]

@@ -1,6 +1,9 @@
 """Exact token counts from a local tokenizer.json, Hub-cache lookup without downloads, and the estimator."""
 
 import logging
+import math
+import random
+import re
 
 import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
@@ -173,3 +176,19 @@ def test_warnings_about_the_setting_carry_no_registered_secret(tmp_path, caplog)
     with caplog.at_level(logging.WARNING, logger="spcs_llm.core.tokens"):
         TokenCounter.for_setting(str(tmp_path / secret))
     assert caplog.text and secret not in caplog.text
+
+
+def _by_the_regex(text: str) -> int:
+    """The estimate as its docstring defines it: UTF-8 bytes / 4 or word and punctuation pieces, rounded up."""
+    pieces = len(re.findall(r"\w+|[^\w\s]", text))
+    return max(1, math.ceil(max(len(text.encode("utf-8")) / 4, pieces))) if text else 0
+
+
+def test_the_ascii_count_agrees_with_the_regex_on_every_character_and_mix():
+    characters = [chr(code) for code in range(128)]
+    rng = random.Random(22)
+    texts = characters + [a + b + c for a in "a_9 .\t\x1c-" for b in "a_9 .\t\x1c-" for c in "a_9 .\t\x1c-"]
+    texts += ["".join(rng.choice(characters) for _ in range(rng.randrange(1, 60))) for _ in range(2000)]
+    texts += ["a..b", "...", "word", " word", "word ", "x!y?z", "under_score 42 3.14", "tab\tand\x1funit sep"]
+    texts += ["naïve café", "字 and ascii", "\u00a0nbsp\u2003em"]  # non-ASCII: the regex path
+    assert [estimate_tokens(text) for text in texts] == [_by_the_regex(text) for text in texts]
