@@ -292,7 +292,7 @@ def limits(raw: dict[str, Any]) -> dict[str, str]:
 
 
 def reading(raw: dict[str, Any]) -> str:
-    """The stages, the before/after (issue 22, S2) when a run of the earlier code was given, and what limits each."""
+    """The stages, the before/after (issue 22) when a run of the earlier code was given, and what limits each."""
     stages, before = raw["stages_us_per_text"], raw.get("before")
     rows = []
     for name, cost in stages.items():
@@ -307,39 +307,33 @@ def reading(raw: dict[str, Any]) -> str:
                    / s["raw client"].get("first_texts_per_s", s["raw client"]["texts_per_s"]))
     return f"""Client CPU per stage (`stage_costs`: each stage alone over the corpus on one thread, best of 5; the whole
 client over a stub transport that answers at once, so no HTTP and no threads). "Before" is the committed run of this
-bench before issue 22 S3 ({before["commit"] if before else "not given"}).
+bench before this change ({before["commit"] if before else "not given"}).
 
 {table}
 
-What S3 changed (issue 22, "Fast without tuning"):
+What this change did (issue 22, "Less CPU per text"; every result and error as before, tested):
 
-- **Why 'tuned' was slower than the defaults (measured).** The sender pool had one thread per slot of 'Max
-  parallelism'. A thread gives its slot back when the answer's headers arrive, then reads, decodes and checks the
-  64 vectors and packs the next body; with 16 threads for 16 slots the slots idled meanwhile (the previous run:
-  bound 14.1 on average, 11.6 requests in flight), while the defaults' pool (64) had a thread for every one of the
-  63 batches. The pool now has two threads per slot (`SENDERS_PER_SLOT`), started only when there are batches.
-  Measured in this run: 'tuned' went from 0.62× to {tuned:.2f}× the raw client, level with the defaults
-  ({defaults:.2f}×). The bench now also times each component case's first call after start-up (the limiter
-  starting from a bound of 8) beside a second, steady call: they differ little here ({first_tuned:.2f}× vs
-  {tuned:.2f}× tuned), so learning the bound is not what holds the component back.
-- **The transport no longer reads the environment on every request.** `requests` merges proxy and CA settings from
-  the environment per request (`Session.merge_environment_settings`, 0.13 ms with this machine's 35 variables,
-  by timeit; it walks every variable twice); the transport reads them once per URL and still honours a proxy set in
-  the environment (tested).
-- Profiled (py-spy, GIL samples of the whole process at defaults) the rest is where the stage table says: decoding
-  (orjson, as the raw client), the vector checks (`protocol.py`) and the token estimate (`core/tokens.py`); the
-  transport's own Python (retry policy, limiter, ledger) measured serially over real HTTP cost the same CPU per
-  request as the raw client's `session.post` within noise (42.6 vs 43.4 µs per text).
+- **Token estimate** (`core/tokens.py`): ASCII text is counted without the regex: one `bytes.translate` to a class
+  per character (derived from the regex's own `\\w` and `\\s`) and four `bytes.count`s, and its byte length is its
+  length; other text still goes through the regex (tests compare both on every ASCII character and mixes).
+- **Vector checks** (`spcs/protocol.py`): the types of a vector's values are counted in a list (`list.count(float)`)
+  instead of hashed into a set; the finiteness check stays one `sum`.
+- **The session no longer trusts the environment** (`core/endpoint_state.py`): `requests` applied Basic auth from a
+  `~/.netrc` entry for the host over our `Authorization` header (tested) and looked for the file on every request;
+  the transport reads proxies and the CA bundle itself, once per URL (tested). `prepare_request` by timeit: 88 →
+  73 µs without a `.netrc`, 135 → 72 µs with one (for another host).
+- Still as measured before: the transport's own Python costs what the raw client's `session.post` does within noise
+  (42.6 vs 43.4 µs per text, serially over real HTTP); 'tuned' at {tuned:.2f}× and the defaults at {defaults:.2f}×
+  the raw client, the first call at {first_tuned:.2f}× (tuned).
 
 What limits each goal (measured):
 
 - component at defaults / raw client: {lim["defaults"]}.
 - component tuned / raw client: {lim["tuned"]}.
 - first call after start-up: {lim["first"]}.
-- client CPU per text / raw client's: {lim["cpu"]}. The vector checks (every value a float, finite) and the token
-  estimate keep every result as it was; they are per-value and per-character passes already at C level
-  (`set(map(type, vector))`, `sum`, one regex `findall`), in modules outside this change (`spcs/protocol.py`,
-  `core/tokens.py`).
+- client CPU per text / raw client's: {lim["cpu"]}. What is left per text beyond the raw client's work is the
+  vector checks (a type pass and a `sum` over 384 values: about 5 and 1.4 µs by timeit, the floor of a per-value
+  pass in Python) and the token estimate; the rest is the HTTP stack and the threads.
 
 Half-second rounds on two shared cores spread widely: read the per-round table; ratios are medians over rounds of
 one run."""
@@ -404,7 +398,7 @@ steady one. The reference algorithm (one text per request, serially) embeds the 
 once (its rate does not depend on the count).
 
 """ + result_sections(goals, table, per_round, (
-        "Goals before (the committed run before issue 22 S3, each a ratio within its own run):\n\n"
+        "Goals before (the committed run before this change, each a ratio within its own run):\n\n"
         f"{raw['before_table']}\n\n" if before else "") + reading(raw), raw['facts'])
 
 
