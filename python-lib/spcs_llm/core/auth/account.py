@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+import requests.auth
 
 from spcs_llm.core.errors import ConfigurationError, TransportError
 from spcs_llm.core.redaction import get_logger, redact
@@ -36,9 +37,25 @@ ACCOUNT_URL_FIX = (
 SESSION = "auth.account_session"  # the account calls' default session, process-wide, in the registry
 
 
+class OwnHeaders(requests.auth.AuthBase):
+    """The account calls carry their credential in headers they set themselves. An explicit ``auth`` stops
+    ``requests`` from applying a ``~/.netrc`` entry for the host, which would replace that Authorization header
+    (``Session.prepare_request`` consults .netrc only when no auth is given); proxies and CA bundles from the
+    environment still apply."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
+def _account_session() -> requests.Session:
+    session = requests.Session()
+    session.auth = OwnHeaders()
+    return session
+
+
 def default_session() -> requests.Session:
     """One pooled session for account calls when the caller gives none (closed by ``reset_process_state``)."""
-    return REGISTRY.setdefault(PROCESS, SESSION, requests.Session)
+    return REGISTRY.setdefault(PROCESS, SESSION, _account_session)
 
 
 class AccountClient:
