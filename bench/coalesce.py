@@ -152,6 +152,37 @@ assert abs(littles_law_ceiling(16, workers=1, row_ms=0.1, network_ms=50, service
            - 1000 / 15.1) < 1e-9
 
 
+def reading(raw: dict[str, Any]) -> str:
+    """Each profile's figures against its ceilings, from this run (the mechanisms behind them: bench/README.md,
+    "Coalescing")."""
+    lines = ["Generated from this run (ratios within it; rounds on two shared cores spread by about ±5 %)."]
+    for profile, p in raw["profiles"].items():
+        summary = raw["summary"][profile]
+        shared, alone = summary["16 threads, coalescing"], summary["16 threads, no coalescing"]
+        ceiling, one_row = summary["bound_16_callers_texts_per_s"], summary["bound_one_row_requests_texts_per_s"]
+        per_text_ms = p.get("service_ms", 0.0) / max(shared["texts_per_request"], 1.0) + p["row_ms"]
+        busy = shared["texts_per_s"] * per_text_ms / 1000.0 / p["workers"]
+        ratio = shared["texts_per_s"] / ceiling
+        line = (f"- **{profile}**: coalescing {shared['texts_per_s']:.0f} texts/s, {ratio:.2f}× the ceiling of "
+                f"{ceiling:.0f}, in {shared['texts_per_request']:.1f} texts a request, {shared['sent_429']} 429s, "
+                f"workers busy {busy:.0%}; without coalescing {alone['texts_per_s']:.0f} texts/s "
+                f"({alone['sent_429']} 429s), under a one-row ceiling of {one_row:.0f}.")
+        if ceiling / one_row < 1.05:
+            line += (" Both share one ceiling (no cost per request), so coalescing cannot be 3× faster here: it can "
+                     "only remove overhead.")
+        if busy >= 0.85:
+            line += " The workers are the limit."
+        elif p.get("service_ms"):
+            line += (" The worker's time goes mostly to the cost of each request: requests carry too few texts, "
+                     "and the limiter's bound decides how many are in flight.")
+        elif busy < 0.5:
+            line += " The workers are mostly idle: the limit is on the client's side."
+        else:
+            line += " Besides the workers, 429 back-offs leave callers with no text in flight."
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def report(raw: dict[str, Any]) -> str:
     summary = raw["summary"]
     possible = {profile: summary[profile]["bound_16_callers_texts_per_s"]
@@ -200,7 +231,7 @@ Little's-law ceiling of {raw['threads']} one-text callers (`littles_law_ceiling`
 W·N / (S + N·r)) for W workers, S ms per request and r per row, the asymptotic bounds of a closed system): {bounds};
 the same in one-row requests (no coalescing: W / (S + r) for the workers): {one_row} texts/s.
 
-""" + result_sections(goals, table, per_round, raw.get('reading', ''), raw['facts'])
+""" + result_sections(goals, table, per_round, reading(raw), raw['facts'])
 
 
 def _options(parser: argparse.ArgumentParser) -> None:

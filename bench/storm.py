@@ -128,6 +128,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "summary": summary}
 
 
+def reading(raw: dict[str, Any]) -> str:
+    """What limits each case, from this run's measurements (the mechanisms: bench/README.md, "429 storm")."""
+    s, summary = raw["settings"], raw["summary"]
+    service_ms = raw["rows_per_call"] * s["row_ms"]
+    travelling = s["workers"] * s["network_ms"] / service_ms
+    needed = s["workers"] * (s["network_ms"] + service_ms) / service_ms
+    lines = [f"Generated from this run. The service needs about {needed:.0f} requests in flight to keep its "
+             f"{s['workers']} workers busy ({s['network_ms'] + service_ms:g} ms in flight for {service_ms:g} ms of "
+             f"work each, one call per request) and refuses above about {travelling + s['workers'] + s['queue']:.0f} "
+             f"({travelling:.0f} travelling + {s['workers'] + s['queue']} admitted).", ""]
+    for case in CASES:
+        mine = [r for r in raw["runs"] if r["case"] == case]
+        rounds = len(mine)
+        bound = sum(r["bound_mean"] for r in mine) / rounds
+        in_flight = sum(r["in_flight_mean"] for r in mine) / rounds
+        cpu = sum(r["client_cpu_cores"] for r in mine) / rounds
+        refusals = sum(r["sent_429"] for r in mine) / rounds
+        rows_per_request = sum(r["rows"] for r in mine) / max(1, sum(r["served_requests"] for r in mine))
+        of_capacity = summary[case]["of_capacity"]
+        goal = "" if case == "fixed" else f" ({'at or above' if of_capacity >= 0.9 else 'below'} the 0.9× goal)"
+        gap = ("callers waiting out back-offs after 429s hold no request" if bound - in_flight > 2 else
+               "a released slot is taken again only when its next caller thread runs")
+        lines.append(
+            f"- **{case}**: {of_capacity:.2f}× of capacity{goal}; the bound averaged {bound:.1f} and {in_flight:.1f} "
+            f"requests were in flight ({bound - in_flight:.1f} below the bound: {gap}); {rows_per_request:.1f} rows "
+            f"a request; {refusals:.0f} 429s a round, each costing its caller a back-off; client CPU {cpu:.2f} cores "
+            "of 2.")
+    lines += ["", "Rounds on two shared cores spread by about ±5 % between runs; the per-round table has them all."]
+    return "\n".join(lines)
+
+
 def report(raw: dict[str, Any]) -> str:
     summary, settings = raw["summary"], raw["settings"]
     goals = [goal for case in ("adaptive", "defaults") for goal in (
@@ -161,7 +192,7 @@ pins its bound at {raw['callers']} (the limiter before issue 13); `defaults` is 
 at its llm.json default ('Max parallelism' {raw.get('default_ceiling', '?')}, a ceiling; 5 ms coalescing window;
 6 attempts, back-off from 1 s with full jitter).
 
-""" + result_sections(goals, table, per_round, raw.get('reading', ''), raw['facts'])
+""" + result_sections(goals, table, per_round, reading(raw), raw['facts'])
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
