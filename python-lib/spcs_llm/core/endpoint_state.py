@@ -16,6 +16,7 @@ from spcs_llm.core.config import EndpointConfig
 from spcs_llm.core.cost import LEDGER, BusyTimeLedger, ledger_for
 from spcs_llm.core.limiter import EndpointLimiter
 from spcs_llm.core.registry import REGISTRY, endpoint_key
+from spcs_llm.core.sessions import credential_session
 
 MIN_POOL_SIZE = 10
 # An idle model service suspends after 30 min without traffic (Snowflake docs, "Service Management & Scaling":
@@ -75,24 +76,10 @@ def _mount_pool(session: requests.Session, pool_size: int) -> requests.Session:
     return session
 
 
-def _new_session(pool_size: int) -> requests.Session:
-    """A pooled session that never consults ``~/.netrc``.
-
-    A session that trusts the environment applies Basic auth from a ``.netrc`` entry for the host in
-    ``prepare_request``, replacing the ``Authorization`` header the transport sets
-    (https://requests.readthedocs.io/en/latest/user/authentication/#netrc-authentication), and looks for the file
-    on every request. The environment's proxies and CA bundle are read by the transport instead, once per URL
-    (``Transport._environment``).
-    """
-    session = requests.Session()
-    session.trust_env = False
-    return _mount_pool(session, pool_size)
-
-
 def _new_state(key: str, limit: int, clock: Callable[[], float]) -> EndpointState:
     pool_size = max(limit, MIN_POOL_SIZE)
     return EndpointState(
-        base_url=key, session=_new_session(pool_size),
+        base_url=key, session=_mount_pool(credential_session(), pool_size),
         limiter=EndpointLimiter(limit, name=key, clock=clock), ledger=ledger_for(key), pool_size=pool_size,
     )
 

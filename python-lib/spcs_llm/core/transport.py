@@ -9,7 +9,6 @@ Redirects are never followed: a 3xx from the ingress is an auth answer.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Callable
@@ -18,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.utils import get_environ_proxies
 
 from spcs_llm.core.backend import PLAIN, BackendProfile
 from spcs_llm.core.config import EndpointConfig
@@ -270,18 +268,14 @@ class Transport:
         """What ``Session.request`` would merge from the environment (proxies, CA bundle), read once per URL.
 
         ``requests`` reads every environment variable for proxies on each request (about 0.1 ms, twice per request:
-        bench/results/fast_embed.md); the process's proxy settings do not change while DSS runs a component. The
-        session does not trust the environment (so that ``.netrc`` never replaces the credential,
-        ``endpoint_state._new_session``): the proxies (``HTTPS_PROXY``, ``NO_PROXY``, …) and the CA bundle
-        (``REQUESTS_CA_BUNDLE``, then ``CURL_CA_BUNDLE``) are read here as ``Session.merge_environment_settings``
-        reads them when it does (https://requests.readthedocs.io/en/latest/user/advanced/#proxies and
-        #ssl-cert-verification).
+        bench/results/fast_embed.md); the process's proxy settings do not change while DSS runs a component, so
+        ``Session.merge_environment_settings`` (proxies such as ``HTTPS_PROXY`` and ``NO_PROXY``, the CA bundle from
+        ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``) runs here once per URL.
         """
         settings = self._environments.get(url)
         if settings is None:
-            ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
             settings = self._environments[url] = self.state.session.merge_environment_settings(
-                url, get_environ_proxies(url, no_proxy=None), None, ca_bundle, None)
+                url, {}, None, None, None)
         return {**settings, "stream": stream}
 
     def _result(self, call: _Call, answer: _Answer) -> CallResult:

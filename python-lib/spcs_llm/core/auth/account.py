@@ -13,12 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
-import requests.auth
 
 from spcs_llm.core.errors import ConfigurationError, TransportError
 from spcs_llm.core.redaction import get_logger, redact
 from spcs_llm.core.registry import PROCESS, REGISTRY
 from spcs_llm.core.retry import RetryableError, RetryPolicy, RetrySettings, parse_retry_after
+from spcs_llm.core.sessions import credential_session
 
 logger = get_logger(__name__)
 
@@ -37,25 +37,10 @@ ACCOUNT_URL_FIX = (
 SESSION = "auth.account_session"  # the account calls' default session, process-wide, in the registry
 
 
-class OwnHeaders(requests.auth.AuthBase):
-    """The account calls carry their credential in headers they set themselves. An explicit ``auth`` stops
-    ``requests`` from applying a ``~/.netrc`` entry for the host, which would replace that Authorization header
-    (``Session.prepare_request`` consults .netrc only when no auth is given); proxies and CA bundles from the
-    environment still apply."""
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        return request
-
-
-def _account_session() -> requests.Session:
-    session = requests.Session()
-    session.auth = OwnHeaders()
-    return session
-
-
 def default_session() -> requests.Session:
-    """One pooled session for account calls when the caller gives none (closed by ``reset_process_state``)."""
-    return REGISTRY.setdefault(PROCESS, SESSION, _account_session)
+    """One pooled session for account calls when the caller gives none (closed by ``reset_process_state``); like
+    every session of the connector it keeps the Authorization header the call sets (``core/sessions.py``)."""
+    return REGISTRY.setdefault(PROCESS, SESSION, credential_session)
 
 
 class AccountClient:
