@@ -5,6 +5,7 @@ it as DSS sends it)."""
 import jinja2
 import pytest
 
+from chat_samples import CONVERSATIONS
 from spcs_llm.dss.conversation import normalise
 from spcs_llm.spcs.dss_adapter import messages_from_query
 from spcs_llm.spcs.templates import FAMILY_NAMES, family_spec, render_chat, template_source
@@ -12,20 +13,6 @@ from spcs_llm.spcs.templates import FAMILY_NAMES, family_spec, render_chat, temp
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
-CONVERSATIONS = {
-    "single": [{"role": "user", "content": "What is SPCS?"}],
-    "system_multi": [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello!"},
-        {"role": "user", "content": "  2+2?\n"},
-    ],
-    "multi": [
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello!"},
-        {"role": "user", "content": "Tell me more."},
-    ],
-}
 # The models' own Mistral v0.1 template has no system role: compare it on conversations it accepts.
 ACCEPTED = {family: sorted(CONVERSATIONS) for family in FAMILY_NAMES}
 ACCEPTED["mistral"] = ["single", "multi"]

@@ -14,6 +14,8 @@ import jinja2
 import pytest
 import tomllib
 
+from chat_samples import CONVERSATIONS as CONVERSATIONS_SHARED
+from chat_samples import SYSTEM_SINGLE
 from spcs_llm.spcs.templates import FAMILY_NAMES, render_chat
 from spcs_standin import chat_templates
 from spcs_standin.chat_templates import client_prompts, family_names, family_template, render_family
@@ -23,23 +25,9 @@ transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 ROOT = Path(__file__).resolve().parents[3]
 
-# The conversations of the connector's golden test (tests/unit/spcs/test_templates_transformers.py), plus one with
+# The conversations of the connector's golden test (tests/chat_samples.py), plus one with
 # a system prompt alone before the question: what the tiny model is trained on.
-CONVERSATIONS = {
-    "single": [{"role": "user", "content": "What is SPCS?"}],
-    "system_single": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
-    "system_multi": [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello!"},
-        {"role": "user", "content": "  2+2?\n"},
-    ],
-    "multi": [
-        {"role": "user", "content": "Hi"},
-        {"role": "assistant", "content": "Hello!"},
-        {"role": "user", "content": "Tell me more."},
-    ],
-}
+CONVERSATIONS = {**CONVERSATIONS_SHARED, "system_single": SYSTEM_SINGLE}
 # Mistral v0.1's own template has no system role: compare it on the conversations it accepts.
 ACCEPTED = {family: sorted(CONVERSATIONS) for family in family_names()}
 ACCEPTED["mistral"] = ["single", "multi"]
